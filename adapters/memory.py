@@ -1,0 +1,75 @@
+"""The in-memory store: for tests, simulations and embedding without persistence."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+
+from workflow.domain import Case
+from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
+from workflow.events import Event
+
+
+class MemoryStore:
+    """Holds each case's snapshot and events in dicts, behind one lock.
+
+    Snapshots and events are frozen records and are shared, not copied; ``events()``
+    returns a new list each time. Nothing survives the process.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._snapshots: dict[str, Case] = {}
+        self._events: dict[str, list[Event]] = {}
+
+    def load(self, case_id: str) -> Case:
+        try:
+            return self._snapshots[case_id]
+        except KeyError:
+            raise CaseNotFound(case_id) from None
+
+    def append(self, snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
+        check_append(snapshot, events, expected_version)
+        case_id = snapshot.id
+        with self._lock:
+            current = self._snapshots.get(case_id)
+            found = current.version if current is not None else 0
+            if found != expected_version:
+                raise ConcurrencyConflict(case_id, expected_version, found)
+            if current is None:
+                self._events[case_id] = list(events)
+            else:
+                self._events[case_id].extend(events)
+            self._snapshots[case_id] = snapshot
+
+    def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        try:
+            stored = self._events[case_id]
+        except KeyError:
+            raise CaseNotFound(case_id) from None
+        return stored[after_seq:]
+
+    def case_ids(self) -> Iterator[str]:
+        return iter(list(self._snapshots))
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def check_append(snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
+    """Refuse an append whose events do not continue the case at ``expected_version``
+    or whose snapshot is not at the last event. Every adapter calls this first."""
+    if not events:
+        raise StoreError(f"append to case {snapshot.id} with no events")
+    for offset, event in enumerate(events, start=1):
+        if event.case_id != snapshot.id:
+            raise StoreError(f"event for case {event.case_id} appended to case {snapshot.id}")
+        if event.seq != expected_version + offset:
+            raise StoreError(
+                f"case {snapshot.id}: event seq {event.seq}, expected {expected_version + offset}"
+            )
+    if snapshot.version != events[-1].seq:
+        raise StoreError(
+            f"case {snapshot.id}: snapshot version {snapshot.version} is not the last event's "
+            f"seq {events[-1].seq}"
+        )

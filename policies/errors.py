@@ -1,0 +1,49 @@
+"""The root of complaintflow's errors, and the errors of the policy layer.
+
+The root lives here, in the lowest layer, because ``policies`` imports nothing else of
+complaintflow (see ``docs/decisions/0002-error-root-in-policies.md``).  ``workflow.errors``
+re-exports it; users import every error from ``workflow`` or ``workflow.errors``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class ComplaintflowError(Exception):
+    """Root of every error complaintflow raises on purpose."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong in a policy file: where it is and what is wrong."""
+
+    location: str
+    message: str
+
+    def __str__(self) -> str:
+        return f"{self.location}: {self.message}" if self.location else self.message
+
+
+class PolicyFileError(ComplaintflowError):
+    """A policy file (or policy data) could not be loaded: names the file, each location
+    and what is wrong there."""
+
+    def __init__(self, file: str, problems: list[Problem]) -> None:
+        self.file = file
+        self.problems = tuple(problems)
+        lines = "\n".join(f"  - {p}" for p in self.problems)
+        super().__init__(f"policy file {file} is not valid:\n{lines}")
+
+
+class MoneyError(ComplaintflowError, ValueError):
+    """An amount of money is malformed: a float, an unknown currency, too many decimals."""
+
+
+class CurrencyMismatch(MoneyError):
+    """Two amounts in different currencies were combined or compared."""
+
+    def __init__(self, left: str, right: str) -> None:
+        self.left = left
+        self.right = right
+        super().__init__(f"cannot combine amounts in {left} and {right}")

@@ -1,0 +1,95 @@
+"""complaintflow's engine: customer complaints as a checked, timed, auditable workflow.
+
+Import everything a user needs from here::
+
+    from workflow import Engine, ManualClock, Money, Remedy
+"""
+
+from policies.decision import Decision, Outcome
+from policies.model import OfferRequest, Policy, decide_offer, default_policy
+from policies.money import Money
+from policies.remedy import Remedy
+from workflow.checklist import CHECKLIST, STEP_NAMES, State, allowed_steps, mermaid
+from workflow.clock import Clock, ManualClock, SystemClock
+from workflow.domain import (
+    Actor,
+    Case,
+    Channel,
+    ComplainantType,
+    Customer,
+    Escalation,
+    Feedback,
+    Note,
+    Offer,
+    OfferStatus,
+    Priority,
+    Promise,
+)
+from workflow.engine import Engine
+from workflow.errors import (
+    AuditFailure,
+    CaseNotFound,
+    ComplaintflowError,
+    ConcurrencyConflict,
+    CurrencyMismatch,
+    InvalidStepData,
+    MissingInformation,
+    MoneyError,
+    PolicyFileError,
+    PolicyViolation,
+    StepNotAllowed,
+    StepRefused,
+    StoreError,
+)
+from workflow.events import GENESIS, Event
+from workflow.replay import replay
+from workflow.store import Store
+
+__all__ = [
+    "CHECKLIST",
+    "GENESIS",
+    "STEP_NAMES",
+    "Actor",
+    "AuditFailure",
+    "Case",
+    "CaseNotFound",
+    "Channel",
+    "Clock",
+    "ComplainantType",
+    "ComplaintflowError",
+    "ConcurrencyConflict",
+    "CurrencyMismatch",
+    "Customer",
+    "Decision",
+    "Engine",
+    "Escalation",
+    "Event",
+    "Feedback",
+    "InvalidStepData",
+    "ManualClock",
+    "MissingInformation",
+    "Money",
+    "MoneyError",
+    "Note",
+    "Offer",
+    "OfferRequest",
+    "OfferStatus",
+    "Outcome",
+    "Policy",
+    "PolicyFileError",
+    "PolicyViolation",
+    "Priority",
+    "Promise",
+    "Remedy",
+    "State",
+    "StepNotAllowed",
+    "StepRefused",
+    "Store",
+    "StoreError",
+    "SystemClock",
+    "allowed_steps",
+    "decide_offer",
+    "default_policy",
+    "mermaid",
+    "replay",
+]

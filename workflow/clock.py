@@ -1,0 +1,57 @@
+"""Time comes from an injected clock. Every datetime complaintflow keeps is aware UTC."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Protocol, runtime_checkable
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Anything with ``now()`` returning an aware datetime."""
+
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    """The wall clock, in UTC. Reads ``datetime.now`` on every call, so freezegun works."""
+
+    def now(self) -> datetime:
+        return datetime.now(UTC)
+
+
+class ManualClock:
+    """A clock that moves only when told: for tests, simulations and the demo."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = to_utc(start, "ManualClock start")
+
+    def now(self) -> datetime:
+        return self._now
+
+    def advance(self, delta: timedelta | None = None, **kwargs: float) -> datetime:
+        """Move forward by ``delta`` or by ``timedelta(**kwargs)``; returns the new now."""
+        step = delta if delta is not None else timedelta(**kwargs)
+        if step < timedelta(0):
+            raise ValueError("a clock cannot move backwards")
+        self._now = self._now + step
+        return self._now
+
+    def set(self, when: datetime) -> None:
+        """Jump to ``when`` (aware; not earlier than now)."""
+        when = to_utc(when, "ManualClock.set")
+        if when < self._now:
+            raise ValueError("a clock cannot move backwards")
+        self._now = when
+
+
+def to_utc(value: datetime, where: str) -> datetime:
+    """``value`` converted to UTC. A naive datetime is refused, naming ``where``."""
+    if not isinstance(value, datetime):
+        raise TypeError(f"{where}: expected a datetime, got {type(value).__name__}")
+    if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
+        raise ValueError(
+            f"{where}: naive datetime {value.isoformat()} refused; give a time zone "
+            "(for example datetime.now(timezone.utc))"
+        )
+    return value.astimezone(UTC)

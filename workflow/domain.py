@@ -1,0 +1,240 @@
+"""Domain types: the case, its customer, offers, promise, notes and the actor of a step.
+
+Records the engine keeps for every case (``Case`` and the records inside it) are frozen
+pydantic dataclasses with ``__slots__``: validated when built from outside data, compact
+when many open cases are held in memory. Changing a case means building a new one.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+from pydantic import Field, TypeAdapter, field_validator
+from pydantic.dataclasses import dataclass
+
+from policies.decision import Decision
+from policies.remedy import Remedy
+
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+
+
+class Channel(StrEnum):
+    EMAIL = "email"
+    PHONE = "phone"
+    CHAT = "chat"
+    SOCIAL = "social"
+    SMS = "sms"
+    WEB = "web"
+
+
+class ComplainantType(StrEnum):
+    MEEK = "meek"
+    AGGRESSIVE = "aggressive"
+    HIGH_ROLLER = "high-roller"
+    RIP_OFF = "rip-off"
+    CHRONIC = "chronic"
+    UNKNOWN = "unknown"
+
+
+class Priority(StrEnum):
+    LOW = "low"
+    NORMAL = "normal"
+    HIGH = "high"
+    URGENT = "urgent"
+
+
+class OfferStatus(StrEnum):
+    AWAITING_APPROVAL = "awaiting_approval"
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    DECLINED = "declined"
+    REFUSED = "refused"
+
+
+_ACTOR = re.compile(r"^(?P<role>[a-z][a-z0-9_-]*):(?P<id>\S.*)$")
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who takes a step: a role and an id. Written ``role:id``, e.g. ``agent:alice``."""
+
+    role: Slug
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+
+    def __str__(self) -> str:
+        return f"{self.role}:{self.id}"
+
+    @classmethod
+    def parse(cls, value: Actor | str) -> Actor:
+        """An ``Actor`` from ``role:id`` text (or an ``Actor``, returned as is)."""
+        if isinstance(value, Actor):
+            return value
+        if not isinstance(value, str):
+            raise TypeError(f"actor must be 'role:id' text or an Actor, got {type(value).__name__}")
+        match = _ACTOR.match(value)
+        if match is None:
+            raise ValueError(
+                f"actor {value!r} is not 'role:id' (for example 'agent:alice' or 'customer:c-42')"
+            )
+        return cls(role=match.group("role"), id=match.group("id"))
+
+
+@dataclass(frozen=True, slots=True)
+class Customer:
+    """The complaining customer. ``account`` is their account number with the company."""
+
+    id: Annotated[str, Field(min_length=1, max_length=200)]
+    name: Annotated[str, Field(min_length=1, max_length=500)]
+    contact: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    account: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    tier: Slug = "standard"
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    text: Text
+    by: str
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """One offer: one or more remedy options for the customer to choose from."""
+
+    number: int
+    options: tuple[Remedy, ...]
+    offered_by: str
+    offered_at: datetime
+    decision: Decision
+    status: OfferStatus
+    approved_by: str | None = None
+    chosen: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Promise:
+    """What was agreed and by when; ``kept_at`` and ``evidence`` once it is kept."""
+
+    description: Text
+    due_at: datetime
+    made_at: datetime
+    made_by: str
+    offer: int
+    option: int
+    kept_at: datetime | None = None
+    kept_by: str | None = None
+    evidence: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Escalation:
+    reason: Text
+    to_role: Slug
+    by: str
+    at: datetime
+    resume_to: str
+
+
+@dataclass(frozen=True, slots=True)
+class Feedback:
+    at: datetime
+    by: str
+    score: int | None = None
+    comment: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """One complaint, as it stands after its last event (``version`` = that event's seq)."""
+
+    id: str
+    customer: Customer
+    channel: Channel
+    state: str
+    opened_at: datetime
+    updated_at: datetime
+    version: int
+    head_hash: str
+    policy_version: str
+    subject: str | None = None
+    details: str | None = None
+    category: Slug | None = None
+    occurred_on: date | None = None
+    priority: Priority = Priority.NORMAL
+    complainant_type: ComplainantType = ComplainantType.UNKNOWN
+    assignee: str | None = None
+    transfers: int = 0
+    notes: tuple[Note, ...] = ()
+    offers: tuple[Offer, ...] = ()
+    declines: int = 0
+    promise: Promise | None = None
+    feedback_requested_at: datetime | None = None
+    feedback: tuple[Feedback, ...] = ()
+    escalation: Escalation | None = None
+    escalations: int = 0
+    sla_paused: bool = False
+    closed_at: datetime | None = None
+    resolution: str | None = None
+    reopened: int = 0
+
+    @field_validator("opened_at", "updated_at", "closed_at", "feedback_requested_at")
+    @classmethod
+    def _aware(cls, value: datetime | None) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetimes are refused")
+        return value
+
+    @property
+    def current_offer(self) -> Offer | None:
+        """The latest offer, if any."""
+        return self.offers[-1] if self.offers else None
+
+
+T = TypeVar("T")
+
+
+_EVOLVERS: dict[type, Callable[..., Any]] = {}
+
+
+def _make_evolver(cls: type) -> Callable[..., Any]:
+    """``def evolve(record, changes)`` unrolled over ``cls``'s slots (compiled once)."""
+    names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
+    lines = ["def evolve(record, changes):", "    new = new_(cls)", "    get = changes.get"]
+    lines += [f"    set_(new, {n!r}, get({n!r}, record.{n}))" for n in names]
+    lines.append("    return new")
+    scope: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), scope)  # noqa: S102 - code built from the class's own slot names
+    evolver: Callable[..., Any] = scope["evolve"]
+    return evolver
+
+
+def evolve(record: T, **changes: Any) -> T:
+    """A copy of a frozen slots record with ``changes`` applied.
+
+    No validation: the engine calls it only with values it has validated already. This
+    is the hot path of every step (``dataclasses.replace`` would re-validate every field).
+    """
+    cls = type(record)
+    evolver = _EVOLVERS.get(cls)
+    if evolver is None:
+        evolver = _EVOLVERS[cls] = _make_evolver(cls)
+    result: T = evolver(record, changes)
+    return result
+
+
+CASE_ADAPTER: TypeAdapter[Case] = TypeAdapter(Case)
+
+
+def case_to_json(case: Case) -> bytes:
+    """The case as JSON (Money amounts as strings, datetimes ISO 8601)."""
+    return CASE_ADAPTER.dump_json(case)
+
+
+def case_from_json(data: bytes | str) -> Case:
+    """A case from ``case_to_json`` output, validated."""
+    return CASE_ADAPTER.validate_json(data)

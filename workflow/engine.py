@@ -1,0 +1,343 @@
+"""The engine: takes a step on a case, checked, recorded and stored atomically.
+
+One step: load the case, fire the checklist machine (its guard checks order, data,
+policy), build the hash-chained event, apply it to get the new snapshot, append both to
+the store with the version it was loaded at, log, return the new case.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from datetime import date, datetime
+from typing import Any, TypeVar
+
+import structlog
+from pydantic import TypeAdapter, ValidationError
+
+from policies.model import Policy, decide_offer, default_policy
+from policies.remedy import Remedy
+from workflow.checklist import allowed_steps, fire, is_allowed
+from workflow.clock import Clock, SystemClock, to_utc
+from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
+from workflow.errors import (
+    ComplaintflowError,
+    ConcurrencyConflict,
+    InvalidStepData,
+    StepNotAllowed,
+)
+from workflow.events import GENESIS, Event, make_event
+from workflow.guards import GUARDS, DecideHook, StepContext
+from workflow.replay import OPEN_EVENT, apply, opened_case, replay
+from workflow.store import Store
+
+T = TypeVar("T")
+
+_CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
+_DATE: TypeAdapter[date] = TypeAdapter(date)
+_SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+
+
+def _new_case_id() -> str:
+    return f"case-{uuid.uuid4().hex}"
+
+
+class Engine:
+    """Runs complaints through the checklist.
+
+    ``store`` holds the cases; ``policy`` decides (the permissive default if omitted);
+    ``clock`` gives ``now`` (UTC wall clock if omitted); ``decide`` is the offer-decision
+    hook (``policies.decide_offer`` by default); ``logger`` is a structlog logger
+    (``structlog.get_logger("complaintflow")`` by default; the library configures
+    nothing globally).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        policy: Policy | None = None,
+        clock: Clock | None = None,
+        decide: DecideHook | None = None,
+        logger: Any = None,
+        new_case_id: Callable[[], str] = _new_case_id,
+    ) -> None:
+        self.store = store
+        self.policy = policy if policy is not None else default_policy()
+        self.clock = clock if clock is not None else SystemClock()
+        self._decide = decide if decide is not None else decide_offer
+        self._log = logger if logger is not None else structlog.get_logger("complaintflow")
+        self._new_case_id = new_case_id
+        self._stamp = self.policy.stamp
+
+    # -- reading ---------------------------------------------------------------------
+
+    def get(self, case_id: str) -> Case:
+        """The case as it stands now. Raises ``CaseNotFound``."""
+        return self.store.load(case_id)
+
+    def history(self, case_id: str) -> list[Event]:
+        """The case's events, oldest first."""
+        return self.store.events(case_id)
+
+    def replay(self, case_id: str) -> Case:
+        """The case rebuilt from its events alone (equal to ``get`` for a sound store)."""
+        return replay(self.store.events(case_id))
+
+    def allowed_steps(self, case_id: str) -> tuple[str, ...]:
+        """The steps and actions the case accepts now."""
+        return allowed_steps(self.store.load(case_id).state)
+
+    def now(self) -> datetime:
+        return to_utc(self.clock.now(), "clock.now()")
+
+    # -- writing ---------------------------------------------------------------------
+
+    def open_case(
+        self,
+        *,
+        actor: Actor | str,
+        customer: Customer | Mapping[str, Any],
+        channel: Channel | str,
+        subject: str | None = None,
+        details: str | None = None,
+        category: str | None = None,
+        occurred_on: date | str | None = None,
+        priority: Priority | str = Priority.NORMAL,
+        complainant_type: ComplainantType | str = ComplainantType.UNKNOWN,
+        case_id: str | None = None,
+    ) -> Case:
+        """Open a complaint: the case starts ``received``, with an ``open`` event."""
+        who = str(Actor.parse(actor))
+        cid = case_id if case_id is not None else self._new_case_id()
+        try:
+            cust = customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(
+                customer
+            )
+            data: dict[str, Any] = {
+                "customer": _CUSTOMER.dump_python(cust, mode="json", exclude_none=True),
+                "channel": Channel(channel).value,
+                "priority": Priority(priority).value,
+                "complainant_type": ComplainantType(complainant_type).value,
+            }
+            if subject is not None:
+                data["subject"] = subject
+            if details is not None:
+                data["details"] = details
+            if occurred_on is not None:
+                data["occurred_on"] = _DATE.validate_python(occurred_on).isoformat()
+            if category is not None:
+                data["category"] = _SLUG.validate_python(category)
+            event = make_event(cid, 1, OPEN_EVENT, self.now(), who, data, self._stamp, GENESIS)
+            case = opened_case(event, cust)
+        except ValidationError as exc:
+            raise InvalidStepData(
+                case_id=cid,
+                state="(new)",
+                step=OPEN_EVENT,
+                allowed=(OPEN_EVENT,),
+                problems=[(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()],
+            ) from None
+        except ValueError as exc:
+            raise InvalidStepData(
+                case_id=cid, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
+                problems=[("open", str(exc))],
+            ) from None
+        self.store.append(case, (event,), expected_version=0)
+        self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
+        return case
+
+    def step(self, case_id: str, step: str, *, actor: Actor | str, **inputs: Any) -> Case:
+        """Take ``step`` (any step or action by name) with its inputs.
+
+        Refused steps raise ``StepNotAllowed``, ``MissingInformation``, ``InvalidStepData``
+        or ``PolicyViolation``, and nothing is written. A concurrent change raises
+        ``ConcurrencyConflict`` (see ``retrying``).
+        """
+        who = Actor.parse(actor)
+        case = self.store.load(case_id)
+        try:
+            spec = GUARDS[step]
+        except KeyError:
+            raise StepNotAllowed(
+                case_id=case_id, state=case.state, step=step,
+                allowed=allowed_steps(case.state), reason=f"there is no step called {step!r}",
+            ) from None
+        guard, accepted = spec
+        if not is_allowed(case.state, step):
+            self._refused(case, step, "out of order")
+            raise StepNotAllowed(
+                case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state)
+            )
+        unknown = inputs.keys() - accepted
+        if unknown:
+            raise InvalidStepData(
+                case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state),
+                problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
+            )
+        now = self.now()
+        ctx = StepContext(case, step, who, now, self.policy, inputs, self._decide)
+        try:
+            state, data = fire(step, case, inputs, lambda: guard(ctx))
+        except ComplaintflowError as exc:
+            self._refused(case, step, str(exc))
+            raise
+        event = make_event(
+            case_id, case.version + 1, step, now, str(who), dict(data), self._stamp, case.head_hash
+        )
+        new = apply(case, event, state)
+        self.store.append(new, (event,), expected_version=case.version)
+        self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
+        return new
+
+    def _refused(self, case: Case, step: str, reason: str) -> None:
+        self._log.info("step refused", case_id=case.id, step=step, state=case.state, reason=reason)
+
+    def retrying(self, action: Callable[[], T], *, attempts: int = 3) -> T:
+        """Run ``action`` (which loads the case afresh each time, as every ``Engine`` step
+        does), retrying it when another writer changed the case first.
+
+        >>> engine.retrying(lambda: engine.add_note(case_id, actor="agent:a", text="…"))
+        """
+        if attempts < 1:
+            raise ValueError("attempts must be at least 1")
+        for attempt in range(1, attempts + 1):
+            try:
+                return action()
+            except ConcurrencyConflict:
+                if attempt == attempts:
+                    raise
+                self._log.info("retrying after a concurrent change", attempt=attempt)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the checklist, one method per step -----------------------------------------
+
+    def acknowledge(
+        self, case_id: str, *, actor: Actor | str, message: str | None = None
+    ) -> Case:
+        """Acknowledge the complaint to the customer, at once."""
+        return self.step(case_id, "acknowledge", actor=actor, message=message)
+
+    def listen(self, case_id: str, *, actor: Actor | str, note: str) -> Case:
+        """Record that the agent listened: ``note`` is the customer's account."""
+        return self.step(case_id, "listen", actor=actor, note=note)
+
+    def record(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        category: str | None = None,
+        subject: str | None = None,
+        contact: str | None = None,
+        occurred_on: date | str | None = None,
+        details: str | None = None,
+    ) -> Case:
+        """Record the complaint: category, subject, contact, date it happened, details
+        (each may be known from opening the case already)."""
+        return self.step(
+            case_id, "record", actor=actor, category=category, subject=subject,
+            contact=contact, occurred_on=occurred_on, details=details,
+        )
+
+    def apologise(self, case_id: str, *, actor: Actor | str, message: str) -> Case:
+        """Apologise, thanking the customer for raising the complaint."""
+        return self.step(case_id, "apologise", actor=actor, message=message)
+
+    def offer_remedy(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        options: Sequence[Remedy | Mapping[str, Any]],
+        note: str | None = None,
+    ) -> Case:
+        """Offer one or more remedies; the policy decides (it may need approval)."""
+        return self.step(case_id, "offer_remedy", actor=actor, options=options, note=note)
+
+    def approve_offer(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
+        """Approve the offer awaiting approval (not by the one who made it)."""
+        return self.step(case_id, "approve_offer", actor=actor, note=note)
+
+    def refuse_offer(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+        """Refuse the offer awaiting approval; the case goes back to offering."""
+        return self.step(case_id, "refuse_offer", actor=actor, reason=reason)
+
+    def accept_remedy(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        option: int,
+        promise: str,
+        due: datetime,
+    ) -> Case:
+        """The customer accepts ``option`` (1-based); the company promises ``promise``
+        by ``due``."""
+        return self.step(
+            case_id, "accept_remedy", actor=actor, option=option, promise=promise, due=due
+        )
+
+    def decline_remedy(
+        self, case_id: str, *, actor: Actor | str, reason: str | None = None
+    ) -> Case:
+        """The customer declines the offer; the case goes back to offering."""
+        return self.step(case_id, "decline_remedy", actor=actor, reason=reason)
+
+    def keep_promise(self, case_id: str, *, actor: Actor | str, evidence: str) -> Case:
+        """The promise is kept; ``evidence`` proves it."""
+        return self.step(case_id, "keep_promise", actor=actor, evidence=evidence)
+
+    def request_feedback(
+        self, case_id: str, *, actor: Actor | str, message: str | None = None
+    ) -> Case:
+        return self.step(case_id, "request_feedback", actor=actor, message=message)
+
+    def close(self, case_id: str, *, actor: Actor | str, resolution: str | None = None) -> Case:
+        return self.step(case_id, "close", actor=actor, resolution=resolution)
+
+    def escalate(self, case_id: str, *, actor: Actor | str, reason: str, to_role: str) -> Case:
+        return self.step(case_id, "escalate", actor=actor, reason=reason, to_role=to_role)
+
+    def resume(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
+        """End an escalation: the case returns to the state it was escalated from."""
+        return self.step(case_id, "resume", actor=actor, note=note)
+
+    def reopen(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+        """Reopen a closed case within the policy's window: it starts again at
+        ``received``."""
+        return self.step(case_id, "reopen", actor=actor, reason=reason)
+
+    def withdraw(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+        """The customer withdraws the complaint; the case ends."""
+        return self.step(case_id, "withdraw", actor=actor, reason=reason)
+
+    def add_note(self, case_id: str, *, actor: Actor | str, text: str) -> Case:
+        return self.step(case_id, "add_note", actor=actor, text=text)
+
+    def assign(self, case_id: str, *, actor: Actor | str, to: str) -> Case:
+        """Assign the case to ``to``; a change of assignee counts as a transfer."""
+        return self.step(case_id, "assign", actor=actor, to=to)
+
+    def classify(
+        self, case_id: str, *, actor: Actor | str, complainant_type: ComplainantType | str
+    ) -> Case:
+        return self.step(case_id, "classify", actor=actor, complainant_type=complainant_type)
+
+    def pause_sla(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+        """Pause the SLA clock while waiting on the customer."""
+        return self.step(case_id, "pause_sla", actor=actor, reason=reason)
+
+    def resume_sla(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
+        return self.step(case_id, "resume_sla", actor=actor, note=note)
+
+    def record_feedback(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        score: int | None = None,
+        comment: str | None = None,
+    ) -> Case:
+        """Record the customer's feedback: a score from 1 to 5 and/or a comment."""
+        return self.step(case_id, "record_feedback", actor=actor, score=score, comment=comment)

@@ -1,0 +1,181 @@
+"""Every error complaintflow raises on purpose. One root: ``ComplaintflowError``.
+
+Each error carries its context as attributes and a message a support agent can act on.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+from policies.decision import Decision
+from policies.errors import (
+    ComplaintflowError,
+    CurrencyMismatch,
+    MoneyError,
+    PolicyFileError,
+    Problem,
+)
+
+__all__ = [
+    "AuditFailure",
+    "CaseNotFound",
+    "ComplaintflowError",
+    "ConcurrencyConflict",
+    "CurrencyMismatch",
+    "InvalidStepData",
+    "MissingInformation",
+    "MoneyError",
+    "PolicyFileError",
+    "PolicyViolation",
+    "Problem",
+    "StepNotAllowed",
+    "StepRefused",
+    "StoreError",
+]
+
+
+class StepRefused(ComplaintflowError):
+    """A step was refused; nothing was written. ``case_id``, ``state`` and ``step`` say
+    where; ``allowed`` lists the steps the case accepts now."""
+
+    def __init__(
+        self, message: str, *, case_id: str, state: str, step: str, allowed: Sequence[str]
+    ) -> None:
+        self.case_id = case_id
+        self.state = state
+        self.step = step
+        self.allowed = tuple(allowed)
+        super().__init__(message)
+
+
+class StepNotAllowed(StepRefused):
+    """The step is out of order for the case's state (or a precondition on the state,
+    such as "the SLA clock is already paused", does not hold)."""
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        state: str,
+        step: str,
+        allowed: Sequence[str],
+        reason: str | None = None,
+    ) -> None:
+        self.reason = reason
+        why = reason or f"'{step}' is not a step a case in state '{state}' can take"
+        super().__init__(
+            f"case {case_id} is '{state}': {why}. Allowed now: {', '.join(allowed) or 'none'}",
+            case_id=case_id,
+            state=state,
+            step=step,
+            allowed=allowed,
+        )
+
+
+class MissingInformation(StepRefused):
+    """The step lacks data it needs. ``fields`` names each missing piece."""
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        state: str,
+        step: str,
+        allowed: Sequence[str],
+        fields: Iterable[str],
+        hint: str | None = None,
+    ) -> None:
+        self.fields = tuple(fields)
+        self.hint = hint
+        extra = f" ({hint})" if hint else ""
+        super().__init__(
+            f"'{step}' on case {case_id} (state '{state}') needs: "
+            f"{', '.join(self.fields)}{extra}. Nothing was written.",
+            case_id=case_id,
+            state=state,
+            step=step,
+            allowed=allowed,
+        )
+
+
+class InvalidStepData(StepRefused):
+    """Data given to a step is malformed. ``problems`` holds ``(field, what is wrong)``."""
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        state: str,
+        step: str,
+        allowed: Sequence[str],
+        problems: Sequence[tuple[str, str]],
+    ) -> None:
+        self.problems = tuple(problems)
+        listed = "; ".join(f"{field}: {what}" for field, what in self.problems)
+        super().__init__(
+            f"'{step}' on case {case_id} (state '{state}') got bad data: {listed}. "
+            "Nothing was written.",
+            case_id=case_id,
+            state=state,
+            step=step,
+            allowed=allowed,
+        )
+
+
+class PolicyViolation(StepRefused):
+    """The policy denied the step. ``decision`` says which rules and why."""
+
+    def __init__(
+        self,
+        *,
+        case_id: str,
+        state: str,
+        step: str,
+        allowed: Sequence[str],
+        decision: Decision,
+    ) -> None:
+        self.decision = decision
+        super().__init__(
+            f"'{step}' on case {case_id} refused by the policy: {decision.explain()}",
+            case_id=case_id,
+            state=state,
+            step=step,
+            allowed=allowed,
+        )
+
+
+class CaseNotFound(ComplaintflowError, LookupError):
+    """No case with this id is in the store."""
+
+    def __init__(self, case_id: str) -> None:
+        self.case_id = case_id
+        super().__init__(f"no case {case_id!r} in the store")
+
+
+class ConcurrencyConflict(ComplaintflowError):
+    """Someone else changed the case since it was loaded; nothing was written. Reload and
+    retry (``Engine.retrying`` does that for you)."""
+
+    def __init__(self, case_id: str, expected: int, found: int | None) -> None:
+        self.case_id = case_id
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"case {case_id} changed under you: expected version {expected}, found {found}. "
+            "Nothing was written; reload the case and try again."
+        )
+
+
+class StoreError(ComplaintflowError):
+    """The storage backend failed. The driver's error is the ``__cause__``."""
+
+
+class AuditFailure(ComplaintflowError):
+    """A case history does not verify: ``case_id``, ``seq`` and ``reason`` locate it."""
+
+    def __init__(self, case_id: str, seq: int | None, reason: str) -> None:
+        self.case_id = case_id
+        self.seq = seq
+        self.reason = reason
+        where = f" at event {seq}" if seq is not None else ""
+        super().__init__(f"case {case_id}{where}: {reason}")

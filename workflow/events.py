@@ -1,0 +1,164 @@
+"""Events: the audit record of every accepted step, SHA-256 chained per case.
+
+``hash = sha256(canonical(event without its hash))``, where ``canonical`` is JSON with
+sorted keys, no whitespace, UTF-8, ``at`` as ``YYYY-MM-DDTHH:MM:SS.ffffff+00:00`` and
+``prev_hash`` the previous event's hash (``GENESIS`` for the first). docs/audit.md gives
+the byte-for-byte rules.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import Field
+from pydantic.dataclasses import dataclass
+
+#: ``prev_hash`` of a case's first event.
+GENESIS = "0" * 64
+
+_ENCODER = json.JSONEncoder(
+    sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
+)
+
+
+def _not_json(value: object) -> None:
+    raise TypeError(f"{type(value).__name__} is not a JSON value")
+
+
+# ``JSONEncoder.encode`` builds a new C encoder on every call; build it once. The output
+# is byte-identical to ``_ENCODER.encode`` (tests/test_events.py checks it).
+_C_ENCODER = getattr(json.encoder, "c_make_encoder", None)
+_encode_c = (
+    _C_ENCODER(None, _not_json, json.encoder.encode_basestring, None, ":", ",", True, False, False)
+    if _C_ENCODER is not None
+    else None
+)
+
+
+def canonical_json(value: dict[str, Any]) -> str:
+    """JSON text with sorted keys, no whitespace, non-ASCII kept, NaN refused."""
+    if _encode_c is not None:
+        return "".join(_encode_c(value, 0))
+    return _ENCODER.encode(value)
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One accepted step. ``data`` holds JSON values only (amounts as strings)."""
+
+    case_id: str
+    seq: Annotated[int, Field(ge=1)]
+    type: str
+    at: datetime
+    actor: str
+    data: dict[str, Any]
+    policy_version: str
+    prev_hash: str
+    hash: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a JSON object, ``hash`` included."""
+        body = _body(
+            self.case_id, self.seq, self.type, self.at, self.actor, self.data,
+            self.policy_version, self.prev_hash,
+        )
+        body["hash"] = self.hash
+        return body
+
+    def expected_hash(self) -> str:
+        """The hash this event's content gives (equal to ``hash`` unless it was altered)."""
+        return event_hash(
+            self.case_id, self.seq, self.type, self.at, self.actor, self.data,
+            self.policy_version, self.prev_hash,
+        )
+
+
+def format_at(at: datetime) -> str:
+    """An aware UTC datetime as the canonical text: always microseconds, ``+00:00``."""
+    return at.isoformat(timespec="microseconds")
+
+
+def _body(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+) -> dict[str, Any]:
+    return {
+        "actor": actor,
+        "at": format_at(at),
+        "case_id": case_id,
+        "data": data,
+        "policy_version": policy_version,
+        "prev_hash": prev_hash,
+        "seq": seq,
+        "type": type_,
+    }
+
+
+def canonical(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+) -> bytes:
+    """The exact bytes an event's hash is computed over."""
+    body = _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    return canonical_json(body).encode("utf-8")
+
+
+def event_hash(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+) -> str:
+    return hashlib.sha256(
+        canonical(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    ).hexdigest()
+
+
+def make_event(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+) -> Event:
+    """Build and hash an event from values the engine has already validated."""
+    digest = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    event = object.__new__(Event)
+    setattr_ = object.__setattr__
+    setattr_(event, "case_id", case_id)
+    setattr_(event, "seq", seq)
+    setattr_(event, "type", type_)
+    setattr_(event, "at", at)
+    setattr_(event, "actor", actor)
+    setattr_(event, "data", data)
+    setattr_(event, "policy_version", policy_version)
+    setattr_(event, "prev_hash", prev_hash)
+    setattr_(event, "hash", digest)
+    return event
+
+
+def event_from_json(obj: dict[str, Any]) -> Event:
+    """An event from ``Event.to_json`` output, validated (the hash is not checked here)."""
+    return Event(**obj)

@@ -1,0 +1,407 @@
+"""Guards: for each step, check what it is given against the case and the policy, and
+build the event data it records.
+
+A guard is a pure function of its ``StepContext`` (the case, ``now``, the actor, the
+policy and the step's inputs). It raises a ``StepRefused`` error to refuse the step, or
+returns the JSON data the step's event will carry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, NoReturn
+
+from pydantic import TypeAdapter, ValidationError
+
+from policies.decision import Decision, Outcome
+from policies.model import OfferRequest, Policy
+from policies.remedy import Remedy
+from workflow.checklist import State, allowed_steps
+from workflow.clock import to_utc
+from workflow.domain import (
+    Actor,
+    Case,
+    ComplainantType,
+    OfferStatus,
+    Slug,
+)
+from workflow.errors import (
+    InvalidStepData,
+    MissingInformation,
+    PolicyViolation,
+    StepNotAllowed,
+)
+from workflow.events import format_at
+
+DecideHook = Callable[[Policy, OfferRequest], Decision]
+
+MAX_TEXT = 10_000
+MAX_OPTIONS = 10
+#: How far past today (UTC) a "date it happened" may be: the customer's day can be ahead.
+OCCURRED_ON_SLACK = timedelta(days=1)
+
+_SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+_DATE: TypeAdapter[date] = TypeAdapter(date)
+_DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
+_REMEDY: TypeAdapter[Remedy] = TypeAdapter(Remedy)
+
+
+@dataclass(slots=True)
+class StepContext:
+    """What a guard sees: everything it decides on is here, ``now`` included."""
+
+    case: Case
+    step: str
+    actor: Actor
+    now: datetime
+    policy: Policy
+    inputs: Mapping[str, Any]
+    decide: DecideHook
+
+    def _where(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case.id,
+            "state": self.case.state,
+            "step": self.step,
+            "allowed": allowed_steps(self.case.state),
+        }
+
+    def missing(self, *fields: str, hint: str | None = None) -> NoReturn:
+        raise MissingInformation(fields=fields, hint=hint, **self._where())
+
+    def invalid(self, field: str, problem: str) -> NoReturn:
+        raise InvalidStepData(problems=[(field, problem)], **self._where())
+
+    def not_allowed(self, reason: str) -> NoReturn:
+        raise StepNotAllowed(reason=reason, **self._where())
+
+    def violation(self, decision: Decision) -> NoReturn:
+        raise PolicyViolation(decision=decision, **self._where())
+
+    # -- reading inputs --------------------------------------------------------------
+
+    def text(self, name: str, *, required: bool, hint: str | None = None) -> str | None:
+        value = self.inputs.get(name)
+        if value is None or (isinstance(value, str) and not value.strip()):
+            if required:
+                self.missing(name, hint=hint)
+            return None
+        if not isinstance(value, str):
+            self.invalid(name, f"expected text, got {type(value).__name__}")
+        if len(value) > MAX_TEXT:
+            self.invalid(name, f"longer than {MAX_TEXT} characters")
+        return value.strip()
+
+    def slug(self, name: str, *, required: bool) -> str | None:
+        value = self.text(name, required=required)
+        if value is None:
+            return None
+        try:
+            return _SLUG.validate_python(value)
+        except ValidationError:
+            self.invalid(name, f"{value!r} is not a lower-case name like 'delivery' or 'team-lead'")
+
+    def aware_datetime(self, name: str, *, required: bool) -> datetime | None:
+        value = self.inputs.get(name)
+        if value is None:
+            if required:
+                self.missing(name)
+            return None
+        try:
+            parsed = _DATETIME.validate_python(value)
+            return to_utc(parsed, name)
+        except (ValidationError, ValueError, TypeError) as exc:
+            self.invalid(name, _first_line(exc))
+
+
+def _first_line(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        return "; ".join(str(e["msg"]) for e in exc.errors())
+    return str(exc)
+
+
+def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in data.items() if v is not None}
+
+
+# -- the guards -------------------------------------------------------------------------
+
+
+def acknowledge(ctx: StepContext) -> dict[str, Any]:
+    return _drop_none({"message": ctx.text("message", required=False)})
+
+
+def listen(ctx: StepContext) -> dict[str, Any]:
+    note = ctx.text(
+        "note", required=True, hint="the customer's account of the problem, in their words"
+    )
+    return {"note": note}
+
+
+def record(ctx: StepContext) -> dict[str, Any]:
+    case = ctx.case
+    data: dict[str, Any] = _drop_none(
+        {
+            "category": ctx.slug("category", required=False),
+            "subject": ctx.text("subject", required=False),
+            "contact": ctx.text("contact", required=False),
+            "details": ctx.text("details", required=False),
+        }
+    )
+    occurred = ctx.inputs.get("occurred_on")
+    if occurred is not None:
+        if isinstance(occurred, datetime):
+            ctx.invalid("occurred_on", "give a date, not a datetime")
+        try:
+            day = _DATE.validate_python(occurred)
+        except ValidationError as exc:
+            ctx.invalid("occurred_on", _first_line(exc))
+        if day > (ctx.now + OCCURRED_ON_SLACK).date():
+            ctx.invalid("occurred_on", f"{day.isoformat()} is in the future")
+        data["occurred_on"] = day.isoformat()
+    have = {
+        "category": case.category,
+        "subject": case.subject,
+        "contact": case.customer.contact,
+        "occurred_on": case.occurred_on,
+        "details": case.details,
+    }
+    missing = [name for name, value in have.items() if value is None and name not in data]
+    if missing:
+        ctx.missing(*missing, hint="the complaint's type, subject, contact, date and details")
+    return data
+
+
+def apologise(ctx: StepContext) -> dict[str, Any]:
+    message = ctx.text(
+        "message", required=True, hint="the apology, thanking the customer for raising it"
+    )
+    return {"message": message}
+
+
+def _remedies(ctx: StepContext) -> list[Remedy]:
+    options = ctx.inputs.get("options")
+    if options is None or (isinstance(options, Sequence) and len(options) == 0):
+        ctx.missing("options", hint="one or more remedies for the customer to choose from")
+    if isinstance(options, str | bytes) or not isinstance(options, Sequence):
+        ctx.invalid("options", "expected a list of remedies")
+    if len(options) > MAX_OPTIONS:
+        ctx.invalid("options", f"at most {MAX_OPTIONS} options per offer")
+    remedies: list[Remedy] = []
+    for i, option in enumerate(options, start=1):
+        try:
+            remedy = _REMEDY.validate_python(option)
+        except ValidationError as exc:
+            ctx.invalid(f"options[{i}]", _first_line(exc))
+        if remedy.amount is not None and remedy.amount.currency != ctx.policy.currency:
+            ctx.invalid(
+                f"options[{i}].amount",
+                f"{remedy.amount.currency} given; the policy's currency is {ctx.policy.currency}",
+            )
+        remedies.append(remedy)
+    return remedies
+
+
+def offer_remedy(ctx: StepContext) -> dict[str, Any]:
+    remedies = _remedies(ctx)
+    case = ctx.case
+    request = OfferRequest.model_construct(  # its parts are validated already
+        role=ctx.actor.role,
+        remedies=tuple(remedies),
+        customer_tier=case.customer.tier,
+        category=case.category,
+        complainant_type=case.complainant_type.value,
+        offers_made=len(case.offers),
+        declines=case.declines,
+    )
+    decision = ctx.decide(ctx.policy, request)
+    if decision.outcome is Outcome.DENIED:
+        ctx.violation(decision)
+    return _drop_none(
+        {
+            "offer": len(case.offers) + 1,
+            "options": [r.to_json() for r in remedies],
+            "decision": decision.to_json(),
+            "note": ctx.text("note", required=False),
+        }
+    )
+
+
+def _offer_number(ctx: StepContext, status: OfferStatus) -> int:
+    offer = ctx.case.current_offer
+    if offer is None or offer.status is not status:
+        ctx.not_allowed(f"there is no offer that is {status.value}")
+    return offer.number
+
+
+def approve_offer(ctx: StepContext) -> dict[str, Any]:
+    number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
+    offer = ctx.case.offers[-1]
+    if Actor.parse(offer.offered_by).id == ctx.actor.id:
+        ctx.violation(
+            Decision.denied(
+                "approval.four_eyes",
+                f"{ctx.actor.id} made offer {number}; a second person must approve it",
+            )
+        )
+    return _drop_none({"offer": number, "note": ctx.text("note", required=False)})
+
+
+def refuse_offer(ctx: StepContext) -> dict[str, Any]:
+    number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
+    return {"offer": number, "reason": ctx.text("reason", required=True)}
+
+
+def accept_remedy(ctx: StepContext) -> dict[str, Any]:
+    number = _offer_number(ctx, OfferStatus.OPEN)
+    offer = ctx.case.offers[-1]
+    option = ctx.inputs.get("option")
+    if option is None:
+        ctx.missing("option", hint=f"which of the {len(offer.options)} options the customer chose")
+    if isinstance(option, bool) or not isinstance(option, int):
+        ctx.invalid("option", "expected the option's number (1 for the first)")
+    if not 1 <= option <= len(offer.options):
+        ctx.invalid("option", f"offer {number} has options 1 to {len(offer.options)}")
+    promise = ctx.text("promise", required=True, hint="what the company will do for the customer")
+    due = ctx.aware_datetime("due", required=True)
+    assert due is not None
+    if due <= ctx.now:
+        ctx.invalid("due", f"{format_at(due)} is not after now ({format_at(ctx.now)})")
+    return {"offer": number, "option": option, "promise": promise, "due": format_at(due)}
+
+
+def decline_remedy(ctx: StepContext) -> dict[str, Any]:
+    number = _offer_number(ctx, OfferStatus.OPEN)
+    return _drop_none({"offer": number, "reason": ctx.text("reason", required=False)})
+
+
+def keep_promise(ctx: StepContext) -> dict[str, Any]:
+    evidence = ctx.text(
+        "evidence", required=True, hint="proof the promise was kept, e.g. a refund reference"
+    )
+    return {"evidence": evidence}
+
+
+def request_feedback(ctx: StepContext) -> dict[str, Any]:
+    return _drop_none({"message": ctx.text("message", required=False)})
+
+
+def close(ctx: StepContext) -> dict[str, Any]:
+    data = _drop_none({"resolution": ctx.text("resolution", required=False)})
+    if ctx.case.state == State.PROMISE_KEPT:
+        if ctx.policy.feedback.required_before_close:
+            ctx.missing(
+                "feedback request",
+                hint="the policy requires request_feedback before a case is closed",
+            )
+        data["feedback_waived"] = True
+    return data
+
+
+def escalate(ctx: StepContext) -> dict[str, Any]:
+    reason = ctx.text("reason", required=True)
+    to_role = ctx.slug("to_role", required=True)
+    return {"reason": reason, "to_role": to_role, "resume_to": ctx.case.state}
+
+
+def resume(ctx: StepContext) -> dict[str, Any]:
+    return _drop_none({"note": ctx.text("note", required=False)})
+
+
+def reopen(ctx: StepContext) -> dict[str, Any]:
+    reason = ctx.text("reason", required=True)
+    closed_at = ctx.case.closed_at
+    window = ctx.policy.reopen.window
+    if closed_at is not None and ctx.now - closed_at > window:
+        ctx.violation(
+            Decision.denied(
+                "reopen.window",
+                f"closed at {format_at(closed_at)}; the policy allows reopening within {window}",
+            )
+        )
+    return {"reason": reason}
+
+
+def withdraw(ctx: StepContext) -> dict[str, Any]:
+    return {"reason": ctx.text("reason", required=True)}
+
+
+def add_note(ctx: StepContext) -> dict[str, Any]:
+    return {"text": ctx.text("text", required=True)}
+
+
+def assign(ctx: StepContext) -> dict[str, Any]:
+    to = ctx.text("to", required=True)
+    if to == ctx.case.assignee:
+        ctx.invalid("to", f"the case is already assigned to {to}")
+    return _drop_none({"to": to, "from": ctx.case.assignee})
+
+
+def classify(ctx: StepContext) -> dict[str, Any]:
+    value = ctx.inputs.get("complainant_type")
+    if value is None:
+        ctx.missing("complainant_type")
+    try:
+        kind = ComplainantType(value)
+    except ValueError:
+        known = ", ".join(k.value for k in ComplainantType)
+        ctx.invalid("complainant_type", f"{value!r} is not one of {known}")
+    return {"complainant_type": kind.value}
+
+
+def pause_sla(ctx: StepContext) -> dict[str, Any]:
+    if ctx.case.sla_paused:
+        ctx.not_allowed("the SLA clock is already paused")
+    return {"reason": ctx.text("reason", required=True, hint="what the case is waiting on")}
+
+
+def resume_sla(ctx: StepContext) -> dict[str, Any]:
+    if not ctx.case.sla_paused:
+        ctx.not_allowed("the SLA clock is not paused")
+    return _drop_none({"note": ctx.text("note", required=False)})
+
+
+def record_feedback(ctx: StepContext) -> dict[str, Any]:
+    score = ctx.inputs.get("score")
+    if score is not None and (isinstance(score, bool) or not isinstance(score, int)):
+        ctx.invalid("score", "expected a whole number from 1 to 5")
+    if score is not None and not 1 <= score <= 5:
+        ctx.invalid("score", f"{score} is not from 1 to 5")
+    comment = ctx.text("comment", required=False)
+    if score is None and comment is None:
+        ctx.missing("score or comment")
+    return _drop_none({"score": score, "comment": comment})
+
+
+Guard = Callable[[StepContext], dict[str, Any]]
+
+#: Each step's guard and the inputs it accepts.
+GUARDS: dict[str, tuple[Guard, frozenset[str]]] = {
+    "acknowledge": (acknowledge, frozenset({"message"})),
+    "listen": (listen, frozenset({"note"})),
+    "record": (
+        record,
+        frozenset({"category", "subject", "contact", "occurred_on", "details"}),
+    ),
+    "apologise": (apologise, frozenset({"message"})),
+    "offer_remedy": (offer_remedy, frozenset({"options", "note"})),
+    "approve_offer": (approve_offer, frozenset({"note"})),
+    "refuse_offer": (refuse_offer, frozenset({"reason"})),
+    "accept_remedy": (accept_remedy, frozenset({"option", "promise", "due"})),
+    "decline_remedy": (decline_remedy, frozenset({"reason"})),
+    "keep_promise": (keep_promise, frozenset({"evidence"})),
+    "request_feedback": (request_feedback, frozenset({"message"})),
+    "close": (close, frozenset({"resolution"})),
+    "escalate": (escalate, frozenset({"reason", "to_role"})),
+    "resume": (resume, frozenset({"note"})),
+    "reopen": (reopen, frozenset({"reason"})),
+    "withdraw": (withdraw, frozenset({"reason"})),
+    "add_note": (add_note, frozenset({"text"})),
+    "assign": (assign, frozenset({"to"})),
+    "classify": (classify, frozenset({"complainant_type"})),
+    "pause_sla": (pause_sla, frozenset({"reason"})),
+    "resume_sla": (resume_sla, frozenset({"note"})),
+    "record_feedback": (record_feedback, frozenset({"score", "comment"})),
+}

@@ -1,0 +1,287 @@
+"""Replay: a case is the fold of its events. The engine builds each new snapshot with
+``apply``, the same function ``replay`` uses, so state == replay(events) by construction;
+the tests check it anyway."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import UTC, date, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+
+from policies.decision import Decision
+from policies.remedy import Remedy
+from workflow.checklist import NoRoute, fire, is_allowed
+from workflow.domain import (
+
+    Case,
+    Channel,
+    ComplainantType,
+    Customer,
+    Escalation,
+    Feedback,
+    Note,
+    Offer,
+    OfferStatus,
+    Priority,
+    Promise,
+    evolve,
+)
+from workflow.errors import AuditFailure
+from workflow.events import GENESIS, Event
+
+Changes = dict[str, Any]
+
+
+def _note(case: Case, e: Event, text: str) -> tuple[Note, ...]:
+    return (*case.notes, Note(text=text, by=e.actor, at=e.at))
+
+
+def _offer(case: Case, **changes: Any) -> tuple[Offer, ...]:
+    return (*case.offers[:-1], evolve(case.offers[-1], **changes))
+
+
+def _nothing(case: Case, e: Event) -> Changes:
+    return {}
+
+
+def _listen(case: Case, e: Event) -> Changes:
+    return {"notes": _note(case, e, e.data["note"])}
+
+
+def _record(case: Case, e: Event) -> Changes:
+    d = e.data
+    changes: Changes = {k: d[k] for k in ("category", "subject", "details") if k in d}
+    if "occurred_on" in d:
+        changes["occurred_on"] = date.fromisoformat(d["occurred_on"])
+    if "contact" in d:
+        changes["customer"] = evolve(case.customer, contact=d["contact"])
+    return changes
+
+
+def _offer_remedy(case: Case, e: Event) -> Changes:
+    d = e.data
+    decision = Decision.model_validate(d["decision"])
+    status = (
+        OfferStatus.AWAITING_APPROVAL
+        if decision.outcome.value == "needs_approval"
+        else OfferStatus.OPEN
+    )
+    offer = Offer(
+        number=d["offer"],
+        options=tuple(Remedy.model_validate(o) for o in d["options"]),
+        offered_by=e.actor,
+        offered_at=e.at,
+        decision=decision,
+        status=status,
+    )
+    return {"offers": (*case.offers, offer)}
+
+
+def _approve_offer(case: Case, e: Event) -> Changes:
+    return {"offers": _offer(case, status=OfferStatus.OPEN, approved_by=e.actor)}
+
+
+def _refuse_offer(case: Case, e: Event) -> Changes:
+    return {"offers": _offer(case, status=OfferStatus.REFUSED)}
+
+
+def _accept_remedy(case: Case, e: Event) -> Changes:
+    d = e.data
+    promise = Promise(
+        description=d["promise"],
+        due_at=datetime.fromisoformat(d["due"]),
+        made_at=e.at,
+        made_by=e.actor,
+        offer=d["offer"],
+        option=d["option"],
+    )
+    return {
+        "offers": _offer(case, status=OfferStatus.ACCEPTED, chosen=d["option"]),
+        "promise": promise,
+    }
+
+
+def _decline_remedy(case: Case, e: Event) -> Changes:
+    return {"offers": _offer(case, status=OfferStatus.DECLINED), "declines": case.declines + 1}
+
+
+def _keep_promise(case: Case, e: Event) -> Changes:
+    assert case.promise is not None
+    kept = evolve(case.promise, kept_at=e.at, kept_by=e.actor, evidence=e.data["evidence"])
+    return {"promise": kept}
+
+
+def _request_feedback(case: Case, e: Event) -> Changes:
+    return {"feedback_requested_at": e.at}
+
+
+def _close(case: Case, e: Event) -> Changes:
+    return {"closed_at": e.at, "resolution": e.data.get("resolution"), "sla_paused": False}
+
+
+def _escalate(case: Case, e: Event) -> Changes:
+    d = e.data
+    escalation = Escalation(
+        reason=d["reason"], to_role=d["to_role"], by=e.actor, at=e.at, resume_to=d["resume_to"]
+    )
+    return {"escalation": escalation, "escalations": case.escalations + 1}
+
+
+def _resume(case: Case, e: Event) -> Changes:
+    return {"escalation": None}
+
+
+def _reopen(case: Case, e: Event) -> Changes:
+    return {
+        "reopened": case.reopened + 1,
+        "closed_at": None,
+        "resolution": None,
+        "promise": None,
+        "feedback_requested_at": None,
+        "notes": _note(case, e, f"reopened: {e.data['reason']}"),
+    }
+
+
+def _withdraw(case: Case, e: Event) -> Changes:
+    return {"closed_at": e.at, "resolution": f"withdrawn: {e.data['reason']}", "sla_paused": False}
+
+
+def _add_note(case: Case, e: Event) -> Changes:
+    return {"notes": _note(case, e, e.data["text"])}
+
+
+def _assign(case: Case, e: Event) -> Changes:
+    transfers = case.transfers + (1 if case.assignee is not None else 0)
+    return {"assignee": e.data["to"], "transfers": transfers}
+
+
+def _classify(case: Case, e: Event) -> Changes:
+    return {"complainant_type": ComplainantType(e.data["complainant_type"])}
+
+
+def _pause_sla(case: Case, e: Event) -> Changes:
+    return {"sla_paused": True}
+
+
+def _resume_sla(case: Case, e: Event) -> Changes:
+    return {"sla_paused": False}
+
+
+def _record_feedback(case: Case, e: Event) -> Changes:
+    d = e.data
+    fb = Feedback(at=e.at, by=e.actor, score=d.get("score"), comment=d.get("comment"))
+    return {"feedback": (*case.feedback, fb)}
+
+
+APPLY: dict[str, Callable[[Case, Event], Changes]] = {
+    "acknowledge": _nothing,
+    "listen": _listen,
+    "record": _record,
+    "apologise": _nothing,
+    "offer_remedy": _offer_remedy,
+    "approve_offer": _approve_offer,
+    "refuse_offer": _refuse_offer,
+    "accept_remedy": _accept_remedy,
+    "decline_remedy": _decline_remedy,
+    "keep_promise": _keep_promise,
+    "request_feedback": _request_feedback,
+    "close": _close,
+    "escalate": _escalate,
+    "resume": _resume,
+    "reopen": _reopen,
+    "withdraw": _withdraw,
+    "add_note": _add_note,
+    "assign": _assign,
+    "classify": _classify,
+    "pause_sla": _pause_sla,
+    "resume_sla": _resume_sla,
+    "record_feedback": _record_feedback,
+}
+
+
+def apply(case: Case, event: Event, state: str) -> Case:
+    """``case`` after ``event``, which leads to ``state``."""
+    changes = APPLY[event.type](case, event)
+    changes["state"] = state
+    changes["version"] = event.seq
+    changes["head_hash"] = event.hash
+    changes["updated_at"] = event.at
+    return evolve(case, **changes)
+
+
+OPEN_EVENT = "open"
+
+
+_CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
+#: Every field of a new case that ``open`` does not set keeps this template's default.
+_TEMPLATE = Case(
+    id="template",
+    customer=Customer(id="template", name="template"),
+    channel=Channel.EMAIL,
+    state="received",
+    opened_at=datetime(2000, 1, 1, tzinfo=UTC),
+    updated_at=datetime(2000, 1, 1, tzinfo=UTC),
+    version=0,
+    head_hash=GENESIS,
+    policy_version="",
+)
+
+
+def opened_case(event: Event, customer: Customer | None = None) -> Case:
+    """The case an ``open`` event creates. Each field is checked as it is read;
+    ``customer`` may be passed when the caller has validated it already."""
+    d = event.data
+    return evolve(
+        _TEMPLATE,
+        id=event.case_id,
+        customer=customer if customer is not None else _CUSTOMER.validate_python(d["customer"]),
+        channel=Channel(d["channel"]),
+        opened_at=event.at,
+        updated_at=event.at,
+        version=event.seq,
+        head_hash=event.hash,
+        policy_version=event.policy_version,
+        subject=d.get("subject"),
+        details=d.get("details"),
+        category=d.get("category"),
+        occurred_on=date.fromisoformat(d["occurred_on"]) if "occurred_on" in d else None,
+        priority=Priority(d.get("priority", "normal")),
+        complainant_type=ComplainantType(d.get("complainant_type", "unknown")),
+    )
+
+
+def replay(events: Iterable[Event]) -> Case:
+    """The case its events describe. Raises ``AuditFailure`` naming the first event that
+    does not follow (wrong case, seq gap, broken chain, a step the state does not allow)."""
+    case: Case | None = None
+    expected_prev = GENESIS
+    for event in events:
+        where = (event.case_id, event.seq)
+        if case is None:
+            if event.type != OPEN_EVENT or event.seq != 1:
+                raise AuditFailure(*where, "a case's history must start with 'open' at seq 1")
+        elif event.case_id != case.id:
+            raise AuditFailure(*where, f"event belongs to another case than {case.id}")
+        elif event.seq != case.version + 1:
+            raise AuditFailure(*where, f"expected seq {case.version + 1}")
+        if event.prev_hash != expected_prev:
+            raise AuditFailure(*where, "prev_hash does not match the previous event's hash")
+        expected_prev = event.hash
+        if case is None:
+            case = opened_case(event)
+            continue
+        if not is_allowed(case.state, event.type):
+            raise AuditFailure(*where, f"'{event.type}' is not allowed from '{case.state}'")
+        try:
+            state, _ = fire(event.type, case, event.data)
+        except (NoRoute, KeyError) as exc:
+            raise AuditFailure(*where, f"'{event.type}' cannot be replayed: {exc}") from exc
+        case = apply(case, event, state)
+    if case is None:
+        raise AuditFailure("?", None, "no events to replay")
+    return case
+
+
+__all__ = ["APPLY", "OPEN_EVENT", "apply", "opened_case", "replay"]

@@ -1,0 +1,40 @@
+"""The store port: what the engine needs from storage. Adapters implement it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from typing import Protocol, runtime_checkable
+
+from workflow.domain import Case
+from workflow.events import Event
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Where cases and their events live.
+
+    ``append`` is atomic: the events and the new snapshot are written together or not at
+    all, and only if the stored case is still at ``expected_version`` (0 for a new case);
+    otherwise it raises ``ConcurrencyConflict`` and writes nothing.
+    """
+
+    def load(self, case_id: str) -> Case:
+        """The case's latest snapshot (``Case.version`` is its last event's seq).
+        Raises ``CaseNotFound``."""
+        ...
+
+    def append(self, snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
+        """Store ``events`` (seq ``expected_version + 1`` onwards) and ``snapshot``."""
+        ...
+
+    def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        """The case's events with seq > ``after_seq``, in order. Raises ``CaseNotFound``."""
+        ...
+
+    def case_ids(self) -> Iterator[str]:
+        """Every case id in the store, oldest first."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
