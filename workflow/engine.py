@@ -110,6 +110,7 @@ class Engine:
         """Open a complaint: the case starts ``received``, with an ``open`` event."""
         who = str(Actor.parse(actor))
         cid = case_id if case_id is not None else self._new_case_id()
+        now = self.now()
         try:
             cust = customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(
                 customer
@@ -128,7 +129,7 @@ class Engine:
                 data["occurred_on"] = _DATE.validate_python(occurred_on).isoformat()
             if category is not None:
                 data["category"] = _SLUG.validate_python(category)
-            event = make_event(cid, 1, OPEN_EVENT, self.now(), who, data, self._stamp, GENESIS)
+            event = make_event(cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS)
             case = opened_case(event, cust)
         except ValidationError as exc:
             raise InvalidStepData(

@@ -1,0 +1,155 @@
+"""The store contract, as a pytest test class any store can run.
+
+Subclass ``StoreContract`` in your test suite and give it a ``store`` fixture::
+
+    import pytest
+    from adapters.testing import StoreContract
+
+    class TestMyStore(StoreContract):
+        @pytest.fixture
+        def store(self):
+            s = MyStore(...)
+            yield s
+            s.close()
+
+Every shipped adapter runs this same class (tests/test_store_contract.py).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from workflow.clock import ManualClock
+from workflow.domain import Case
+from workflow.engine import Engine
+from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
+from workflow.events import Event
+from workflow.replay import replay
+from workflow.store import Store
+
+_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def _engine(store: Store) -> Engine:
+    return Engine(store, clock=ManualClock(_START))
+
+
+def _open(engine: Engine, case_id: str = "case-contract-1") -> str:
+    return engine.open_case(
+        actor="agent:contract",
+        customer={"id": "c-1", "name": "Contract Customer"},
+        channel="email",
+        subject="contract",
+        case_id=case_id,
+    ).id
+
+
+class _StaleReads:
+    """A store whose ``load`` returns an old snapshot: a writer that lost a race."""
+
+    def __init__(self, store: Store, snapshot: Case) -> None:
+        self._store = store
+        self._snapshot = snapshot
+
+    def load(self, case_id: str) -> Case:
+        return self._snapshot
+
+    def append(self, snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
+        self._store.append(snapshot, events, expected_version)
+
+    def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        return self._store.events(case_id, after_seq)
+
+    def case_ids(self) -> Iterator[str]:
+        return self._store.case_ids()
+
+    def close(self) -> None:
+        """The wrapped store is closed by its owner."""
+
+
+class StoreContract:
+    """What every ``Store`` must do. Needs a ``store`` fixture."""
+
+    def test_a_missing_case_is_not_found(self, store: Store) -> None:
+        with pytest.raises(CaseNotFound):
+            store.load("no-such-case")
+        with pytest.raises(CaseNotFound):
+            store.events("no-such-case")
+
+    def test_a_stored_case_loads_as_it_was_appended(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = engine.acknowledge(cid, actor="agent:contract")
+        assert store.load(cid) == case
+        assert [e.seq for e in store.events(cid)] == [1, 2]
+        assert replay(store.events(cid)) == case
+
+    def test_events_after_a_seq(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        engine.acknowledge(cid, actor="agent:contract")
+        engine.add_note(cid, actor="agent:contract", text="one")
+        assert [e.seq for e in store.events(cid, after_seq=2)] == [3]
+        assert store.events(cid, after_seq=3) == []
+
+    def test_a_stale_append_conflicts_and_writes_nothing(self, store: Store) -> None:
+        first = _engine(store)
+        cid = _open(first)
+        stale = store.load(cid)
+        first.acknowledge(cid, actor="agent:one")
+        # A second agent whose engine loaded the case before the first one wrote:
+        second = _engine(_StaleReads(store, stale))
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            second.add_note(cid, actor="agent:two", text="written on a stale copy")
+        assert (conflict.value.expected, conflict.value.found) == (1, 2)
+        assert [e.type for e in store.events(cid)] == ["open", "acknowledge"]
+        assert store.load(cid).notes == ()
+
+    def test_opening_an_existing_case_id_conflicts(self, store: Store) -> None:
+        engine = _engine(store)
+        _open(engine, "case-same")
+        with pytest.raises(ConcurrencyConflict):
+            _open(engine, "case-same")
+        assert len(store.events("case-same")) == 1
+
+    def test_an_append_that_does_not_continue_the_case_is_refused(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        engine.acknowledge(cid, actor="agent:contract")
+        events = store.events(cid)
+        with pytest.raises(StoreError):
+            store.append(store.load(cid), [events[0]], expected_version=2)
+        with pytest.raises(StoreError):
+            store.append(store.load(cid), [], expected_version=2)
+        assert len(store.events(cid)) == 2
+
+    def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
+        engine = _engine(store)
+        ids = [_open(engine, f"case-{n}") for n in range(3)]
+        assert list(store.case_ids()) == ids
+
+    def test_concurrent_writers_never_lose_an_update(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        writers, notes_each = 4, 10
+
+        def write(n: int) -> None:
+            for i in range(notes_each):
+                engine.retrying(
+                    lambda i=i: engine.add_note(cid, actor=f"agent:w{n}", text=f"{n}-{i}"),
+                    attempts=100,
+                )
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=timedelta(minutes=1).total_seconds())
+        history = store.events(cid)
+        assert [e.seq for e in history] == list(range(1, 2 + writers * notes_each))
+        assert replay(history) == store.load(cid)
+        assert len(store.load(cid).notes) == writers * notes_each

@@ -1,0 +1,73 @@
+"""Events are hash-chained per case over a canonical serialisation."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workflow import GENESIS, Engine
+from workflow.events import canonical, canonical_json, event_from_json
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=6))
+def test_canonical_json_is_sorted_compact_utf8_json(value: dict[str, Any]) -> None:
+    expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical_json(value) == expected
+    assert json.loads(canonical_json(value)) == value
+
+
+def test_each_event_hashes_its_canonical_bytes_and_chains_to_the_previous(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("apologised")
+    history = engine.history(cid)
+    assert history[0].prev_hash == GENESIS
+    for previous, event in zip(history, history[1:], strict=False):
+        assert event.prev_hash == previous.hash
+    for event in history:
+        body = canonical(event.case_id, event.seq, event.type, event.at, event.actor,
+                         event.data, event.policy_version, event.prev_hash)
+        assert hashlib.sha256(body).hexdigest() == event.hash == event.expected_hash()
+    assert engine.get(cid).head_hash == history[-1].hash
+
+
+def test_the_canonical_bytes_are_documented_exactly() -> None:
+    """docs/audit.md shows this event's canonical form; keep them in step."""
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    body = canonical("case-1", 2, "listen", at, "agent:alice", {"note": "Vase broke ☹"},
+                     "1@sha256:ab", GENESIS)
+    assert body == (
+        '{"actor":"agent:alice","at":"2026-11-02T09:00:00.000000+00:00","case_id":"case-1",'
+        '"data":{"note":"Vase broke ☹"},"policy_version":"1@sha256:ab","prev_hash":"'
+        + "0" * 64 + '","seq":2,"type":"listen"}'
+    ).encode()
+
+
+def test_an_edited_event_no_longer_matches_its_hash(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("listening")
+    event = engine.history(cid)[-1]
+    edited = replace(event, data={"note": "the customer was rude"})
+    assert edited.expected_hash() != edited.hash
+
+
+def test_an_event_round_trips_through_json(engine: Engine, case_in: Callable[[str], str]) -> None:
+    cid = case_in("promised")
+    for event in engine.history(cid):
+        again = event_from_json(json.loads(json.dumps(event.to_json())))
+        assert again == event
+        assert again.expected_hash() == event.hash

@@ -1,0 +1,331 @@
+"""Every guard refuses what it should, says why, and writes nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.conftest import AGENT, CUSTOMER, PATH, START, open_case
+from workflow import (
+    STEP_NAMES,
+    Engine,
+    InvalidStepData,
+    ManualClock,
+    MissingInformation,
+    Policy,
+    PolicyViolation,
+    State,
+    StepNotAllowed,
+    StepRefused,
+    allowed_steps,
+)
+from workflow.checklist import MACHINE
+
+
+@contextmanager
+def nothing_written(engine: Engine, case_id: str) -> Iterator[None]:
+    """Asserts the case and its history are exactly as before the block."""
+    before = (engine.get(case_id), len(engine.history(case_id)))
+    yield
+    assert (engine.get(case_id), len(engine.history(case_id))) == before
+
+
+def refused(
+    engine: Engine, case_id: str, error: type[StepRefused], step: str, **inputs: Any
+) -> Any:
+    actor = inputs.pop("actor", AGENT)
+    with nothing_written(engine, case_id), pytest.raises(error) as info:
+        engine.step(case_id, step, actor=actor, **inputs)
+    assert info.value.case_id == case_id
+    assert info.value.step == step
+    assert info.value.allowed == allowed_steps(engine.get(case_id).state)
+    return info.value
+
+
+def _inputs(step: str) -> dict[str, Any]:
+    return dict(next((i for s, i in PATH if s == step), {}))
+
+
+OUT_OF_ORDER = [
+    (state, step)
+    for state in ("received", "acknowledged", "recorded", "remedy_offered", "closed")
+    for step in STEP_NAMES
+    if step not in allowed_steps(state)
+]
+
+
+@pytest.mark.parametrize(("state", "step"), OUT_OF_ORDER)
+def test_a_step_out_of_order_is_refused_naming_the_state_and_the_allowed_steps(
+    engine: Engine, case_in: Callable[[str], str], state: str, step: str
+) -> None:
+    cid = case_in(state)
+    error = refused(engine, cid, StepNotAllowed, step, **_inputs(step))
+    assert error.state == state
+    assert f"'{state}'" in str(error)
+    assert all(name in str(error) for name in error.allowed)
+
+
+def test_an_unknown_step_is_refused(engine: Engine, case_in: Callable[[str], str]) -> None:
+    cid = case_in("received")
+    error = refused(engine, cid, StepNotAllowed, "refund_everything")
+    assert "no step called 'refund_everything'" in str(error)
+
+
+def test_an_unknown_input_is_refused(engine: Engine, case_in: Callable[[str], str]) -> None:
+    cid = case_in("received")
+    error = refused(engine, cid, InvalidStepData, "acknowledge", mesage="typo")
+    assert error.problems == (("mesage", "'acknowledge' takes no such input"),)
+
+
+def test_listen_needs_the_customers_account_in_a_note(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("acknowledged")
+    assert refused(engine, cid, MissingInformation, "listen").fields == ("note",)
+    assert refused(engine, cid, MissingInformation, "listen", note="   ").fields == ("note",)
+    assert refused(engine, cid, InvalidStepData, "listen", note=42).problems[0][0] == "note"
+
+
+@pytest.mark.parametrize("field", ["category", "contact", "occurred_on", "details"])
+def test_record_names_each_missing_field(
+    engine: Engine, case_in: Callable[[str], str], field: str
+) -> None:
+    cid = case_in("listening")
+    inputs = _inputs("record")
+    del inputs[field]
+    assert refused(engine, cid, MissingInformation, "record", **inputs).fields == (field,)
+
+
+def test_record_without_anything_names_every_missing_field(engine: Engine) -> None:
+    cid = open_case(engine, subject=None)
+    engine.acknowledge(cid, actor=AGENT)
+    engine.listen(cid, actor=AGENT, note="angry")
+    error = refused(engine, cid, MissingInformation, "record")
+    assert error.fields == ("category", "subject", "contact", "occurred_on", "details")
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("occurred_on", "2026-13-01", "occurred_on"),
+        ("occurred_on", (START + timedelta(days=3)).date().isoformat(), "in the future"),
+        ("occurred_on", START, "not a datetime"),
+        ("category", "Delivery Issues", "lower-case"),
+    ],
+)
+def test_record_refuses_malformed_data(
+    engine: Engine, case_in: Callable[[str], str], field: str, value: Any, problem: str
+) -> None:
+    cid = case_in("listening")
+    error = refused(engine, cid, InvalidStepData, "record", **{**_inputs("record"), field: value})
+    assert error.problems[0][0] == field
+    assert problem in str(error)
+
+
+def test_apologise_needs_a_message(engine: Engine, case_in: Callable[[str], str]) -> None:
+    cid = case_in("recorded")
+    assert refused(engine, cid, MissingInformation, "apologise").fields == ("message",)
+
+
+def test_an_offer_needs_options(engine: Engine, case_in: Callable[[str], str]) -> None:
+    cid = case_in("apologised")
+    assert refused(engine, cid, MissingInformation, "offer_remedy").fields == ("options",)
+    assert refused(engine, cid, MissingInformation, "offer_remedy", options=[]).fields == (
+        "options",
+    )
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options="refund")
+    assert error.problems[0][0] == "options"
+
+
+@pytest.mark.parametrize(
+    ("option", "where", "problem"),
+    [
+        ({"kind": "refund", "amount": {"amount": 40.0, "currency": "EUR"}}, "options[1]", "float"),
+        ({"kind": "refund"}, "options[1]", "needs an amount"),
+        ({"kind": "refund", "amount": {"amount": "40.001", "currency": "EUR"}}, "options[1]",
+         "decimal places"),
+        ({"kind": "refund", "amount": {"amount": "40", "currency": "XYZ"}}, "options[1]",
+         "ISO 4217"),
+        ({"kind": "refund", "amount": {"amount": "40", "currency": "USD"}}, "options[1].amount",
+         "policy's currency is EUR"),
+        ({"kind": "Free Money"}, "options[1]", "pattern"),
+        ({"kind": "coupon", "amount": {"amount": "-5", "currency": "EUR"}}, "options[1]",
+         "positive"),
+    ],
+)
+def test_an_offer_with_a_malformed_remedy_is_refused_naming_the_option(
+    engine: Engine, case_in: Callable[[str], str], option: Any, where: str, problem: str
+) -> None:
+    cid = case_in("apologised")
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options=[option])
+    assert error.problems[0][0] == where
+    assert problem in error.problems[0][1]
+
+
+def test_the_policy_can_deny_an_offer(
+    store: Any, clock: ManualClock
+) -> None:
+    policy = Policy(name="strict", version="1", currency="EUR", offers={"max_per_case": 1})
+    engine = Engine(store, clock=clock, policy=policy)
+    cid = open_case(engine)
+    for step, inputs in PATH[:5]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    engine.decline_remedy(cid, actor=CUSTOMER)
+    error = refused(engine, cid, PolicyViolation, "offer_remedy", **_inputs("offer_remedy"))
+    assert error.decision.rule_ids == ("offers.max_per_case",)
+    assert "allows 1" in str(error)
+
+
+@pytest.mark.parametrize("missing", ["option", "promise", "due"])
+def test_accepting_a_remedy_needs_the_option_the_promise_and_its_due_date(
+    engine: Engine, case_in: Callable[[str], str], missing: str
+) -> None:
+    cid = case_in("remedy_offered")
+    inputs = _inputs("accept_remedy")
+    del inputs[missing]
+    assert refused(engine, cid, MissingInformation, "accept_remedy", **inputs).fields == (
+        missing,
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "problem"),
+    [
+        ({"option": 2}, "option", "options 1 to 1"),
+        ({"option": True}, "option", "option's number"),
+        ({"due": START - timedelta(hours=1)}, "due", "not after now"),
+        ({"due": datetime(2026, 11, 9, 12, 0)}, "due", "naive datetime"),  # noqa: DTZ001
+    ],
+)
+def test_accepting_a_remedy_refuses_a_bad_option_or_due_date(
+    engine: Engine, case_in: Callable[[str], str], change: dict[str, Any], field: str,
+    problem: str,
+) -> None:
+    cid = case_in("remedy_offered")
+    inputs = {**_inputs("accept_remedy"), **change}
+    error = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs)
+    assert error.problems[0][0] == field
+    assert problem in error.problems[0][1]
+
+
+def test_keeping_a_promise_needs_evidence(engine: Engine, case_in: Callable[[str], str]) -> None:
+    cid = case_in("promised")
+    assert refused(engine, cid, MissingInformation, "keep_promise").fields == ("evidence",)
+
+
+def test_closing_needs_feedback_requested_when_the_policy_says_so(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("promise_kept")
+    error = refused(engine, cid, MissingInformation, "close")
+    assert error.fields == ("feedback request",)
+    assert "request_feedback" in str(error)
+
+
+def test_escalating_needs_a_reason_and_a_target_role(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("recorded")
+    assert refused(engine, cid, MissingInformation, "escalate", to_role="lead").fields == (
+        "reason",
+    )
+    assert refused(engine, cid, MissingInformation, "escalate", reason="x").fields == (
+        "to_role",
+    )
+
+
+@pytest.mark.parametrize(
+    ("state", "step"),
+    [("closed", "reopen"), ("recorded", "withdraw"), ("recorded", "add_note"),
+     ("recorded", "pause_sla"), ("recorded", "assign"), ("recorded", "classify")],
+)
+def test_steps_that_need_their_one_input_refuse_without_it(
+    engine: Engine, case_in: Callable[[str], str], state: str, step: str
+) -> None:
+    cid = case_in(state)
+    assert len(refused(engine, cid, MissingInformation, step).fields) == 1
+
+
+def test_assigning_to_the_current_assignee_is_refused(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("recorded")
+    engine.assign(cid, actor=AGENT, to="alice")
+    error = refused(engine, cid, InvalidStepData, "assign", to="alice")
+    assert "already assigned to alice" in str(error)
+
+
+def test_classifying_with_an_unknown_type_is_refused(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("recorded")
+    error = refused(engine, cid, InvalidStepData, "classify", complainant_type="grumpy")
+    assert "rip-off" in error.problems[0][1]
+
+
+def test_the_sla_clock_cannot_be_paused_twice_or_resumed_when_running(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("recorded")
+    assert "not paused" in str(refused(engine, cid, StepNotAllowed, "resume_sla"))
+    engine.pause_sla(cid, actor=AGENT, reason="waiting on photos")
+    error = refused(engine, cid, StepNotAllowed, "pause_sla", reason="again")
+    assert error.reason == "the SLA clock is already paused"
+
+
+@pytest.mark.parametrize(
+    ("inputs", "error_type"),
+    [({}, MissingInformation), ({"score": 6}, InvalidStepData),
+     ({"score": "5"}, InvalidStepData), ({"score": False}, InvalidStepData)],
+)
+def test_feedback_needs_a_score_from_1_to_5_or_a_comment(
+    engine: Engine, case_in: Callable[[str], str], inputs: dict[str, Any],
+    error_type: type[StepRefused],
+) -> None:
+    cid = case_in("feedback_requested")
+    refused(engine, cid, error_type, "record_feedback", actor=CUSTOMER, **inputs)
+
+
+def test_approving_without_an_offer_awaiting_approval_is_impossible() -> None:
+    """The machine allows approve_offer only from awaiting_approval."""
+    assert allowed_steps(State.AWAITING_APPROVAL)[:2] == ("approve_offer", "refuse_offer")
+    assert not any(
+        "approve_offer" in allowed_steps(s) for s in State if s != State.AWAITING_APPROVAL
+    )
+
+
+def test_a_malformed_actor_is_refused_before_anything_happens(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    cid = case_in("received")
+    with nothing_written(engine, cid), pytest.raises(ValueError, match="role:id"):
+        engine.acknowledge(cid, actor="alice")
+
+
+def test_a_clock_giving_naive_time_is_refused(engine: Engine) -> None:
+    class NaiveClock:
+        def now(self) -> datetime:
+            return datetime(2026, 11, 2, 9, 0)  # noqa: DTZ001
+
+    naive = Engine(engine.store, clock=NaiveClock())
+    with pytest.raises(ValueError, match="naive datetime"):
+        naive.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="email")
+    assert list(engine.store.case_ids()) == []
+
+
+def test_opening_a_case_with_bad_data_names_the_field(engine: Engine) -> None:
+    with pytest.raises(InvalidStepData) as error:
+        engine.open_case(actor=AGENT, customer={"id": "c-1"}, channel="email")
+    assert error.value.problems[0][0] == "name"
+    with pytest.raises(InvalidStepData, match="fax"):
+        engine.open_case(actor=AGENT, customer={"id": "c-1", "name": "A"}, channel="fax")
+    assert list(engine.store.case_ids()) == []
+
+
+def test_the_machine_holds_no_cases() -> None:
+    """Cases are never added to the shared machine."""
+    assert MACHINE.models == []
