@@ -18,6 +18,7 @@ Every shipped adapter runs this same class (tests/test_store_contract.py).
 from __future__ import annotations
 
 import threading
+from functools import partial
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
@@ -139,10 +140,8 @@ class StoreContract:
 
         def write(n: int) -> None:
             for i in range(notes_each):
-                engine.retrying(
-                    lambda i=i: engine.add_note(cid, actor=f"agent:w{n}", text=f"{n}-{i}"),
-                    attempts=100,
-                )
+                note = partial(engine.add_note, cid, actor=f"agent:w{n}", text=f"{n}-{i}")
+                engine.retrying(note, attempts=100)
 
         threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
         for thread in threads:

@@ -80,7 +80,7 @@ class Money(BaseModel):
     @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Build an amount, validated: ``Money.of("40.00", "EUR")``."""
-        return cls(amount=amount, currency=currency)  # type: ignore[arg-type]
+        return cls(amount=Decimal(amount), currency=currency)
 
     @classmethod
     def parse(cls, text: str) -> Money:

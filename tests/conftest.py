@@ -4,11 +4,12 @@ drives a case to any state of the checklist."""
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import settings
 
 from adapters.memory import MemoryStore
@@ -106,3 +107,10 @@ def case_in(engine: Engine) -> Callable[[str], str]:
         return case_id
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _reset_structlog() -> Iterator[None]:
+    """The CLI configures structlog (it is an application); undo that after each test."""
+    yield
+    structlog.reset_defaults()

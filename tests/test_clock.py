@@ -16,8 +16,7 @@ def test_the_system_clock_reads_utc_now_so_freezegun_can_freeze_it() -> None:
     with freeze_time("2026-11-02 09:00:00"):
         assert SystemClock().now() == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
         engine = Engine(MemoryStore())
-        case = engine.open_case(actor="agent:a", customer={"id": "c", "name": "C"},
-                                channel="chat")
+        case = engine.open_case(actor="agent:a", customer={"id": "c", "name": "C"}, channel="chat")
         assert case.opened_at == datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
+from itertools import pairwise
 from typing import Any
 
 from hypothesis import given
@@ -35,11 +36,19 @@ def test_each_event_hashes_its_canonical_bytes_and_chains_to_the_previous(
     cid = case_in("apologised")
     history = engine.history(cid)
     assert history[0].prev_hash == GENESIS
-    for previous, event in zip(history, history[1:], strict=False):
+    for previous, event in pairwise(history):
         assert event.prev_hash == previous.hash
     for event in history:
-        body = canonical(event.case_id, event.seq, event.type, event.at, event.actor,
-                         event.data, event.policy_version, event.prev_hash)
+        body = canonical(
+            event.case_id,
+            event.seq,
+            event.type,
+            event.at,
+            event.actor,
+            event.data,
+            event.policy_version,
+            event.prev_hash,
+        )
         assert hashlib.sha256(body).hexdigest() == event.hash == event.expected_hash()
     assert engine.get(cid).head_hash == history[-1].hash
 
@@ -47,13 +56,18 @@ def test_each_event_hashes_its_canonical_bytes_and_chains_to_the_previous(
 def test_the_canonical_bytes_are_documented_exactly() -> None:
     """docs/audit.md shows this event's canonical form; keep them in step."""
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    body = canonical("case-1", 2, "listen", at, "agent:alice", {"note": "Vase broke ☹"},
-                     "1@sha256:ab", GENESIS)
-    assert body == (
-        '{"actor":"agent:alice","at":"2026-11-02T09:00:00.000000+00:00","case_id":"case-1",'
-        '"data":{"note":"Vase broke ☹"},"policy_version":"1@sha256:ab","prev_hash":"'
-        + "0" * 64 + '","seq":2,"type":"listen"}'
-    ).encode()
+    body = canonical(
+        "case-1", 2, "listen", at, "agent:alice", {"note": "Vase broke ☹"}, "1@sha256:ab", GENESIS
+    )
+    assert (
+        body
+        == (
+            '{"actor":"agent:alice","at":"2026-11-02T09:00:00.000000+00:00","case_id":"case-1",'
+            '"data":{"note":"Vase broke ☹"},"policy_version":"1@sha256:ab","prev_hash":"'
+            + "0" * 64
+            + '","seq":2,"type":"listen"}'
+        ).encode()
+    )
 
 
 def test_an_edited_event_no_longer_matches_its_hash(

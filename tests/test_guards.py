@@ -146,15 +146,27 @@ def test_an_offer_needs_options(engine: Engine, case_in: Callable[[str], str]) -
     [
         ({"kind": "refund", "amount": {"amount": 40.0, "currency": "EUR"}}, "options[1]", "float"),
         ({"kind": "refund"}, "options[1]", "needs an amount"),
-        ({"kind": "refund", "amount": {"amount": "40.001", "currency": "EUR"}}, "options[1]",
-         "decimal places"),
-        ({"kind": "refund", "amount": {"amount": "40", "currency": "XYZ"}}, "options[1]",
-         "ISO 4217"),
-        ({"kind": "refund", "amount": {"amount": "40", "currency": "USD"}}, "options[1].amount",
-         "policy's currency is EUR"),
+        (
+            {"kind": "refund", "amount": {"amount": "40.001", "currency": "EUR"}},
+            "options[1]",
+            "decimal places",
+        ),
+        (
+            {"kind": "refund", "amount": {"amount": "40", "currency": "XYZ"}},
+            "options[1]",
+            "ISO 4217",
+        ),
+        (
+            {"kind": "refund", "amount": {"amount": "40", "currency": "USD"}},
+            "options[1].amount",
+            "policy's currency is EUR",
+        ),
         ({"kind": "Free Money"}, "options[1]", "pattern"),
-        ({"kind": "coupon", "amount": {"amount": "-5", "currency": "EUR"}}, "options[1]",
-         "positive"),
+        (
+            {"kind": "coupon", "amount": {"amount": "-5", "currency": "EUR"}},
+            "options[1]",
+            "positive",
+        ),
     ],
 )
 def test_an_offer_with_a_malformed_remedy_is_refused_naming_the_option(
@@ -166,9 +178,7 @@ def test_an_offer_with_a_malformed_remedy_is_refused_naming_the_option(
     assert problem in error.problems[0][1]
 
 
-def test_the_policy_can_deny_an_offer(
-    store: Any, clock: ManualClock
-) -> None:
+def test_the_policy_can_deny_an_offer(store: Any, clock: ManualClock) -> None:
     policy = Policy(name="strict", version="1", currency="EUR", offers={"max_per_case": 1})
     engine = Engine(store, clock=clock, policy=policy)
     cid = open_case(engine)
@@ -187,9 +197,7 @@ def test_accepting_a_remedy_needs_the_option_the_promise_and_its_due_date(
     cid = case_in("remedy_offered")
     inputs = _inputs("accept_remedy")
     del inputs[missing]
-    assert refused(engine, cid, MissingInformation, "accept_remedy", **inputs).fields == (
-        missing,
-    )
+    assert refused(engine, cid, MissingInformation, "accept_remedy", **inputs).fields == (missing,)
 
 
 @pytest.mark.parametrize(
@@ -202,7 +210,10 @@ def test_accepting_a_remedy_needs_the_option_the_promise_and_its_due_date(
     ],
 )
 def test_accepting_a_remedy_refuses_a_bad_option_or_due_date(
-    engine: Engine, case_in: Callable[[str], str], change: dict[str, Any], field: str,
+    engine: Engine,
+    case_in: Callable[[str], str],
+    change: dict[str, Any],
+    field: str,
     problem: str,
 ) -> None:
     cid = case_in("remedy_offered")
@@ -233,15 +244,19 @@ def test_escalating_needs_a_reason_and_a_target_role(
     assert refused(engine, cid, MissingInformation, "escalate", to_role="lead").fields == (
         "reason",
     )
-    assert refused(engine, cid, MissingInformation, "escalate", reason="x").fields == (
-        "to_role",
-    )
+    assert refused(engine, cid, MissingInformation, "escalate", reason="x").fields == ("to_role",)
 
 
 @pytest.mark.parametrize(
     ("state", "step"),
-    [("closed", "reopen"), ("recorded", "withdraw"), ("recorded", "add_note"),
-     ("recorded", "pause_sla"), ("recorded", "assign"), ("recorded", "classify")],
+    [
+        ("closed", "reopen"),
+        ("recorded", "withdraw"),
+        ("recorded", "add_note"),
+        ("recorded", "pause_sla"),
+        ("recorded", "assign"),
+        ("recorded", "classify"),
+    ],
 )
 def test_steps_that_need_their_one_input_refuse_without_it(
     engine: Engine, case_in: Callable[[str], str], state: str, step: str
@@ -279,11 +294,17 @@ def test_the_sla_clock_cannot_be_paused_twice_or_resumed_when_running(
 
 @pytest.mark.parametrize(
     ("inputs", "error_type"),
-    [({}, MissingInformation), ({"score": 6}, InvalidStepData),
-     ({"score": "5"}, InvalidStepData), ({"score": False}, InvalidStepData)],
+    [
+        ({}, MissingInformation),
+        ({"score": 6}, InvalidStepData),
+        ({"score": "5"}, InvalidStepData),
+        ({"score": False}, InvalidStepData),
+    ],
 )
 def test_feedback_needs_a_score_from_1_to_5_or_a_comment(
-    engine: Engine, case_in: Callable[[str], str], inputs: dict[str, Any],
+    engine: Engine,
+    case_in: Callable[[str], str],
+    inputs: dict[str, Any],
     error_type: type[StepRefused],
 ) -> None:
     cid = case_in("feedback_requested")

@@ -50,16 +50,18 @@ def test_a_complaint_runs_through_every_checklist_step_in_order(engine: Engine) 
     assert replay(history) == engine.get(case_id)
 
 
-def test_the_step_methods_record_what_they_are_given(
-    engine: Engine, clock: ManualClock
-) -> None:
+def test_the_step_methods_record_what_they_are_given(engine: Engine, clock: ManualClock) -> None:
     """The named methods carry their data into the case: notes, record, offer, promise."""
     cid = open_case(engine)
     engine.acknowledge(cid, actor=AGENT)
     engine.listen(cid, actor=AGENT, note="It was a wedding gift.")
     engine.record(
-        cid, actor=AGENT, category="delivery", contact="ann@example.com",
-        occurred_on="2026-10-31", details="Box crushed.",
+        cid,
+        actor=AGENT,
+        category="delivery",
+        contact="ann@example.com",
+        occurred_on="2026-10-31",
+        details="Box crushed.",
     )
     engine.apologise(cid, actor=AGENT, message="Sorry, and thanks for telling us.")
     engine.offer_remedy(
@@ -75,15 +77,21 @@ def test_the_step_methods_record_what_they_are_given(
 
     assert case.notes[0].text == "It was a wedding gift."
     assert (case.category, case.customer.contact, str(case.occurred_on)) == (
-        "delivery", "ann@example.com", "2026-10-31",
+        "delivery",
+        "ann@example.com",
+        "2026-10-31",
     )
     offer = case.offers[0]
     assert (offer.status, offer.chosen, offer.options[1].amount) == (
-        OfferStatus.ACCEPTED, 2, Money.of("40.00", "EUR"),
+        OfferStatus.ACCEPTED,
+        2,
+        Money.of("40.00", "EUR"),
     )
     assert case.promise is not None
     assert (case.promise.due_at, case.promise.evidence, case.promise.kept_by) == (
-        due, "refund R-9", AGENT,
+        due,
+        "refund R-9",
+        AGENT,
     )
     assert case.promise.kept_at == clock.now()
     assert [(f.score, f.comment) for f in case.feedback] == [(5, "Quick, thanks")]
@@ -92,8 +100,17 @@ def test_the_step_methods_record_what_they_are_given(
 
 @pytest.mark.parametrize(
     "state",
-    ["received", "acknowledged", "listening", "recorded", "apologised", "remedy_offered",
-     "promised", "promise_kept", "feedback_requested"],
+    [
+        "received",
+        "acknowledged",
+        "listening",
+        "recorded",
+        "apologised",
+        "remedy_offered",
+        "promised",
+        "promise_kept",
+        "feedback_requested",
+    ],
 )
 def test_escalate_and_resume_return_the_case_to_where_it_was(
     engine: Engine, case_in: Callable[[str], str], state: str
@@ -159,7 +176,9 @@ def test_a_declined_offer_is_counted_and_the_case_goes_back_to_offering(
     cid = case_in("remedy_offered")
     case = engine.decline_remedy(cid, actor=CUSTOMER, reason="not enough")
     assert (case.state, case.declines, case.offers[0].status) == (
-        "apologised", 1, OfferStatus.DECLINED,
+        "apologised",
+        1,
+        OfferStatus.DECLINED,
     )
     again = engine.offer_remedy(cid, actor=AGENT, options=[Remedy(kind="replacement")])
     assert (again.state, [o.number for o in again.offers]) == ("remedy_offered", [1, 2])
@@ -214,9 +233,7 @@ def test_assigning_to_someone_else_counts_as_a_transfer(
     assert (case.assignee, case.transfers, case.state) == ("alice", 2, "acknowledged")
 
 
-def test_actions_keep_the_case_in_its_state(
-    engine: Engine, case_in: Callable[[str], str]
-) -> None:
+def test_actions_keep_the_case_in_its_state(engine: Engine, case_in: Callable[[str], str]) -> None:
     cid = case_in("listening")
     engine.add_note(cid, actor=OTHER_AGENT, text="customer called again")
     engine.classify(cid, actor=AGENT, complainant_type="high-roller")
@@ -227,15 +244,19 @@ def test_actions_keep_the_case_in_its_state(
     assert case.state == "listening"
     assert case.complainant_type.value == "high-roller"
     assert [e.type for e in engine.history(cid)][-4:] == [
-        "add_note", "classify", "pause_sla", "resume_sla",
+        "add_note",
+        "classify",
+        "pause_sla",
+        "resume_sla",
     ]
 
 
 def test_a_policy_that_waives_feedback_lets_a_kept_promise_close(
     store: MemoryStore, clock: ManualClock
 ) -> None:
-    policy = Policy(name="no survey", version="2", currency="EUR",
-                    feedback={"required_before_close": False})
+    policy = Policy(
+        name="no survey", version="2", currency="EUR", feedback={"required_before_close": False}
+    )
     engine = Engine(store, clock=clock, policy=policy)
     cid = open_case(engine)
     for step, inputs in PATH[:7]:

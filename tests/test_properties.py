@@ -39,8 +39,12 @@ def good_inputs(step: str, now: datetime, variant: int) -> dict[str, Any]:
     amount = "40.00" if variant % 2 else "60.00"
     table: dict[str, dict[str, Any]] = {
         "listen": {"note": "their account"},
-        "record": {"category": "delivery", "contact": "a@example.com",
-                   "occurred_on": "2026-11-01", "details": "broken"},
+        "record": {
+            "category": "delivery",
+            "contact": "a@example.com",
+            "occurred_on": "2026-11-01",
+            "details": "broken",
+        },
         "apologise": {"message": "sorry, and thanks"},
         "offer_remedy": {"options": [Remedy(kind="refund", amount=Money.of(amount, "EUR"))]},
         "refuse_offer": {"reason": "too much"},
@@ -76,12 +80,12 @@ def checklist_cycles_are_complete(history: list[Event]) -> bool:
     """Every close follows the whole checklist, in order, since the case opened or was
     last reopened."""
     cycle: list[str] = []
-    for event in history:
-        if event.type in ("open", "reopen"):
+    for ev in history:
+        if ev.type in ("open", "reopen"):
             cycle = []
-        elif event.type in CHECKLIST:
-            cycle.append(event.type)
-        if event.type == "close":
+        elif ev.type in CHECKLIST:
+            cycle.append(ev.type)
+        if ev.type == "close":
             main = [s for s in cycle if s in CHECKLIST]
             it = iter(main)
             required = [s for s in CHECKLIST if s != "request_feedback"]
@@ -95,16 +99,19 @@ def test_random_steps_never_close_without_the_checklist_and_state_always_equals_
     plan: list[tuple[int | str, int, bool, int]],
 ) -> None:
     clock = ManualClock(START)
-    policy = Policy(name="p", version="1", currency="EUR",
-                    feedback={"required_before_close": False})
+    policy = Policy(
+        name="p", version="1", currency="EUR", feedback={"required_before_close": False}
+    )
     engine = Engine(MemoryStore(), clock=clock, policy=policy, decide=needs_approval_above_50)
-    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "C"},
-                           channel="phone", subject="s").id
+    cid = engine.open_case(
+        actor="agent:a", customer={"id": "c", "name": "C"}, channel="phone", subject="s"
+    ).id
     reached_close = False
     for pick, variant, with_inputs, wait in plan:
         clock.advance(minutes=wait)
         state = engine.get(cid).state
-        step = pick if isinstance(pick, str) else allowed_steps(state)[pick % len(allowed_steps(state))]
+        allowed = allowed_steps(state)
+        step = pick if isinstance(pick, str) else allowed[pick % len(allowed)]
         actor = ("agent:a", "agent:b", "customer:c", "team-lead:d")[variant % 4]
         inputs = good_inputs(step, clock.now(), variant) if with_inputs else {}
         before = engine.get(cid)

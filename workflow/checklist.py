@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from transitions import EventData, Machine
 
@@ -74,14 +74,16 @@ class _Firing:
 
 
 def _needs_approval(event: EventData) -> bool:
-    return bool(event.model.data["decision"]["outcome"] == "needs_approval")
+    model = cast(_Firing, event.model)
+    return bool(model.data["decision"]["outcome"] == "needs_approval")
 
 
 _needs_approval.label = "needs approval"  # type: ignore[attr-defined]
 
 
 def _feedback_waived(event: EventData) -> bool:
-    return bool(event.model.data.get("feedback_waived") is True)
+    model = cast(_Firing, event.model)
+    return model.data.get("feedback_waived") is True
 
 
 _feedback_waived.label = "feedback waived by policy"  # type: ignore[attr-defined]
@@ -89,7 +91,8 @@ _feedback_waived.label = "feedback waived by policy"  # type: ignore[attr-define
 
 def _returns_to(state: str) -> Callable[[EventData], bool]:
     def returns_to(event: EventData) -> bool:
-        escalation = event.model.case.escalation
+        model = cast(_Firing, event.model)
+        escalation = model.case.escalation
         return escalation is not None and escalation.resume_to == state
 
     returns_to.label = f"was {state}"  # type: ignore[attr-defined]
@@ -209,7 +212,7 @@ def mermaid() -> str:
                 if tr.dest is None:
                     stays.setdefault(source, []).append(name)
                     continue
-                labels = [getattr(c.func, "label", c.func.__name__) for c in tr.conditions]
+                labels = [getattr(c.func, "label", str(c.func)) for c in tr.conditions]
                 guard = f" [{', '.join(labels)}]" if labels else ""
                 lines.append(f"    {source} --> {tr.dest} : {name}{guard}")
     for state in sorted(FINAL_STATES):

@@ -1,0 +1,18 @@
+"""The benchmark still runs (tiny sizes, no timing asserted: figures come from
+``python -m tests.benchmarks.bench_engine``, see docs/benchmarks.md)."""
+
+from __future__ import annotations
+
+from tests.benchmarks import bench_engine
+
+
+def test_the_engine_benchmark_runs_end_to_end(capsys: object) -> None:
+    result = bench_engine.main(["--rounds", "1", "--lifecycles", "5", "--cases", "20"])
+    assert set(result) == {
+        "bare_per_s",
+        "engine_per_s",
+        "ratio",
+        "recorded_bytes",
+        "promised_bytes",
+    }
+    assert result["recorded_bytes"] < result["promised_bytes"]

@@ -1,0 +1,59 @@
+"""The command line: demo and diagram."""
+
+from __future__ import annotations
+
+import re
+
+from click.testing import CliRunner
+
+from workflow import CHECKLIST, STEP_NAMES
+from workflow.checklist import MACHINE
+from workflow.cli import main
+
+
+def test_the_demo_runs_a_complaint_through_every_step_and_prints_its_timeline() -> None:
+    result = CliRunner().invoke(main, ["demo"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    steps = re.findall(r"^\s+\d+\s+\w{3} \d\d \w{3} \d\d:\d\d\s+\S+\s+(\w+)", out, flags=re.M)
+    assert [s for s in steps if s in CHECKLIST] == [
+        "acknowledge",
+        "listen",
+        "record",
+        "apologise",
+        "offer_remedy",
+        "offer_remedy",
+        "accept_remedy",
+        "keep_promise",
+        "request_feedback",
+        "close",
+    ]
+    assert {"escalate", "resume", "decline_remedy", "pause_sla", "record_feedback"} <= set(steps)
+    assert "final state      : closed" in out
+    assert "replay == state  : True" in out
+
+
+def test_the_diagram_is_mermaid_generated_from_the_machine() -> None:
+    result = CliRunner().invoke(main, ["diagram"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert lines[0] == "stateDiagram-v2"
+    edges = {line.strip() for line in lines if "-->" in line}
+    for name, event in MACHINE.events.items():
+        for source, transitions in event.transitions.items():
+            for tr in transitions:
+                if tr.dest is not None:
+                    assert any(e.startswith(f"{source} --> {tr.dest} : {name}") for e in edges)
+    notes = " ".join(line for line in lines if "note right of" in line)
+    assert all(
+        action in notes
+        for action in STEP_NAMES
+        if action not in CHECKLIST
+        and action in ("add_note", "assign", "classify", "pause_sla", "resume_sla")
+    )
+
+
+def test_verbose_logs_each_step_with_its_case_id_to_stderr() -> None:
+    result = CliRunner().invoke(main, ["-v", "demo"])
+    assert result.exit_code == 0
+    assert re.search(r"step accepted .*case_id=case-\w+.*step=acknowledge", result.stderr)
