@@ -85,3 +85,15 @@ def test_an_event_round_trips_through_json(engine: Engine, case_in: Callable[[st
         again = event_from_json(json.loads(json.dumps(event.to_json())))
         assert again == event
         assert again.expected_hash() == event.hash
+
+
+def test_docs_audit_shows_the_same_canonical_bytes() -> None:
+    """docs/audit.md's example is the library's output, byte for byte."""
+    from pathlib import Path
+
+    page = (Path(__file__).resolve().parent.parent / "docs" / "audit.md").read_text()
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    body = canonical(
+        "case-1", 2, "listen", at, "agent:alice", {"note": "Vase broke ☹"}, "1@sha256:ab", GENESIS
+    )
+    assert body.decode() in page
