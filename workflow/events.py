@@ -36,6 +36,9 @@ _encode_c = (
     if _C_ENCODER is not None
     else None
 )
+_encode_str = json.encoder.encode_basestring
+_sha256 = hashlib.sha256
+_object_setattr = object.__setattr__
 
 
 def canonical_json(value: dict[str, Any]) -> str:
@@ -114,8 +117,47 @@ def canonical(
     prev_hash: str,
 ) -> bytes:
     """The exact bytes an event's hash is computed over."""
-    body = _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
-    return canonical_json(body).encode("utf-8")
+    return _canonical_text(
+        case_id, seq, type_, at, actor, data, policy_version, prev_hash
+    ).encode("utf-8")
+
+
+_STR = str
+
+
+def _canonical_text(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+) -> str:
+    # The top-level keys are fixed, so the object is written in sorted-key order here and
+    # only ``data`` goes through the JSON encoder. Byte-identical to
+    # ``canonical_json(_body(...))`` (tests/test_events.py checks it); anything but plain
+    # ``str``/``int``/``dict`` values takes the general path.
+    if (
+        _encode_c is None
+        or type(data) is not dict
+        or type(seq) is not int
+        or type(case_id) is not _STR
+        or type(type_) is not _STR
+        or type(actor) is not _STR
+        or type(policy_version) is not _STR
+        or type(prev_hash) is not _STR
+    ):
+        return canonical_json(
+            _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+        )
+    enc = _encode_str
+    return (
+        f'{{"actor":{enc(actor)},"at":{enc(format_at(at))},"case_id":{enc(case_id)},'
+        f'"data":{"".join(_encode_c(data, 0))},"policy_version":{enc(policy_version)},'
+        f'"prev_hash":{enc(prev_hash)},"seq":{seq},"type":{enc(type_)}}}'
+    )
 
 
 def event_hash(
@@ -128,9 +170,28 @@ def event_hash(
     policy_version: str,
     prev_hash: str,
 ) -> str:
-    return hashlib.sha256(
-        canonical(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    return _sha256(
+        _canonical_text(case_id, seq, type_, at, actor, data, policy_version, prev_hash).encode(
+            "utf-8"
+        )
     ).hexdigest()
+
+
+class _EventBuilder:
+    """Same slots as ``Event``, not frozen: ``make_event`` fills one with plain attribute
+    stores, then makes it an ``Event`` (same layout, so ``__class__`` may be set)."""
+
+    __slots__ = Event.__slots__
+
+    case_id: str
+    seq: int
+    type: str
+    at: datetime
+    actor: str
+    data: dict[str, Any]
+    policy_version: str
+    prev_hash: str
+    hash: str
 
 
 def make_event(
@@ -144,21 +205,22 @@ def make_event(
     prev_hash: str,
 ) -> Event:
     """Build and hash an event from values the engine has already validated."""
-    digest = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
-    event = object.__new__(Event)
-    setattr_ = object.__setattr__
-    setattr_(event, "case_id", case_id)
-    setattr_(event, "seq", seq)
-    setattr_(event, "type", type_)
-    setattr_(event, "at", at)
-    setattr_(event, "actor", actor)
-    setattr_(event, "data", data)
-    setattr_(event, "policy_version", policy_version)
-    setattr_(event, "prev_hash", prev_hash)
-    setattr_(event, "hash", digest)
-    return event
+    event = _EventBuilder()
+    event.case_id = case_id
+    event.seq = seq
+    event.type = type_
+    event.at = at
+    event.actor = actor
+    event.data = data
+    event.policy_version = policy_version
+    event.prev_hash = prev_hash
+    event.hash = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    _object_setattr(event, "__class__", Event)
+    result: Event = event  # type: ignore[assignment]
+    return result
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
     """An event from ``Event.to_json`` output, validated (the hash is not checked here)."""
     return Event(**obj)
+
