@@ -8,9 +8,10 @@ when many open cases are held in memory. Changing a case means building a new on
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
-from collections.abc import Callable
+from functools import lru_cache
 from typing import Annotated, Any, TypeVar
 
 from pydantic import Field, TypeAdapter, field_validator
@@ -76,12 +77,25 @@ class Actor:
             return value
         if not isinstance(value, str):
             raise TypeError(f"actor must be 'role:id' text or an Actor, got {type(value).__name__}")
+        if cls is Actor:
+            return _parse_actor(value)
+        return cls._parse(value)
+
+    @classmethod
+    def _parse(cls, value: str) -> Actor:
         match = _ACTOR.match(value)
         if match is None:
             raise ValueError(
                 f"actor {value!r} is not 'role:id' (for example 'agent:alice' or 'customer:c-42')"
             )
         return cls(role=match.group("role"), id=match.group("id"))
+
+
+@lru_cache(maxsize=4096)
+def _parse_actor(value: str) -> Actor:
+    """``Actor.parse`` of text, remembered: the same few actors take most steps, and an
+    ``Actor`` is immutable, so one parsed value is shared (failures are not cached)."""
+    return Actor._parse(value)
 
 
 @dataclass(frozen=True, slots=True)
@@ -198,18 +212,37 @@ class Case:
 T = TypeVar("T")
 
 
-_EVOLVERS: dict[type, Callable[..., Any]] = {}
+#: One compiled copier per (record class, names changed), see ``_make_evolver``.
+_EVOLVERS: dict[tuple[type, tuple[str, ...]], Callable[[Any, dict[str, Any]], Any]] = {}
+_MAX_EVOLVERS = 512
+_BUILDERS: dict[type, type] = {}
 
 
-def _make_evolver(cls: type) -> Callable[..., Any]:
-    """``def evolve(record, changes)`` unrolled over ``cls``'s slots (compiled once)."""
+def _builder(cls: type) -> type:
+    """A plain (not frozen) class with exactly ``cls``'s slots, so an instance can be
+    filled with ordinary attribute stores and then given ``cls`` as its class (CPython
+    allows that between classes of the same layout)."""
+    builder = _BUILDERS.get(cls)
+    if builder is None:
+        names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
+        builder = type(f"_{cls.__name__}Builder", (), {"__slots__": names})
+        _BUILDERS[cls] = builder
+    return builder
+
+
+def _make_evolver(cls: type, changed: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], Any]:
+    """``def evolve(record, changes)`` unrolled over ``cls``'s slots for one set of
+    changed names (compiled once per set); names that are not slots are ignored."""
     names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
-    lines = ["def evolve(record, changes):", "    new = new_(cls)", "    get = changes.get"]
-    lines += [f"    set_(new, {n!r}, get({n!r}, record.{n}))" for n in names]
-    lines.append("    return new")
-    scope: dict[str, Any] = {"new_": object.__new__, "set_": object.__setattr__, "cls": cls}
-    exec("\n".join(lines), scope)  # noqa: S102 - code built from the class's own slot names
-    evolver: Callable[..., Any] = scope["evolve"]
+    lines = ["def evolve(record, changes):", "    new = builder()"]
+    lines += [
+        f"    new.{n} = changes[{n!r}]" if n in changed else f"    new.{n} = record.{n}"
+        for n in names
+    ]
+    lines += ["    set_(new, '__class__', cls)", "    return new"]
+    scope: dict[str, Any] = {"builder": _builder(cls), "set_": object.__setattr__, "cls": cls}
+    exec("\n".join(lines), scope)
+    evolver: Callable[[Any, dict[str, Any]], Any] = scope["evolve"]
     return evolver
 
 
@@ -220,9 +253,12 @@ def evolve(record: T, **changes: Any) -> T:
     is the hot path of every step (``dataclasses.replace`` would re-validate every field).
     """
     cls = type(record)
-    evolver = _EVOLVERS.get(cls)
+    key = (cls, tuple(changes))
+    evolver = _EVOLVERS.get(key)
     if evolver is None:
-        evolver = _EVOLVERS[cls] = _make_evolver(cls)
+        evolver = _make_evolver(cls, key[1])
+        if len(_EVOLVERS) < _MAX_EVOLVERS:
+            _EVOLVERS[key] = evolver
     result: T = evolver(record, changes)
     return result
 
