@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from datetime import date, datetime
+from datetime import UTC, date, datetime
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import structlog
@@ -36,6 +37,13 @@ T = TypeVar("T")
 _CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+
+
+@lru_cache(maxsize=4096)
+def _actor_text(actor: Actor) -> str:
+    """``str(actor)``, kept: an actor's text is shared by its events and records instead
+    of a new string per step."""
+    return str(actor)
 
 
 def _new_case_id() -> str:
@@ -89,7 +97,10 @@ class Engine:
         return allowed_steps(self.store.load(case_id).state)
 
     def now(self) -> datetime:
-        return to_utc(self.clock.now(), "clock.now()")
+        now = self.clock.now()
+        if type(now) is datetime and now.tzinfo is UTC:
+            return now  # what ``to_utc`` would return (``astimezone`` to its own zone)
+        return to_utc(now, "clock.now()")
 
     # -- writing ---------------------------------------------------------------------
 
@@ -108,7 +119,7 @@ class Engine:
         case_id: str | None = None,
     ) -> Case:
         """Open a complaint: the case starts ``received``, with an ``open`` event."""
-        who = str(Actor.parse(actor))
+        who = _actor_text(Actor.parse(actor))
         cid = case_id if case_id is not None else self._new_case_id()
         now = self.now()
         try:
@@ -170,8 +181,8 @@ class Engine:
             raise StepNotAllowed(
                 case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state)
             )
-        unknown = inputs.keys() - accepted
-        if unknown:
+        if not accepted.issuperset(inputs):
+            unknown = inputs.keys() - accepted
             raise InvalidStepData(
                 case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state),
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
@@ -179,15 +190,24 @@ class Engine:
         now = self.now()
         ctx = StepContext(case, step, who, now, self.policy, inputs, self._decide)
         try:
-            state, data = fire(step, case, inputs, lambda: guard(ctx))
+            # ``fire`` would run the guard first too; running it here saves a closure.
+            state, data = fire(step, case, guard(ctx))
         except ComplaintflowError as exc:
             self._refused(case, step, str(exc))
             raise
+        version = case.version
         event = make_event(
-            case_id, case.version + 1, step, now, str(who), dict(data), self._stamp, case.head_hash
+            case_id,
+            version + 1,
+            step,
+            now,
+            _actor_text(who),
+            data if type(data) is dict else dict(data),
+            self._stamp,
+            case.head_hash,
         )
         new = apply(case, event, state)
-        self.store.append(new, (event,), expected_version=case.version)
+        self.store.append(new, (event,), expected_version=version)
         self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
         return new
 
