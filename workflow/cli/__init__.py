@@ -9,6 +9,7 @@ import click
 import structlog
 
 from workflow.checklist import mermaid
+from workflow.cli.policy import policy
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -49,6 +50,9 @@ def demo(store_url: str) -> None:
     from workflow.cli.demo import run_demo
 
     run_demo(store_url, click.echo)
+
+
+main.add_command(policy)
 
 
 if __name__ == "__main__":  # pragma: no cover

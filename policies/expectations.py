@@ -1,0 +1,108 @@
+"""A company's own expected decisions, run like unit tests (``complaintflow policy test``).
+
+A cases file is a YAML list; each item names a hypothetical offer and the decision the
+company expects::
+
+    - name: an agent refunds a delivery problem on the spot
+      role: agent
+      remedies: [refund:40.00EUR]     # kind:amount+currency, or a kind alone
+      tier: standard                  # optional
+      category: delivery              # optional
+      complainant_type: unknown       # optional
+      offers_made: 0                  # optional
+      paid: 0                         # paid to the customer within the cap period
+      expect: allowed                 # allowed | needs_approval | denied
+      rules: [limits.agent.refund]    # optional: these rule ids must be among the deciders
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+
+from policies.decide import OfferRequest, decide_offer
+from policies.decision import Decision
+from policies.errors import MoneyError, PolicyFileError, Problem
+from policies.loader import _problems, _read_yaml
+from policies.model import Amount, Policy
+from policies.money import Money
+from policies.remedy import Remedy
+
+
+def parse_remedy(text: str) -> Remedy:
+    """``refund:40.00EUR`` (kind and amount) or ``replacement`` (kind alone)."""
+    kind, _, amount = text.partition(":")
+    if not amount:
+        return Remedy(kind=kind.strip())
+    return Remedy(kind=kind.strip(), amount=Money.parse(amount))
+
+
+def _remedy(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return parse_remedy(value)
+        except MoneyError as exc:
+            raise ValueError(str(exc)) from None
+    return value
+
+
+class Expectation(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(min_length=1)
+    role: str
+    remedies: list[Annotated[Remedy, BeforeValidator(_remedy)]] = Field(min_length=1)
+    tier: str = "standard"
+    category: str | None = None
+    complainant_type: str = "unknown"
+    offers_made: int = Field(default=0, ge=0)
+    paid: Amount = Decimal(0)
+    expect: Literal["allowed", "needs_approval", "denied"]
+    rules: list[str] = []
+
+    def request(self) -> OfferRequest:
+        return OfferRequest(
+            role=self.role,
+            remedies=tuple(self.remedies),
+            customer_tier=self.tier,
+            category=self.category,
+            complainant_type=self.complainant_type,
+            offers_made=self.offers_made,
+            paid_in_period=self.paid,
+        )
+
+
+class Result(BaseModel):
+    expectation: Expectation
+    decision: Decision
+    passed: bool
+
+
+_EXPECTATIONS: TypeAdapter[list[Expectation]] = TypeAdapter(list[Expectation])
+
+
+def load_expectations(path: str | Path) -> list[Expectation]:
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyFileError(file, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    data, lines = _read_yaml(text, file)
+    try:
+        return _EXPECTATIONS.validate_python(data)
+    except ValidationError as exc:
+        raise PolicyFileError(file, _problems(exc, lines)) from None
+
+
+def run_expectations(policy: Policy, expectations: list[Expectation]) -> list[Result]:
+    results = []
+    for item in expectations:
+        decision = decide_offer(policy, item.request())
+        passed = decision.outcome.value == item.expect and set(item.rules) <= set(
+            decision.rule_ids
+        )
+        results.append(Result(expectation=item, decision=decision, passed=passed))
+    return results

@@ -1,0 +1,205 @@
+"""Loading policy files (YAML or TOML) safely, with every problem located.
+
+YAML is read with a YAML 1.2 "core" resolver: only ``true``/``false`` are booleans, so a
+key or value like ``no``, ``off`` or ``on`` stays a string; dates stay strings; and
+decimal numbers become ``Decimal`` exactly as written (``40.10`` is ``Decimal("40.10")``,
+never a binary float). Duplicate keys are refused. TOML is read with ``tomllib`` and
+``parse_float=Decimal``. Every error is a ``PolicyFileError`` naming the file and, for
+each problem, its location (dotted path, and the line for YAML).
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from collections.abc import Mapping
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from policies.errors import PolicyFileError, Problem
+from policies.model import LocatedError, Policy
+
+Location = tuple[str | int, ...]
+
+
+class _CoreLoader(yaml.SafeLoader):
+    """SafeLoader with YAML 1.2 core-schema scalars and no duplicate keys."""
+
+
+_CoreLoader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", ["~", "n", "N", ""]),
+    ("tag:yaml.org,2002:int", r"^[-+]?[0-9]+$", "-+0123456789"),
+    (
+        "tag:yaml.org,2002:float",
+        r"^[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?$",
+        "-+.0123456789",
+    ),
+):
+    _CoreLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+
+
+def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    text = str(loader.construct_scalar(node))
+    try:
+        return Decimal(text)
+    except InvalidOperation:
+        raise yaml.constructor.ConstructorError(
+            None, None, f"{text!r} is not a number", node.start_mark
+        ) from None
+
+
+def _int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return int(str(loader.construct_scalar(node)))
+
+
+def _mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    seen: dict[Any, int] = {}
+    for key_node, _ in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if not isinstance(key, str | int | bool | Decimal) and key is not None:
+            raise yaml.constructor.ConstructorError(
+                None, None, "a key must be a plain value", key_node.start_mark
+            )
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                None,
+                None,
+                f"duplicate key {key!r} (first on line {seen[key]})",
+                key_node.start_mark,
+            )
+        seen[key] = key_node.start_mark.line + 1
+    return loader.construct_mapping(node, deep=True)
+
+
+_CoreLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
+_CoreLoader.add_constructor("tag:yaml.org,2002:int", _int)
+_CoreLoader.add_constructor("tag:yaml.org,2002:map", _mapping)
+
+
+def _lines(node: yaml.Node, path: Location, out: dict[Location, int]) -> None:
+    """Record the line of every value in the composed YAML tree, by path."""
+    out[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
+            _lines(value_node, (*path, key), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            _lines(item, (*path, index), out)
+
+
+def _read_yaml(text: str, file: str) -> tuple[Any, dict[Location, int]]:
+    loader: _CoreLoader | None = None
+    try:
+        loader = _CoreLoader(text)
+        node = loader.get_single_node()
+        if node is None:
+            return None, {}
+        lines: dict[Location, int] = {}
+        _lines(node, (), lines)
+        return loader.construct_document(node), lines
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise PolicyFileError(file, [Problem(where, f"not valid YAML: {what}")]) from None
+    except yaml.reader.ReaderError as exc:
+        raise PolicyFileError(
+            file, [Problem(f"character {exc.position + 1}", f"not valid YAML: {exc.reason}")]
+        ) from None
+    except (yaml.YAMLError, RecursionError, ValueError) as exc:
+        raise PolicyFileError(file, [Problem("", f"not valid YAML: {exc}")]) from None
+    finally:
+        if loader is not None:
+            loader.dispose()
+
+
+def _read_toml(text: str, file: str) -> Any:
+    try:
+        return tomllib.loads(text, parse_float=Decimal)
+    except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
+        raise PolicyFileError(file, [Problem("", f"not valid TOML: {exc}")]) from None
+
+
+def format_location(loc: Location) -> str:
+    """``("limits", "agent", "refund")`` as ``limits.agent.refund``; indexes as ``[2]``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _located(loc: Location, message: str, lines: Mapping[Location, int]) -> Problem:
+    where = format_location(loc) or "(top level)"
+    for size in range(len(loc), -1, -1):
+        if loc[:size] in lines:
+            where += f" (line {lines[loc[:size]]})"
+            break
+    return Problem(where, message)
+
+
+def _problems(exc: ValidationError, lines: Mapping[Location, int]) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        cause = error.get("ctx", {}).get("error")
+        if isinstance(cause, LocatedError):
+            problems.extend(_located((*loc, *where), msg, lines) for where, msg in cause.problems)
+            continue
+        message = str(error["msg"]).removeprefix("Value error, ")
+        problems.append(_located(loc, message, lines))
+    return problems
+
+
+def parse_policy(text: str, *, file: str = "<policy>", fmt: str | None = None) -> Policy:
+    """Validate policy ``text`` (``fmt`` ``"yaml"`` or ``"toml"``; guessed from ``file``
+    if omitted). Raises ``PolicyFileError`` listing every problem found."""
+    kind = fmt or ("toml" if file.endswith(".toml") else "yaml")
+    if kind not in ("yaml", "toml"):
+        raise PolicyFileError(file, [Problem("", f"unknown format {kind!r}: use yaml or toml")])
+    lines: dict[Location, int] = {}
+    if kind == "toml":
+        data = _read_toml(text, file)
+    else:
+        data, lines = _read_yaml(text, file)
+    if not isinstance(data, dict):
+        raise PolicyFileError(
+            file, [Problem("(top level)", "a policy file must be a mapping of keys to values")]
+        )
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        raise PolicyFileError(file, _problems(exc, lines)) from None
+    except (ValueError, ArithmeticError, RecursionError) as exc:
+        raise PolicyFileError(file, [Problem("", str(exc))]) from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file (``.yaml``/``.yml`` or ``.toml``)."""
+    file = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise PolicyFileError(file, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+    except UnicodeDecodeError as exc:
+        raise PolicyFileError(file, [Problem("", f"not UTF-8 text: {exc.reason}")]) from None
+    return parse_policy(text, file=file)
+
+
+BUNDLED = Path(__file__).resolve().parent / "bundled"
+
+
+def bundled_policy(name: str) -> Policy:
+    """A policy shipped with complaintflow: ``retail``, ``saas`` or ``fca-financial``."""
+    for suffix in (".yaml", ".toml"):
+        candidate = BUNDLED / f"{name}{suffix}"
+        if candidate.exists():
+            return load_policy(candidate)
+    known = sorted({p.stem for p in BUNDLED.glob("*.*") if ".cases" not in p.name})
+    raise PolicyFileError(name, [Problem("", f"no bundled policy {name!r}; known: {known}")])

@@ -1,0 +1,247 @@
+"""Policy files: loaded safely, validated, every mistake located."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from policies.errors import PolicyFileError
+from policies.loader import BUNDLED, bundled_policy, load_policy, parse_policy
+from policies.model import STEPS, parse_duration
+from workflow import STEP_NAMES, ComplainantType
+
+BASE = """name: Shop
+version: "1"
+currency: EUR
+roles:
+  agent:
+    authority: 25.00
+    limits:
+      refund: 50.00
+"""
+
+MISTAKES = [
+    ("missing currency", "name: Shop\nversion: '1'\n", "currency (line 1)", "Field required"),
+    ("missing version", "name: Shop\ncurrency: EUR\n", "version (line 1)", "Field required"),
+    ("unknown currency", BASE.replace("EUR", "EUX"), "currency (line 3)", "not an ISO 4217"),
+    ("wrong type", BASE.replace("name: Shop", "name: [Shop]"), "name (line 1)", "valid string"),
+    ("unknown key", BASE + "refunds_allowed: yes\n", "refunds_allowed (line 9)", "Extra inputs"),
+    ("unknown remedy", BASE.replace("refund: 50", "refnd: 50"),
+     "roles.agent.limits.refnd (line 8)", "unknown remedy kind 'refnd'"),
+    ("negative limit", BASE.replace("refund: 50.00", "refund: -5"),
+     "roles.agent.limits.refund (line 8)", "greater than or equal to 0"),
+    ("too many decimals", BASE.replace("50.00", "50.001"),
+     "roles.agent.limits.refund (line 8)", "more decimals than EUR allows (2)"),
+    ("amount as words", BASE.replace("50.00", "fifty"),
+     "roles.agent.limits.refund (line 8)", "valid decimal"),
+    ("duplicate role", BASE + "  agent:\n    authority: 10\n",
+     "line 9, column 3", "duplicate key 'agent' (first on line 5)"),
+    ("bad duration", BASE + "reopen:\n  window: 30 days\n",
+     "reopen.window (line 10)", "not an ISO 8601 duration"),
+    ("years in a duration", BASE + "reopen:\n  window: P1Y\n",
+     "reopen.window (line 10)", "years and months vary"),
+    ("negative duration", BASE + "reopen:\n  window: -P1D\n",
+     "reopen.window (line 10)", "cannot be negative"),
+    ("bad YAML", BASE + "roles: [unclosed\n", "line 10, column 1", "not valid YAML"),
+    ("tab indentation", BASE + "offers:\n\tmax_per_case: 2\n", "line 10, column 1", "not valid YAML"),
+    ("zero offers", BASE + "offers:\n  max_per_case: 0\n",
+     "offers.max_per_case (line 10)", "greater than or equal to 1"),
+    ("offers as text", BASE + "offers:\n  max_per_case: three\n",
+     "offers.max_per_case (line 10)", "valid integer"),
+    ("unknown complainant type", BASE + "playbooks:\n  grumpy:\n    priority: high\n",
+     "playbooks.grumpy (line 11)", "'rip-off'"),
+    ("unknown guidance step", BASE + "playbooks:\n  meek:\n    guidance:\n      smile: x\n",
+     "playbooks.meek.guidance (line 12)", "unknown steps ['smile']"),
+    ("bad priority", BASE + "playbooks:\n  meek:\n    priority: extreme\n",
+     "playbooks.meek.priority (line 11)", "'urgent'"),
+    ("built-in kind redefined", BASE + "remedy_kinds:\n  refund:\n    monetary: true\n",
+     "remedy_kinds.refund (line 11)", "built-in remedy kind"),
+    ("role name with spaces", BASE.replace("  agent:", "  Agent Smith:"),
+     "roles.Agent Smith (line 6)", "pattern"),
+    ("zero multiplier", BASE + "adjustments:\n  tiers:\n    vip: 0\n",
+     "adjustments.tiers.vip (line 11)", "greater than 0"),
+    ("cap without period", BASE + "caps:\n  per_customer:\n    amount: 300\n",
+     "caps.per_customer.period (line 11)", "Field required"),
+    ("undeclared category", BASE + "categories: [delivery]\nadjustments:\n  categories:\n"
+     "    billing: 2\n", "adjustments.categories.billing (line 12)", "not one of the policy's"),
+    ("duplicate category", BASE + "categories: [delivery, delivery]\n",
+     "categories[1] (line 9)", "listed twice"),
+    ("a list, not a mapping", "- name: Shop\n", "(top level)", "must be a mapping"),
+    ("empty file", "", "(top level)", "must be a mapping"),
+    ("'no' is not a boolean", BASE + "feedback:\n  required_before_close: no\n",
+     "feedback.required_before_close (line 10)", "valid boolean"),
+    ("zero retention", BASE + "retention:\n  years: 0\n",
+     "retention.years (line 10)", "greater than or equal to 1"),
+    ("normal remedy of unknown kind", BASE + "normal_remedies:\n  delivery:\n    voucher: 1\n",
+     "normal_remedies.delivery.voucher (line 11)", "unknown remedy kind 'voucher'"),
+    ("float-like authority in TOML", None, "roles.agent.authority", "more decimals"),
+]
+
+
+@pytest.mark.parametrize(("name", "text", "where", "what"), MISTAKES, ids=[m[0] for m in MISTAKES])
+def test_each_mistake_gives_one_clear_error_with_its_location(
+    name: str, text: str | None, where: str, what: str
+) -> None:
+    if text is None:  # the TOML case
+        toml = 'name = "Shop"\nversion = "1"\ncurrency = "EUR"\n[roles.agent]\nauthority = 1.005\n'
+        with pytest.raises(PolicyFileError) as error:
+            parse_policy(toml, file="shop.toml")
+    else:
+        with pytest.raises(PolicyFileError) as error:
+            parse_policy(text, file="shop.yaml")
+    problems = error.value.problems
+    assert len(problems) == 1, problems
+    assert problems[0].location == where
+    assert what in problems[0].message
+    assert str(error.value).startswith("policy file shop.")
+
+
+def test_all_problems_are_reported_at_once() -> None:
+    text = (
+        BASE.replace("EUR", "EUX").replace("50.00", "-1")
+        + "offers:\n  max_per_case: 0\nretention:\n  years: 0\n"
+    )
+    with pytest.raises(PolicyFileError) as error:
+        parse_policy(text, file="shop.yaml")
+    assert [p.location for p in error.value.problems] == [
+        "currency (line 3)",
+        "roles.agent.limits.refund (line 8)",
+        "offers.max_per_case (line 10)",
+        "retention.years (line 12)",
+    ]
+
+
+def test_cross_field_problems_are_all_reported_with_their_locations() -> None:
+    text = BASE.replace("refund: 50.00", "refnd: 50.001") + "categories: [a, a]\n"
+    with pytest.raises(PolicyFileError) as error:
+        parse_policy(text, file="shop.yaml")
+    assert [p.location for p in error.value.problems] == [
+        "roles.agent.limits.refnd (line 8)",
+        "roles.agent.limits.refnd (line 8)",
+        "categories[1] (line 9)",
+    ]
+
+
+def test_words_like_no_off_and_on_stay_strings() -> None:
+    policy = parse_policy(
+        BASE + "categories: [no, off, on, yes]\nadjustments:\n  categories:\n    off: 2\n"
+    )
+    assert policy.categories == ["no", "off", "on", "yes"]
+    assert policy.adjustments.categories == {"off": Decimal(2)}
+
+
+def test_decimals_are_read_exactly_as_written() -> None:
+    policy = parse_policy(BASE.replace("25.00", "25.10"))
+    assert policy.roles["agent"].authority == Decimal("25.10")
+    assert str(policy.roles["agent"].limits["refund"]) == "50.00"
+
+
+def test_toml_decimals_are_exact_too() -> None:
+    policy = parse_policy(
+        'name = "S"\nversion = "1"\ncurrency = "EUR"\n[roles.agent]\nauthority = 0.10\n',
+        file="s.toml",
+    )
+    assert policy.roles["agent"].authority == Decimal("0.10")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("P2D", timedelta(days=2)), ("PT4H", timedelta(hours=4)), ("P1W", timedelta(days=7)),
+     ("P1DT12H30M", timedelta(days=1, hours=12, minutes=30)), ("PT0.5S", timedelta(seconds=0.5))],
+)
+def test_durations_are_iso_8601(text: str, expected: timedelta) -> None:
+    assert parse_duration(text) == expected
+
+
+@pytest.mark.parametrize("text", ["P", "PT", "2D", "P2", "P1M", "P1Y", "PT-1H", "1 day"])
+def test_malformed_durations_are_refused(text: str) -> None:
+    with pytest.raises(ValueError, match="ISO 8601"):
+        parse_duration(text)
+
+
+def test_the_digest_changes_with_content_not_with_formatting() -> None:
+    a = parse_policy(BASE)
+    b = parse_policy(BASE.replace("25.00", "25.0").replace("    limits:", "    limits: # note"))
+    c = parse_policy(BASE.replace("50.00", "60.00"))
+    assert a.digest != c.digest
+    assert a.version == c.version
+    assert b.roles == a.roles
+
+
+@pytest.mark.parametrize("name", ["retail", "saas", "fca-financial"])
+def test_the_bundled_policies_load(name: str) -> None:
+    policy = bundled_policy(name)
+    assert policy.roles
+    assert policy.digest.startswith("sha256:")
+
+
+def test_an_unknown_bundled_policy_names_the_known_ones() -> None:
+    with pytest.raises(PolicyFileError, match="retail"):
+        bundled_policy("casino")
+
+
+def test_a_missing_file_is_a_policy_file_error(tmp_path: Path) -> None:
+    with pytest.raises(PolicyFileError, match="cannot read"):
+        load_policy(tmp_path / "nope.yaml")
+
+
+def test_a_file_that_is_not_utf8_is_a_policy_file_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: Caf\xe9\n".encode("latin-1"))
+    with pytest.raises(PolicyFileError, match="not UTF-8"):
+        load_policy(path)
+
+
+def test_the_policy_knows_every_step_and_complainant_type_of_the_engine() -> None:
+    from policies.model import COMPLAINANT_TYPES
+
+    assert set(STEP_NAMES) <= set(STEPS)
+    assert tuple(t.value for t in ComplainantType) == COMPLAINANT_TYPES
+
+
+@given(st.text(max_size=400))
+def test_the_loader_raises_nothing_but_policy_file_error_on_any_text(text: str) -> None:
+    for fmt in ("yaml", "toml"):
+        try:
+            parse_policy(text, fmt=fmt)
+        except PolicyFileError:
+            pass
+
+
+yaml_like = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
+    | st.decimals(allow_nan=True, places=3) | st.sampled_from(["P2D", "-P1D", "EUR", "no"]),
+    lambda inner: st.lists(inner, max_size=3)
+    | st.dictionaries(st.sampled_from(["name", "version", "currency", "roles", "agent",
+                                       "authority", "limits", "refund", "caps", "offers",
+                                       "playbooks", "meek", "guidance", "reopen", "window",
+                                       "x"]), inner, max_size=4),
+    max_leaves=15,
+)
+
+
+@given(st.dictionaries(st.sampled_from(["name", "version", "currency", "roles", "caps",
+                                        "offers", "playbooks", "reopen", "adjustments",
+                                        "normal_remedies", "categories"]), yaml_like))
+def test_the_loader_raises_nothing_but_policy_file_error_on_any_structure(data: dict) -> None:
+    import yaml
+
+    try:
+        text = yaml.safe_dump(data)
+    except yaml.YAMLError:
+        return
+    try:
+        parse_policy(text)
+    except PolicyFileError:
+        pass
+
+
+def test_the_bundled_files_are_shipped_beside_their_expectations() -> None:
+    names = {p.name for p in BUNDLED.iterdir()}
+    assert {"retail.yaml", "retail.cases.yaml", "saas.toml", "saas.cases.yaml",
+            "fca-financial.yaml", "fca-financial.cases.yaml"} <= names

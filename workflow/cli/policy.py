@@ -1,0 +1,106 @@
+"""``complaintflow policy``: check, explain, test a policy file; print its JSON Schema."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+
+import click
+
+from policies.decide import OfferRequest, decide_offer
+from policies.errors import MoneyError, PolicyFileError
+from policies.expectations import load_expectations, parse_remedy, run_expectations
+from policies.loader import load_policy
+from policies.model import Policy
+
+
+def _load(file: str) -> Policy:
+    try:
+        return load_policy(file)
+    except PolicyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.group()
+def policy() -> None:
+    """Work with policy files."""
+
+
+@policy.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def check(file: str) -> None:
+    """Validate FILE; list every problem with its location."""
+    loaded = _load(file)
+    click.echo(f"{file}: ok — {loaded.name}, version {loaded.version}")
+    click.echo(f"  digest   {loaded.digest}")
+    click.echo(f"  currency {loaded.currency}; roles: {', '.join(loaded.roles) or 'none'}")
+    click.echo(f"  remedy kinds: {', '.join(sorted(loaded.remedy_kind_names))}")
+
+
+@policy.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.option("--role", required=True, help="The offering agent's role.")
+@click.option(
+    "--remedy", "remedies", multiple=True, required=True,
+    help="An option: kind:amount (refund:40.00EUR) or a kind alone; repeat for more.",
+)
+@click.option("--tier", default="standard", show_default=True)
+@click.option("--category", default=None)
+@click.option("--complainant-type", default="unknown", show_default=True)
+@click.option("--offers-made", default=0, show_default=True, type=int)
+@click.option("--paid", default="0", show_default=True,
+              help="Paid to this customer within the cap period (policy currency).")
+def explain(
+    file: str, role: str, remedies: tuple[str, ...], tier: str, category: str | None,
+    complainant_type: str, offers_made: int, paid: str,
+) -> None:
+    """Decide on a hypothetical offer under FILE, and say why."""
+    loaded = _load(file)
+    try:
+        options = tuple(parse_remedy(text) for text in remedies)
+        request = OfferRequest(
+            role=role, remedies=options, customer_tier=tier, category=category,
+            complainant_type=complainant_type, offers_made=offers_made,
+            paid_in_period=Decimal(paid),
+        )
+    except (MoneyError, ValueError, ArithmeticError) as exc:
+        raise click.BadParameter(str(exc)) from None
+    decision = decide_offer(loaded, request)
+    click.echo(f"decision: {decision.outcome.value}")
+    for rule, reason in zip(decision.rule_ids, decision.reasons, strict=True):
+        click.echo(f"  [{rule}] {reason}")
+    click.echo(f"policy: {loaded.name} {loaded.stamp}")
+
+
+@policy.command("test")
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.argument("cases", type=click.Path(dir_okay=False))
+def test_(file: str, cases: str) -> None:
+    """Run CASES (expected decisions, YAML) against FILE; exit 1 if any fails."""
+    loaded = _load(file)
+    try:
+        expectations = load_expectations(cases)
+    except PolicyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    results = run_expectations(loaded, expectations)
+    for result in results:
+        mark = "PASS" if result.passed else "FAIL"
+        click.echo(f"{mark}  {result.expectation.name}")
+        if not result.passed:
+            want = result.expectation.expect
+            rules = ", ".join(result.expectation.rules)
+            click.echo(f"      expected {want}" + (f" by [{rules}]" if rules else ""))
+            click.echo(f"      got      {result.decision.explain()}")
+    failed = sum(not r.passed for r in results)
+    click.echo(f"{len(results) - failed} passed, {failed} failed")
+    if failed:
+        raise SystemExit(1)
+
+
+@policy.command()
+def schema() -> None:
+    """Print the policy file's JSON Schema (for editors to validate as you type)."""
+    document = Policy.model_json_schema()
+    document["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    document["title"] = "complaintflow policy file"
+    click.echo(json.dumps(document, indent=2, sort_keys=True))
