@@ -206,7 +206,7 @@ class Engine:
             self._stamp,
             case.head_hash,
         )
-        new = apply(case, event, state, ctx.parsed)
+        new = apply(case, event, state)
         self.store.append(new, (event,), expected_version=version)
         self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
         return new

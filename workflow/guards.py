@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any, NoReturn, TypeVar
+from typing import Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -36,7 +36,6 @@ from workflow.errors import (
 from workflow.events import format_at
 
 DecideHook = Callable[[Policy, OfferRequest], Decision]
-T = TypeVar("T")
 
 MAX_TEXT = 10_000
 MAX_OPTIONS = 10
@@ -60,9 +59,6 @@ class StepContext:
     policy: Policy
     inputs: Mapping[str, Any]
     decide: DecideHook
-    #: Values the guard validated that ``apply`` may use instead of parsing the event's
-    #: data again (see ``workflow.replay.apply``); ``None`` when there are none.
-    parsed: dict[str, Any] | None = None
 
     def _where(self) -> dict[str, Any]:
         return {
@@ -185,9 +181,7 @@ def apologise(ctx: StepContext) -> dict[str, Any]:
     return {"message": message}
 
 
-def _remedies(ctx: StepContext) -> tuple[list[Remedy], bool]:
-    """The offered remedies, validated, and whether each is a fresh ``Remedy`` built from
-    plain data (so equal to what parsing its JSON again would give)."""
+def _remedies(ctx: StepContext) -> list[Remedy]:
     options = ctx.inputs.get("options")
     if options is None or (isinstance(options, Sequence) and len(options) == 0):
         ctx.missing("options", hint="one or more remedies for the customer to choose from")
@@ -196,104 +190,35 @@ def _remedies(ctx: StepContext) -> tuple[list[Remedy], bool]:
     if len(options) > MAX_OPTIONS:
         ctx.invalid("options", f"at most {MAX_OPTIONS} options per offer")
     remedies: list[Remedy] = []
-    fresh = True
-    currency = ctx.policy.currency
     for i, option in enumerate(options, start=1):
         try:
             remedy = _REMEDY.validate_python(option)
         except ValidationError as exc:
             ctx.invalid(f"options[{i}]", _first_line(exc))
-        if remedy.amount is not None and remedy.amount.currency != currency:
+        if remedy.amount is not None and remedy.amount.currency != ctx.policy.currency:
             ctx.invalid(
                 f"options[{i}].amount",
-                f"{remedy.amount.currency} given; the policy's currency is {currency}",
+                f"{remedy.amount.currency} given; the policy's currency is {ctx.policy.currency}",
             )
-        if fresh and not (type(option) is dict and type(option.get("amount")) in _PLAIN_AMOUNT):
-            fresh = False
         remedies.append(remedy)
-    return remedies, fresh
-
-
-_PLAIN_AMOUNT = (dict, type(None))
-
-
-def _plain_decision(decision: Decision) -> bool:
-    """Whether ``decision`` is a plain, well-formed ``Decision`` (equal to what parsing
-    its JSON again would give)."""
-    return (
-        type(decision) is Decision
-        and type(decision.outcome) is Outcome
-        and type(decision.rule_ids) is tuple
-        and type(decision.reasons) is tuple
-        and all(type(x) is str for x in decision.rule_ids)
-        and all(type(x) is str for x in decision.reasons)
-    )
-
-
-def _construct(cls: type[T], values: dict[str, Any]) -> T:
-    """``cls.model_construct(**values)`` for already validated values, without its
-    per-field alias handling; a model with aliases, extra fields, a root or a post-init
-    goes to ``model_construct``."""
-    fields = _plain_fields(cls)
-    if fields is None or not values.keys() <= fields.keys():
-        return cls.model_construct(**values)  # type: ignore[attr-defined, no-any-return]
-    ordered: dict[str, Any] = {}
-    for name, field in fields.items():
-        if name in values:
-            ordered[name] = values[name]
-        elif not field.is_required():
-            ordered[name] = field.get_default(call_default_factory=True, validated_data=ordered)
-    model = cls.__new__(cls)
-    _object_setattr(model, "__dict__", ordered)
-    _object_setattr(model, "__pydantic_fields_set__", set(values))
-    _object_setattr(model, "__pydantic_extra__", None)
-    _object_setattr(model, "__pydantic_private__", None)
-    return model
-
-
-_object_setattr = object.__setattr__
-_PLAIN_FIELDS: dict[type, dict[str, Any] | None] = {}
-
-
-def _plain_fields(cls: type) -> dict[str, Any] | None:
-    """``cls``'s fields if ``model_construct`` would do nothing more than set them and
-    fill in defaults (no aliases, root model, post-init or extra fields), else ``None``."""
-    try:
-        return _PLAIN_FIELDS[cls]
-    except KeyError:
-        pass
-    fields: dict[str, Any] = cls.__pydantic_fields__  # type: ignore[attr-defined]
-    plain = not (
-        cls.__pydantic_root_model__  # type: ignore[attr-defined]
-        or cls.__pydantic_post_init__  # type: ignore[attr-defined]
-        or cls.model_config.get("extra") == "allow"  # type: ignore[attr-defined]
-        or any(f.alias is not None or f.validation_alias is not None for f in fields.values())
-    )
-    result = dict(fields) if plain else None
-    _PLAIN_FIELDS[cls] = result
-    return result
+    return remedies
 
 
 def offer_remedy(ctx: StepContext) -> dict[str, Any]:
-    remedies, fresh = _remedies(ctx)
+    remedies = _remedies(ctx)
     case = ctx.case
-    request = _construct(  # its parts are validated already
-        OfferRequest,
-        {
-            "role": ctx.actor.role,
-            "remedies": tuple(remedies),
-            "customer_tier": case.customer.tier,
-            "category": case.category,
-            "complainant_type": case.complainant_type.value,
-            "offers_made": len(case.offers),
-            "declines": case.declines,
-        },
+    request = OfferRequest.model_construct(  # its parts are validated already
+        role=ctx.actor.role,
+        remedies=tuple(remedies),
+        customer_tier=case.customer.tier,
+        category=case.category,
+        complainant_type=case.complainant_type.value,
+        offers_made=len(case.offers),
+        declines=case.declines,
     )
     decision = ctx.decide(ctx.policy, request)
     if decision.outcome is Outcome.DENIED:
         ctx.violation(decision)
-    if fresh and _plain_decision(decision):
-        ctx.parsed = {"options": request.remedies, "decision": decision}
     return _drop_none(
         {
             "offer": len(case.offers) + 1,

@@ -4,16 +4,17 @@ the tests check it anyway."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import TypeAdapter
 
-from policies.decision import Decision, Outcome
+from policies.decision import Decision
 from policies.remedy import Remedy
 from workflow.checklist import NoRoute, fire, is_allowed
 from workflow.domain import (
+
     Case,
     Channel,
     ComplainantType,
@@ -34,17 +35,7 @@ Changes = dict[str, Any]
 
 
 def _note(case: Case, e: Event, text: str) -> tuple[Note, ...]:
-    if _is_text(text) and type(e.actor) is str and type(e.at) is datetime:
-        # exactly the values ``Note(...)`` accepts unchanged: skip re-validating them
-        note = evolve(_NOTE, text=text, by=e.actor, at=e.at)
-    else:
-        note = Note(text=text, by=e.actor, at=e.at)
-    return (*case.notes, note)
-
-
-def _is_text(value: object) -> bool:
-    """Whether ``value`` is what ``domain.Text`` accepts as is."""
-    return type(value) is str and 0 < len(value) <= _MAX_TEXT
+    return (*case.notes, Note(text=text, by=e.actor, at=e.at))
 
 
 def _offer(case: Case, **changes: Any) -> tuple[Offer, ...]:
@@ -69,41 +60,22 @@ def _record(case: Case, e: Event) -> Changes:
     return changes
 
 
-def _offer_remedy(case: Case, e: Event, parsed: Mapping[str, Any] | None = None) -> Changes:
-    """``parsed``, from the engine, holds the options and decision the guard validated
-    (equal to what parsing ``e.data`` gives); replay parses ``e.data``."""
+def _offer_remedy(case: Case, e: Event) -> Changes:
     d = e.data
-    if parsed is not None:
-        decision = parsed["decision"]
-        options = parsed["options"]
-    else:
-        decision = Decision.model_validate(d["decision"])
-        options = tuple(Remedy.model_validate(o) for o in d["options"])
+    decision = Decision.model_validate(d["decision"])
     status = (
         OfferStatus.AWAITING_APPROVAL
         if decision.outcome.value == "needs_approval"
         else OfferStatus.OPEN
     )
-    number = d["offer"]
-    if (
-        parsed is not None
-        and type(number) is int
-        and type(e.actor) is str
-        and type(e.at) is datetime
-    ):
-        offer = evolve(
-            _OFFER, number=number, options=options, offered_by=e.actor, offered_at=e.at,
-            decision=decision, status=status,
-        )
-    else:
-        offer = Offer(
-            number=number,
-            options=options,
-            offered_by=e.actor,
-            offered_at=e.at,
-            decision=decision,
-            status=status,
-        )
+    offer = Offer(
+        number=d["offer"],
+        options=tuple(Remedy.model_validate(o) for o in d["options"]),
+        offered_by=e.actor,
+        offered_at=e.at,
+        decision=decision,
+        status=status,
+    )
     return {"offers": (*case.offers, offer)}
 
 
@@ -117,25 +89,14 @@ def _refuse_offer(case: Case, e: Event) -> Changes:
 
 def _accept_remedy(case: Case, e: Event) -> Changes:
     d = e.data
-    fields = {
-        "description": d["promise"],
-        "due_at": datetime.fromisoformat(d["due"]),
-        "made_at": e.at,
-        "made_by": e.actor,
-        "offer": d["offer"],
-        "option": d["option"],
-    }
-    if (
-        _is_text(fields["description"])
-        and type(e.at) is datetime
-        and type(e.actor) is str
-        and type(fields["offer"]) is int
-        and type(fields["option"]) is int
-    ):
-        # exactly the values ``Promise(...)`` accepts unchanged: skip re-validating them
-        promise = evolve(_PROMISE, **fields)
-    else:
-        promise = Promise(**fields)
+    promise = Promise(
+        description=d["promise"],
+        due_at=datetime.fromisoformat(d["due"]),
+        made_at=e.at,
+        made_by=e.actor,
+        offer=d["offer"],
+        option=d["option"],
+    )
     return {
         "offers": _offer(case, status=OfferStatus.ACCEPTED, chosen=d["option"]),
         "promise": promise,
@@ -240,27 +201,15 @@ APPLY: dict[str, Callable[[Case, Event], Changes]] = {
 }
 
 
-def apply(
-    case: Case, event: Event, state: str, parsed: Mapping[str, Any] | None = None
-) -> Case:
-    """``case`` after ``event``, which leads to ``state``. ``parsed``: values the step's
-    guard validated that equal what parsing ``event.data`` gives (the engine passes
-    them, so an offer's remedies are not validated twice); replay passes none."""
-    if parsed is None:
-        changes = APPLY[event.type](case, event)
-    else:
-        changes = _APPLY_PARSED[event.type](case, event, parsed)
+def apply(case: Case, event: Event, state: str) -> Case:
+    """``case`` after ``event``, which leads to ``state``."""
+    changes = APPLY[event.type](case, event)
     changes["state"] = state
     changes["version"] = event.seq
     changes["head_hash"] = event.hash
     changes["updated_at"] = event.at
     return evolve(case, **changes)
 
-
-#: The steps whose ``apply`` can take values the guard parsed already.
-_APPLY_PARSED: dict[str, Callable[[Case, Event, Mapping[str, Any]], Changes]] = {
-    "offer_remedy": _offer_remedy,
-}
 
 OPEN_EVENT = "open"
 
@@ -333,19 +282,6 @@ def replay(events: Iterable[Event]) -> Case:
     if case is None:
         raise AuditFailure("?", None, "no events to replay")
     return case
-
-
-_MAX_TEXT = 10_000  # ``domain.Text``'s max_length
-_AT = datetime(2000, 1, 1, tzinfo=UTC)
-#: Validated records whose every field ``evolve`` replaces when the values are known good.
-_NOTE = Note(text="template", by="template", at=_AT)
-_OFFER = Offer(
-    number=1, options=(), offered_by="template", offered_at=_AT,
-    decision=Decision(outcome=Outcome.ALLOWED), status=OfferStatus.OPEN,
-)
-_PROMISE = Promise(
-    description="template", due_at=_AT, made_at=_AT, made_by="template", offer=1, option=1
-)
 
 
 __all__ = ["APPLY", "OPEN_EVENT", "apply", "opened_case", "replay"]
