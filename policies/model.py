@@ -95,6 +95,11 @@ class LocatedError(ValueError):
 Multiplier = Annotated[Decimal, BeforeValidator(_no_float), Field(gt=0, allow_inf_nan=False)]
 
 
+def _version_text(value: Any) -> Any:
+    """``version: 3`` or ``version: 2026.1`` in YAML mean the text as written."""
+    return str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -179,7 +184,7 @@ class Policy(_Strict):
     SHA-256 of its content, so two policies with one version but other rules differ."""
 
     name: str = Field(min_length=1, max_length=200)
-    version: str = Field(min_length=1, max_length=100)
+    version: Annotated[str, BeforeValidator(_version_text)] = Field(min_length=1, max_length=100)
     currency: str
     categories: list[Name] | None = None
     roles: dict[Name, RoleRules] = {}

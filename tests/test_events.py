@@ -30,6 +30,39 @@ def test_canonical_json_is_sorted_compact_utf8_json(value: dict[str, Any]) -> No
     assert json.loads(canonical_json(value)) == value
 
 
+@given(
+    st.text(),
+    st.integers(min_value=1),
+    st.text(),
+    st.datetimes(timezones=st.just(UTC)),
+    st.text(),
+    st.dictionaries(st.text(), json_values, max_size=5),
+    st.text(),
+)
+def test_an_events_canonical_bytes_are_sorted_compact_utf8_json(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy: str,
+) -> None:
+    """The engine's fast writer gives exactly ``json.dumps(sort_keys=True, ...)``."""
+    body = {
+        "actor": actor,
+        "at": at.isoformat(timespec="microseconds"),
+        "case_id": case_id,
+        "data": data,
+        "policy_version": policy,
+        "prev_hash": GENESIS,
+        "seq": seq,
+        "type": type_,
+    }
+    expected = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert canonical(case_id, seq, type_, at, actor, data, policy, GENESIS) == expected.encode()
+
+
 def test_each_event_hashes_its_canonical_bytes_and_chains_to_the_previous(
     engine: Engine, case_in: Callable[[str], str]
 ) -> None:

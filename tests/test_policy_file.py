@@ -31,54 +31,147 @@ MISTAKES = [
     ("unknown currency", BASE.replace("EUR", "EUX"), "currency (line 3)", "not an ISO 4217"),
     ("wrong type", BASE.replace("name: Shop", "name: [Shop]"), "name (line 1)", "valid string"),
     ("unknown key", BASE + "refunds_allowed: yes\n", "refunds_allowed (line 9)", "Extra inputs"),
-    ("unknown remedy", BASE.replace("refund: 50", "refnd: 50"),
-     "roles.agent.limits.refnd (line 8)", "unknown remedy kind 'refnd'"),
-    ("negative limit", BASE.replace("refund: 50.00", "refund: -5"),
-     "roles.agent.limits.refund (line 8)", "greater than or equal to 0"),
-    ("too many decimals", BASE.replace("50.00", "50.001"),
-     "roles.agent.limits.refund (line 8)", "more decimals than EUR allows (2)"),
-    ("amount as words", BASE.replace("50.00", "fifty"),
-     "roles.agent.limits.refund (line 8)", "valid decimal"),
-    ("duplicate role", BASE + "  agent:\n    authority: 10\n",
-     "line 9, column 3", "duplicate key 'agent' (first on line 5)"),
-    ("bad duration", BASE + "reopen:\n  window: 30 days\n",
-     "reopen.window (line 10)", "not an ISO 8601 duration"),
-    ("years in a duration", BASE + "reopen:\n  window: P1Y\n",
-     "reopen.window (line 10)", "years and months vary"),
-    ("negative duration", BASE + "reopen:\n  window: -P1D\n",
-     "reopen.window (line 10)", "cannot be negative"),
+    (
+        "unknown remedy",
+        BASE.replace("refund: 50", "refnd: 50"),
+        "roles.agent.limits.refnd (line 8)",
+        "unknown remedy kind 'refnd'",
+    ),
+    (
+        "negative limit",
+        BASE.replace("refund: 50.00", "refund: -5"),
+        "roles.agent.limits.refund (line 8)",
+        "greater than or equal to 0",
+    ),
+    (
+        "too many decimals",
+        BASE.replace("50.00", "50.001"),
+        "roles.agent.limits.refund (line 8)",
+        "more decimals than EUR allows (2)",
+    ),
+    (
+        "amount as words",
+        BASE.replace("50.00", "fifty"),
+        "roles.agent.limits.refund (line 8)",
+        "valid decimal",
+    ),
+    (
+        "duplicate role",
+        BASE + "  agent:\n    authority: 10\n",
+        "line 9, column 3",
+        "duplicate key 'agent' (first on line 5)",
+    ),
+    (
+        "bad duration",
+        BASE + "reopen:\n  window: 30 days\n",
+        "reopen.window (line 10)",
+        "not an ISO 8601 duration",
+    ),
+    (
+        "years in a duration",
+        BASE + "reopen:\n  window: P1Y\n",
+        "reopen.window (line 10)",
+        "years and months vary",
+    ),
+    (
+        "negative duration",
+        BASE + "reopen:\n  window: -P1D\n",
+        "reopen.window (line 10)",
+        "cannot be negative",
+    ),
     ("bad YAML", BASE + "roles: [unclosed\n", "line 10, column 1", "not valid YAML"),
-    ("tab indentation", BASE + "offers:\n\tmax_per_case: 2\n", "line 10, column 1", "not valid YAML"),
-    ("zero offers", BASE + "offers:\n  max_per_case: 0\n",
-     "offers.max_per_case (line 10)", "greater than or equal to 1"),
-    ("offers as text", BASE + "offers:\n  max_per_case: three\n",
-     "offers.max_per_case (line 10)", "valid integer"),
-    ("unknown complainant type", BASE + "playbooks:\n  grumpy:\n    priority: high\n",
-     "playbooks.grumpy (line 11)", "'rip-off'"),
-    ("unknown guidance step", BASE + "playbooks:\n  meek:\n    guidance:\n      smile: x\n",
-     "playbooks.meek.guidance (line 12)", "unknown steps ['smile']"),
-    ("bad priority", BASE + "playbooks:\n  meek:\n    priority: extreme\n",
-     "playbooks.meek.priority (line 11)", "'urgent'"),
-    ("built-in kind redefined", BASE + "remedy_kinds:\n  refund:\n    monetary: true\n",
-     "remedy_kinds.refund (line 11)", "built-in remedy kind"),
-    ("role name with spaces", BASE.replace("  agent:", "  Agent Smith:"),
-     "roles.Agent Smith (line 6)", "pattern"),
-    ("zero multiplier", BASE + "adjustments:\n  tiers:\n    vip: 0\n",
-     "adjustments.tiers.vip (line 11)", "greater than 0"),
-    ("cap without period", BASE + "caps:\n  per_customer:\n    amount: 300\n",
-     "caps.per_customer.period (line 11)", "Field required"),
-    ("undeclared category", BASE + "categories: [delivery]\nadjustments:\n  categories:\n"
-     "    billing: 2\n", "adjustments.categories.billing (line 12)", "not one of the policy's"),
-    ("duplicate category", BASE + "categories: [delivery, delivery]\n",
-     "categories[1] (line 9)", "listed twice"),
+    (
+        "tab indentation",
+        BASE + "offers:\n\tmax_per_case: 2\n",
+        "line 10, column 1",
+        "not valid YAML",
+    ),
+    (
+        "zero offers",
+        BASE + "offers:\n  max_per_case: 0\n",
+        "offers.max_per_case (line 10)",
+        "greater than or equal to 1",
+    ),
+    (
+        "offers as text",
+        BASE + "offers:\n  max_per_case: three\n",
+        "offers.max_per_case (line 10)",
+        "valid integer",
+    ),
+    (
+        "unknown complainant type",
+        BASE + "playbooks:\n  grumpy:\n    priority: high\n",
+        "playbooks.grumpy (line 11)",
+        "'rip-off'",
+    ),
+    (
+        "unknown guidance step",
+        BASE + "playbooks:\n  meek:\n    guidance:\n      smile: x\n",
+        "playbooks.meek.guidance (line 12)",
+        "unknown steps ['smile']",
+    ),
+    (
+        "bad priority",
+        BASE + "playbooks:\n  meek:\n    priority: extreme\n",
+        "playbooks.meek.priority (line 11)",
+        "'urgent'",
+    ),
+    (
+        "built-in kind redefined",
+        BASE + "remedy_kinds:\n  refund:\n    monetary: true\n",
+        "remedy_kinds.refund (line 11)",
+        "built-in remedy kind",
+    ),
+    (
+        "role name with spaces",
+        BASE.replace("  agent:", "  Agent Smith:"),
+        "roles.Agent Smith (line 6)",
+        "pattern",
+    ),
+    (
+        "zero multiplier",
+        BASE + "adjustments:\n  tiers:\n    vip: 0\n",
+        "adjustments.tiers.vip (line 11)",
+        "greater than 0",
+    ),
+    (
+        "cap without period",
+        BASE + "caps:\n  per_customer:\n    amount: 300\n",
+        "caps.per_customer.period (line 11)",
+        "Field required",
+    ),
+    (
+        "undeclared category",
+        BASE + "categories: [delivery]\nadjustments:\n  categories:\n    billing: 2\n",
+        "adjustments.categories.billing (line 12)",
+        "not one of the policy's",
+    ),
+    (
+        "duplicate category",
+        BASE + "categories: [delivery, delivery]\n",
+        "categories[1] (line 9)",
+        "listed twice",
+    ),
     ("a list, not a mapping", "- name: Shop\n", "(top level)", "must be a mapping"),
     ("empty file", "", "(top level)", "must be a mapping"),
-    ("'no' is not a boolean", BASE + "feedback:\n  required_before_close: no\n",
-     "feedback.required_before_close (line 10)", "valid boolean"),
-    ("zero retention", BASE + "retention:\n  years: 0\n",
-     "retention.years (line 10)", "greater than or equal to 1"),
-    ("normal remedy of unknown kind", BASE + "normal_remedies:\n  delivery:\n    voucher: 1\n",
-     "normal_remedies.delivery.voucher (line 11)", "unknown remedy kind 'voucher'"),
+    (
+        "'no' is not a boolean",
+        BASE + "feedback:\n  required_before_close: no\n",
+        "feedback.required_before_close (line 10)",
+        "valid boolean",
+    ),
+    (
+        "zero retention",
+        BASE + "retention:\n  years: 0\n",
+        "retention.years (line 10)",
+        "greater than or equal to 1",
+    ),
+    (
+        "normal remedy of unknown kind",
+        BASE + "normal_remedies:\n  delivery:\n    voucher: 1\n",
+        "normal_remedies.delivery.voucher (line 11)",
+        "unknown remedy kind 'voucher'",
+    ),
     ("float-like authority in TOML", None, "roles.agent.authority", "more decimals"),
 ]
 
@@ -151,8 +244,13 @@ def test_toml_decimals_are_exact_too() -> None:
 
 @pytest.mark.parametrize(
     ("text", "expected"),
-    [("P2D", timedelta(days=2)), ("PT4H", timedelta(hours=4)), ("P1W", timedelta(days=7)),
-     ("P1DT12H30M", timedelta(days=1, hours=12, minutes=30)), ("PT0.5S", timedelta(seconds=0.5))],
+    [
+        ("P2D", timedelta(days=2)),
+        ("PT4H", timedelta(hours=4)),
+        ("P1W", timedelta(days=7)),
+        ("P1DT12H30M", timedelta(days=1, hours=12, minutes=30)),
+        ("PT0.5S", timedelta(seconds=0.5)),
+    ],
 )
 def test_durations_are_iso_8601(text: str, expected: timedelta) -> None:
     assert parse_duration(text) == expected
@@ -214,20 +312,63 @@ def test_the_loader_raises_nothing_but_policy_file_error_on_any_text(text: str) 
 
 
 yaml_like = st.recursive(
-    st.none() | st.booleans() | st.integers() | st.text(max_size=8)
-    | st.decimals(allow_nan=True, places=3) | st.sampled_from(["P2D", "-P1D", "EUR", "no"]),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.dictionaries(st.sampled_from(["name", "version", "currency", "roles", "agent",
-                                       "authority", "limits", "refund", "caps", "offers",
-                                       "playbooks", "meek", "guidance", "reopen", "window",
-                                       "x"]), inner, max_size=4),
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.text(max_size=8)
+    | st.decimals(allow_nan=True, places=3)
+    | st.sampled_from(["P2D", "-P1D", "EUR", "no"]),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.dictionaries(
+            st.sampled_from(
+                [
+                    "name",
+                    "version",
+                    "currency",
+                    "roles",
+                    "agent",
+                    "authority",
+                    "limits",
+                    "refund",
+                    "caps",
+                    "offers",
+                    "playbooks",
+                    "meek",
+                    "guidance",
+                    "reopen",
+                    "window",
+                    "x",
+                ]
+            ),
+            inner,
+            max_size=4,
+        )
+    ),
     max_leaves=15,
 )
 
 
-@given(st.dictionaries(st.sampled_from(["name", "version", "currency", "roles", "caps",
-                                        "offers", "playbooks", "reopen", "adjustments",
-                                        "normal_remedies", "categories"]), yaml_like))
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "name",
+                "version",
+                "currency",
+                "roles",
+                "caps",
+                "offers",
+                "playbooks",
+                "reopen",
+                "adjustments",
+                "normal_remedies",
+                "categories",
+            ]
+        ),
+        yaml_like,
+    )
+)
 def test_the_loader_raises_nothing_but_policy_file_error_on_any_structure(data: dict) -> None:
     import yaml
 
@@ -243,5 +384,11 @@ def test_the_loader_raises_nothing_but_policy_file_error_on_any_structure(data: 
 
 def test_the_bundled_files_are_shipped_beside_their_expectations() -> None:
     names = {p.name for p in BUNDLED.iterdir()}
-    assert {"retail.yaml", "retail.cases.yaml", "saas.toml", "saas.cases.yaml",
-            "fca-financial.yaml", "fca-financial.cases.yaml"} <= names
+    assert {
+        "retail.yaml",
+        "retail.cases.yaml",
+        "saas.toml",
+        "saas.cases.yaml",
+        "fca-financial.yaml",
+        "fca-financial.cases.yaml",
+    } <= names

@@ -1,0 +1,131 @@
+"""``complaintflow policy``: check, explain, test, schema."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from policies.loader import BUNDLED
+from workflow.cli import main
+
+RETAIL = str(BUNDLED / "retail.yaml")
+
+
+def run(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(main, list(args))
+    return result.exit_code, result.output
+
+
+def test_check_accepts_a_good_file_and_shows_its_digest() -> None:
+    code, out = run("policy", "check", RETAIL)
+    assert code == 0
+    assert "ok — Example Retail, version 2026.1" in out
+    assert "digest   sha256:" in out
+
+
+def test_check_lists_every_problem_with_its_location(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: X\nversion: [1]\ncurrency: EUX\noffers:\n  max_per_case: 0\n")
+    code, out = run("policy", "check", str(bad))
+    assert code == 1
+    assert "version (line 2): Input should be a valid string" in out
+    assert "currency (line 3): 'EUX' is not an ISO 4217 currency code" in out
+    assert "offers.max_per_case (line 5)" in out
+
+
+def test_explain_gives_the_decision_and_each_rule() -> None:
+    code, out = run(
+        "policy",
+        "explain",
+        RETAIL,
+        "--role",
+        "agent",
+        "--remedy",
+        "refund:90.00EUR",
+        "--category",
+        "billing",
+    )
+    assert code == 0
+    assert out.splitlines()[:2] == [
+        "decision: needs_approval",
+        "  [limits.agent.refund] 90.00 EUR as refund is above the agent limit of 50.00 EUR: "
+        "a team-lead or someone else with the authority must approve it",
+    ]
+
+
+def test_explain_refuses_a_float_like_shorthand_cleanly() -> None:
+    code, out = run("policy", "explain", RETAIL, "--role", "agent", "--remedy", "refund:40EURO")
+    assert code == 2
+    assert "not an amount like '40.00EUR'" in out
+
+
+@pytest.mark.parametrize("name", ["retail", "saas", "fca-financial"])
+def test_the_bundled_expectations_pass(name: str) -> None:
+    policy = next(p for p in BUNDLED.iterdir() if p.stem == name)
+    code, out = run("policy", "test", str(policy), str(BUNDLED / f"{name}.cases.yaml"))
+    assert code == 0, out
+    assert out.strip().endswith("0 failed")
+
+
+def test_a_failing_expectation_fails_the_run(tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(
+        "- name: wrong on purpose\n  role: agent\n  remedies: [refund:90.00EUR]\n"
+        "  expect: allowed\n"
+    )
+    code, out = run("policy", "test", RETAIL, str(cases))
+    assert code == 1
+    assert "FAIL  wrong on purpose" in out
+    assert "expected allowed" in out
+    assert "0 passed, 1 failed" in out
+
+
+def test_the_schema_is_json_schema_for_the_policy_file() -> None:
+    code, out = run("policy", "schema")
+    assert code == 0
+    schema = json.loads(out)
+    assert schema["title"] == "complaintflow policy file"
+    assert {"name", "version", "currency"} <= set(schema["required"])
+    assert schema["additionalProperties"] is False
+
+
+def test_docs_show_the_current_explain_and_check_output() -> None:
+    """docs/policies.md quotes real output; keep it true."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "policies.md").read_text()
+    for args in (
+        [
+            "explain",
+            "policies/bundled/retail.yaml",
+            "--role",
+            "agent",
+            "--remedy",
+            "refund:40.00EUR",
+            "--tier",
+            "vip",
+            "--category",
+            "delivery",
+        ],
+        [
+            "explain",
+            "policies/bundled/retail.yaml",
+            "--role",
+            "agent",
+            "--remedy",
+            "refund:90.00EUR",
+            "--remedy",
+            "replacement",
+            "--category",
+            "billing",
+            "--paid",
+            "250.00",
+        ],
+        ["check", "policies/bundled/retail.yaml"],
+    ):
+        root = Path(__file__).resolve().parent.parent
+        args = [str(root / a) if a.startswith("policies/") else a for a in args]
+        _, out = run("policy", *args)
+        out = out.replace(str(root) + "/", "")
+        assert out in page, out
