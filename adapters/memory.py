@@ -21,6 +21,7 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._snapshots: dict[str, Case] = {}
         self._events: dict[str, list[Event]] = {}
+        self._by_customer: dict[str, list[str]] = {}
 
     def load(self, case_id: str) -> Case:
         try:
@@ -38,6 +39,7 @@ class MemoryStore:
                 raise ConcurrencyConflict(case_id, expected_version, found)
             if current is None:
                 self._events[case_id] = list(events)
+                self._by_customer.setdefault(snapshot.customer.id, []).append(case_id)
             else:
                 self._events[case_id].extend(events)
             self._snapshots[case_id] = snapshot
@@ -48,6 +50,9 @@ class MemoryStore:
         except KeyError:
             raise CaseNotFound(case_id) from None
         return stored[after_seq:]
+
+    def customer_cases(self, customer_id: str) -> list[Case]:
+        return [self._snapshots[cid] for cid in self._by_customer.get(customer_id, ())]
 
     def case_ids(self) -> Iterator[str]:
         return iter(list(self._snapshots))

@@ -18,9 +18,9 @@ Every shipped adapter runs this same class (tests/test_store_contract.py).
 from __future__ import annotations
 
 import threading
-from functools import partial
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from functools import partial
 
 import pytest
 
@@ -64,6 +64,9 @@ class _StaleReads:
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
         return self._store.events(case_id, after_seq)
+
+    def customer_cases(self, customer_id: str) -> list[Case]:
+        return self._store.customer_cases(customer_id)
 
     def case_ids(self) -> Iterator[str]:
         return self._store.case_ids()
@@ -127,6 +130,20 @@ class StoreContract:
         with pytest.raises(StoreError):
             store.append(store.load(cid), [], expected_version=2)
         assert len(store.events(cid)) == 2
+
+    def test_customer_cases_finds_every_case_of_one_customer(self, store: Store) -> None:
+        engine = _engine(store)
+        mine = [_open(engine, f"case-mine-{n}") for n in range(2)]
+        engine.open_case(
+            actor="agent:contract",
+            customer={"id": "c-2", "name": "Someone Else"},
+            channel="chat",
+            case_id="case-theirs",
+        )
+        engine.acknowledge(mine[1], actor="agent:contract")
+        found = {case.id: case.version for case in store.customer_cases("c-1")}
+        assert found == {mine[0]: 1, mine[1]: 2}
+        assert store.customer_cases("c-404") == []
 
     def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
         engine = _engine(store)

@@ -1,5 +1,12 @@
 """complaintflow policies: policy files, money, remedies and decisions. Pure: no storage."""
 
+from policies.decide import (
+    OfferRequest,
+    decide_acceptance,
+    decide_approval,
+    decide_offer,
+    limit_for,
+)
 from policies.decision import Decision, Outcome
 from policies.errors import (
     ComplaintflowError,
@@ -8,13 +15,14 @@ from policies.errors import (
     PolicyFileError,
     Problem,
 )
+from policies.loader import bundled_policy, load_policy, parse_policy
 from policies.model import (
     FeedbackRules,
-    OfferRequest,
     OfferRules,
+    Playbook,
     Policy,
     ReopenRules,
-    decide_offer,
+    RoleRules,
     default_policy,
 )
 from policies.money import Money, minor_units
@@ -32,12 +40,20 @@ __all__ = [
     "OfferRequest",
     "OfferRules",
     "Outcome",
+    "Playbook",
     "Policy",
     "PolicyFileError",
     "Problem",
     "Remedy",
     "ReopenRules",
+    "RoleRules",
+    "bundled_policy",
+    "decide_acceptance",
+    "decide_approval",
     "decide_offer",
     "default_policy",
+    "limit_for",
+    "load_policy",
     "minor_units",
+    "parse_policy",
 ]

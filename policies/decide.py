@@ -192,12 +192,18 @@ def decide_offer(policy: Policy, request: OfferRequest) -> Decision:
             assert own is not None
             offered = f"{_fmt(_value(remedy), policy)} as {remedy.kind}"
             if _value(remedy) <= own:
-                v.add(Outcome.ALLOWED, rule,
-                      f"{offered} is within the {request.role} limit of {_fmt(own, policy)}")  # fmt: skip
+                v.add(
+                    Outcome.ALLOWED,
+                    rule,
+                    f"{offered} is within the {request.role} limit of {_fmt(own, policy)}",
+                )
             elif (approver := _any_role_can(policy, request, remedy)) is not None:
-                v.add(Outcome.NEEDS_APPROVAL, rule,
-                      f"{offered} is above the {request.role} limit of {_fmt(own, policy)}: "
-                      f"a {approver} or someone else with the authority must approve it")  # fmt: skip
+                v.add(
+                    Outcome.NEEDS_APPROVAL,
+                    rule,
+                    f"{offered} is above the {request.role} limit of {_fmt(own, policy)}: "
+                    f"a {approver} or someone else with the authority must approve it",
+                )
             else:
                 v.add(Outcome.DENIED, "limits.none",
                       f"no role may give {_fmt(_value(remedy), policy)} as {remedy.kind} "

@@ -89,7 +89,9 @@ def load_expectations(path: str | Path) -> list[Expectation]:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyFileError(file, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+        raise PolicyFileError(
+            file, [Problem("", f"cannot read the file: {exc.strerror}")]
+        ) from None
     data, lines = _read_yaml(text, file)
     try:
         return _EXPECTATIONS.validate_python(data)
@@ -101,8 +103,6 @@ def run_expectations(policy: Policy, expectations: list[Expectation]) -> list[Re
     results = []
     for item in expectations:
         decision = decide_offer(policy, item.request())
-        passed = decision.outcome.value == item.expect and set(item.rules) <= set(
-            decision.rule_ids
-        )
+        passed = decision.outcome.value == item.expect and set(item.rules) <= set(decision.rule_ids)
         results.append(Result(expectation=item, decision=decision, passed=passed))
     return results

@@ -145,7 +145,7 @@ def _located(loc: Location, message: str, lines: Mapping[Location, int]) -> Prob
 
 
 def _problems(exc: ValidationError, lines: Mapping[Location, int]) -> list[Problem]:
-    problems = []
+    problems: list[Problem] = []
     for error in exc.errors(include_url=False):
         loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
         cause = error.get("ctx", {}).get("error")
@@ -186,7 +186,9 @@ def load_policy(path: str | Path) -> Policy:
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise PolicyFileError(file, [Problem("", f"cannot read the file: {exc.strerror}")]) from None
+        raise PolicyFileError(
+            file, [Problem("", f"cannot read the file: {exc.strerror}")]
+        ) from None
     except UnicodeDecodeError as exc:
         raise PolicyFileError(file, [Problem("", f"not UTF-8 text: {exc.reason}")]) from None
     return parse_policy(text, file=file)

@@ -45,8 +45,7 @@ Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 def _no_float(value: Any) -> Any:
     if isinstance(value, float):
         raise ValueError(
-            "floats are never money: write the amount as a string or a plain decimal, "
-            "e.g. '40.00'"
+            "floats are never money: write the amount as a string or a plain decimal, e.g. '40.00'"
         )
     if isinstance(value, bool):
         raise ValueError("expected an amount, got a boolean")
@@ -75,7 +74,11 @@ def parse_duration(value: Any) -> timedelta:
         raise ValueError("a duration cannot be negative")
     match = _ISO_DURATION.match(text)
     if match is None:
-        hint = " (years and months vary in length: use days)" if re.search(r"\d[YM]", text.split("T")[0]) else ""
+        hint = (
+            " (years and months vary in length: use days)"
+            if re.search(r"\d[YM]", text.split("T")[0])
+            else ""
+        )
         raise ValueError(
             f"{value!r} is not an ISO 8601 duration such as 'P2D', 'PT4H' or 'P1DT12H'{hint}"
         )
@@ -92,6 +95,8 @@ class LocatedError(ValueError):
     def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
         self.problems = problems
         super().__init__("; ".join(message for _, message in problems))
+
+
 Multiplier = Annotated[Decimal, BeforeValidator(_no_float), Field(gt=0, allow_inf_nan=False)]
 
 
@@ -303,9 +308,3 @@ def default_policy() -> Policy:
     """A permissive policy: no compensation limits, feedback required before closing,
     reopening within 30 days."""
     return Policy(name="complaintflow default", version="1", currency="EUR")
-
-
-# Kept importable from here while the engine moves to policies.decide.
-from policies.decide import OfferRequest, decide_offer  # noqa: E402
-
-__all__ = ["OfferRequest", "Policy", "decide_offer", "default_policy"]

@@ -5,8 +5,10 @@ Import everything a user needs from here::
     from workflow import Engine, ManualClock, Money, Remedy
 """
 
+from policies.decide import OfferRequest, decide_offer
 from policies.decision import Decision, Outcome
-from policies.model import OfferRequest, Policy, decide_offer, default_policy
+from policies.loader import bundled_policy, load_policy
+from policies.model import Policy, default_policy
 from policies.money import Money
 from policies.remedy import Remedy
 from workflow.checklist import CHECKLIST, STEP_NAMES, State, allowed_steps, mermaid
@@ -25,7 +27,7 @@ from workflow.domain import (
     Priority,
     Promise,
 )
-from workflow.engine import Engine
+from workflow.engine import Engine, Guidance
 from workflow.errors import (
     AuditFailure,
     CaseNotFound,
@@ -65,6 +67,7 @@ __all__ = [
     "Escalation",
     "Event",
     "Feedback",
+    "Guidance",
     "InvalidStepData",
     "ManualClock",
     "MissingInformation",
@@ -88,8 +91,10 @@ __all__ = [
     "StoreError",
     "SystemClock",
     "allowed_steps",
+    "bundled_policy",
     "decide_offer",
     "default_policy",
+    "load_policy",
     "mermaid",
     "replay",
 ]

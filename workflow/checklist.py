@@ -59,6 +59,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "pause_sla": OPEN_STATES,
     "resume_sla": OPEN_STATES,
     "record_feedback": (S.FEEDBACK_REQUESTED.value, S.CLOSED.value),
+    "migrate_policy": OPEN_STATES,
 }
 
 
@@ -160,9 +161,7 @@ STEP_NAMES: tuple[str, ...] = tuple(MACHINE.events)
 
 
 def _allowed_from(state: str) -> tuple[str, ...]:
-    return tuple(
-        name for name, event in MACHINE.events.items() if event.transitions.get(state)
-    )
+    return tuple(name for name, event in MACHINE.events.items() if event.transitions.get(state))
 
 
 _ALLOWED: dict[str, tuple[str, ...]] = {s.value: _allowed_from(s.value) for s in State}

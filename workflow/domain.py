@@ -128,6 +128,12 @@ class Offer:
     status: OfferStatus
     approved_by: str | None = None
     chosen: int | None = None
+    accepted_at: datetime | None = None
+
+    @property
+    def paid(self) -> Remedy | None:
+        """The option the customer accepted, if any."""
+        return self.options[self.chosen - 1] if self.chosen is not None else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,6 +208,15 @@ class Case:
         if value is not None and value.tzinfo is None:
             raise ValueError("naive datetimes are refused")
         return value
+
+    def paid_since(self, since: datetime) -> list[tuple[datetime, Remedy]]:
+        """The remedies this case's customer accepted at or after ``since``, with when."""
+        paid = []
+        for offer in self.offers:
+            remedy, at = offer.paid, offer.accepted_at
+            if remedy is not None and at is not None and at >= since:
+                paid.append((at, remedy))
+        return paid
 
     @property
     def current_offer(self) -> Offer | None:

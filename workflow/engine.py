@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from functools import lru_cache
+from decimal import Decimal
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import structlog
 from pydantic import TypeAdapter, ValidationError
 
-from policies.model import Policy, decide_offer, default_policy
+from policies.decide import decide_offer
+from policies.model import Policy, default_policy
 from policies.remedy import Remedy
 from workflow.checklist import allowed_steps, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
@@ -33,6 +36,18 @@ from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.store import Store
 
 T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Guidance:
+    """What the policy's playbook says for a case now: text per step allowed now."""
+
+    case_id: str
+    complainant_type: str
+    state: str
+    priority: str
+    steps: dict[str, str]
+
 
 _CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
 _DATE: TypeAdapter[date] = TypeAdapter(date)
@@ -53,9 +68,11 @@ def _new_case_id() -> str:
 class Engine:
     """Runs complaints through the checklist.
 
-    ``store`` holds the cases; ``policy`` decides (the permissive default if omitted);
-    ``clock`` gives ``now`` (UTC wall clock if omitted); ``decide`` is the offer-decision
-    hook (``policies.decide_offer`` by default); ``logger`` is a structlog logger
+    ``store`` holds the cases; ``policy`` decides for new cases (the permissive default
+    if omitted); ``previous_policies`` are earlier policies that cases opened under them
+    keep running under (until ``migrate_policy``); ``clock`` gives ``now`` (UTC wall
+    clock if omitted); ``decide`` is the offer-decision hook (``policies.decide_offer``
+    by default); ``logger`` is a structlog logger
     (``structlog.get_logger("complaintflow")`` by default; the library configures
     nothing globally).
     """
@@ -65,6 +82,7 @@ class Engine:
         store: Store,
         *,
         policy: Policy | None = None,
+        previous_policies: Sequence[Policy] = (),
         clock: Clock | None = None,
         decide: DecideHook | None = None,
         logger: Any = None,
@@ -77,6 +95,8 @@ class Engine:
         self._log = logger if logger is not None else structlog.get_logger("complaintflow")
         self._new_case_id = new_case_id
         self._stamp = self.policy.stamp
+        self._policies = {p.stamp: p for p in previous_policies}
+        self._policies[self._stamp] = self.policy
 
     # -- reading ---------------------------------------------------------------------
 
@@ -123,8 +143,8 @@ class Engine:
         cid = case_id if case_id is not None else self._new_case_id()
         now = self.now()
         try:
-            cust = customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(
-                customer
+            cust = (
+                customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(customer)
             )
             data: dict[str, Any] = {
                 "customer": _CUSTOMER.dump_python(cust, mode="json", exclude_none=True),
@@ -140,6 +160,11 @@ class Engine:
                 data["occurred_on"] = _DATE.validate_python(occurred_on).isoformat()
             if category is not None:
                 data["category"] = _SLUG.validate_python(category)
+                known = self.policy.categories
+                if known is not None and data["category"] not in known:
+                    raise ValueError(
+                        f"category {category!r} is not one of the policy's: {', '.join(known)}"
+                    )
             event = make_event(cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS)
             case = opened_case(event, cust)
         except ValidationError as exc:
@@ -152,7 +177,10 @@ class Engine:
             ) from None
         except ValueError as exc:
             raise InvalidStepData(
-                case_id=cid, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
+                case_id=cid,
+                state="(new)",
+                step=OPEN_EVENT,
+                allowed=(OPEN_EVENT,),
                 problems=[("open", str(exc))],
             ) from None
         self.store.append(case, (event,), expected_version=0)
@@ -172,8 +200,11 @@ class Engine:
             spec = GUARDS[step]
         except KeyError:
             raise StepNotAllowed(
-                case_id=case_id, state=case.state, step=step,
-                allowed=allowed_steps(case.state), reason=f"there is no step called {step!r}",
+                case_id=case_id,
+                state=case.state,
+                step=step,
+                allowed=allowed_steps(case.state),
+                reason=f"there is no step called {step!r}",
             ) from None
         guard, accepted = spec
         if not is_allowed(case.state, step):
@@ -184,11 +215,25 @@ class Engine:
         if not accepted.issuperset(inputs):
             unknown = inputs.keys() - accepted
             raise InvalidStepData(
-                case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state),
+                case_id=case_id,
+                state=case.state,
+                step=step,
+                allowed=allowed_steps(case.state),
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
         now = self.now()
-        ctx = StepContext(case, step, who, now, self.policy, inputs, self._decide)
+        policy = self._policy_for(case, step)
+        ctx = StepContext(
+            case,
+            step,
+            who,
+            now,
+            policy,
+            inputs,
+            self._decide,
+            paid=partial(self._paid, case, policy, now),
+            current_policy=self.policy,
+        )
         try:
             # ``fire`` would run the guard first too; running it here saves a closure.
             state, data = fire(step, case, guard(ctx))
@@ -203,13 +248,65 @@ class Engine:
             now,
             _actor_text(who),
             data if type(data) is dict else dict(data),
-            self._stamp,
+            self._stamp if step == "migrate_policy" else policy.stamp,
             case.head_hash,
         )
         new = apply(case, event, state)
         self.store.append(new, (event,), expected_version=version)
         self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
         return new
+
+    def _policy_for(self, case: Case, step: str) -> Policy:
+        """The policy the case runs under (the one it was opened or migrated under)."""
+        policy = self._policies.get(case.policy_version)
+        if policy is None:
+            if step == "migrate_policy":
+                return self.policy
+            raise StepNotAllowed(
+                case_id=case.id,
+                state=case.state,
+                step=step,
+                allowed=("migrate_policy",),
+                reason=(
+                    f"the case runs under policy {case.policy_version}, which this engine "
+                    "was not given: pass it in previous_policies, or migrate_policy the case"
+                ),
+            )
+        return policy
+
+    def _paid(self, case: Case, policy: Policy, now: datetime) -> Decimal:
+        """What the case's customer was paid (accepted money remedies, across all their
+        cases) within the policy's cap period before ``now``."""
+        cap = policy.caps.per_customer
+        if cap is None:
+            return Decimal(0)
+        since = now - cap.period
+        total = Decimal(0)
+        for other in self.store.customer_cases(case.customer.id):
+            for _, remedy in other.paid_since(since):
+                if remedy.amount is not None and remedy.amount.currency == policy.currency:
+                    total += remedy.amount.amount
+        return total
+
+    def guidance(self, case_id: str) -> Guidance:
+        """The playbook's guidance for the case's complainant type and the steps it can
+        take now."""
+        case = self.store.load(case_id)
+        policy = self._policies.get(case.policy_version, self.policy)
+        playbook = policy.playbook(case.complainant_type.value)
+        allowed = allowed_steps(case.state)
+        steps = {
+            step: text
+            for step, text in (playbook.guidance.items() if playbook else ())
+            if step in allowed
+        }
+        return Guidance(
+            case_id=case.id,
+            complainant_type=case.complainant_type.value,
+            state=case.state,
+            priority=case.priority.value,
+            steps=steps,
+        )
 
     def _refused(self, case: Case, step: str, reason: str) -> None:
         self._log.info("step refused", case_id=case.id, step=step, state=case.state, reason=reason)
@@ -233,9 +330,7 @@ class Engine:
 
     # -- the checklist, one method per step -----------------------------------------
 
-    def acknowledge(
-        self, case_id: str, *, actor: Actor | str, message: str | None = None
-    ) -> Case:
+    def acknowledge(self, case_id: str, *, actor: Actor | str, message: str | None = None) -> Case:
         """Acknowledge the complaint to the customer, at once."""
         return self.step(case_id, "acknowledge", actor=actor, message=message)
 
@@ -257,8 +352,14 @@ class Engine:
         """Record the complaint: category, subject, contact, date it happened, details
         (each may be known from opening the case already)."""
         return self.step(
-            case_id, "record", actor=actor, category=category, subject=subject,
-            contact=contact, occurred_on=occurred_on, details=details,
+            case_id,
+            "record",
+            actor=actor,
+            category=category,
+            subject=subject,
+            contact=contact,
+            occurred_on=occurred_on,
+            details=details,
         )
 
     def apologise(self, case_id: str, *, actor: Actor | str, message: str) -> Case:
@@ -351,6 +452,10 @@ class Engine:
 
     def resume_sla(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
         return self.step(case_id, "resume_sla", actor=actor, note=note)
+
+    def migrate_policy(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+        """Move the case to the engine's current policy (an event records from and to)."""
+        return self.step(case_id, "migrate_policy", actor=actor, reason=reason)
 
     def record_feedback(
         self,

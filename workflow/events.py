@@ -65,8 +65,14 @@ class Event:
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON object, ``hash`` included."""
         body = _body(
-            self.case_id, self.seq, self.type, self.at, self.actor, self.data,
-            self.policy_version, self.prev_hash,
+            self.case_id,
+            self.seq,
+            self.type,
+            self.at,
+            self.actor,
+            self.data,
+            self.policy_version,
+            self.prev_hash,
         )
         body["hash"] = self.hash
         return body
@@ -74,8 +80,14 @@ class Event:
     def expected_hash(self) -> str:
         """The hash this event's content gives (equal to ``hash`` unless it was altered)."""
         return event_hash(
-            self.case_id, self.seq, self.type, self.at, self.actor, self.data,
-            self.policy_version, self.prev_hash,
+            self.case_id,
+            self.seq,
+            self.type,
+            self.at,
+            self.actor,
+            self.data,
+            self.policy_version,
+            self.prev_hash,
         )
 
 
@@ -117,9 +129,9 @@ def canonical(
     prev_hash: str,
 ) -> bytes:
     """The exact bytes an event's hash is computed over."""
-    return _canonical_text(
-        case_id, seq, type_, at, actor, data, policy_version, prev_hash
-    ).encode("utf-8")
+    return _canonical_text(case_id, seq, type_, at, actor, data, policy_version, prev_hash).encode(
+        "utf-8"
+    )
 
 
 _STR = str
@@ -223,4 +235,3 @@ def make_event(
 def event_from_json(obj: dict[str, Any]) -> Event:
     """An event from ``Event.to_json`` output, validated (the hash is not checked here)."""
     return Event(**obj)
-

@@ -11,12 +11,14 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
 
+from policies.decide import OfferRequest, decide_acceptance, decide_approval
 from policies.decision import Decision, Outcome
-from policies.model import OfferRequest, Policy
+from policies.model import Policy
 from policies.remedy import Remedy
 from workflow.checklist import State, allowed_steps
 from workflow.clock import to_utc
@@ -59,6 +61,10 @@ class StepContext:
     policy: Policy
     inputs: Mapping[str, Any]
     decide: DecideHook
+    #: What this customer was paid within the policy's cap period (read from the store).
+    paid: Callable[[], Decimal] = lambda: Decimal(0)
+    #: The engine's current policy (``migrate_policy`` moves a case to it).
+    current_policy: Policy | None = None
 
     def _where(self) -> dict[str, Any]:
         return {
@@ -150,6 +156,13 @@ def record(ctx: StepContext) -> dict[str, Any]:
             "details": ctx.text("details", required=False),
         }
     )
+    categories = ctx.policy.categories
+    if categories is not None and data.get("category", case.category) not in (None, *categories):
+        ctx.invalid(
+            "category",
+            f"{data.get('category', case.category)!r} is not one of the policy's categories: "
+            f"{', '.join(categories)}",
+        )
     occurred = ctx.inputs.get("occurred_on")
     if occurred is not None:
         if isinstance(occurred, datetime):
@@ -200,22 +213,32 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
                 f"options[{i}].amount",
                 f"{remedy.amount.currency} given; the policy's currency is {ctx.policy.currency}",
             )
+        problem = ctx.policy.check_remedy(remedy)
+        if problem is not None:
+            ctx.invalid(f"options[{i}]", problem)
         remedies.append(remedy)
     return remedies
 
 
-def offer_remedy(ctx: StepContext) -> dict[str, Any]:
-    remedies = _remedies(ctx)
+def _offer_request(ctx: StepContext, role: str, remedies: tuple[Remedy, ...]) -> OfferRequest:
     case = ctx.case
-    request = OfferRequest.model_construct(  # its parts are validated already
-        role=ctx.actor.role,
-        remedies=tuple(remedies),
+    capped = ctx.policy.caps.per_customer is not None
+    return OfferRequest.model_construct(  # its parts are validated already
+        role=role,
+        remedies=remedies,
         customer_tier=case.customer.tier,
         category=case.category,
         complainant_type=case.complainant_type.value,
         offers_made=len(case.offers),
         declines=case.declines,
+        paid_in_period=ctx.paid() if capped else Decimal(0),
     )
+
+
+def offer_remedy(ctx: StepContext) -> dict[str, Any]:
+    remedies = _remedies(ctx)
+    case = ctx.case
+    request = _offer_request(ctx, ctx.actor.role, tuple(remedies))
     decision = ctx.decide(ctx.policy, request)
     if decision.outcome is Outcome.DENIED:
         ctx.violation(decision)
@@ -246,6 +269,11 @@ def approve_offer(ctx: StepContext) -> dict[str, Any]:
                 f"{ctx.actor.id} made offer {number}; a second person must approve it",
             )
         )
+    authority = decide_approval(
+        ctx.policy, _offer_request(ctx, ctx.actor.role, offer.options), ctx.actor.role
+    )
+    if authority.outcome is Outcome.DENIED:
+        ctx.violation(authority)
     return _drop_none({"offer": number, "note": ctx.text("note", required=False)})
 
 
@@ -269,6 +297,10 @@ def accept_remedy(ctx: StepContext) -> dict[str, Any]:
     assert due is not None
     if due <= ctx.now:
         ctx.invalid("due", f"{format_at(due)} is not after now ({format_at(ctx.now)})")
+    if ctx.policy.caps.per_customer is not None:
+        cap = decide_acceptance(ctx.policy, offer.options[option - 1], ctx.paid())
+        if cap.outcome is Outcome.DENIED:
+            ctx.violation(cap)
     return {"offer": number, "option": option, "promise": promise, "due": format_at(due)}
 
 
@@ -348,7 +380,20 @@ def classify(ctx: StepContext) -> dict[str, Any]:
     except ValueError:
         known = ", ".join(k.value for k in ComplainantType)
         ctx.invalid("complainant_type", f"{value!r} is not one of {known}")
-    return {"complainant_type": kind.value}
+    data = {"complainant_type": kind.value}
+    playbook = ctx.policy.playbook(kind.value)
+    if playbook is not None and playbook.priority is not None:
+        data["priority"] = playbook.priority
+    return data
+
+
+def migrate_policy(ctx: StepContext) -> dict[str, Any]:
+    reason = ctx.text("reason", required=True, hint="why the case moves to the new policy")
+    target = ctx.current_policy
+    assert target is not None
+    if ctx.case.policy_version == target.stamp:
+        ctx.invalid("policy", f"the case already runs under {target.stamp}")
+    return {"from": ctx.case.policy_version, "to": target.stamp, "reason": reason}
 
 
 def pause_sla(ctx: StepContext) -> dict[str, Any]:
@@ -404,4 +449,5 @@ GUARDS: dict[str, tuple[Guard, frozenset[str]]] = {
     "pause_sla": (pause_sla, frozenset({"reason"})),
     "resume_sla": (resume_sla, frozenset({"note"})),
     "record_feedback": (record_feedback, frozenset({"score", "comment"})),
+    "migrate_policy": (migrate_policy, frozenset({"reason"})),
 }

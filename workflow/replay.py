@@ -14,7 +14,6 @@ from policies.decision import Decision
 from policies.remedy import Remedy
 from workflow.checklist import NoRoute, fire, is_allowed
 from workflow.domain import (
-
     Case,
     Channel,
     ComplainantType,
@@ -98,7 +97,7 @@ def _accept_remedy(case: Case, e: Event) -> Changes:
         option=d["option"],
     )
     return {
-        "offers": _offer(case, status=OfferStatus.ACCEPTED, chosen=d["option"]),
+        "offers": _offer(case, status=OfferStatus.ACCEPTED, chosen=d["option"], accepted_at=e.at),
         "promise": promise,
     }
 
@@ -158,7 +157,14 @@ def _assign(case: Case, e: Event) -> Changes:
 
 
 def _classify(case: Case, e: Event) -> Changes:
-    return {"complainant_type": ComplainantType(e.data["complainant_type"])}
+    changes: Changes = {"complainant_type": ComplainantType(e.data["complainant_type"])}
+    if "priority" in e.data:
+        changes["priority"] = Priority(e.data["priority"])
+    return changes
+
+
+def _migrate_policy(case: Case, e: Event) -> Changes:
+    return {"policy_version": e.data["to"]}
 
 
 def _pause_sla(case: Case, e: Event) -> Changes:
@@ -198,6 +204,7 @@ APPLY: dict[str, Callable[[Case, Event], Changes]] = {
     "pause_sla": _pause_sla,
     "resume_sla": _resume_sla,
     "record_feedback": _record_feedback,
+    "migrate_policy": _migrate_policy,
 }
 
 

@@ -31,6 +31,10 @@ class Store(Protocol):
         """The case's events with seq > ``after_seq``, in order. Raises ``CaseNotFound``."""
         ...
 
+    def customer_cases(self, customer_id: str) -> list[Case]:
+        """The latest snapshot of every case of this customer (for cumulative caps)."""
+        ...
+
     def case_ids(self) -> Iterator[str]:
         """Every case id in the store, oldest first."""
         ...

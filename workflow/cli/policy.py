@@ -41,26 +41,43 @@ def check(file: str) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--role", required=True, help="The offering agent's role.")
 @click.option(
-    "--remedy", "remedies", multiple=True, required=True,
+    "--remedy",
+    "remedies",
+    multiple=True,
+    required=True,
     help="An option: kind:amount (refund:40.00EUR) or a kind alone; repeat for more.",
 )
 @click.option("--tier", default="standard", show_default=True)
 @click.option("--category", default=None)
 @click.option("--complainant-type", default="unknown", show_default=True)
 @click.option("--offers-made", default=0, show_default=True, type=int)
-@click.option("--paid", default="0", show_default=True,
-              help="Paid to this customer within the cap period (policy currency).")
+@click.option(
+    "--paid",
+    default="0",
+    show_default=True,
+    help="Paid to this customer within the cap period (policy currency).",
+)
 def explain(
-    file: str, role: str, remedies: tuple[str, ...], tier: str, category: str | None,
-    complainant_type: str, offers_made: int, paid: str,
+    file: str,
+    role: str,
+    remedies: tuple[str, ...],
+    tier: str,
+    category: str | None,
+    complainant_type: str,
+    offers_made: int,
+    paid: str,
 ) -> None:
     """Decide on a hypothetical offer under FILE, and say why."""
     loaded = _load(file)
     try:
         options = tuple(parse_remedy(text) for text in remedies)
         request = OfferRequest(
-            role=role, remedies=options, customer_tier=tier, category=category,
-            complainant_type=complainant_type, offers_made=offers_made,
+            role=role,
+            remedies=options,
+            customer_tier=tier,
+            category=category,
+            complainant_type=complainant_type,
+            offers_made=offers_made,
             paid_in_period=Decimal(paid),
         )
     except (MoneyError, ValueError, ArithmeticError) as exc:
