@@ -1,0 +1,277 @@
+"""The engine under a real policy file: limits, caps, approvals, playbooks, versions."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.memory import MemoryStore
+from policies.loader import parse_policy
+from workflow import (
+    Engine,
+    InvalidStepData,
+    ManualClock,
+    Money,
+    OfferStatus,
+    Policy,
+    PolicyViolation,
+    Remedy,
+    StepNotAllowed,
+    StepRefused,
+)
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+POLICY_TEXT = """
+name: Shop
+version: "1"
+currency: EUR
+categories: [delivery, billing]
+roles:
+  agent: {authority: 20.00, limits: {refund: 50.00}}
+  team-lead: {authority: 100.00, limits: {refund: 200.00}}
+remedy_kinds:
+  apology_card: {}
+adjustments:
+  tiers: {vip: 2}
+caps:
+  per_customer: {amount: 100.00, period: P30D}
+normal_remedies:
+  delivery: {refund: 30.00}
+playbooks:
+  aggressive:
+    priority: urgent
+    guidance:
+      listen: Let them finish; ask "what else?".
+      apologise: Firm politeness, no excuses.
+"""
+POLICY = parse_policy(POLICY_TEXT)
+
+
+def refund(amount: str) -> Remedy:
+    return Remedy(kind="refund", amount=Money.of(amount, "EUR"))
+
+
+def new_engine(policy: Policy = POLICY, **kw: Any) -> tuple[Engine, ManualClock]:
+    clock = ManualClock(START)
+    return Engine(kw.pop("store", None) or MemoryStore(), policy=policy, clock=clock, **kw), clock
+
+
+def apologised(engine: Engine, customer: str = "c-1", tier: str = "standard") -> str:
+    cid = engine.open_case(
+        actor="agent:alice",
+        customer={"id": customer, "name": "N", "contact": "n@example.com", "tier": tier},
+        channel="email",
+        subject="s",
+        category="delivery",
+        occurred_on="2026-11-01",
+        details="d",
+    ).id
+    engine.acknowledge(cid, actor="agent:alice")
+    engine.listen(cid, actor="agent:alice", note="their account")
+    engine.record(cid, actor="agent:alice")
+    engine.apologise(cid, actor="agent:alice", message="sorry; thank you")
+    return cid
+
+
+def pay(engine: Engine, cid: str, amount: str, clock: ManualClock) -> None:
+    case = engine.offer_remedy(cid, actor="agent:alice", options=[refund(amount)])
+    if case.state == "awaiting_approval":
+        engine.approve_offer(cid, actor="team-lead:sam")
+    due = clock.now() + timedelta(days=1)
+    engine.accept_remedy(cid, actor="customer:c", option=1, promise="refund", due=due)
+
+
+def test_an_offer_within_the_agents_limit_is_open_at_once() -> None:
+    engine, _ = new_engine()
+    case = engine.offer_remedy(apologised(engine), actor="agent:alice", options=[refund("50")])
+    assert (case.state, case.offers[0].decision.rule_ids[0]) == (
+        "remedy_offered",
+        "limits.agent.refund",
+    )
+
+
+def test_an_offer_above_it_waits_for_someone_with_the_authority() -> None:
+    engine, _ = new_engine()
+    cid = apologised(engine)
+    assert engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")]).state == (
+        "awaiting_approval"
+    )
+    with pytest.raises(PolicyViolation) as refused:
+        engine.approve_offer(cid, actor="agent:bob")
+    assert refused.value.decision.rule_ids == ("approval.authority",)
+    assert engine.approve_offer(cid, actor="team-lead:sam").state == "remedy_offered"
+
+
+def test_the_customers_tier_raises_the_limit() -> None:
+    engine, _ = new_engine()
+    cid = apologised(engine, tier="vip")
+    assert engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")]).state == (
+        "remedy_offered"
+    )
+
+
+def test_the_cap_counts_every_case_of_the_customer_in_the_period() -> None:
+    engine, clock = new_engine()
+    pay(engine, apologised(engine), "50.00", clock)
+    clock.advance(days=10)
+    pay(engine, apologised(engine), "40.00", clock)
+    third = apologised(engine)
+    with pytest.raises(PolicyViolation) as refused:
+        engine.offer_remedy(third, actor="agent:alice", options=[refund("10.01")])
+    assert refused.value.decision.rule_ids == ("caps.per_customer",)
+    assert "paid 90.00 EUR" in str(refused.value)
+    other_customer = apologised(engine, customer="c-2")
+    engine.offer_remedy(other_customer, actor="agent:alice", options=[refund("50")])
+
+
+def test_the_cap_period_rolls() -> None:
+    engine, clock = new_engine()
+    pay(engine, apologised(engine), "50.00", clock)
+    pay(engine, apologised(engine), "50.00", clock)
+    clock.advance(days=30, seconds=1)
+    cid = apologised(engine)
+    assert engine.offer_remedy(cid, actor="agent:alice", options=[refund("50")]).state == (
+        "remedy_offered"
+    )
+
+
+def test_two_open_offers_cannot_together_pass_the_cap() -> None:
+    engine, clock = new_engine()
+    pay(engine, apologised(engine), "10.00", clock)
+    first, second = apologised(engine), apologised(engine)
+    engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+    engine.offer_remedy(second, actor="agent:alice", options=[refund("50")])
+    due = clock.now() + timedelta(days=1)
+    engine.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+    before = engine.get(second)
+    with pytest.raises(PolicyViolation) as refused:
+        engine.accept_remedy(second, actor="customer:c", option=1, promise="r", due=due)
+    assert refused.value.decision.rule_ids == ("caps.per_customer",)
+    assert engine.get(second) == before
+
+
+def test_a_rip_off_case_gets_what_the_company_normally_does_after_approval() -> None:
+    engine, _ = new_engine()
+    cid = apologised(engine)
+    engine.classify(cid, actor="agent:alice", complainant_type="rip-off")
+    with pytest.raises(PolicyViolation, match="normally gives"):
+        engine.offer_remedy(cid, actor="agent:alice", options=[refund("45")])
+    case = engine.offer_remedy(cid, actor="agent:alice", options=[refund("30")])
+    assert (case.state, case.offers[0].decision.rule_ids) == (
+        "awaiting_approval",
+        ("playbooks.rip-off.normal",),
+    )
+
+
+def test_remedy_kinds_and_categories_come_from_the_policy() -> None:
+    engine, _ = new_engine()
+    cid = apologised(engine)
+    with pytest.raises(InvalidStepData, match="unknown remedy kind 'cashback'"):
+        engine.offer_remedy(cid, actor="agent:alice", options=[{"kind": "cashback"}])
+    case = engine.offer_remedy(cid, actor="agent:alice", options=[{"kind": "apology_card"}])
+    assert case.state == "remedy_offered"
+    with pytest.raises(InvalidStepData, match="not one of the policy's"):
+        engine.open_case(
+            actor="agent:a", customer={"id": "c", "name": "N"}, channel="web", category="x"
+        )
+
+
+def test_classifying_applies_the_playbooks_priority_and_guidance() -> None:
+    engine, _ = new_engine()
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="phone").id
+    engine.acknowledge(cid, actor="agent:a")
+    case = engine.classify(cid, actor="agent:a", complainant_type="aggressive")
+    assert case.priority.value == "urgent"
+    guidance = engine.guidance(cid)
+    assert guidance.steps == {"listen": 'Let them finish; ask "what else?".'}
+    assert (guidance.complainant_type, guidance.priority) == ("aggressive", "urgent")
+    assert engine.replay(cid) == engine.get(cid)
+
+
+def test_a_case_keeps_the_policy_it_was_opened_under() -> None:
+    store = MemoryStore()
+    old_engine, _ = new_engine(store=store)
+    cid = apologised(old_engine)
+    new_policy = parse_policy(POLICY_TEXT.replace("limits: {refund: 50.00}", "limits: {}"))
+    engine, _ = new_engine(new_policy, store=store, previous_policies=[POLICY])
+    case = engine.offer_remedy(cid, actor="agent:alice", options=[refund("50")])
+    assert case.state == "remedy_offered"  # the old limit of 50 applied
+    assert engine.history(cid)[-1].policy_version == POLICY.stamp
+    fresh = apologised(engine)
+    assert engine.offer_remedy(fresh, actor="agent:alice", options=[refund("50")]).state == (
+        "awaiting_approval"
+    )
+
+
+def test_an_engine_without_the_cases_policy_refuses_until_it_is_migrated() -> None:
+    store = MemoryStore()
+    cid = apologised(new_engine(store=store)[0])
+    new_policy = parse_policy(POLICY_TEXT.replace('version: "1"', 'version: "2"'))
+    engine, _ = new_engine(new_policy, store=store)
+    with pytest.raises(StepNotAllowed, match="pass it in previous_policies"):
+        engine.add_note(cid, actor="agent:a", text="x")
+    case = engine.migrate_policy(cid, actor="team-lead:sam", reason="policy 2 replaces 1")
+    assert case.policy_version == new_policy.stamp
+    last = engine.history(cid)[-1]
+    assert (last.data["from"], last.data["to"]) == (POLICY.stamp, new_policy.stamp)
+    assert engine.add_note(cid, actor="agent:a", text="x").state == "apologised"
+    assert engine.replay(cid) == engine.get(cid)
+
+
+money = st.decimals(min_value=Decimal("0.01"), max_value=Decimal("120"), places=2)
+actions = st.lists(
+    st.tuples(
+        st.integers(0, 2),  # which of the customer's three cases
+        st.sampled_from(["offer", "offer", "approve", "accept", "accept", "decline"]),
+        st.one_of(st.sampled_from([Decimal(v) for v in ("30", "50", "60", "99.99")]), money),
+        st.sampled_from([0, 0, 0, 1, 5, 31]),  # days to wait first
+    ),
+    min_size=5,
+    max_size=40,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(actions)
+def test_no_sequence_of_offers_and_approvals_pays_a_customer_beyond_the_cap(
+    plan: list[tuple[int, str, Decimal, int]],
+) -> None:
+    engine, clock = new_engine()
+    cases = [apologised(engine) for _ in range(3)]
+    for which, action, amount, wait in plan:
+        clock.advance(days=wait)
+        cid = cases[which]
+        try:
+            if action == "offer":
+                engine.offer_remedy(cid, actor="agent:alice", options=[refund(str(amount))])
+            elif action == "approve":
+                engine.approve_offer(cid, actor="team-lead:sam")
+            elif action == "accept":
+                due = clock.now() + timedelta(days=1)
+                engine.accept_remedy(cid, actor="customer:c", option=1, promise="p", due=due)
+                engine.keep_promise(cid, actor="agent:alice", evidence="paid")
+                engine.request_feedback(cid, actor="agent:alice")
+                engine.close(cid, actor="agent:alice")
+                engine.reopen(cid, actor="customer:c", reason="more")
+                for step, data in (("acknowledge", {}), ("listen", {"note": "n"}),
+                                   ("record", {}), ("apologise", {"message": "m"})):  # fmt: skip
+                    engine.step(cid, step, actor="agent:alice", **data)
+            else:
+                engine.decline_remedy(cid, actor="customer:c")
+        except StepRefused:
+            pass
+    paid = sorted(
+        (offer.accepted_at, offer.paid.amount.amount)
+        for cid in cases
+        for offer in engine.get(cid).offers
+        if offer.status == OfferStatus.ACCEPTED and offer.paid and offer.paid.amount
+        and offer.accepted_at
+    )  # fmt: skip
+    for at, _ in paid:
+        window = sum(a for t, a in paid if at - timedelta(days=30) <= t <= at)
+        assert window <= Decimal("100.00")
