@@ -204,6 +204,8 @@ class Policy(_Strict):
     retention: Retention = Retention()
 
     _digest: str = PrivateAttr(default="")
+    _stamp: str = PrivateAttr(default="")
+    _kinds: frozenset[str] = PrivateAttr(default=frozenset())
 
     @field_validator("currency")
     @classmethod
@@ -267,6 +269,8 @@ class Policy(_Strict):
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
         self._digest = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+        self._stamp = f"{self.version}@{self._digest}"
+        self._kinds = frozenset(BUILTIN_REMEDY_KINDS) | frozenset(self.remedy_kinds)
 
     @property
     def digest(self) -> str:
@@ -275,13 +279,13 @@ class Policy(_Strict):
 
     @property
     def stamp(self) -> str:
-        """What every event records: ``<declared version>@<digest>``."""
-        return f"{self.version}@{self._digest}"
+        """What every event records: ``<declared version>@<digest>`` (one shared string)."""
+        return self._stamp
 
     @property
     def remedy_kind_names(self) -> frozenset[str]:
         """Built-in and company-defined remedy kinds."""
-        return frozenset(BUILTIN_REMEDY_KINDS) | frozenset(self.remedy_kinds)
+        return self._kinds or frozenset(BUILTIN_REMEDY_KINDS) | frozenset(self.remedy_kinds)
 
     def is_monetary(self, kind: str) -> bool:
         rules = self.remedy_kinds.get(kind)

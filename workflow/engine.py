@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any, TypeVar
 
 import structlog
@@ -231,7 +231,7 @@ class Engine:
             policy,
             inputs,
             self._decide,
-            paid=partial(self._paid, case, policy, now),
+            paid_within_cap=self._paid,
             current_policy=self.policy,
         )
         try:

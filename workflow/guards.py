@@ -61,8 +61,9 @@ class StepContext:
     policy: Policy
     inputs: Mapping[str, Any]
     decide: DecideHook
-    #: What this customer was paid within the policy's cap period (read from the store).
-    paid: Callable[[], Decimal] = lambda: Decimal(0)
+    #: ``(case, policy, now) -> what the customer was paid within the cap period``,
+    #: read from the store by the engine; called only by guards that need it.
+    paid_within_cap: Callable[[Case, Policy, datetime], Decimal] = lambda c, p, n: Decimal(0)
     #: The engine's current policy (``migrate_policy`` moves a case to it).
     current_policy: Policy | None = None
 
@@ -73,6 +74,10 @@ class StepContext:
             "step": self.step,
             "allowed": allowed_steps(self.case.state),
         }
+
+    def paid(self) -> Decimal:
+        """What this case's customer was paid within the policy's cap period."""
+        return self.paid_within_cap(self.case, self.policy, self.now)
 
     def missing(self, *fields: str, hint: str | None = None) -> NoReturn:
         raise MissingInformation(fields=fields, hint=hint, **self._where())
