@@ -23,12 +23,13 @@ from decimal import ROUND_DOWN, Decimal
 from pydantic import Field
 
 from policies.decision import Decision, Outcome
-from policies.model import Policy, _Strict
+from policies.model import Policy
 from policies.money import minor_units
 from policies.remedy import Remedy
+from policies.types import Strict
 
 
-class OfferRequest(_Strict):
+class OfferRequest(Strict):
     """What the policy is asked about one offer: who offers what to whom."""
 
     role: str

@@ -27,9 +27,10 @@ from policies.decide import OfferRequest, decide_offer
 from policies.decision import Decision
 from policies.errors import MoneyError, PolicyFileError, Problem
 from policies.loader import _problems, _read_yaml
-from policies.model import Amount, Policy
+from policies.model import Policy
 from policies.money import Money
 from policies.remedy import Remedy
+from policies.types import Amount
 
 
 def parse_remedy(text: str) -> Remedy:

@@ -21,7 +21,8 @@ import yaml
 from pydantic import ValidationError
 
 from policies.errors import PolicyFileError, Problem
-from policies.model import LocatedError, Policy
+from policies.model import Policy
+from policies.types import LocatedError
 
 Location = tuple[str | int, ...]
 

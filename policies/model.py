@@ -8,15 +8,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    BaseModel,
     BeforeValidator,
-    ConfigDict,
     Field,
     PrivateAttr,
     StrictBool,
@@ -25,8 +22,19 @@ from pydantic import (
     model_validator,
 )
 
+from policies.calendar import WorkingCalendar
 from policies.money import minor_units
 from policies.remedy import BUILTIN_REMEDY_KINDS, MONETARY_REMEDY_KINDS, Remedy
+from policies.sla import SlaRules, Target
+from policies.types import (
+    Amount,
+    Duration,
+    LocatedError,
+    Multiplier,
+    Name,
+    Strict,
+    _version_text,
+)
 
 #: The complainant types a playbook can be written for (``workflow.ComplainantType``).
 COMPLAINANT_TYPES = ("meek", "aggressive", "high-roller", "rip-off", "chronic", "unknown")
@@ -39,77 +47,8 @@ STEPS = (
 )  # fmt: skip
 PRIORITIES = ("low", "normal", "high", "urgent")
 
-Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
-
-def _no_float(value: Any) -> Any:
-    if isinstance(value, float):
-        raise ValueError(
-            "floats are never money: write the amount as a string or a plain decimal, e.g. '40.00'"
-        )
-    if isinstance(value, bool):
-        raise ValueError("expected an amount, got a boolean")
-    return value
-
-
-Amount = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, allow_inf_nan=False)]
-
-_ISO_DURATION = re.compile(
-    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
-    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
-)
-
-
-def parse_duration(value: Any) -> timedelta:
-    """An ISO 8601 duration in weeks, days, hours, minutes and seconds (``P2D``,
-    ``PT4H``, ``P1DT12H``). Years and months are refused: their length varies."""
-    if isinstance(value, timedelta):
-        if value < timedelta(0):
-            raise ValueError("a duration cannot be negative")
-        return value
-    if not isinstance(value, str):
-        raise ValueError(f"expected an ISO 8601 duration such as 'P2D' or 'PT4H', got {value!r}")
-    text = value.strip().upper()
-    if text.startswith("-"):
-        raise ValueError("a duration cannot be negative")
-    match = _ISO_DURATION.match(text)
-    if match is None:
-        hint = (
-            " (years and months vary in length: use days)"
-            if re.search(r"\d[YM]", text.split("T")[0])
-            else ""
-        )
-        raise ValueError(
-            f"{value!r} is not an ISO 8601 duration such as 'P2D', 'PT4H' or 'P1DT12H'{hint}"
-        )
-    parts = {k: float(v) if k == "seconds" else int(v) for k, v in match.groupdict().items() if v}
-    return timedelta(**parts)
-
-
-Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
-
-
-class LocatedError(ValueError):
-    """Problems found across fields, each with the location it belongs to."""
-
-    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(message for _, message in problems))
-
-
-Multiplier = Annotated[Decimal, BeforeValidator(_no_float), Field(gt=0, allow_inf_nan=False)]
-
-
-def _version_text(value: Any) -> Any:
-    """``version: 3`` or ``version: 2026.1`` in YAML mean the text as written."""
-    return str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class RoleRules(_Strict):
+class RoleRules(Strict):
     """What one role may give on its own. ``authority``: the most for one option of a
     money-valued remedy; ``limits``: per remedy kind, instead of ``authority``."""
 
@@ -117,14 +56,14 @@ class RoleRules(_Strict):
     limits: dict[Name, Amount] = {}
 
 
-class Adjustments(_Strict):
+class Adjustments(Strict):
     """Multipliers on every limit, by customer tier and by category (``vip: 2``)."""
 
     tiers: dict[Name, Multiplier] = {}
     categories: dict[Name, Multiplier] = {}
 
 
-class CustomerCap(_Strict):
+class CustomerCap(Strict):
     """At most ``amount`` paid to one customer over the rolling ``period``, across all
     of that customer's cases."""
 
@@ -132,24 +71,26 @@ class CustomerCap(_Strict):
     period: Duration
 
 
-class Caps(_Strict):
+class Caps(Strict):
     per_customer: CustomerCap | None = None
 
 
-class RemedyKindRules(_Strict):
+class RemedyKindRules(Strict):
     """A company-defined remedy kind. ``monetary``: its options must name an amount."""
 
     monetary: StrictBool = False
     description: str = ""
 
 
-class Playbook(_Strict):
+class Playbook(Strict):
     """How to handle one complainant type: guidance per step, a priority to set when a
     case is classified so, and whether every offer needs approval."""
 
     guidance: dict[str, str] = {}
     priority: Literal["low", "normal", "high", "urgent"] | None = None
     always_needs_approval: StrictBool = False
+    #: SLA targets for this complainant type, tried before the policy's own.
+    sla: list[Target] = []
 
     @field_validator("guidance")
     @classmethod
@@ -160,31 +101,31 @@ class Playbook(_Strict):
         return value
 
 
-class FeedbackRules(_Strict):
+class FeedbackRules(Strict):
     """``required_before_close``: a case may only close after feedback was requested."""
 
     required_before_close: StrictBool = True
 
 
-class ReopenRules(_Strict):
+class ReopenRules(Strict):
     """``window``: how long after closing a case may be reopened (ISO 8601, e.g. ``P30D``)."""
 
     window: Duration = timedelta(days=30)
 
 
-class OfferRules(_Strict):
+class OfferRules(Strict):
     """``max_per_case``: at most this many offers per case (declined ones count)."""
 
     max_per_case: StrictInt | None = Field(default=None, ge=1)
 
 
-class Retention(_Strict):
+class Retention(Strict):
     """How long case records are kept after closing, in years."""
 
     years: StrictInt = Field(default=6, ge=1, le=100)
 
 
-class Policy(_Strict):
+class Policy(Strict):
     """A loaded, validated policy. ``version`` is declared by its author; ``digest`` is the
     SHA-256 of its content, so two policies with one version but other rules differ."""
 
@@ -202,6 +143,8 @@ class Policy(_Strict):
     feedback: FeedbackRules = FeedbackRules()
     reopen: ReopenRules = ReopenRules()
     retention: Retention = Retention()
+    calendars: dict[Name, WorkingCalendar] = {}
+    sla: SlaRules = SlaRules()
 
     _digest: str = PrivateAttr(default="")
     _stamp: str = PrivateAttr(default="")
@@ -260,6 +203,16 @@ class Policy(_Strict):
                         problems.append(
                             ((*section, name), f"{name!r} is not one of the policy's categories")
                         )
+        targets: list[tuple[tuple[str | int, ...], Target]] = [
+            (("sla", "targets", i), t) for i, t in enumerate(self.sla.targets)
+        ]
+        for kind, playbook in self.playbooks.items():
+            targets += [(("playbooks", kind, "sla", i), t) for i, t in enumerate(playbook.sla)]
+        for loc, target in targets:
+            if target.calendar is not None and target.calendar not in self.calendars:
+                problems.append(
+                    ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")
+                )
         if problems:
             raise LocatedError(problems)
         return self
@@ -306,6 +259,21 @@ class Policy(_Strict):
 
     def playbook(self, complainant_type: str) -> Playbook | None:
         return self.playbooks.get(complainant_type)
+
+    def sla_targets(
+        self, channel: str, priority: str, tier: str, complainant_type: str, category: str | None
+    ) -> list[Target]:
+        """The targets that apply to a case like this: for each (step, group), the first
+        matching one, the complainant type's playbook targets tried first."""
+        playbook = self.playbooks.get(complainant_type)
+        candidates = [*(playbook.sla if playbook else ()), *self.sla.targets]
+        chosen: dict[tuple[str, str], Target] = {}
+        for target in candidates:
+            if target.key not in chosen and target.when.match(
+                channel, priority, tier, complainant_type, category
+            ):
+                chosen[target.key] = target
+        return list(chosen.values())
 
 
 def default_policy() -> Policy:

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from policies.errors import PolicyFileError
 from policies.loader import BUNDLED, bundled_policy, load_policy, parse_policy
-from policies.model import STEPS, parse_duration
+from policies.model import STEPS
+from policies.types import parse_duration
 from workflow import STEP_NAMES, ComplainantType
 
 BASE = """name: Shop

@@ -1,0 +1,103 @@
+"""SLA targets in the policy file: what must be done by when, chosen by conditions."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field, StrictInt, model_validator
+
+from policies.types import Duration, Name, Strict
+
+#: Steps an SLA target can time.
+TIMED_STEPS = (
+    "acknowledge", "listen", "record", "apologise", "offer_remedy", "accept_remedy",
+    "keep_promise", "request_feedback", "close",
+)  # fmt: skip
+
+
+class Conditions(Strict):
+    """A target applies when each given list contains the case's value (empty: any)."""
+
+    channel: list[Literal["email", "phone", "chat", "social", "sms", "web"]] = []
+    priority: list[Literal["low", "normal", "high", "urgent"]] = []
+    tier: list[Name] = []
+    complainant_type: list[
+        Literal["meek", "aggressive", "high-roller", "rip-off", "chronic", "unknown"]
+    ] = []
+    category: list[Name] = []
+
+    def match(
+        self, channel: str, priority: str, tier: str, complainant_type: str, category: str | None
+    ) -> bool:
+        return (
+            (not self.channel or channel in self.channel)
+            and (not self.priority or priority in self.priority)
+            and (not self.tier or tier in self.tier)
+            and (not self.complainant_type or complainant_type in self.complainant_type)
+            and (not self.category or category in self.category)
+        )
+
+
+class Target(Strict):
+    """``step`` must be taken within ``within`` (an ISO 8601 duration) or by the close of
+    the ``business_days``-th business day, counted from ``start``.
+
+    ``start``: ``opened`` (the case opened, or was last reopened), ``previous_step``
+    (the case entered the state ``step`` is taken from) or ``promise_due`` (the due date
+    of the promise; for ``keep_promise``). Time counts on ``calendar`` (business time) or,
+    without one, around the clock. For each ``(step, group)`` the first target whose
+    ``when`` matches applies.
+    """
+
+    id: Name
+    step: Literal[TIMED_STEPS]  # type: ignore[valid-type]
+    group: Name | None = None
+    within: Duration | None = None
+    business_days: StrictInt | None = Field(default=None, ge=1, le=366)
+    start: Literal["opened", "previous_step", "promise_due"] = "opened"
+    calendar: Name | None = None
+    when: Conditions = Conditions()
+    on_breach: Literal["record", "escalate", "raise_priority"] = "record"
+    escalate_to: Name | None = None
+    raise_to: Literal["high", "urgent"] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Target:
+        if (self.within is None) == (self.business_days is None):
+            raise ValueError("give exactly one of within (a duration) or business_days")
+        if self.business_days is not None and self.calendar is None:
+            raise ValueError("business_days needs a calendar")
+        if self.within is not None and self.within == timedelta(0) and self.start != "promise_due":
+            raise ValueError("within must be more than zero")
+        if self.on_breach == "escalate" and self.escalate_to is None:
+            raise ValueError("on_breach: escalate needs escalate_to (a role)")
+        if self.on_breach == "raise_priority" and self.raise_to is None:
+            raise ValueError("on_breach: raise_priority needs raise_to (high or urgent)")
+        if self.start == "promise_due" and self.step != "keep_promise":
+            raise ValueError("start: promise_due only applies to keep_promise")
+        return self
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.step, self.group or self.step)
+
+
+class SlaRules(Strict):
+    """``warn_at``: percentages of a target at which a warning fires;
+    ``escalate_before_offer_when_breached``: a breached case must be escalated before a
+    remedy is offered."""
+
+    warn_at: list[StrictInt] = Field(default=[75])
+    escalate_before_offer_when_breached: bool = False
+    targets: list[Target] = []
+
+    @model_validator(mode="after")
+    def _checks(self) -> SlaRules:
+        if any(not 0 < p < 100 for p in self.warn_at):
+            raise ValueError("warn_at percentages must be between 0 and 100")
+        ids = [t.id for t in self.targets]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"target ids must be unique: {dupes}")
+        return self

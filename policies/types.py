@@ -1,0 +1,80 @@
+"""Value types shared by the policy file's sections."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from decimal import Decimal
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+
+Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+
+
+def _no_float(value: Any) -> Any:
+    if isinstance(value, float):
+        raise ValueError(
+            "floats are never money: write the amount as a string or a plain decimal, e.g. '40.00'"
+        )
+    if isinstance(value, bool):
+        raise ValueError("expected an amount, got a boolean")
+    return value
+
+
+Amount = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, allow_inf_nan=False)]
+
+_ISO_DURATION = re.compile(
+    r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
+    r"(?:T(?=\d)(?:(?P<hours>\d+)H)?(?:(?P<minutes>\d+)M)?(?:(?P<seconds>\d+(?:\.\d+)?)S)?)?$"
+)
+
+
+def parse_duration(value: Any) -> timedelta:
+    """An ISO 8601 duration in weeks, days, hours, minutes and seconds (``P2D``,
+    ``PT4H``, ``P1DT12H``). Years and months are refused: their length varies."""
+    if isinstance(value, timedelta):
+        if value < timedelta(0):
+            raise ValueError("a duration cannot be negative")
+        return value
+    if not isinstance(value, str):
+        raise ValueError(f"expected an ISO 8601 duration such as 'P2D' or 'PT4H', got {value!r}")
+    text = value.strip().upper()
+    if text.startswith("-"):
+        raise ValueError("a duration cannot be negative")
+    match = _ISO_DURATION.match(text)
+    if match is None:
+        hint = (
+            " (years and months vary in length: use days)"
+            if re.search(r"\d[YM]", text.split("T")[0])
+            else ""
+        )
+        raise ValueError(
+            f"{value!r} is not an ISO 8601 duration such as 'P2D', 'PT4H' or 'P1DT12H'{hint}"
+        )
+    parts = {k: float(v) if k == "seconds" else int(v) for k, v in match.groupdict().items() if v}
+    return timedelta(**parts)
+
+
+Duration = Annotated[timedelta, BeforeValidator(parse_duration)]
+
+
+class LocatedError(ValueError):
+    """Problems found across fields, each with the location it belongs to."""
+
+    def __init__(self, problems: list[tuple[tuple[str | int, ...], str]]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(message for _, message in problems))
+
+
+Multiplier = Annotated[Decimal, BeforeValidator(_no_float), Field(gt=0, allow_inf_nan=False)]
+
+
+def _version_text(value: Any) -> Any:
+    """``version: 3`` or ``version: 2026.1`` in YAML mean the text as written."""
+    return str(value) if isinstance(value, int | Decimal) and not isinstance(value, bool) else value
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
