@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import threading
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 
 from workflow.domain import Case
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import Event
+from workflow.sla import Deadline
 
 
 class MemoryStore:
@@ -22,6 +26,11 @@ class MemoryStore:
         self._snapshots: dict[str, Case] = {}
         self._events: dict[str, list[Event]] = {}
         self._by_customer: dict[str, list[str]] = {}
+        # Pending deadlines per case, and a heap on due time over them. Replaced or
+        # cancelled deadlines stay in the heap and are dropped when they come up.
+        self._deadlines: dict[str, dict[str, Deadline]] = {}
+        self._due: list[tuple[datetime, int, str, str]] = []
+        self._tiebreak = itertools.count()
 
     def load(self, case_id: str) -> Case:
         try:
@@ -29,7 +38,13 @@ class MemoryStore:
         except KeyError:
             raise CaseNotFound(case_id) from None
 
-    def append(self, snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
+    def append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None = None,
+    ) -> None:
         check_append(snapshot, events, expected_version)
         case_id = snapshot.id
         with self._lock:
@@ -43,6 +58,38 @@ class MemoryStore:
             else:
                 self._events[case_id].extend(events)
             self._snapshots[case_id] = snapshot
+            if deadlines is not None:
+                self._replace_deadlines(case_id, deadlines)
+
+    def _replace_deadlines(self, case_id: str, deadlines: Sequence[Deadline]) -> None:
+        before = self._deadlines.get(case_id, {})
+        if not deadlines:
+            self._deadlines.pop(case_id, None)
+            return
+        after = {d.key: d for d in deadlines}
+        self._deadlines[case_id] = after
+        for key, deadline in after.items():
+            old = before.get(key)
+            if old is None or old.due_at != deadline.due_at:
+                heapq.heappush(self._due, (deadline.due_at, next(self._tiebreak), case_id, key))
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
+        found: list[Deadline] = []
+        with self._lock:
+            while self._due and self._due[0][0] <= now and len(found) < limit:
+                due_at, _, case_id, key = heapq.heappop(self._due)
+                current = self._deadlines.get(case_id, {}).get(key)
+                if current is not None and current.due_at == due_at:
+                    found.append(current)
+            for deadline in found:  # still pending until the case's next append
+                heapq.heappush(
+                    self._due,
+                    (deadline.due_at, next(self._tiebreak), deadline.case_id, deadline.key),
+                )
+        return found
+
+    def pending_deadlines(self, case_id: str) -> list[Deadline]:
+        return sorted(self._deadlines.get(case_id, {}).values(), key=lambda d: d.due_at)
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
         try:

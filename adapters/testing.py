@@ -30,6 +30,7 @@ from workflow.engine import Engine
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import Event
 from workflow.replay import replay
+from workflow.sla import Deadline
 from workflow.store import Store
 
 _START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
@@ -59,8 +60,20 @@ class _StaleReads:
     def load(self, case_id: str) -> Case:
         return self._snapshot
 
-    def append(self, snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
-        self._store.append(snapshot, events, expected_version)
+    def append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None = None,
+    ) -> None:
+        self._store.append(snapshot, events, expected_version, deadlines)
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
+        return self._store.due_deadlines(now, limit)
+
+    def pending_deadlines(self, case_id: str) -> list[Deadline]:
+        return self._store.pending_deadlines(case_id)
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
         return self._store.events(case_id, after_seq)

@@ -43,7 +43,8 @@ STEPS = (
     "acknowledge", "listen", "record", "apologise", "offer_remedy", "approve_offer",
     "refuse_offer", "accept_remedy", "decline_remedy", "keep_promise", "request_feedback",
     "close", "escalate", "resume", "reopen", "withdraw", "add_note", "assign", "classify",
-    "pause_sla", "resume_sla", "record_feedback", "migrate_policy",
+    "pause_sla", "resume_sla", "record_feedback", "migrate_policy", "sla_warning",
+    "sla_breached",
 )  # fmt: skip
 PRIORITIES = ("low", "normal", "high", "urgent")
 

@@ -77,4 +77,3 @@ def _version_text(value: Any) -> Any:
 
 class Strict(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-

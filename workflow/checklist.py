@@ -60,6 +60,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "resume_sla": OPEN_STATES,
     "record_feedback": (S.FEEDBACK_REQUESTED.value, S.CLOSED.value),
     "migrate_policy": OPEN_STATES,
+    "sla_warning": OPEN_STATES,
+    "sla_breached": OPEN_STATES,
 }
 
 
@@ -164,16 +166,24 @@ def _allowed_from(state: str) -> tuple[str, ...]:
     return tuple(name for name, event in MACHINE.events.items() if event.transitions.get(state))
 
 
-_ALLOWED: dict[str, tuple[str, ...]] = {s.value: _allowed_from(s.value) for s in State}
-_ALLOWED_SETS: dict[str, frozenset[str]] = {k: frozenset(v) for k, v in _ALLOWED.items()}
+#: Steps only the engine itself takes (the SLA sweeper's warnings and breaches).
+SYSTEM_STEPS: frozenset[str] = frozenset({"sla_warning", "sla_breached"})
+_ALLOWED_SETS: dict[str, frozenset[str]] = {
+    s.value: frozenset(_allowed_from(s.value)) for s in State
+}
+_ALLOWED: dict[str, tuple[str, ...]] = {
+    s.value: tuple(n for n in _allowed_from(s.value) if n not in SYSTEM_STEPS) for s in State
+}
 
 
 def allowed_steps(state: str) -> tuple[str, ...]:
-    """The steps and actions a case in ``state`` may take, in checklist order."""
+    """The steps and actions a person may take on a case in ``state``, in checklist
+    order (the engine's own SLA events are not listed)."""
     return _ALLOWED[state]
 
 
 def is_allowed(state: str, step: str) -> bool:
+    """Whether the machine has ``step`` from ``state`` (system steps included)."""
     return step in _ALLOWED_SETS[state]
 
 

@@ -201,6 +201,17 @@ class Case:
     closed_at: datetime | None = None
     resolution: str | None = None
     reopened: int = 0
+    #: SLA bookkeeping for the current cycle (a reopen starts a new one):
+    #: when it started, when the case entered its checklist state, the pauses so far,
+    #: when each checklist step was taken, the warnings and breaches already fired.
+    cycle_started_at: datetime | None = None
+    state_since: datetime | None = None
+    paused_since: datetime | None = None
+    pauses: tuple[tuple[datetime, datetime], ...] = ()
+    step_times: tuple[tuple[str, datetime], ...] = ()
+    sla_fired: tuple[str, ...] = ()
+    first_breach_at: datetime | None = None
+    last_escalated_at: datetime | None = None
 
     @field_validator("opened_at", "updated_at", "closed_at", "feedback_requested_at")
     @classmethod
@@ -217,6 +228,13 @@ class Case:
             if remedy is not None and at is not None and at >= since:
                 paid.append((at, remedy))
         return paid
+
+    def step_time(self, step: str) -> datetime | None:
+        """When ``step`` was taken in the current cycle, if it was."""
+        for name, at in self.step_times:
+            if name == step:
+                return at
+        return None
 
     @property
     def current_offer(self) -> Offer | None:

@@ -21,7 +21,9 @@ from pydantic import TypeAdapter, ValidationError
 from policies.decide import decide_offer
 from policies.model import Policy, default_policy
 from policies.remedy import Remedy
-from workflow.checklist import allowed_steps, fire, is_allowed
+from policies.sla import Target
+from workflow import sla
+from workflow.checklist import ESCALATABLE, allowed_steps, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
 from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
 from workflow.errors import (
@@ -30,9 +32,10 @@ from workflow.errors import (
     InvalidStepData,
     StepNotAllowed,
 )
-from workflow.events import GENESIS, Event, make_event
+from workflow.events import GENESIS, Event, format_at, make_event
 from workflow.guards import GUARDS, DecideHook, StepContext
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
+from workflow.sla import Deadline
 from workflow.store import Store
 
 T = TypeVar("T")
@@ -59,6 +62,33 @@ def _actor_text(actor: Actor) -> str:
     """``str(actor)``, kept: an actor's text is shared by its events and records instead
     of a new string per step."""
     return str(actor)
+
+
+SLA_ACTOR = "system:sla"
+_PRIORITY_ORDER = ("low", "normal", "high", "urgent")
+_Item = tuple[str, dict[str, Any]]
+
+
+def _sla_item(
+    deadline: Deadline, target: Target | None, *, late: bool, priority: str = "normal"
+) -> _Item:
+    data: dict[str, Any] = {
+        "key": deadline.key,
+        "target": deadline.target,
+        "step": deadline.step,
+        "due_at": format_at(deadline.due_at),
+    }
+    if deadline.kind == "warn":
+        data["percent"] = deadline.percent
+        return ("sla_warning", data)
+    if late:
+        data["late_step"] = True
+    if target is not None:
+        data["action"] = target.on_breach
+        raise_to = target.raise_to
+        if raise_to and _PRIORITY_ORDER.index(raise_to) > _PRIORITY_ORDER.index(priority):
+            data["priority"] = raise_to
+    return ("sla_breached", data)
 
 
 def _new_case_id() -> str:
@@ -97,6 +127,10 @@ class Engine:
         self._stamp = self.policy.stamp
         self._policies = {p.stamp: p for p in previous_policies}
         self._policies[self._stamp] = self.policy
+        self._has_sla = {
+            stamp: bool(p.sla.targets or any(pb.sla for pb in p.playbooks.values()))
+            for stamp, p in self._policies.items()
+        }
 
     # -- reading ---------------------------------------------------------------------
 
@@ -240,21 +274,109 @@ class Engine:
         except ComplaintflowError as exc:
             self._refused(case, step, str(exc))
             raise
-        version = case.version
+        # A step taken after its own deadline is accepted (time cannot be undone), and the
+        # warnings and breach it passed are recorded first, in the same append.
+        work: Case = case
+        events: list[Event] = []
+        late = self._late(case, policy, step, now) if self._has_sla[policy.stamp] else []
+        if late:
+            work, events = self._chain(case, late, now, policy.stamp)
         event = make_event(
             case_id,
-            version + 1,
+            work.version + 1,
             step,
             now,
             _actor_text(who),
             data if type(data) is dict else dict(data),
             self._stamp if step == "migrate_policy" else policy.stamp,
-            case.head_hash,
+            work.head_hash,
         )
-        new = apply(case, event, state)
-        self.store.append(new, (event,), expected_version=version)
+        new = apply(work, event, state)
+        events.append(event)
+        self.store.append(new, events, case.version, self._deadlines(new))
         self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
         return new
+
+    # -- SLA -------------------------------------------------------------------------
+
+    def _deadlines(self, case: Case) -> list[Deadline]:
+        policy = self._policies.get(case.policy_version)
+        if policy is None or not self._has_sla[policy.stamp]:
+            return []
+        return sla.deadlines(case, policy)
+
+    def _late(self, case: Case, policy: Policy, step: str, now: datetime) -> list[_Item]:
+        """SLA events for this step's own deadlines that have passed unrecorded."""
+        return [
+            _sla_item(d, None, late=True)
+            for d in sla.deadlines(case, policy)
+            if d.step == step and d.due_at <= now
+        ]
+
+    def _chain(
+        self, case: Case, items: list[_Item], now: datetime, stamp: str
+    ) -> tuple[Case, list[Event]]:
+        """Apply system steps to ``case``, one event each, chained."""
+        work: Case = case
+        events: list[Event] = []
+        for step, data in items:
+            if step == "escalate":
+                if work.state not in ESCALATABLE:
+                    continue
+                data = {**data, "resume_to": work.state}
+            state, _ = fire(step, work, data)
+            event = make_event(
+                work.id, work.version + 1, step, now, SLA_ACTOR, data, stamp, work.head_hash
+            )
+            work = apply(work, event, state)
+            events.append(event)
+        return work, events
+
+    def tick(self, now: datetime | None = None, *, limit: int = 1000) -> list[Event]:
+        """Fire the SLA warnings and breaches that are due: finds them by the store's
+        index on due time, re-checks each case at its current version, and appends the
+        events (plus an escalation when the policy says so). Safe to run from several
+        workers at once: a case another worker changed first is skipped (its deadlines
+        are fired once, by whoever wins). Returns the events fired."""
+        when = to_utc(now, "tick(now)") if now is not None else self.now()
+        fired: list[Event] = []
+        for case_id in dict.fromkeys(d.case_id for d in self.store.due_deadlines(when, limit)):
+            try:
+                fired.extend(self._sweep(case_id, when))
+            except ConcurrencyConflict:
+                self._log.info("sla sweep: case changed under this worker", case_id=case_id)
+        return fired
+
+    def _sweep(self, case_id: str, now: datetime) -> list[Event]:
+        case = self.store.load(case_id)
+        policy = self._policies.get(case.policy_version)
+        if policy is None:
+            self._log.warning("sla sweep: the case's policy is not loaded", case_id=case_id)
+            return []
+        due = [d for d in sla.deadlines(case, policy) if d.due_at <= now]
+        if not due:
+            return []
+        targets = {t.id: t for t in sla.targets_for(case, policy)}
+        items: list[_Item] = []
+        for deadline in due:
+            target = targets[deadline.target]
+            items.append(_sla_item(deadline, target, late=False, priority=case.priority.value))
+            if deadline.kind == "breach" and target.on_breach == "escalate":
+                reason = f"SLA breached: {target.id} ({target.step})"
+                items.append(("escalate", {"reason": reason, "to_role": target.escalate_to}))
+        new, events = self._chain(case, items, now, policy.stamp)
+        self.store.append(new, events, case.version, self._deadlines(new))
+        for event in events:
+            self._log.info("sla event", case_id=case_id, step=event.type, seq=event.seq)
+        return events
+
+    def sla_status(self, case_id: str, now: datetime | None = None) -> list[sla.TargetStatus]:
+        """Each SLA target of the case: elapsed and remaining (calendar and business
+        time), paused, warned, breached, achieved."""
+        case = self.store.load(case_id)
+        policy = self._policies.get(case.policy_version, self.policy)
+        when = to_utc(now, "sla_status(now)") if now is not None else self.now()
+        return sla.status(case, policy, when)
 
     def _policy_for(self, case: Case, step: str) -> Policy:
         """The policy the case runs under (the one it was opened or migrated under)."""

@@ -241,6 +241,17 @@ def _offer_request(ctx: StepContext, role: str, remedies: tuple[Remedy, ...]) ->
 
 
 def offer_remedy(ctx: StepContext) -> dict[str, Any]:
+    case = ctx.case
+    breached = case.first_breach_at
+    if (
+        ctx.policy.sla.escalate_before_offer_when_breached
+        and breached is not None
+        and (case.last_escalated_at is None or case.last_escalated_at < breached)
+    ):
+        ctx.not_allowed(
+            f"the case breached its SLA at {format_at(breached)}; the policy requires an "
+            "escalation before a remedy is offered"
+        )
     remedies = _remedies(ctx)
     case = ctx.case
     request = _offer_request(ctx, ctx.actor.role, tuple(remedies))

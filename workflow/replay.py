@@ -117,7 +117,7 @@ def _request_feedback(case: Case, e: Event) -> Changes:
 
 
 def _close(case: Case, e: Event) -> Changes:
-    return {"closed_at": e.at, "resolution": e.data.get("resolution"), "sla_paused": False}
+    return {"closed_at": e.at, "resolution": e.data.get("resolution"), **_unpaused(case, e)}
 
 
 def _escalate(case: Case, e: Event) -> Changes:
@@ -125,7 +125,11 @@ def _escalate(case: Case, e: Event) -> Changes:
     escalation = Escalation(
         reason=d["reason"], to_role=d["to_role"], by=e.actor, at=e.at, resume_to=d["resume_to"]
     )
-    return {"escalation": escalation, "escalations": case.escalations + 1}
+    return {
+        "escalation": escalation,
+        "escalations": case.escalations + 1,
+        "last_escalated_at": e.at,
+    }
 
 
 def _resume(case: Case, e: Event) -> Changes:
@@ -135,6 +139,13 @@ def _resume(case: Case, e: Event) -> Changes:
 def _reopen(case: Case, e: Event) -> Changes:
     return {
         "reopened": case.reopened + 1,
+        "cycle_started_at": e.at,
+        "paused_since": None,
+        "sla_paused": False,
+        "pauses": (),
+        "step_times": (),
+        "sla_fired": (),
+        "first_breach_at": None,
         "closed_at": None,
         "resolution": None,
         "promise": None,
@@ -144,7 +155,11 @@ def _reopen(case: Case, e: Event) -> Changes:
 
 
 def _withdraw(case: Case, e: Event) -> Changes:
-    return {"closed_at": e.at, "resolution": f"withdrawn: {e.data['reason']}", "sla_paused": False}
+    return {
+        "closed_at": e.at,
+        "resolution": f"withdrawn: {e.data['reason']}",
+        **_unpaused(case, e),
+    }
 
 
 def _add_note(case: Case, e: Event) -> Changes:
@@ -168,11 +183,34 @@ def _migrate_policy(case: Case, e: Event) -> Changes:
 
 
 def _pause_sla(case: Case, e: Event) -> Changes:
-    return {"sla_paused": True}
+    return {"sla_paused": True, "paused_since": e.at}
 
 
 def _resume_sla(case: Case, e: Event) -> Changes:
-    return {"sla_paused": False}
+    return _unpaused(case, e)
+
+
+def _unpaused(case: Case, e: Event) -> Changes:
+    if case.paused_since is None:
+        return {"sla_paused": False}
+    return {
+        "sla_paused": False,
+        "paused_since": None,
+        "pauses": (*case.pauses, (case.paused_since, e.at)),
+    }
+
+
+def _sla_warning(case: Case, e: Event) -> Changes:
+    return {"sla_fired": (*case.sla_fired, e.data["key"])}
+
+
+def _sla_breached(case: Case, e: Event) -> Changes:
+    changes: Changes = {"sla_fired": (*case.sla_fired, e.data["key"])}
+    if case.first_breach_at is None:
+        changes["first_breach_at"] = e.at
+    if "priority" in e.data:
+        changes["priority"] = Priority(e.data["priority"])
+    return changes
 
 
 def _record_feedback(case: Case, e: Event) -> Changes:
@@ -205,12 +243,25 @@ APPLY: dict[str, Callable[[Case, Event], Changes]] = {
     "resume_sla": _resume_sla,
     "record_feedback": _record_feedback,
     "migrate_policy": _migrate_policy,
+    "sla_warning": _sla_warning,
+    "sla_breached": _sla_breached,
 }
+
+
+#: The checklist steps whose times SLA targets measure.
+TIMED = frozenset(
+    ("acknowledge", "listen", "record", "apologise", "offer_remedy", "accept_remedy",
+     "keep_promise", "request_feedback", "close")
+)  # fmt: skip
 
 
 def apply(case: Case, event: Event, state: str) -> Case:
     """``case`` after ``event``, which leads to ``state``."""
     changes = APPLY[event.type](case, event)
+    if event.type in TIMED:
+        changes["step_times"] = (*case.step_times, (event.type, event.at))
+    if state != case.state and state != "escalated" and event.type != "resume":
+        changes["state_since"] = event.at
     changes["state"] = state
     changes["version"] = event.seq
     changes["head_hash"] = event.hash
@@ -247,6 +298,8 @@ def opened_case(event: Event, customer: Customer | None = None) -> Case:
         channel=Channel(d["channel"]),
         opened_at=event.at,
         updated_at=event.at,
+        cycle_started_at=event.at,
+        state_since=event.at,
         version=event.seq,
         head_hash=event.hash,
         policy_version=event.policy_version,

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
+from workflow.sla import Deadline
 
 
 @runtime_checkable
@@ -23,8 +25,25 @@ class Store(Protocol):
         Raises ``CaseNotFound``."""
         ...
 
-    def append(self, snapshot: Case, events: Sequence[Event], expected_version: int) -> None:
-        """Store ``events`` (seq ``expected_version + 1`` onwards) and ``snapshot``."""
+    def append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None = None,
+    ) -> None:
+        """Store ``events`` (seq ``expected_version + 1`` onwards) and ``snapshot`` and,
+        unless ``deadlines`` is None, replace the case's pending SLA deadlines with them,
+        all in one atomic write."""
+        ...
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
+        """Pending deadlines due at or before ``now``, soonest first, at most ``limit``:
+        found by an index on due time, never by loading every open case."""
+        ...
+
+    def pending_deadlines(self, case_id: str) -> list[Deadline]:
+        """The case's pending deadlines as last stored."""
         ...
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:

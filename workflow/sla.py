@@ -1,0 +1,186 @@
+"""SLA clocks for a case: pure functions of ``(case, policy, now)``.
+
+``deadlines(case, policy)`` gives the case's pending warning and breach deadlines (absolute
+UTC instants); the engine stores them with every append, so the sweeper finds due ones by
+an indexed query and never loads every open case. ``status`` reports each target.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from policies.calendar import WorkingCalendar, advance, elapsed
+from policies.model import Policy
+from policies.sla import Target
+from workflow.domain import Case
+
+#: The state a timed step is taken from (``previous_step`` targets start when the case
+#: entered it).
+FROM_STATE = {
+    "acknowledge": "received",
+    "listen": "acknowledged",
+    "record": "listening",
+    "apologise": "recorded",
+    "offer_remedy": "apologised",
+    "accept_remedy": "remedy_offered",
+    "keep_promise": "promised",
+    "request_feedback": "promise_kept",
+    "close": "feedback_requested",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Deadline:
+    """One pending SLA deadline: ``kind`` is ``warn`` (at ``percent`` of the target) or
+    ``breach``; ``key`` is unique within the case."""
+
+    case_id: str
+    key: str
+    target: str
+    step: str
+    kind: str
+    percent: int
+    due_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TargetStatus:
+    """Where one target stands at ``now``."""
+
+    target: str
+    step: str
+    calendar: str | None
+    start: datetime | None
+    due_at: datetime | None
+    done_at: datetime | None
+    paused: bool
+    elapsed: timedelta
+    elapsed_business: timedelta | None
+    remaining: timedelta | None
+    remaining_business: timedelta | None
+    warned: bool
+    breached: bool
+
+    @property
+    def achieved(self) -> bool:
+        """Done, and in time."""
+        return self.done_at is not None and (self.due_at is None or self.done_at <= self.due_at)
+
+
+def targets_for(case: Case, policy: Policy) -> list[Target]:
+    return policy.sla_targets(
+        case.channel.value,
+        case.priority.value,
+        case.customer.tier,
+        case.complainant_type.value,
+        case.category,
+    )
+
+
+def _checklist_state(case: Case) -> str:
+    if case.state == "escalated" and case.escalation is not None:
+        return case.escalation.resume_to
+    return case.state
+
+
+def _start(case: Case, target: Target) -> datetime | None:
+    if target.start == "opened":
+        return case.cycle_started_at
+    if target.start == "promise_due":
+        return case.promise.due_at if case.promise is not None else None
+    if _checklist_state(case) == FROM_STATE[target.step]:
+        return case.state_since
+    return None
+
+
+def _calendar(policy: Policy, target: Target) -> WorkingCalendar | None:
+    return policy.calendars[target.calendar] if target.calendar is not None else None
+
+
+def _amount(calendar: WorkingCalendar | None, target: Target, start: datetime) -> timedelta:
+    """The target as an amount of counted time from ``start``."""
+    if target.business_days is not None:
+        assert calendar is not None
+        close = calendar.close_of_business_day(start, target.business_days)
+        return elapsed(calendar, start, close)
+    assert target.within is not None
+    return target.within
+
+
+def _key(case: Case, target: Target, kind: str, percent: int) -> str:
+    suffix = "breach" if kind == "breach" else f"warn{percent}"
+    return f"{case.reopened}:{target.id}:{suffix}"
+
+
+def deadlines(case: Case, policy: Policy) -> list[Deadline]:
+    """The case's pending deadlines, soonest first. None while the case is closed,
+    withdrawn or its SLA clock is paused; none for a step already taken this cycle."""
+    if case.state in ("closed", "withdrawn") or case.paused_since is not None:
+        return []
+    out: list[Deadline] = []
+    for target in targets_for(case, policy):
+        if case.step_time(target.step) is not None:
+            continue
+        start = _start(case, target)
+        if start is None:
+            continue
+        calendar = _calendar(policy, target)
+        amount = _amount(calendar, target, start)
+        points = [("warn", p) for p in policy.sla.warn_at] + [("breach", 100)]
+        for kind, percent in points:
+            key = _key(case, target, kind, percent)
+            if key in case.sla_fired:
+                continue
+            due = advance(calendar, start, amount * percent / 100, case.pauses)
+            out.append(Deadline(case.id, key, target.id, target.step, kind, percent, due))
+    out.sort(key=lambda d: (d.due_at, d.kind != "warn", d.key))
+    return out
+
+
+def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
+    """Each target's elapsed and remaining time (calendar time, and business time when
+    the target counts on a calendar), and whether it is paused, warned, breached, done."""
+    out = []
+    paused = case.paused_since is not None
+    pauses = [*case.pauses, *(((case.paused_since, now),) if case.paused_since else ())]
+    for target in targets_for(case, policy):
+        start = _start(case, target)
+        done = case.step_time(target.step)
+        calendar = _calendar(policy, target)
+        until = done or now
+        due = wall = business = None
+        if start is not None:
+            amount = _amount(calendar, target, start)
+            due = advance(calendar, start, amount, pauses) if not paused else None
+            wall = elapsed(None, start, until, pauses)
+            business = elapsed(calendar, start, until, pauses) if calendar else None
+        warned = any(_key(case, target, "warn", p) in case.sla_fired for p in policy.sla.warn_at)
+        breached = _key(case, target, "breach", 100) in case.sla_fired or (
+            due is not None and until > due
+        )
+        remaining = remaining_business = None
+        if due is not None and done is None:
+            remaining = due - now
+            if calendar is not None:
+                sign = 1 if due >= now else -1
+                lo, hi = (now, due) if due >= now else (due, now)
+                remaining_business = sign * elapsed(calendar, lo, hi, pauses)
+        out.append(
+            TargetStatus(
+                target=target.id,
+                step=target.step,
+                calendar=target.calendar,
+                start=start,
+                due_at=due,
+                done_at=done,
+                paused=paused,
+                elapsed=wall or timedelta(0),
+                elapsed_business=business,
+                remaining=remaining,
+                remaining_business=remaining_business,
+                warned=warned,
+                breached=breached,
+            )
+        )
+    return out
