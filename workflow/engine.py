@@ -217,7 +217,7 @@ class Engine:
                 allowed=(OPEN_EVENT,),
                 problems=[("open", str(exc))],
             ) from None
-        self.store.append(case, (event,), expected_version=0)
+        self.store.append(case, (event,), 0, self._deadlines(case))
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
 

@@ -1,0 +1,283 @@
+"""SLA guards through the engine: deadlines as data, tick, pauses, reopen, workers."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pytest
+from freezegun import freeze_time
+
+from adapters.memory import MemoryStore
+from policies.errors import PolicyFileError
+from policies.loader import parse_policy
+from workflow import Engine, ManualClock, StepNotAllowed
+
+HEL = ZoneInfo("Europe/Helsinki")
+POLICY = parse_policy(
+    """
+name: SLA shop
+version: "1"
+currency: EUR
+calendars:
+  office:
+    timezone: Europe/Helsinki
+    country: FI
+    hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"],
+            thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+sla:
+  warn_at: [75]
+  escalate_before_offer_when_breached: true
+  targets:
+    - {id: ack-social, step: acknowledge, within: PT1H, when: {channel: [social]},
+       on_breach: escalate, escalate_to: team-lead}
+    - {id: ack-chat, step: acknowledge, within: PT10M, when: {channel: [chat, phone]},
+       on_breach: raise_priority, raise_to: urgent}
+    - {id: ack-email, step: acknowledge, within: PT24H}
+    - {id: listen-fast, step: listen, within: PT4H, start: previous_step, calendar: office}
+    - {id: remedy-agreed, step: accept_remedy, business_days: 2, calendar: office}
+"""
+)
+# Monday 9 November 2026, 10:00 in Helsinki.
+START = datetime(2026, 11, 9, 10, 0, tzinfo=HEL).astimezone(UTC)
+
+
+def make(store: MemoryStore | None = None) -> tuple[Engine, ManualClock, MemoryStore]:
+    store = store or MemoryStore()
+    clock = ManualClock(START)
+    return Engine(store, policy=POLICY, clock=clock), clock, store
+
+
+def open_on(engine: Engine, channel: str) -> str:
+    return engine.open_case(
+        actor="system:inbox", customer={"id": "c", "name": "N"}, channel=channel, subject="s"
+    ).id
+
+
+def types(engine: Engine, cid: str) -> list[str]:
+    return [e.type for e in engine.history(cid)]
+
+
+def test_targets_are_chosen_by_channel_first_match_wins() -> None:
+    engine, _, store = make()
+    social, email = open_on(engine, "social"), open_on(engine, "email")
+    assert {d.target for d in store.pending_deadlines(social)} == {"ack-social", "remedy-agreed"}
+    assert {d.target for d in store.pending_deadlines(email)} == {"ack-email", "remedy-agreed"}
+    ack = [d for d in store.pending_deadlines(social) if d.target == "ack-social"]
+    assert [(d.kind, d.due_at - START) for d in ack] == [
+        ("warn", timedelta(minutes=45)),
+        ("breach", timedelta(hours=1)),
+    ]
+
+
+def test_tick_fires_the_warning_then_the_breach_exactly_once_and_escalates() -> None:
+    engine, clock, _ = make()
+    cid = open_on(engine, "social")
+    assert engine.tick() == []
+    clock.advance(minutes=45)
+    assert [e.type for e in engine.tick()] == ["sla_warning"]
+    assert engine.tick() == []
+    clock.advance(minutes=15)
+    fired = engine.tick()
+    assert [e.type for e in fired] == ["sla_breached", "escalate"]
+    assert fired[1].data["to_role"] == "team-lead"
+    assert engine.tick() == []
+    case = engine.get(cid)
+    assert (case.state, case.first_breach_at) == ("escalated", clock.now())
+    assert engine.replay(cid) == case
+
+
+def test_a_breach_can_raise_the_priority() -> None:
+    engine, clock, _ = make()
+    cid = open_on(engine, "chat")
+    clock.advance(minutes=11)
+    engine.tick()
+    assert engine.get(cid).priority.value == "urgent"
+
+
+def test_a_step_after_its_deadline_is_accepted_and_records_the_breach() -> None:
+    engine, clock, _ = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=25)
+    case = engine.acknowledge(cid, actor="agent:a")
+    assert case.state == "acknowledged"
+    assert types(engine, cid) == ["open", "sla_warning", "sla_breached", "acknowledge"]
+    assert engine.history(cid)[2].data["late_step"] is True
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-email"]
+    assert (status.breached, status.achieved, status.done_at) == (True, False, clock.now())
+
+
+def test_a_step_in_time_achieves_its_target_and_cancels_its_deadlines() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=1)
+    engine.acknowledge(cid, actor="agent:a")
+    assert "ack-email" not in {d.target for d in store.pending_deadlines(cid)}
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-email"]
+    assert (status.achieved, status.breached, status.elapsed) == (True, False, timedelta(hours=1))
+
+
+def test_business_time_targets_count_working_hours_from_the_previous_step() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "email")
+    clock.set(datetime(2026, 11, 13, 15, 0, tzinfo=HEL))  # Friday 15:00
+    engine.acknowledge(cid, actor="agent:a")
+    listen = [d for d in store.pending_deadlines(cid) if d.target == "listen-fast"]
+    assert [d.due_at.astimezone(HEL) for d in listen] == [
+        datetime(2026, 11, 16, 10, 0, tzinfo=HEL),  # warn at 75%: 3 working hours
+        datetime(2026, 11, 16, 11, 0, tzinfo=HEL),  # Monday 11:00
+    ]
+    clock.set(datetime(2026, 11, 16, 9, 30, tzinfo=HEL))
+    status = {s.target: s for s in engine.sla_status(cid)}["listen-fast"]
+    assert status.elapsed_business == timedelta(hours=2, minutes=30)
+    assert status.remaining_business == timedelta(hours=1, minutes=30)
+    assert status.remaining == timedelta(hours=1, minutes=30)
+
+
+def test_business_days_mean_the_close_of_the_nth_business_day() -> None:
+    engine, _, store = make()
+    cid = open_on(engine, "email")
+    agreed = [d for d in store.pending_deadlines(cid) if d.key.endswith("remedy-agreed:breach")]
+    assert agreed[0].due_at.astimezone(HEL) == datetime(2026, 11, 11, 17, 0, tzinfo=HEL)
+
+
+def test_paused_time_does_not_count_and_each_pause_is_an_event() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=2)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting for the order number")
+    assert store.pending_deadlines(cid) == []
+    clock.advance(hours=30)
+    assert engine.tick() == []
+    engine.resume_sla(cid, actor="agent:a", note="customer replied")
+    breach = [d for d in store.pending_deadlines(cid) if d.key.endswith("ack-email:breach")]
+    assert breach[0].due_at == START + timedelta(hours=24 + 30)
+    assert types(engine, cid)[-2:] == ["pause_sla", "resume_sla"]
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-email"]
+    assert status.elapsed == timedelta(hours=2)
+
+
+def test_a_reopened_case_starts_a_new_cycle_and_keeps_the_old_one_in_history() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "social")
+    clock.advance(hours=2)
+    engine.tick()  # warning, breach, escalation in the first cycle
+    engine.resume(cid, actor="team-lead:t")
+    for step, data in [
+        ("acknowledge", {}), ("listen", {"note": "n"}),
+        ("record", {"category": "x", "contact": "c", "occurred_on": "2026-11-01",
+                    "details": "d"}),
+        ("apologise", {"message": "m"}),
+    ]:  # fmt: skip
+        engine.step(cid, step, actor="agent:a", **data)
+    engine.escalate(cid, actor="agent:a", reason="breached before", to_role="lead")
+    engine.resume(cid, actor="team-lead:t")
+    engine.offer_remedy(cid, actor="agent:a", options=[{"kind": "replacement"}])
+    engine.accept_remedy(
+        cid, actor="customer:c", option=1, promise="p", due=clock.now() + timedelta(days=1)
+    )
+    engine.keep_promise(cid, actor="agent:a", evidence="e")
+    engine.request_feedback(cid, actor="agent:a")
+    engine.close(cid, actor="agent:a")
+    assert store.pending_deadlines(cid) == []
+    engine.reopen(cid, actor="customer:c", reason="broken again")
+    keys = {d.key for d in store.pending_deadlines(cid)}
+    assert "1:ack-social:breach" in keys
+    clock.advance(hours=1)
+    fired = engine.tick()
+    assert [e.data.get("key") for e in fired if e.type.startswith("sla")] == [
+        "1:ack-social:warn75",
+        "1:ack-social:breach",
+    ]
+    assert sum(e.type == "sla_breached" for e in engine.history(cid)) == 2
+
+
+def test_the_policy_can_require_an_escalation_before_offering_on_a_breached_case() -> None:
+    engine, clock, _ = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=25)
+    engine.acknowledge(cid, actor="agent:a")
+    engine.listen(cid, actor="agent:a", note="n")
+    engine.record(cid, actor="agent:a", category="x", contact="c", occurred_on="2026-11-01",
+                  details="d")  # fmt: skip
+    engine.apologise(cid, actor="agent:a", message="m")
+    with pytest.raises(StepNotAllowed, match="requires an escalation"):
+        engine.offer_remedy(cid, actor="agent:a", options=[{"kind": "replacement"}])
+    engine.escalate(cid, actor="agent:a", reason="late", to_role="team-lead")
+    engine.resume(cid, actor="team-lead:t")
+    assert engine.offer_remedy(cid, actor="agent:a", options=[{"kind": "replacement"}]).state == (
+        "remedy_offered"
+    )
+
+
+def test_two_workers_ticking_at_once_fire_each_deadline_once() -> None:
+    store = MemoryStore()
+    engine, clock, _ = make(store)
+    cases = [open_on(engine, "social") for _ in range(40)]
+    clock.advance(hours=2)
+    workers = [Engine(store, policy=POLICY, clock=clock) for _ in range(2)]
+    fired: list[list[str]] = [[], []]
+    barrier = threading.Barrier(2)
+
+    def run(n: int) -> None:
+        barrier.wait()
+        for _ in range(3):
+            fired[n].extend(f"{e.case_id}/{e.data['key']}" for e in workers[n].tick()
+                            if e.type.startswith("sla"))  # fmt: skip
+
+    threads = [threading.Thread(target=run, args=(n,)) for n in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = fired[0] + fired[1]
+    assert len(everything) == len(set(everything)) == 2 * len(cases)
+    for cid in cases:
+        assert types(engine, cid).count("sla_breached") == 1
+        assert engine.replay(cid) == engine.get(cid)
+
+
+def test_a_new_engine_on_the_same_store_fires_an_overdue_breach_on_its_first_tick() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "email")
+    del engine  # the process stops
+    clock.advance(days=3)
+    restarted = Engine(store, policy=POLICY, clock=clock)
+    fired = restarted.tick()
+    assert sorted(e.data["key"] for e in fired) == [
+        "0:ack-email:breach",
+        "0:ack-email:warn75",
+        "0:remedy-agreed:breach",
+        "0:remedy-agreed:warn75",
+    ]
+    assert {e.case_id for e in fired} == {cid}
+
+
+def test_tick_reads_the_wall_clock_under_freezegun() -> None:
+    store = MemoryStore()
+    with freeze_time(START):
+        engine = Engine(store, policy=POLICY)
+        cid = open_on(engine, "chat")
+    with freeze_time(START + timedelta(minutes=30)):
+        assert {e.type for e in engine.tick()} == {"sla_warning", "sla_breached"}
+    assert engine.get(cid).first_breach_at == START + timedelta(minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("{id: t, step: listen, within: -PT1H}", "cannot be negative"),
+        ("{id: t, step: listen}", "exactly one of within"),
+        ("{id: t, step: listen, business_days: 2}", "needs a calendar"),
+        ("{id: t, step: listen, within: PT1H, calendar: nope}", "no calendar 'nope'"),
+        ("{id: t, step: smile, within: PT1H}", "'acknowledge'"),
+        ("{id: t, step: listen, within: PT1H, on_breach: escalate}", "escalate_to"),
+    ],
+)
+def test_bad_targets_are_refused_when_the_policy_loads(target: str, problem: str) -> None:
+    text = f"name: x\nversion: '1'\ncurrency: EUR\nsla:\n  targets:\n    - {target}\n"
+    with pytest.raises(PolicyFileError) as error:
+        parse_policy(text, file="p.yaml")
+    assert error.value.problems[0].location.startswith("sla.targets[0]")
+    assert problem in str(error.value)
