@@ -84,11 +84,27 @@ def _checklist_state(case: Case) -> str:
     return case.state
 
 
+#: The main step before each timed step (acknowledge's is the case's opening).
+PREVIOUS_STEP = {
+    "listen": "acknowledge",
+    "record": "listen",
+    "apologise": "record",
+    "offer_remedy": "apologise",
+    "accept_remedy": "offer_remedy",
+    "keep_promise": "accept_remedy",
+    "request_feedback": "keep_promise",
+    "close": "request_feedback",
+}
+
+
 def _start(case: Case, target: Target) -> datetime | None:
     if target.start == "opened":
         return case.cycle_started_at
     if target.start == "promise_due":
         return case.promise.due_at if case.promise is not None else None
+    if case.step_time(target.step) is not None:  # done: it started at the step before
+        before = PREVIOUS_STEP.get(target.step)
+        return case.step_time(before) if before else case.cycle_started_at
     if _checklist_state(case) == FROM_STATE[target.step]:
         return case.state_since
     return None

@@ -9,7 +9,8 @@ import click
 import structlog
 
 from workflow.checklist import mermaid
-from workflow.cli.policy import policy
+from workflow.cli.policy_commands import policy
+from workflow.cli.sla_commands import sla
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -53,6 +54,7 @@ def demo(store_url: str) -> None:
 
 
 main.add_command(policy)
+main.add_command(sla)
 
 
 if __name__ == "__main__":  # pragma: no cover

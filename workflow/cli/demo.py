@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters import open_store
+from policies.loader import bundled_policy
 from policies.money import Money
 from policies.remedy import Remedy
 from workflow.clock import ManualClock
@@ -47,6 +48,13 @@ def _summary(event: Event) -> str:
     return ""
 
 
+def _span(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    return " ".join(f"{n}{u}" for n, u in ((days, "d"), (hours, "h"), (mins, "min")) if n) or "0min"
+
+
 def _remedy_text(option: dict[str, Any]) -> str:
     amount = option.get("amount")
     money = f" {amount['amount']} {amount['currency']}" if amount else ""
@@ -57,7 +65,8 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
     """Run the demo against ``store_url``; returns the case id."""
     clock = ManualClock(START)
     store = open_store(store_url)
-    engine = Engine(store, clock=clock)
+    policy = bundled_policy("retail")
+    engine = Engine(store, policy=policy, clock=clock)
     try:
         case = engine.open_case(
             actor="system:mailbox",
@@ -129,7 +138,9 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
                 Remedy(kind="refund", amount=Money.of("89.00", "EUR")),
             ],
         )
-        at(30)
+        at(10)
+        engine.approve_offer(cid, actor=LEAD, note="fair: second broken delivery this year")
+        at(20)
         engine.accept_remedy(
             cid,
             actor=CUSTOMER,
@@ -152,7 +163,7 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
             cid, actor=AGENT, resolution="replacement delivered; customer satisfied"
         )
 
-        echo(f"complaintflow demo: case {cid} (store {store_url})")
+        echo(f"complaintflow demo: case {cid} (store {store_url}; times in UTC)")
         echo("")
         for event in engine.history(cid):
             when = event.at.strftime("%a %d %b %H:%M")
@@ -170,7 +181,18 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
             )
         echo(f"transfers        : {final.transfers}, escalations: {final.escalations}")
         echo(f"events           : {final.version}, chain head {final.head_hash[:16]}…")
-        echo(f"policy           : {final.policy_version[:40]}…")
+        echo(f"policy           : {policy.name}, {final.policy_version[:40]}…")
+        for target in engine.sla_status(cid):
+            if target.done_at is None or target.start is None:
+                continue
+            verdict = "met" if target.achieved else "BREACHED"
+            if target.done_at < target.start:
+                when = f"{_span(target.start - target.done_at)} before it was due"
+            elif target.elapsed_business is not None:
+                when = f"after {_span(target.elapsed_business)} of business time"
+            else:
+                when = f"after {_span(target.elapsed)}"
+            echo(f"SLA {target.target:<19}: {verdict}, {target.step} {when}")
         echo(f"replay == state  : {replayed == final}")
         return cid
     finally:

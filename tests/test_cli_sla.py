@@ -1,0 +1,52 @@
+"""``complaintflow sla tick`` and ``sla status``."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from click.testing import CliRunner
+from freezegun import freeze_time
+
+from adapters.memory import MemoryStore
+from policies.loader import bundled_policy
+from workflow import Engine
+from workflow.cli import main
+
+START = datetime(2026, 11, 9, 8, 0, tzinfo=UTC)
+ARGS = ["--store", "memory://", "--policy", "bundled:retail"]
+
+
+@pytest.fixture
+def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
+    """One store the CLI opens for any URL (standing in for a database file)."""
+    shared = MemoryStore()
+    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shared)
+    return shared
+
+
+def test_tick_fires_what_is_due_and_status_shows_it(store: MemoryStore) -> None:
+    with freeze_time(START):
+        engine = Engine(store, policy=bundled_policy("retail"))
+        cid = engine.open_case(
+            actor="system:x", customer={"id": "c", "name": "N"}, channel="social", subject="s"
+        ).id
+    runner = CliRunner()
+    with freeze_time(START + timedelta(hours=2)):
+        result = runner.invoke(main, ["sla", "tick", *ARGS])
+        assert result.exit_code == 0, result.output
+        assert f"{cid}  sla_breached  0:ack-social:breach" in result.output
+        assert f"{cid}  escalate" in result.output
+        assert "3 events fired" in result.output
+        assert runner.invoke(main, ["sla", "tick", *ARGS]).output.endswith("0 events fired\n")
+        status = runner.invoke(main, ["sla", "status", cid, *ARGS])
+    assert status.exit_code == 0, status.output
+    rows = {line.split()[0]: line.split() for line in status.output.splitlines()[1:]}
+    assert rows["ack-social"][-1] == "breached"
+    assert rows["remedy-agreed"][-1] == "running"
+
+
+def test_status_of_an_unknown_case_is_a_clear_error(store: MemoryStore) -> None:
+    result = CliRunner().invoke(main, ["sla", "status", "case-x", *ARGS])
+    assert result.exit_code == 1
+    assert "no case 'case-x' in the store" in result.output

@@ -1,0 +1,103 @@
+"""``complaintflow sla``: sweep due SLA deadlines; show a case's SLA targets."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+import click
+
+from adapters import open_store
+from policies.errors import ComplaintflowError, PolicyFileError
+from policies.loader import bundled_policy, load_policy
+from policies.model import Policy
+from workflow.engine import Engine
+
+_STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
+_POLICY = click.option(
+    "--policy",
+    "policy_files",
+    multiple=True,
+    help="Policy file(s) the cases run under (the first is current); "
+    "'bundled:NAME' for a bundled one. Default: the permissive default policy.",
+)
+
+
+def _policies(files: tuple[str, ...]) -> list[Policy]:
+    try:
+        return [
+            bundled_policy(f.removeprefix("bundled:"))
+            if f.startswith("bundled:")
+            else load_policy(f)
+            for f in files
+        ]
+    except PolicyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _engine(store_url: str, files: tuple[str, ...]) -> Engine:
+    policies = _policies(files)
+    store = open_store(store_url)
+    if not policies:
+        return Engine(store)
+    return Engine(store, policy=policies[0], previous_policies=policies[1:])
+
+
+def _span(delta: timedelta | None) -> str:
+    if delta is None:
+        return "-"
+    sign = "-" if delta < timedelta(0) else ""
+    minutes = int(abs(delta.total_seconds()) // 60)
+    hours, mins = divmod(minutes, 60)
+    return f"{sign}{hours}h{mins:02d}"
+
+
+@click.group()
+def sla() -> None:
+    """SLA clocks: sweep due deadlines, show a case's targets."""
+
+
+@sla.command()
+@_STORE
+@_POLICY
+@click.option("--limit", default=1000, show_default=True, help="Most deadlines per sweep.")
+def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
+    """Fire the SLA warnings and breaches that are due now."""
+    engine = _engine(store_url, policy_files)
+    try:
+        fired = engine.tick(limit=limit)
+    finally:
+        engine.store.close()
+    for event in fired:
+        click.echo(f"{event.case_id}  {event.type:<13} {event.data.get('key', '')}")
+    click.echo(f"{len(fired)} events fired")
+
+
+@sla.command()
+@click.argument("case_id")
+@_STORE
+@_POLICY
+@click.option("--at", "at", default=None, help="ISO 8601 instant (default: now).")
+def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str | None) -> None:
+    """Show each SLA target of CASE_ID: elapsed, remaining, warned, breached, achieved."""
+    engine = _engine(store_url, policy_files)
+    try:
+        when = datetime.fromisoformat(at) if at else None
+        rows = engine.sla_status(case_id, when)
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    finally:
+        engine.store.close()
+    click.echo(f"{'target':<24}{'step':<18}{'due (UTC)':<18}{'elapsed':>9}{'business':>10}"
+               f"{'remaining':>11}  state")  # fmt: skip
+    for row in rows:
+        due = row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else "-"
+        state = (
+            "achieved" if row.achieved else "breached" if row.breached
+            else "paused" if row.paused else "warned" if row.warned else "running"
+        )  # fmt: skip
+        click.echo(
+            f"{row.target:<24}{row.step:<18}{due:<18}{_span(row.elapsed):>9}"
+            f"{_span(row.elapsed_business):>10}{_span(row.remaining):>11}  {state}"
+        )
