@@ -16,3 +16,10 @@ def test_the_engine_benchmark_runs_end_to_end(capsys: object) -> None:
         "promised_bytes",
     }
     assert result["recorded_bytes"] < result["promised_bytes"]
+
+
+def test_the_tick_benchmark_runs_end_to_end() -> None:
+    from tests.benchmarks import bench_tick
+
+    result = bench_tick.main(["--sizes", "200,400", "--rounds", "1"])
+    assert set(result) == {"small_us", "large_us", "ratio"}
