@@ -31,6 +31,7 @@ class MemoryStore:
         self._deadlines: dict[str, dict[str, Deadline]] = {}
         self._due: list[tuple[datetime, int, str, str]] = []
         self._tiebreak = itertools.count()
+        self._idempotency: dict[str, tuple[str, int]] = {}
 
     def load(self, case_id: str) -> Case:
         try:
@@ -44,6 +45,7 @@ class MemoryStore:
         events: Sequence[Event],
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
         case_id = snapshot.id
@@ -52,6 +54,10 @@ class MemoryStore:
             found = current.version if current is not None else 0
             if found != expected_version:
                 raise ConcurrencyConflict(case_id, expected_version, found)
+            if idempotency_key is not None:
+                if idempotency_key in self._idempotency:
+                    raise ConcurrencyConflict(case_id, expected_version, None)
+                self._idempotency[idempotency_key] = (case_id, snapshot.version)
             if current is None:
                 self._events[case_id] = list(events)
                 self._by_customer.setdefault(snapshot.customer.id, []).append(case_id)
@@ -87,6 +93,9 @@ class MemoryStore:
                     (deadline.due_at, next(self._tiebreak), deadline.case_id, deadline.key),
                 )
         return found
+
+    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+        return self._idempotency.get(key)
 
     def pending_deadlines(self, case_id: str) -> list[Deadline]:
         return sorted(self._deadlines.get(case_id, {}).values(), key=lambda d: d.due_at)

@@ -28,7 +28,7 @@ from workflow.clock import ManualClock
 from workflow.domain import Case
 from workflow.engine import Engine
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
-from workflow.events import Event
+from workflow.events import Event, make_event
 from workflow.replay import replay
 from workflow.sla import Deadline
 from workflow.store import Store
@@ -66,8 +66,12 @@ class _StaleReads:
         events: Sequence[Event],
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
-        self._store.append(snapshot, events, expected_version, deadlines)
+        self._store.append(snapshot, events, expected_version, deadlines, idempotency_key)
+
+    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+        return self._store.find_idempotent(key)
 
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
         return self._store.due_deadlines(now, limit)
@@ -86,6 +90,13 @@ class _StaleReads:
 
     def close(self) -> None:
         """The wrapped store is closed by its owner."""
+
+
+def _note_event(engine: Engine, case: Case) -> Event:
+    return make_event(
+        case.id, case.version + 1, "add_note", _START, "agent:contract", {"text": "n"},
+        engine.policy.stamp, case.head_hash,
+    )  # fmt: skip
 
 
 class StoreContract:
@@ -157,6 +168,48 @@ class StoreContract:
         found = {case.id: case.version for case in store.customer_cases("c-1")}
         assert found == {mine[0]: 1, mine[1]: 2}
         assert store.customer_cases("c-404") == []
+
+    def test_deadlines_are_replaced_with_each_append_and_found_when_due(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        soon, later = _START + timedelta(hours=1), _START + timedelta(hours=5)
+        first = [
+            Deadline(cid, "0:t:warn75", "t", "acknowledge", "warn", 75, soon),
+            Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, later),
+        ]
+        note = _note_event(engine, case)
+        store.append(replay([*store.events(cid), note]), [note], case.version, first)
+        assert [d.key for d in store.pending_deadlines(cid)] == ["0:t:warn75", "0:t:breach"]
+        assert store.due_deadlines(_START) == []
+        assert [d.key for d in store.due_deadlines(soon)] == ["0:t:warn75"]
+        case = store.load(cid)
+        again = _note_event(engine, case)
+        store.append(replay([*store.events(cid), again]), [again], case.version, first[1:])
+        assert store.due_deadlines(later + timedelta(minutes=1))[0].key == "0:t:breach"
+        assert [d.due_at for d in store.pending_deadlines(cid)] == [later]
+
+    def test_a_stale_append_leaves_the_deadlines_as_they_were(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        stale = store.load(cid)
+        engine.acknowledge(cid, actor="agent:one")
+        before = store.pending_deadlines(cid)
+        event = _note_event(engine, stale)
+        late = [Deadline(cid, "0:x:breach", "x", "listen", "breach", 100, _START)]
+        with pytest.raises(ConcurrencyConflict):
+            store.append(replay([*store.events(cid)[:1], event]), [event], 1, late)
+        assert store.pending_deadlines(cid) == before
+
+    def test_an_idempotency_key_is_recorded_once(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        first = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
+        assert store.find_idempotent("k-1") == (cid, first.version)
+        again = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
+        assert again == first
+        assert len(store.events(cid)) == first.version
+        assert store.find_idempotent("k-2") is None
 
     def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
         engine = _engine(store)

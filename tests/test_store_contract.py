@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
+
 import pytest
 
 from adapters import MemoryStore, open_store
+from adapters.sql import SqlStore
 from adapters.testing import StoreContract
+from tests.stores import postgres_store, sqlite_url
 from workflow import StoreError
 
 
@@ -15,10 +20,91 @@ class TestMemoryStore(StoreContract):
         return MemoryStore()
 
 
-def test_open_store_knows_memory_urls() -> None:
+class TestSqliteStore(StoreContract):
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SqlStore]:
+        store = SqlStore(sqlite_url(tmp_path), create=True)
+        yield store
+        store.close()
+
+
+@pytest.mark.postgres
+class TestPostgresStore(StoreContract):
+    @pytest.fixture
+    def store(self) -> Iterator[object]:
+        yield from postgres_store()
+
+
+def test_open_store_knows_memory_sqlite_and_postgres_urls(tmp_path: Path) -> None:
     assert isinstance(open_store("memory://"), MemoryStore)
+    sqlite = open_store(sqlite_url(tmp_path), create=True)
+    assert isinstance(sqlite, SqlStore)
+    sqlite.close()
 
 
 def test_open_store_names_an_unknown_scheme() -> None:
-    with pytest.raises(StoreError, match="'redis'"):
+    with pytest.raises(StoreError, match=r"'redis'.*known: memory, postgresql, sqlite"):
         open_store("redis://localhost")
+
+
+def fake_store(url: str, **options: object) -> MemoryStore:
+    """A third party's store factory: takes the URL and the options."""
+    assert url == "fake://anything"
+    return MemoryStore()
+
+
+def test_a_third_party_store_is_found_by_its_entry_point(monkeypatch: pytest.MonkeyPatch) -> None:
+    from importlib.metadata import EntryPoint
+
+    import adapters
+
+    found = EntryPoint(
+        name="fake", value="tests.test_store_contract:fake_store", group="complaintflow.stores"
+    )
+    monkeypatch.setattr(
+        adapters,
+        "entry_points",
+        lambda group: [found] if group == adapters.ENTRY_POINT_GROUP else [],
+    )
+    assert isinstance(open_store("fake://anything"), MemoryStore)
+
+
+def test_a_database_without_tables_is_refused_naming_the_command(tmp_path: Path) -> None:
+    from workflow import SchemaVersionError
+
+    url = sqlite_url(tmp_path)
+    with pytest.raises(SchemaVersionError, match=r"run `complaintflow db init sqlite:///"):
+        SqlStore(url)
+
+
+def test_a_database_at_an_unknown_revision_is_refused(tmp_path: Path) -> None:
+    from workflow import SchemaVersionError
+
+    url = sqlite_url(tmp_path)
+    SqlStore(url, create=True).close()
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "cases.db") as conn:
+        conn.execute("UPDATE cf_alembic_version SET version_num = '9999'")
+    with pytest.raises(SchemaVersionError, match="newer than this complaintflow knows"):
+        SqlStore(url)
+    with sqlite3.connect(tmp_path / "cases.db") as conn:
+        conn.execute("UPDATE cf_alembic_version SET version_num = '0000'")
+    with pytest.raises(SchemaVersionError, match=r"run `complaintflow db upgrade"):
+        SqlStore(url)
+
+
+def test_db_init_creates_the_tables_and_the_store_opens(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from workflow.cli import main
+
+    url = sqlite_url(tmp_path)
+    result = CliRunner().invoke(main, ["db", "init", url, "--prefix", "support_cf_"])
+    assert result.exit_code == 0, result.output
+    assert "schema at revision 0001" in result.output
+    store = SqlStore(url, prefix="support_cf_")
+    assert list(store.case_ids()) == []
+    store.close()
+    again = CliRunner().invoke(main, ["db", "upgrade", url, "--prefix", "support_cf_"])
+    assert again.exit_code == 0, again.output

@@ -39,9 +39,11 @@ from workflow.errors import (
     MoneyError,
     PolicyFileError,
     PolicyViolation,
+    SchemaVersionError,
     StepNotAllowed,
     StepRefused,
     StoreError,
+    StoreUnavailable,
 )
 from workflow.events import GENESIS, Event
 from workflow.replay import replay
@@ -84,11 +86,13 @@ __all__ = [
     "Priority",
     "Promise",
     "Remedy",
+    "SchemaVersionError",
     "State",
     "StepNotAllowed",
     "StepRefused",
     "Store",
     "StoreError",
+    "StoreUnavailable",
     "SystemClock",
     "allowed_steps",
     "bundled_policy",

@@ -171,8 +171,13 @@ class Engine:
         priority: Priority | str = Priority.NORMAL,
         complainant_type: ComplainantType | str = ComplainantType.UNKNOWN,
         case_id: str | None = None,
+        idempotency_key: str | None = None,
     ) -> Case:
         """Open a complaint: the case starts ``received``, with an ``open`` event."""
+        if idempotency_key is not None:
+            earlier = self._earlier_result(idempotency_key)
+            if earlier is not None:
+                return earlier
         who = _actor_text(Actor.parse(actor))
         cid = case_id if case_id is not None else self._new_case_id()
         now = self.now()
@@ -217,17 +222,31 @@ class Engine:
                 allowed=(OPEN_EVENT,),
                 problems=[("open", str(exc))],
             ) from None
-        self.store.append(case, (event,), 0, self._deadlines(case))
+        self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
 
-    def step(self, case_id: str, step: str, *, actor: Actor | str, **inputs: Any) -> Case:
+    def step(
+        self,
+        case_id: str,
+        step: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        **inputs: Any,
+    ) -> Case:
         """Take ``step`` (any step or action by name) with its inputs.
 
         Refused steps raise ``StepNotAllowed``, ``MissingInformation``, ``InvalidStepData``
         or ``PolicyViolation``, and nothing is written. A concurrent change raises
-        ``ConcurrencyConflict`` (see ``retrying``).
+        ``ConcurrencyConflict`` (see ``retrying``). With an ``idempotency_key``, a command
+        retried with the same key returns the case as the first one left it and appends
+        nothing.
         """
+        if idempotency_key is not None:
+            earlier = self._earlier_result(idempotency_key)
+            if earlier is not None:
+                return earlier
         who = Actor.parse(actor)
         case = self.store.load(case_id)
         try:
@@ -293,7 +312,13 @@ class Engine:
         )
         new = apply(work, event, state)
         events.append(event)
-        self.store.append(new, events, case.version, self._deadlines(new))
+        try:
+            self.store.append(new, events, case.version, self._deadlines(new), idempotency_key)
+        except ConcurrencyConflict:
+            earlier = self._earlier_result(idempotency_key) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
         self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
         return new
 
@@ -378,6 +403,17 @@ class Engine:
         when = to_utc(now, "sla_status(now)") if now is not None else self.now()
         return sla.status(case, policy, when)
 
+    def _earlier_result(self, key: str) -> Case | None:
+        """The case as the command with idempotency ``key`` left it, if it ran."""
+        found = self.store.find_idempotent(key)
+        if found is None:
+            return None
+        case_id, version = found
+        current = self.store.load(case_id)
+        if current.version == version:
+            return current
+        return replay(self.store.events(case_id)[:version])
+
     def _policy_for(self, case: Case, step: str) -> Policy:
         """The policy the case runs under (the one it was opened or migrated under)."""
         policy = self._policies.get(case.policy_version)
@@ -452,19 +488,31 @@ class Engine:
 
     # -- the checklist, one method per step -----------------------------------------
 
-    def acknowledge(self, case_id: str, *, actor: Actor | str, message: str | None = None) -> Case:
+    def acknowledge(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        message: str | None = None,
+    ) -> Case:
         """Acknowledge the complaint to the customer, at once."""
-        return self.step(case_id, "acknowledge", actor=actor, message=message)
+        return self.step(
+            case_id, "acknowledge", actor=actor, idempotency_key=idempotency_key, message=message
+        )
 
-    def listen(self, case_id: str, *, actor: Actor | str, note: str) -> Case:
+    def listen(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, note: str
+    ) -> Case:
         """Record that the agent listened: ``note`` is the customer's account."""
-        return self.step(case_id, "listen", actor=actor, note=note)
+        return self.step(case_id, "listen", actor=actor, idempotency_key=idempotency_key, note=note)
 
     def record(
         self,
         case_id: str,
         *,
         actor: Actor | str,
+        idempotency_key: str | None = None,
         category: str | None = None,
         subject: str | None = None,
         contact: str | None = None,
@@ -477,6 +525,7 @@ class Engine:
             case_id,
             "record",
             actor=actor,
+            idempotency_key=idempotency_key,
             category=category,
             subject=subject,
             contact=contact,
@@ -484,34 +533,60 @@ class Engine:
             details=details,
         )
 
-    def apologise(self, case_id: str, *, actor: Actor | str, message: str) -> Case:
+    def apologise(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, message: str
+    ) -> Case:
         """Apologise, thanking the customer for raising the complaint."""
-        return self.step(case_id, "apologise", actor=actor, message=message)
+        return self.step(
+            case_id, "apologise", actor=actor, idempotency_key=idempotency_key, message=message
+        )
 
     def offer_remedy(
         self,
         case_id: str,
         *,
         actor: Actor | str,
+        idempotency_key: str | None = None,
         options: Sequence[Remedy | Mapping[str, Any]],
         note: str | None = None,
     ) -> Case:
         """Offer one or more remedies; the policy decides (it may need approval)."""
-        return self.step(case_id, "offer_remedy", actor=actor, options=options, note=note)
+        return self.step(
+            case_id,
+            "offer_remedy",
+            actor=actor,
+            idempotency_key=idempotency_key,
+            options=options,
+            note=note,
+        )
 
-    def approve_offer(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
+    def approve_offer(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        note: str | None = None,
+    ) -> Case:
         """Approve the offer awaiting approval (not by the one who made it)."""
-        return self.step(case_id, "approve_offer", actor=actor, note=note)
+        return self.step(
+            case_id, "approve_offer", actor=actor, idempotency_key=idempotency_key, note=note
+        )
 
-    def refuse_offer(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+    def refuse_offer(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, reason: str
+    ) -> Case:
         """Refuse the offer awaiting approval; the case goes back to offering."""
-        return self.step(case_id, "refuse_offer", actor=actor, reason=reason)
+        return self.step(
+            case_id, "refuse_offer", actor=actor, idempotency_key=idempotency_key, reason=reason
+        )
 
     def accept_remedy(
         self,
         case_id: str,
         *,
         actor: Actor | str,
+        idempotency_key: str | None = None,
         option: int,
         promise: str,
         due: datetime,
@@ -519,73 +594,182 @@ class Engine:
         """The customer accepts ``option`` (1-based); the company promises ``promise``
         by ``due``."""
         return self.step(
-            case_id, "accept_remedy", actor=actor, option=option, promise=promise, due=due
+            case_id,
+            "accept_remedy",
+            actor=actor,
+            idempotency_key=idempotency_key,
+            option=option,
+            promise=promise,
+            due=due,
         )
 
     def decline_remedy(
-        self, case_id: str, *, actor: Actor | str, reason: str | None = None
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        reason: str | None = None,
     ) -> Case:
         """The customer declines the offer; the case goes back to offering."""
-        return self.step(case_id, "decline_remedy", actor=actor, reason=reason)
+        return self.step(
+            case_id, "decline_remedy", actor=actor, idempotency_key=idempotency_key, reason=reason
+        )
 
-    def keep_promise(self, case_id: str, *, actor: Actor | str, evidence: str) -> Case:
+    def keep_promise(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, evidence: str
+    ) -> Case:
         """The promise is kept; ``evidence`` proves it."""
-        return self.step(case_id, "keep_promise", actor=actor, evidence=evidence)
+        return self.step(
+            case_id, "keep_promise", actor=actor, idempotency_key=idempotency_key, evidence=evidence
+        )
 
     def request_feedback(
-        self, case_id: str, *, actor: Actor | str, message: str | None = None
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        message: str | None = None,
     ) -> Case:
-        return self.step(case_id, "request_feedback", actor=actor, message=message)
+        return self.step(
+            case_id,
+            "request_feedback",
+            actor=actor,
+            idempotency_key=idempotency_key,
+            message=message,
+        )
 
-    def close(self, case_id: str, *, actor: Actor | str, resolution: str | None = None) -> Case:
-        return self.step(case_id, "close", actor=actor, resolution=resolution)
+    def close(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        resolution: str | None = None,
+    ) -> Case:
+        return self.step(
+            case_id, "close", actor=actor, idempotency_key=idempotency_key, resolution=resolution
+        )
 
-    def escalate(self, case_id: str, *, actor: Actor | str, reason: str, to_role: str) -> Case:
-        return self.step(case_id, "escalate", actor=actor, reason=reason, to_role=to_role)
+    def escalate(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        reason: str,
+        to_role: str,
+    ) -> Case:
+        return self.step(
+            case_id,
+            "escalate",
+            actor=actor,
+            idempotency_key=idempotency_key,
+            reason=reason,
+            to_role=to_role,
+        )
 
-    def resume(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
+    def resume(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        note: str | None = None,
+    ) -> Case:
         """End an escalation: the case returns to the state it was escalated from."""
-        return self.step(case_id, "resume", actor=actor, note=note)
+        return self.step(case_id, "resume", actor=actor, idempotency_key=idempotency_key, note=note)
 
-    def reopen(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+    def reopen(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, reason: str
+    ) -> Case:
         """Reopen a closed case within the policy's window: it starts again at
         ``received``."""
-        return self.step(case_id, "reopen", actor=actor, reason=reason)
+        return self.step(
+            case_id, "reopen", actor=actor, idempotency_key=idempotency_key, reason=reason
+        )
 
-    def withdraw(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+    def withdraw(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, reason: str
+    ) -> Case:
         """The customer withdraws the complaint; the case ends."""
-        return self.step(case_id, "withdraw", actor=actor, reason=reason)
+        return self.step(
+            case_id, "withdraw", actor=actor, idempotency_key=idempotency_key, reason=reason
+        )
 
-    def add_note(self, case_id: str, *, actor: Actor | str, text: str) -> Case:
-        return self.step(case_id, "add_note", actor=actor, text=text)
+    def add_note(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, text: str
+    ) -> Case:
+        return self.step(
+            case_id, "add_note", actor=actor, idempotency_key=idempotency_key, text=text
+        )
 
-    def assign(self, case_id: str, *, actor: Actor | str, to: str) -> Case:
+    def assign(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, to: str
+    ) -> Case:
         """Assign the case to ``to``; a change of assignee counts as a transfer."""
-        return self.step(case_id, "assign", actor=actor, to=to)
+        return self.step(case_id, "assign", actor=actor, idempotency_key=idempotency_key, to=to)
 
     def classify(
-        self, case_id: str, *, actor: Actor | str, complainant_type: ComplainantType | str
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        complainant_type: ComplainantType | str,
     ) -> Case:
-        return self.step(case_id, "classify", actor=actor, complainant_type=complainant_type)
+        return self.step(
+            case_id,
+            "classify",
+            actor=actor,
+            idempotency_key=idempotency_key,
+            complainant_type=complainant_type,
+        )
 
-    def pause_sla(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+    def pause_sla(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, reason: str
+    ) -> Case:
         """Pause the SLA clock while waiting on the customer."""
-        return self.step(case_id, "pause_sla", actor=actor, reason=reason)
+        return self.step(
+            case_id, "pause_sla", actor=actor, idempotency_key=idempotency_key, reason=reason
+        )
 
-    def resume_sla(self, case_id: str, *, actor: Actor | str, note: str | None = None) -> Case:
-        return self.step(case_id, "resume_sla", actor=actor, note=note)
+    def resume_sla(
+        self,
+        case_id: str,
+        *,
+        actor: Actor | str,
+        idempotency_key: str | None = None,
+        note: str | None = None,
+    ) -> Case:
+        return self.step(
+            case_id, "resume_sla", actor=actor, idempotency_key=idempotency_key, note=note
+        )
 
-    def migrate_policy(self, case_id: str, *, actor: Actor | str, reason: str) -> Case:
+    def migrate_policy(
+        self, case_id: str, *, actor: Actor | str, idempotency_key: str | None = None, reason: str
+    ) -> Case:
         """Move the case to the engine's current policy (an event records from and to)."""
-        return self.step(case_id, "migrate_policy", actor=actor, reason=reason)
+        return self.step(
+            case_id, "migrate_policy", actor=actor, idempotency_key=idempotency_key, reason=reason
+        )
 
     def record_feedback(
         self,
         case_id: str,
         *,
         actor: Actor | str,
+        idempotency_key: str | None = None,
         score: int | None = None,
         comment: str | None = None,
     ) -> Case:
         """Record the customer's feedback: a score from 1 to 5 and/or a comment."""
-        return self.step(case_id, "record_feedback", actor=actor, score=score, comment=comment)
+        return self.step(
+            case_id,
+            "record_feedback",
+            actor=actor,
+            idempotency_key=idempotency_key,
+            score=score,
+            comment=comment,
+        )

@@ -28,9 +28,11 @@ __all__ = [
     "PolicyFileError",
     "PolicyViolation",
     "Problem",
+    "SchemaVersionError",
     "StepNotAllowed",
     "StepRefused",
     "StoreError",
+    "StoreUnavailable",
 ]
 
 
@@ -168,6 +170,15 @@ class ConcurrencyConflict(ComplaintflowError):
 
 class StoreError(ComplaintflowError):
     """The storage backend failed. The driver's error is the ``__cause__``."""
+
+
+class StoreUnavailable(StoreError):
+    """The database cannot be reached, or stayed locked too long. Safe to retry."""
+
+
+class SchemaVersionError(StoreError):
+    """The database's tables are missing or at a schema revision this code does not
+    know; the message names the command to run."""
 
 
 class AuditFailure(ComplaintflowError):

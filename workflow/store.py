@@ -31,10 +31,16 @@ class Store(Protocol):
         events: Sequence[Event],
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Store ``events`` (seq ``expected_version + 1`` onwards) and ``snapshot`` and,
         unless ``deadlines`` is None, replace the case's pending SLA deadlines with them,
+        and record ``idempotency_key`` (refused with ``ConcurrencyConflict`` if taken),
         all in one atomic write."""
+        ...
+
+    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+        """The case id and version the command with this idempotency key produced."""
         ...
 
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:

@@ -9,8 +9,11 @@ import click
 import structlog
 
 from workflow.checklist import mermaid
+from workflow.cli.db_commands import db
 from workflow.cli.policy_commands import policy
 from workflow.cli.sla_commands import sla
+
+DEMO_STORE = "sqlite:///complaintflow-demo.db"
 
 
 def _configure_logging(verbose: bool) -> None:
@@ -41,9 +44,9 @@ def diagram() -> None:
 @click.option(
     "--store",
     "store_url",
-    default="memory://",
+    default=DEMO_STORE,
     show_default=True,
-    help="Where to keep the demo case (a store URL).",
+    help="Where to keep the demo case (a store URL; the SQLite file is created if new).",
 )
 def demo(store_url: str) -> None:
     """Run a realistic complaint through every step, on a simulated clock, and print
@@ -53,6 +56,7 @@ def demo(store_url: str) -> None:
     run_demo(store_url, click.echo)
 
 
+main.add_command(db)
 main.add_command(policy)
 main.add_command(sla)
 

@@ -64,7 +64,8 @@ def _remedy_text(option: dict[str, Any]) -> str:
 def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
     """Run the demo against ``store_url``; returns the case id."""
     clock = ManualClock(START)
-    store = open_store(store_url)
+    store = open_store(store_url, create=True)
+    earlier = list(store.case_ids())
     policy = bundled_policy("retail")
     engine = Engine(store, policy=policy, clock=clock)
     try:
@@ -164,6 +165,9 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
         )
 
         echo(f"complaintflow demo: case {cid} (store {store_url}; times in UTC)")
+        if earlier:
+            echo(f"this store already held {len(earlier)} case(s) from earlier runs, "
+                 f"the latest {earlier[-1]} ({engine.get(earlier[-1]).state})")  # fmt: skip
         echo("")
         for event in engine.history(cid):
             when = event.at.strftime("%a %d %b %H:%M")

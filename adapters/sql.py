@@ -1,0 +1,372 @@
+"""The SQLAlchemy store: SQLite (the embedded default) and PostgreSQL (many workers).
+
+SQLAlchemy Core on the hot path. One step is one transaction: the events, the snapshot,
+the case's deadlines and the idempotency key commit together or not at all. The case's
+version guards every write (optimistic concurrency). Driver errors become ``StoreError``
+subclasses in one place, ``_translated``.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL`` (a committed step survives a crash of
+the process; a power cut may lose the last steps, never corrupt the file: pass
+``durability="full"`` for ``synchronous=FULL``), foreign keys on, and every write
+transaction taking the write lock at its start (``BEGIN IMMEDIATE``), so two writers
+never deadlock on a lock upgrade.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import (
+    Connection,
+    Engine,
+    create_engine,
+    delete,
+    event,
+    exc,
+    insert,
+    inspect,
+    select,
+    text,
+    tuple_,
+    update,
+)
+
+from adapters.memory import check_append
+from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
+from workflow.domain import Case, case_from_json, case_to_json
+from workflow.errors import (
+    CaseNotFound,
+    ComplaintflowError,
+    ConcurrencyConflict,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailable,
+)
+from workflow.events import Event, canonical_json
+from workflow.sla import Deadline
+
+#: How long a sweeper's claim on due deadlines holds before another worker may take them.
+CLAIM_LEASE = timedelta(minutes=5)
+
+
+@contextmanager
+def _translated(what: str) -> Iterator[None]:
+    """The one place driver errors become complaintflow's (``raise ... from``)."""
+    try:
+        yield
+    except ComplaintflowError:
+        raise
+    except exc.OperationalError as error:
+        raise StoreUnavailable(
+            f"{what}: the database is unavailable or busy: {error.orig}"
+        ) from error
+    except exc.DBAPIError as error:
+        raise StoreError(f"{what}: the database refused it: {error.orig}") from error
+    except exc.SQLAlchemyError as error:
+        raise StoreError(f"{what}: {error}") from error
+
+
+def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
+    @event.listens_for(engine, "connect")
+    def _connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # SQLAlchemy emits BEGIN itself
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA synchronous={synchronous}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    if immediate:
+
+        @event.listens_for(engine, "begin")
+        def _begin(connection: Connection) -> None:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+class SqlStore:
+    """A ``workflow.Store`` on a SQL database, opened by URL.
+
+    ``prefix`` and ``schema`` place the tables (``cf_cases`` ... by default) inside an
+    existing database. ``create=True`` creates the tables in an empty database (what
+    ``complaintflow db init`` does); otherwise the schema must be at the revision this
+    code knows, or ``SchemaVersionError`` says which command to run.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str = "cf_",
+        schema: str | None = None,
+        create: bool = False,
+        durability: Literal["normal", "full"] = "normal",
+        engine_options: dict[str, Any] | None = None,
+    ) -> None:
+        self.url = url
+        self.tables: Tables = build_tables(prefix, schema)
+        with _translated(f"opening {url}"):
+            self.engine = create_engine(url, **(engine_options or {}))
+            self.dialect = self.engine.dialect.name
+            # Reads need no write lock: on SQLite they use their own engine, whose
+            # statements run in autocommit (WAL gives each one a consistent snapshot).
+            self.reader = self.engine
+            if self.dialect == "sqlite":
+                synchronous = "FULL" if durability == "full" else "NORMAL"
+                _sqlite_setup(self.engine, synchronous, immediate=True)
+                self.reader = create_engine(url, **(engine_options or {}))
+                _sqlite_setup(self.reader, synchronous, immediate=False)
+        if create:
+            from adapters.migrate import init_schema
+
+            init_schema(self.engine, self.tables)
+        self.check_schema()
+
+    # -- schema ----------------------------------------------------------------------
+
+    def schema_revision(self) -> str | None:
+        """The revision recorded in the database, or None for an empty database."""
+        with _translated("reading the schema version"), self.reader.connect() as conn:
+            version = self.tables.version_table
+            names = inspect(conn).get_table_names(schema=self.tables.metadata.schema)
+            if version not in names:
+                return None
+            table = (
+                f"{self.tables.metadata.schema}.{version}"
+                if self.tables.metadata.schema
+                else version
+            )
+            row = conn.execute(text(f"SELECT version_num FROM {table}")).first()
+            return str(row[0]) if row else None
+
+    def check_schema(self) -> None:
+        found = self.schema_revision()
+        if found == SCHEMA_REVISION:
+            return
+        if found is None:
+            raise SchemaVersionError(
+                f"{self.url} has no complaintflow tables: run `complaintflow db init {self.url}`"
+            )
+        if found < SCHEMA_REVISION:
+            raise SchemaVersionError(
+                f"{self.url} is at schema {found}; this complaintflow needs {SCHEMA_REVISION}: "
+                f"run `complaintflow db upgrade {self.url}`"
+            )
+        raise SchemaVersionError(
+            f"{self.url} is at schema {found}, newer than this complaintflow knows "
+            f"({SCHEMA_REVISION}): upgrade complaintflow"
+        )
+
+    # -- the store port ----------------------------------------------------------------
+
+    def load(self, case_id: str) -> Case:
+        t = self.tables.cases
+        with _translated(f"loading case {case_id}"), self.reader.connect() as conn:
+            row = conn.execute(select(t.c.snapshot).where(t.c.case_id == case_id)).first()
+        if row is None:
+            raise CaseNotFound(case_id)
+        return case_from_json(row[0])
+
+    def _case_row(self, case: Case) -> dict[str, Any]:
+        return {
+            "case_id": case.id,
+            "version": case.version,
+            "state": case.state,
+            "customer_id": case.customer.id,
+            "channel": case.channel.value,
+            "category": case.category,
+            "priority": case.priority.value,
+            "policy_version": case.policy_version,
+            "opened_at": case.opened_at,
+            "updated_at": case.updated_at,
+            "snapshot": case_to_json(case).decode("utf-8"),
+        }
+
+    def append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None = None,
+        idempotency_key: str | None = None,
+    ) -> None:
+        check_append(snapshot, events, expected_version)
+        t = self.tables
+        case_id = snapshot.id
+        with _translated(f"writing case {case_id}"), self.engine.begin() as conn:
+            row = self._case_row(snapshot)
+            if expected_version == 0:
+                exists = conn.execute(
+                    select(t.cases.c.version).where(t.cases.c.case_id == case_id)
+                ).first()
+                if exists is not None:
+                    raise ConcurrencyConflict(case_id, 0, exists[0])
+                conn.execute(insert(t.cases).values(row))
+            else:
+                done = conn.execute(
+                    update(t.cases)
+                    .where(t.cases.c.case_id == case_id, t.cases.c.version == expected_version)
+                    .values(row)
+                )
+                if done.rowcount != 1:
+                    found = conn.execute(
+                        select(t.cases.c.version).where(t.cases.c.case_id == case_id)
+                    ).scalar()
+                    raise ConcurrencyConflict(case_id, expected_version, found)
+            conn.execute(
+                insert(t.events),
+                [
+                    {
+                        "case_id": e.case_id,
+                        "seq": e.seq,
+                        "type": e.type,
+                        "at": e.at,
+                        "actor": e.actor,
+                        "data": canonical_json(e.data),
+                        "policy_version": e.policy_version,
+                        "prev_hash": e.prev_hash,
+                        "hash": e.hash,
+                    }
+                    for e in events
+                ],
+            )
+            if deadlines is not None:
+                conn.execute(delete(t.deadlines).where(t.deadlines.c.case_id == case_id))
+                if deadlines:
+                    conn.execute(
+                        insert(t.deadlines),
+                        [
+                            {
+                                "case_id": d.case_id,
+                                "key": d.key,
+                                "target": d.target,
+                                "step": d.step,
+                                "kind": d.kind,
+                                "percent": d.percent,
+                                "status": "pending",
+                                "due_at": d.due_at,
+                                "claimed_until": None,
+                            }
+                            for d in deadlines
+                        ],
+                    )
+            if idempotency_key is not None:
+                taken = conn.execute(
+                    select(t.idempotency.c.case_id).where(t.idempotency.c.key == idempotency_key)
+                ).first()
+                if taken is not None:
+                    raise ConcurrencyConflict(case_id, expected_version, None)
+                conn.execute(
+                    insert(t.idempotency).values(
+                        key=idempotency_key,
+                        case_id=case_id,
+                        version=snapshot.version,
+                        created_at=snapshot.updated_at,
+                    )
+                )
+
+    def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        t = self.tables
+        with _translated(f"reading events of case {case_id}"), self.reader.connect() as conn:
+            rows = conn.execute(
+                select(t.events)
+                .where(t.events.c.case_id == case_id, t.events.c.seq > after_seq)
+                .order_by(t.events.c.seq)
+            ).all()
+            if not rows:
+                known = conn.execute(
+                    select(t.cases.c.case_id).where(t.cases.c.case_id == case_id)
+                ).first()
+                if known is None:
+                    raise CaseNotFound(case_id)
+        return [_event(row) for row in rows]
+
+    def customer_cases(self, customer_id: str) -> list[Case]:
+        t = self.tables.cases
+        with _translated(f"reading cases of customer {customer_id}"), self.reader.connect() as conn:
+            rows = conn.execute(
+                select(t.c.snapshot).where(t.c.customer_id == customer_id).order_by(t.c.opened_at)
+            ).all()
+        return [case_from_json(row[0]) for row in rows]
+
+    def case_ids(self) -> Iterator[str]:
+        t = self.tables.cases
+        with _translated("listing cases"), self.reader.connect() as conn:
+            rows = conn.execute(select(t.c.case_id).order_by(t.c.opened_at, t.c.case_id)).all()
+        return iter([row[0] for row in rows])
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
+        """Claims due deadlines for ``CLAIM_LEASE``: on PostgreSQL with ``FOR UPDATE SKIP
+        LOCKED``, so workers ticking at once take different deadlines; on SQLite the write
+        lock serialises the claim."""
+        d = self.tables.deadlines
+        due = (
+            select(d.c.case_id, d.c.key)
+            .where(
+                d.c.status == "pending",
+                d.c.due_at <= now,
+                (d.c.claimed_until.is_(None)) | (d.c.claimed_until < now),
+            )
+            .order_by(d.c.due_at)
+            .limit(limit)
+        )
+        if self.dialect == "postgresql":
+            due = due.with_for_update(skip_locked=True)
+        with _translated("claiming due deadlines"), self.engine.begin() as conn:
+            rows = conn.execute(
+                update(d)
+                .where(tuple_(d.c.case_id, d.c.key).in_(due))
+                .values(claimed_until=now + CLAIM_LEASE)
+                .returning(d)
+            ).all()
+        found = [_deadline(row) for row in rows]
+        found.sort(key=lambda x: (x.due_at, x.key))
+        return found
+
+    def pending_deadlines(self, case_id: str) -> list[Deadline]:
+        d = self.tables.deadlines
+        with _translated(f"reading deadlines of case {case_id}"), self.reader.connect() as conn:
+            rows = conn.execute(
+                select(d).where(d.c.case_id == case_id).order_by(d.c.due_at, d.c.key)
+            ).all()
+        return [_deadline(row) for row in rows]
+
+    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+        t = self.tables.idempotency
+        with _translated("reading an idempotency key"), self.reader.connect() as conn:
+            row = conn.execute(select(t.c.case_id, t.c.version).where(t.c.key == key)).first()
+        return (row[0], row[1]) if row else None
+
+    def close(self) -> None:
+        self.engine.dispose()
+        self.reader.dispose()
+
+
+def _event(row: Any) -> Event:
+    return Event(
+        case_id=row.case_id,
+        seq=row.seq,
+        type=row.type,
+        at=row.at,
+        actor=row.actor,
+        data=json.loads(row.data),
+        policy_version=row.policy_version,
+        prev_hash=row.prev_hash,
+        hash=row.hash,
+    )
+
+
+def _deadline(row: Any) -> Deadline:
+    return Deadline(
+        case_id=row.case_id,
+        key=row.key,
+        target=row.target,
+        step=row.step,
+        kind=row.kind,
+        percent=row.percent,
+        due_at=row.due_at,
+    )

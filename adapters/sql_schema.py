@@ -1,0 +1,120 @@
+"""The SQL store's tables, built for a table-name prefix and a schema name, so the store
+can live inside a support product's own database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    PrimaryKeyConstraint,
+    String,
+    Table,
+    Text,
+    TypeDecorator,
+)
+
+#: The schema revision this code reads and writes (the Alembic head in adapters/migrations).
+SCHEMA_REVISION = "0001"
+
+
+class UtcDateTime(TypeDecorator[datetime]):
+    """An aware UTC datetime in any database (SQLite keeps no offset: it is added back)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are refused")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        moment: datetime = datetime.fromisoformat(value) if isinstance(value, str) else value
+        if moment.tzinfo is None:
+            return moment.replace(tzinfo=UTC)
+        return moment.astimezone(UTC)
+
+
+@dataclass(frozen=True)
+class Tables:
+    metadata: MetaData
+    cases: Table
+    events: Table
+    deadlines: Table
+    idempotency: Table
+    version_table: str
+
+
+def build_tables(prefix: str = "cf_", schema: str | None = None) -> Tables:
+    metadata = MetaData(schema=schema)
+    cases = Table(
+        f"{prefix}cases",
+        metadata,
+        Column("case_id", String(200), primary_key=True),
+        Column("version", Integer, nullable=False),
+        Column("state", String(40), nullable=False),
+        Column("customer_id", String(200), nullable=False),
+        Column("channel", String(20), nullable=False),
+        Column("category", String(64)),
+        Column("priority", String(20), nullable=False),
+        Column("policy_version", String(200), nullable=False),
+        Column("opened_at", UtcDateTime, nullable=False),
+        Column("updated_at", UtcDateTime, nullable=False),
+        Column("snapshot", Text, nullable=False),
+        Index(f"{prefix}cases_customer", "customer_id"),
+        Index(f"{prefix}cases_state", "state"),
+    )
+    case_fk = f"{schema + '.' if schema else ''}{prefix}cases.case_id"
+    events = Table(
+        f"{prefix}events",
+        metadata,
+        Column("case_id", String(200), ForeignKey(case_fk), nullable=False),
+        Column("seq", Integer, nullable=False),
+        Column("type", String(40), nullable=False),
+        Column("at", UtcDateTime, nullable=False),
+        Column("actor", String(300), nullable=False),
+        Column("data", Text, nullable=False),
+        Column("policy_version", String(200), nullable=False),
+        Column("prev_hash", String(64), nullable=False),
+        Column("hash", String(64), nullable=False),
+        PrimaryKeyConstraint("case_id", "seq", name=f"{prefix}events_pk"),
+        Index(f"{prefix}events_at", "at"),
+    )
+    deadlines = Table(
+        f"{prefix}deadlines",
+        metadata,
+        Column("case_id", String(200), ForeignKey(case_fk), nullable=False),
+        Column("key", String(200), nullable=False),
+        Column("target", String(64), nullable=False),
+        Column("step", String(40), nullable=False),
+        Column("kind", String(10), nullable=False),
+        Column("percent", Integer, nullable=False),
+        Column("status", String(10), nullable=False, default="pending"),
+        Column("due_at", UtcDateTime, nullable=False),
+        Column("claimed_until", UtcDateTime),
+        PrimaryKeyConstraint("case_id", "key", name=f"{prefix}deadlines_pk"),
+        Index(f"{prefix}deadlines_due", "status", "due_at"),
+    )
+    idempotency = Table(
+        f"{prefix}idempotency",
+        metadata,
+        Column("key", String(200), primary_key=True),
+        Column("case_id", String(200), nullable=False),
+        Column("version", Integer, nullable=False),
+        Column("created_at", UtcDateTime, nullable=False),
+    )
+    return Tables(metadata, cases, events, deadlines, idempotency, f"{prefix}alembic_version")

@@ -1,0 +1,75 @@
+"""How the tests reach each store: an SQLite file, and PostgreSQL from
+``COMPLAINTFLOW_TEST_POSTGRES_URL`` (skipped with a reason outside CI when unset or
+unreachable; under ``CI=true`` an unreachable server fails the run)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSTGRES_ENV = "COMPLAINTFLOW_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        if os.environ.get("CI"):
+            pytest.fail(f"{POSTGRES_ENV} is not set; CI must test PostgreSQL")
+        pytest.skip(
+            f"PostgreSQL tests need {POSTGRES_ENV} (e.g. postgresql+psycopg://postgres@127.0.0.1:5432/test)"
+        )
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import OperationalError
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+    except OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {url} is unreachable under CI: {exc.orig}")
+        pytest.skip(f"PostgreSQL at {url} is unreachable: {exc.orig}")
+    finally:
+        engine.dispose()
+    return url
+
+
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'cases.db'}"
+
+
+def fresh_prefix() -> str:
+    """A table prefix of its own, so tests on one PostgreSQL database never meet."""
+    return f"t{uuid.uuid4().hex[:10]}_"
+
+
+def drop_tables(url: str, prefix: str) -> None:
+    from sqlalchemy import create_engine
+
+    from adapters.sql_schema import build_tables
+
+    engine = create_engine(url)
+    tables = build_tables(prefix)
+    try:
+        with engine.begin() as conn:
+            tables.metadata.drop_all(conn)
+            conn.exec_driver_sql(f"DROP TABLE IF EXISTS {tables.version_table}")
+    finally:
+        engine.dispose()
+
+
+def postgres_store(**options: object) -> Iterator[object]:
+    from adapters.sql import SqlStore
+
+    url = postgres_url()
+    prefix = fresh_prefix()
+    store = SqlStore(url, prefix=prefix, create=True, **options)  # type: ignore[arg-type]
+    try:
+        yield store
+    finally:
+        store.close()
+        drop_tables(url, prefix)

@@ -1,0 +1,48 @@
+"""``complaintflow db``: create or upgrade the SQL store's tables."""
+
+from __future__ import annotations
+
+import click
+
+from adapters.migrate import upgrade as upgrade_schema
+from adapters.sql import SqlStore
+from workflow.errors import ComplaintflowError
+
+_PREFIX = click.option("--prefix", default="cf_", show_default=True, help="Table-name prefix.")
+_SCHEMA = click.option("--schema", default=None, help="Database schema (PostgreSQL).")
+
+
+@click.group()
+def db() -> None:
+    """The SQL store's schema: init and upgrade (Alembic migrations shipped inside)."""
+
+
+def _run(url: str, prefix: str, schema: str | None) -> None:
+    try:
+        upgrade_schema(url, prefix=prefix, schema=schema)
+        store = SqlStore(url, prefix=prefix, schema=schema)
+        revision = store.schema_revision()
+        store.close()
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    except Exception as exc:  # a driver or URL error: say it plainly
+        raise click.ClickException(f"{url}: {exc}") from None
+    click.echo(f"{url}: complaintflow schema at revision {revision}")
+
+
+@db.command()
+@click.argument("url")
+@_PREFIX
+@_SCHEMA
+def init(url: str, prefix: str, schema: str | None) -> None:
+    """Create complaintflow's tables in the database at URL."""
+    _run(url, prefix, schema)
+
+
+@db.command()
+@click.argument("url")
+@_PREFIX
+@_SCHEMA
+def upgrade(url: str, prefix: str, schema: str | None) -> None:
+    """Upgrade complaintflow's tables at URL to this version's schema."""
+    _run(url, prefix, schema)
