@@ -23,6 +23,7 @@ from typing import Any, Literal
 from sqlalchemy import (
     Connection,
     Engine,
+    bindparam,
     create_engine,
     delete,
     event,
@@ -120,11 +121,39 @@ class SqlStore:
                 _sqlite_setup(self.engine, synchronous, immediate=True)
                 self.reader = create_engine(url, **(engine_options or {}))
                 _sqlite_setup(self.reader, synchronous, immediate=False)
+        self._prepare_statements()
         if create:
             from adapters.migrate import init_schema
 
             init_schema(self.engine, self.tables)
         self.check_schema()
+
+    def _prepare_statements(self) -> None:
+        """Statements built once, executed with parameters (the hot path builds nothing)."""
+        t = self.tables
+        cases, events, deadlines = t.cases, t.events, t.deadlines
+        row_columns = [c.name for c in cases.columns]
+        self._insert_case = insert(cases)
+        self._update_case = (
+            update(cases)
+            .where(cases.c.case_id == bindparam("b_case_id"))
+            .where(cases.c.version == bindparam("b_expected"))
+            .values({name: bindparam(name) for name in row_columns if name != "case_id"})
+        )
+        self._case_version = select(cases.c.version).where(
+            cases.c.case_id == bindparam("b_case_id")
+        )
+        self._snapshot = select(cases.c.snapshot).where(cases.c.case_id == bindparam("b_case_id"))
+        self._insert_events = insert(events)
+        self._clear_deadlines = delete(deadlines).where(
+            deadlines.c.case_id == bindparam("b_case_id")
+        )
+        self._insert_deadlines = insert(deadlines)
+        self._events_after = (
+            select(events)
+            .where(events.c.case_id == bindparam("b_case_id"), events.c.seq > bindparam("b_after"))
+            .order_by(events.c.seq)
+        )
 
     # -- schema ----------------------------------------------------------------------
 
@@ -164,9 +193,8 @@ class SqlStore:
     # -- the store port ----------------------------------------------------------------
 
     def load(self, case_id: str) -> Case:
-        t = self.tables.cases
         with _translated(f"loading case {case_id}"), self.reader.connect() as conn:
-            row = conn.execute(select(t.c.snapshot).where(t.c.case_id == case_id)).first()
+            row = conn.execute(self._snapshot, {"b_case_id": case_id}).first()
         if row is None:
             raise CaseNotFound(case_id)
         return case_from_json(row[0])
@@ -200,25 +228,19 @@ class SqlStore:
         with _translated(f"writing case {case_id}"), self.engine.begin() as conn:
             row = self._case_row(snapshot)
             if expected_version == 0:
-                exists = conn.execute(
-                    select(t.cases.c.version).where(t.cases.c.case_id == case_id)
-                ).first()
+                exists = conn.execute(self._case_version, {"b_case_id": case_id}).first()
                 if exists is not None:
                     raise ConcurrencyConflict(case_id, 0, exists[0])
-                conn.execute(insert(t.cases).values(row))
+                conn.execute(self._insert_case, row)
             else:
-                done = conn.execute(
-                    update(t.cases)
-                    .where(t.cases.c.case_id == case_id, t.cases.c.version == expected_version)
-                    .values(row)
-                )
+                row["b_case_id"] = row.pop("case_id")
+                row["b_expected"] = expected_version
+                done = conn.execute(self._update_case, row)
                 if done.rowcount != 1:
-                    found = conn.execute(
-                        select(t.cases.c.version).where(t.cases.c.case_id == case_id)
-                    ).scalar()
+                    found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
                     raise ConcurrencyConflict(case_id, expected_version, found)
             conn.execute(
-                insert(t.events),
+                self._insert_events,
                 [
                     {
                         "case_id": e.case_id,
@@ -235,10 +257,10 @@ class SqlStore:
                 ],
             )
             if deadlines is not None:
-                conn.execute(delete(t.deadlines).where(t.deadlines.c.case_id == case_id))
+                conn.execute(self._clear_deadlines, {"b_case_id": case_id})
                 if deadlines:
                     conn.execute(
-                        insert(t.deadlines),
+                        self._insert_deadlines,
                         [
                             {
                                 "case_id": d.case_id,
@@ -273,9 +295,7 @@ class SqlStore:
         t = self.tables
         with _translated(f"reading events of case {case_id}"), self.reader.connect() as conn:
             rows = conn.execute(
-                select(t.events)
-                .where(t.events.c.case_id == case_id, t.events.c.seq > after_seq)
-                .order_by(t.events.c.seq)
+                self._events_after, {"b_case_id": case_id, "b_after": after_seq}
             ).all()
             if not rows:
                 known = conn.execute(

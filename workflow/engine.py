@@ -313,7 +313,8 @@ class Engine:
         new = apply(work, event, state)
         events.append(event)
         try:
-            self.store.append(new, events, case.version, self._deadlines(new), idempotency_key)
+            deadlines = self._deadlines(new, changed_policy=step == "migrate_policy")
+            self.store.append(new, events, case.version, deadlines, idempotency_key)
         except ConcurrencyConflict:
             earlier = self._earlier_result(idempotency_key) if idempotency_key else None
             if earlier is None:
@@ -324,10 +325,12 @@ class Engine:
 
     # -- SLA -------------------------------------------------------------------------
 
-    def _deadlines(self, case: Case) -> list[Deadline]:
+    def _deadlines(self, case: Case, *, changed_policy: bool = False) -> list[Deadline] | None:
+        """The case's deadlines for the store; None (leave them as they are) when its
+        policy has no SLA targets and did not just change."""
         policy = self._policies.get(case.policy_version)
         if policy is None or not self._has_sla[policy.stamp]:
-            return []
+            return [] if changed_policy else None
         return sla.deadlines(case, policy)
 
     def _late(self, case: Case, policy: Policy, step: str, now: datetime) -> list[_Item]:
