@@ -117,8 +117,8 @@ def _prepare(url: str, prefix: str) -> None:
 
 
 @pytest.fixture
-def sqlite_db(tmp_path: Path) -> Iterator[tuple[str, str]]:
-    yield sqlite_url(tmp_path), "cf_"
+def sqlite_db(tmp_path: Path) -> tuple[str, str]:
+    return sqlite_url(tmp_path), "cf_"
 
 
 @pytest.fixture
