@@ -23,3 +23,17 @@ def test_the_tick_benchmark_runs_end_to_end() -> None:
 
     result = bench_tick.main(["--sizes", "200,400", "--rounds", "1"])
     assert set(result) == {"small_us", "large_us", "ratio"}
+
+
+def test_the_tick_benchmark_runs_on_sqlite() -> None:
+    from tests.benchmarks import bench_tick
+
+    result = bench_tick.main(["--sizes", "200,400", "--rounds", "1", "--store", "sqlite"])
+    assert result["ratio"] > 0
+
+
+def test_the_sql_benchmark_runs_end_to_end() -> None:
+    from tests.benchmarks import bench_sql
+
+    result = bench_sql.main(["--cases", "3", "--rounds", "1", "--postgres", ""])
+    assert set(result) == {"sqlite_engine", "sqlite_raw", "sqlite_ratio"}
