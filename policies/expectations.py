@@ -25,8 +25,8 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter,
 
 from policies.decide import OfferRequest, decide_offer
 from policies.decision import Decision
-from policies.errors import MoneyError, PolicyFileError, Problem
-from policies.loader import _problems, _read_yaml
+from policies.errors import MoneyError, PolicyFileError
+from policies.loader import _problems, _read_yaml, read_text
 from policies.model import Policy
 from policies.money import Money
 from policies.remedy import Remedy
@@ -86,13 +86,7 @@ _EXPECTATIONS: TypeAdapter[list[Expectation]] = TypeAdapter(list[Expectation])
 
 
 def load_expectations(path: str | Path) -> list[Expectation]:
-    file = str(path)
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise PolicyFileError(
-            file, [Problem("", f"cannot read the file: {exc.strerror}")]
-        ) from None
+    file, text = read_text(path)
     data, lines = _read_yaml(text, file)
     try:
         return _EXPECTATIONS.validate_python(data)

@@ -181,17 +181,22 @@ def parse_policy(text: str, *, file: str = "<policy>", fmt: str | None = None) -
         raise PolicyFileError(file, [Problem("", str(exc))]) from None
 
 
-def load_policy(path: str | Path) -> Policy:
-    """Load and validate a policy file (``.yaml``/``.yml`` or ``.toml``)."""
+def read_text(path: str | Path) -> tuple[str, str]:
+    """``(file name, its UTF-8 text)``; a file that cannot be read is a ``PolicyFileError``."""
     file = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return file, Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise PolicyFileError(
             file, [Problem("", f"cannot read the file: {exc.strerror}")]
         ) from None
     except UnicodeDecodeError as exc:
         raise PolicyFileError(file, [Problem("", f"not UTF-8 text: {exc.reason}")]) from None
+
+
+def load_policy(path: str | Path) -> Policy:
+    """Load and validate a policy file (``.yaml``/``.yml`` or ``.toml``)."""
+    file, text = read_text(path)
     return parse_policy(text, file=file)
 
 

@@ -11,6 +11,7 @@ from iso4217 import Currency
 from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
 
 from policies.errors import CurrencyMismatch, MoneyError
+from policies.types import refuse_float
 
 _SHORTHAND = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]{3})\s*$")
 
@@ -43,13 +44,7 @@ class Money(BaseModel):
     @field_validator("amount", mode="before")
     @classmethod
     def _refuse_float(cls, value: Any) -> Any:
-        if isinstance(value, float):
-            raise ValueError(
-                "floats are never money: pass the amount as a string or Decimal, e.g. '40.00'"
-            )
-        if isinstance(value, bool):
-            raise ValueError("a boolean is not an amount")
-        return value
+        return refuse_float(value)
 
     @field_validator("currency", mode="before")
     @classmethod

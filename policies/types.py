@@ -13,6 +13,7 @@ Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 
 def _no_float(value: Any) -> Any:
+    """Refuse a float (or a boolean) where an amount of money is expected."""
     if isinstance(value, float):
         raise ValueError(
             "floats are never money: write the amount as a string or a plain decimal, e.g. '40.00'"
@@ -20,6 +21,9 @@ def _no_float(value: Any) -> Any:
     if isinstance(value, bool):
         raise ValueError("expected an amount, got a boolean")
     return value
+
+
+refuse_float = _no_float
 
 
 Amount = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, allow_inf_nan=False)]
