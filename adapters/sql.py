@@ -125,7 +125,8 @@ class SqlStore:
         if create:
             from adapters.migrate import init_schema
 
-            init_schema(self.engine, self.tables)
+            with _translated(f"creating the tables in {url}"):
+                init_schema(self.engine, self.tables)
         self.check_schema()
 
     def _prepare_statements(self) -> None:

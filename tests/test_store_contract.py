@@ -108,3 +108,40 @@ def test_db_init_creates_the_tables_and_the_store_opens(tmp_path: Path) -> None:
     store.close()
     again = CliRunner().invoke(main, ["db", "upgrade", url, "--prefix", "support_cf_"])
     assert again.exit_code == 0, again.output
+
+
+def test_an_unreachable_database_is_store_unavailable() -> None:
+    from workflow import StoreUnavailable
+
+    with pytest.raises(StoreUnavailable, match="unavailable") as error:
+        SqlStore("postgresql+psycopg://nobody@127.0.0.1:1/none", create=True)
+    assert error.value.__cause__ is not None  # the driver's error, kept
+
+
+@pytest.mark.postgres
+def test_the_tables_can_live_in_their_own_postgres_schema() -> None:
+    from sqlalchemy import create_engine
+
+    from tests.stores import postgres_url
+    from workflow import Engine
+
+    url = postgres_url()
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.exec_driver_sql("DROP SCHEMA IF EXISTS cf_test_schema CASCADE")
+        conn.exec_driver_sql("CREATE SCHEMA cf_test_schema")
+    try:
+        store = SqlStore(url, schema="cf_test_schema", prefix="support_", create=True)
+        cid = Engine(store).open_case(actor="agent:a", customer={"id": "c", "name": "N"},
+                                      channel="web").id  # fmt: skip
+        with admin.connect() as conn:
+            count = conn.exec_driver_sql(
+                "SELECT count(*) FROM cf_test_schema.support_cases"
+            ).scalar()
+        assert count == 1
+        assert store.load(cid).id == cid
+        store.close()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql("DROP SCHEMA cf_test_schema CASCADE")
+        admin.dispose()
