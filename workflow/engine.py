@@ -22,7 +22,7 @@ from policies.decide import decide_offer
 from policies.model import Policy, default_policy
 from policies.remedy import Remedy
 from policies.sla import Target
-from workflow import sla
+from workflow import audit, sla
 from workflow.checklist import ESCALATABLE, allowed_steps, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
 from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
@@ -145,6 +145,14 @@ class Engine:
     def replay(self, case_id: str) -> Case:
         """The case rebuilt from its events alone (equal to ``get`` for a sound store)."""
         return replay(self.store.events(case_id))
+
+    def state_at(self, case_id: str, when: datetime) -> Case:
+        """The case as it stood at ``when`` (a replay of its events up to then)."""
+        return audit.state_at(self.store.events(case_id), to_utc(when, "state_at(when)"))
+
+    def verify(self, case_id: str | None = None) -> list[audit.Finding]:
+        """Problems in the stored histories (chains, seqs, snapshots); empty if sound."""
+        return audit.verify_store(self.store, case_id)
 
     def allowed_steps(self, case_id: str) -> tuple[str, ...]:
         """The steps and actions the case accepts now."""

@@ -9,6 +9,7 @@ import click
 import structlog
 
 from workflow.checklist import mermaid
+from workflow.cli.audit_commands import audit_group
 from workflow.cli.db_commands import db
 from workflow.cli.policy_commands import policy
 from workflow.cli.sla_commands import sla
@@ -56,6 +57,7 @@ def demo(store_url: str) -> None:
     run_demo(store_url, click.echo)
 
 
+main.add_command(audit_group)
 main.add_command(db)
 main.add_command(policy)
 main.add_command(sla)
