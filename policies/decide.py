@@ -18,29 +18,33 @@ an agent can read. Rule ids:
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-
-from pydantic import Field
 
 from policies.decision import Decision, Outcome
 from policies.model import Policy
 from policies.money import minor_units
 from policies.remedy import Remedy
-from policies.types import Strict
 
 
-class OfferRequest(Strict):
-    """What the policy is asked about one offer: who offers what to whom."""
+@dataclass(frozen=True, slots=True)
+class OfferRequest:
+    """What the policy is asked about one offer: who offers what to whom. Built by the
+    engine from validated parts (so it is a plain record, not a validating model)."""
 
     role: str
     remedies: tuple[Remedy, ...]
     customer_tier: str = "standard"
     category: str | None = None
     complainant_type: str = "unknown"
-    offers_made: int = Field(default=0, ge=0)
-    declines: int = Field(default=0, ge=0)
+    offers_made: int = 0
+    declines: int = 0
     #: What this customer was paid (accepted money remedies) within the cap's period.
     paid_in_period: Decimal = Decimal(0)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.paid_in_period, float):
+            raise TypeError("paid_in_period is money: a Decimal, never a float")
 
 
 class _Verdicts:
@@ -56,7 +60,7 @@ class _Verdicts:
         order = {Outcome.DENIED: 0, Outcome.NEEDS_APPROVAL: 1, Outcome.ALLOWED: 2}
         worst = min((o for o, _, _ in self.items), key=order.__getitem__)
         chosen = [(rule, reason) for o, rule, reason in self.items if o == worst]
-        return Decision(
+        return Decision.model_construct(  # every part is built here, of the right type
             outcome=worst,
             rule_ids=tuple(rule for rule, _ in chosen),
             reasons=tuple(reason for _, reason in chosen),

@@ -10,12 +10,12 @@ import hashlib
 import json
 from datetime import timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from functools import cached_property
+from typing import Annotated, Literal
 
 from pydantic import (
     BeforeValidator,
     Field,
-    PrivateAttr,
     StrictBool,
     StrictInt,
     field_validator,
@@ -147,10 +147,6 @@ class Policy(Strict):
     calendars: dict[Name, WorkingCalendar] = {}
     sla: SlaRules = SlaRules()
 
-    _digest: str = PrivateAttr(default="")
-    _stamp: str = PrivateAttr(default="")
-    _kinds: frozenset[str] = PrivateAttr(default=frozenset())
-
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:
@@ -218,28 +214,25 @@ class Policy(Strict):
             raise LocatedError(problems)
         return self
 
-    def model_post_init(self, context: Any, /) -> None:
+    # Computed once and kept in the instance's __dict__ (cached_property): the engine
+    # reads ``stamp`` on every step, and pydantic private attributes are slow to read.
+    @cached_property
+    def digest(self) -> str:
+        """``sha256:<hex>`` over the policy's canonical JSON."""
         canonical = json.dumps(
             self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
         )
-        self._digest = "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
-        self._stamp = f"{self.version}@{self._digest}"
-        self._kinds = frozenset(BUILTIN_REMEDY_KINDS) | frozenset(self.remedy_kinds)
+        return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
-    @property
-    def digest(self) -> str:
-        """``sha256:<hex>`` over the policy's canonical JSON."""
-        return self._digest
-
-    @property
+    @cached_property
     def stamp(self) -> str:
         """What every event records: ``<declared version>@<digest>`` (one shared string)."""
-        return self._stamp
+        return f"{self.version}@{self.digest}"
 
-    @property
+    @cached_property
     def remedy_kind_names(self) -> frozenset[str]:
         """Built-in and company-defined remedy kinds."""
-        return self._kinds or frozenset(BUILTIN_REMEDY_KINDS) | frozenset(self.remedy_kinds)
+        return frozenset(BUILTIN_REMEDY_KINDS) | frozenset(self.remedy_kinds)
 
     def is_monetary(self, kind: str) -> bool:
         rules = self.remedy_kinds.get(kind)

@@ -228,7 +228,7 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
 def _offer_request(ctx: StepContext, role: str, remedies: tuple[Remedy, ...]) -> OfferRequest:
     case = ctx.case
     capped = ctx.policy.caps.per_customer is not None
-    return OfferRequest.model_construct(  # its parts are validated already
+    return OfferRequest(
         role=role,
         remedies=remedies,
         customer_tier=case.customer.tier,

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from policies.decision import Decision
 from policies.remedy import Remedy
 from workflow.checklist import NoRoute, fire, is_allowed
+from workflow.clock import to_utc
 from workflow.domain import (
     Case,
     Channel,
@@ -33,8 +34,21 @@ from workflow.events import GENESIS, Event
 Changes = dict[str, Any]
 
 
+# Records built from event data use ``evolve`` on a template instead of the validating
+# constructor: every value is checked as it is read (types below, or by the model that
+# parses it), and the event's content is protected by its hash.
+_AT = datetime(2000, 1, 1, tzinfo=UTC)
+_NOTE = Note(text="template", by="template", at=_AT)
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise AuditFailure("?", None, f"expected text in the event data, got {value!r}")
+    return value
+
+
 def _note(case: Case, e: Event, text: str) -> tuple[Note, ...]:
-    return (*case.notes, Note(text=text, by=e.actor, at=e.at))
+    return (*case.notes, evolve(_NOTE, text=_text(text), by=e.actor, at=e.at))
 
 
 def _offer(case: Case, **changes: Any) -> tuple[Offer, ...]:
@@ -59,6 +73,19 @@ def _record(case: Case, e: Event) -> Changes:
     return changes
 
 
+_OFFER = Offer(
+    number=0,
+    options=(),
+    offered_by="template",
+    offered_at=_AT,
+    decision=Decision(outcome="allowed"),
+    status=OfferStatus.OPEN,
+)
+_PROMISE = Promise(
+    description="template", due_at=_AT, made_at=_AT, made_by="template", offer=0, option=0
+)
+
+
 def _offer_remedy(case: Case, e: Event) -> Changes:
     d = e.data
     decision = Decision.model_validate(d["decision"])
@@ -67,8 +94,9 @@ def _offer_remedy(case: Case, e: Event) -> Changes:
         if decision.outcome.value == "needs_approval"
         else OfferStatus.OPEN
     )
-    offer = Offer(
-        number=d["offer"],
+    offer = evolve(
+        _OFFER,
+        number=int(d["offer"]),
         options=tuple(Remedy.model_validate(o) for o in d["options"]),
         offered_by=e.actor,
         offered_at=e.at,
@@ -88,13 +116,14 @@ def _refuse_offer(case: Case, e: Event) -> Changes:
 
 def _accept_remedy(case: Case, e: Event) -> Changes:
     d = e.data
-    promise = Promise(
-        description=d["promise"],
-        due_at=datetime.fromisoformat(d["due"]),
+    promise = evolve(
+        _PROMISE,
+        description=_text(d["promise"]),
+        due_at=to_utc(datetime.fromisoformat(d["due"]), "event data 'due'"),
         made_at=e.at,
         made_by=e.actor,
-        offer=d["offer"],
-        option=d["option"],
+        offer=int(d["offer"]),
+        option=int(d["option"]),
     )
     return {
         "offers": _offer(case, status=OfferStatus.ACCEPTED, chosen=d["option"], accepted_at=e.at),
