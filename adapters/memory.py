@@ -5,7 +5,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 
 from workflow.domain import Case
@@ -46,10 +46,15 @@ class MemoryStore:
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
+        unchanged: Mapping[str, int] | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
         case_id = snapshot.id
         with self._lock:
+            for other, version in (unchanged or {}).items():
+                seen = self._snapshots.get(other)
+                if (seen.version if seen is not None else 0) != version:
+                    raise ConcurrencyConflict(other, version, seen.version if seen else None)
             current = self._snapshots.get(case_id)
             found = current.version if current is not None else 0
             if found != expected_version:

@@ -15,7 +15,7 @@ never deadlock on a lock upgrade.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -222,16 +222,35 @@ class SqlStore:
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
+        unchanged: Mapping[str, int] | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
+        with _translated(f"writing case {snapshot.id}"):
+            try:
+                self._append(
+                    snapshot, events, expected_version, deadlines, idempotency_key, unchanged
+                )
+            except exc.IntegrityError as error:
+                # Two writers raced to create the same case or to record the same
+                # idempotency key; the database's unique constraint let one through.
+                raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
+
+    def _append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None,
+        idempotency_key: str | None,
+        unchanged: Mapping[str, int] | None,
+    ) -> None:
         t = self.tables
         case_id = snapshot.id
-        with _translated(f"writing case {case_id}"), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
+            if unchanged:
+                self._check_unchanged(conn, case_id, unchanged)
             row = self._case_row(snapshot)
             if expected_version == 0:
-                exists = conn.execute(self._case_version, {"b_case_id": case_id}).first()
-                if exists is not None:
-                    raise ConcurrencyConflict(case_id, 0, exists[0])
                 conn.execute(self._insert_case, row)
             else:
                 row["b_case_id"] = row.pop("case_id")
@@ -278,11 +297,6 @@ class SqlStore:
                         ],
                     )
             if idempotency_key is not None:
-                taken = conn.execute(
-                    select(t.idempotency.c.case_id).where(t.idempotency.c.key == idempotency_key)
-                ).first()
-                if taken is not None:
-                    raise ConcurrencyConflict(case_id, expected_version, None)
                 conn.execute(
                     insert(t.idempotency).values(
                         key=idempotency_key,
@@ -291,6 +305,19 @@ class SqlStore:
                         created_at=snapshot.updated_at,
                     )
                 )
+
+    def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
+        """Other cases the decision read must still be at those versions. On PostgreSQL
+        their rows are locked until commit, so a concurrent writer waits and then sees
+        the change; SQLite's write lock serialises writers already."""
+        c = self.tables.cases
+        query = select(c.c.case_id, c.c.version).where(c.c.case_id.in_(list(versions)))
+        if self.dialect == "postgresql":
+            query = query.with_for_update()
+        found = {row[0]: row[1] for row in conn.execute(query)}
+        for other, version in versions.items():
+            if found.get(other, 0) != version:
+                raise ConcurrencyConflict(other, version, found.get(other))
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
         t = self.tables

@@ -18,7 +18,7 @@ Every shipped adapter runs this same class (tests/test_store_contract.py).
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -67,8 +67,11 @@ class _StaleReads:
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
+        unchanged: Mapping[str, int] | None = None,
     ) -> None:
-        self._store.append(snapshot, events, expected_version, deadlines, idempotency_key)
+        self._store.append(
+            snapshot, events, expected_version, deadlines, idempotency_key, unchanged
+        )
 
     def find_idempotent(self, key: str) -> tuple[str, int] | None:
         return self._store.find_idempotent(key)
@@ -210,6 +213,34 @@ class StoreContract:
         assert again == first
         assert len(store.events(cid)) == first.version
         assert store.find_idempotent("k-2") is None
+
+    def test_an_idempotency_key_cannot_be_taken_twice_even_by_another_case(
+        self, store: Store
+    ) -> None:
+        engine = _engine(store)
+        first, second = _open(engine, "case-k1"), _open(engine, "case-k2")
+        engine.add_note(first, actor="agent:a", text="x", idempotency_key="shared")
+        case = store.load(second)
+        event = _note_event(engine, case)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(
+                replay([*store.events(second), event]), [event], case.version, None, "shared"
+            )
+        assert len(store.events(second)) == 1
+
+    def test_an_append_that_read_other_cases_conflicts_if_they_changed(self, store: Store) -> None:
+        engine = _engine(store)
+        mine, other = _open(engine, "case-u1"), _open(engine, "case-u2")
+        seen = store.load(other).version
+        engine.add_note(other, actor="agent:b", text="changed meanwhile")
+        case = store.load(mine)
+        event = _note_event(engine, case)
+        snapshot = replay([*store.events(mine), event])
+        with pytest.raises(ConcurrencyConflict):
+            store.append(snapshot, [event], case.version, None, None, {other: seen})
+        assert len(store.events(mine)) == 1
+        store.append(snapshot, [event], case.version, None, None, {other: seen + 1})
+        assert len(store.events(mine)) == 2
 
     def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
         engine = _engine(store)

@@ -188,7 +188,7 @@ def decide_offer(policy: Policy, request: OfferRequest) -> Decision:
     elif policy.roles:
         for remedy in request.remedies:
             rule = f"limits.{request.role}.{remedy.kind}"
-            if not policy.is_monetary(remedy.kind):
+            if remedy.amount is None:  # an amount is money, whatever the kind
                 v.add(Outcome.ALLOWED, rule, f"{remedy.kind} is not money: any role may offer it")
                 continue
             own = limit_for(
@@ -233,7 +233,7 @@ def decide_approval(policy: Policy, request: OfferRequest, approver_role: str) -
         )
         return v.decision()
     for remedy in request.remedies:
-        if not policy.roles or not policy.is_monetary(remedy.kind):
+        if not policy.roles or remedy.amount is None:
             continue
         limit = limit_for(
             policy, approver_role, remedy.kind, request.customer_tier, request.category

@@ -178,3 +178,10 @@ def test_a_decision_explains_itself_in_one_line() -> None:
     text = decide_offer(POLICY, ask("refund:60EUR")).explain()
     assert text.startswith("needs_approval: 60.00 EUR as refund is above the agent limit")
     assert text.endswith("[limits.agent.refund]")
+
+
+def test_an_amount_on_a_kind_that_is_not_money_is_still_limited() -> None:
+    """Regression: a 60 EUR 'replacement' was allowed to any role."""
+    with_amount = ask("replacement:60.00EUR")
+    assert decided(with_amount) == ("needs_approval", ("limits.agent.replacement",))
+    assert decided(ask("replacement")) == ("allowed", ("limits.agent.replacement",))

@@ -13,6 +13,8 @@ from hypothesis import strategies as st
 from adapters.memory import MemoryStore
 from policies.loader import parse_policy
 from workflow import (
+    ConcurrencyConflict,
+    CurrencyMismatch,
     Engine,
     InvalidStepData,
     ManualClock,
@@ -275,3 +277,49 @@ def test_no_sequence_of_offers_and_approvals_pays_a_customer_beyond_the_cap(
     for at, _ in paid:
         window = sum(a for t, a in paid if at - timedelta(days=30) <= t <= at)
         assert window <= Decimal("100.00")
+
+
+class _Interleaving(MemoryStore):
+    """A store that lets another writer in right after the cap was read."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.meanwhile: list[Any] = []
+
+    def customer_cases(self, customer_id: str) -> list[Any]:
+        cases = super().customer_cases(customer_id)
+        while self.meanwhile:
+            self.meanwhile.pop()()
+        return cases
+
+
+def test_two_acceptances_on_two_cases_at_once_cannot_pass_the_cap() -> None:
+    store = _Interleaving()
+    engine, clock = new_engine(store=store)
+    first, second = apologised(engine), apologised(engine)
+    engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+    engine.offer_remedy(second, actor="agent:alice", options=[refund("50")])
+    pay(engine, apologised(engine), "10.00", clock)  # 10 paid: 50 + 50 would make 110
+    due = clock.now() + timedelta(days=1)
+    other = Engine(store, policy=POLICY, clock=clock)
+    store.meanwhile.append(
+        lambda: other.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+    )
+    with pytest.raises(ConcurrencyConflict):
+        engine.accept_remedy(second, actor="customer:c", option=1, promise="r", due=due)
+    assert engine.get(second).state == "remedy_offered"
+    with pytest.raises(PolicyViolation, match="cap"):  # retried: now it sees the payment
+        engine.accept_remedy(second, actor="customer:c", option=1, promise="r", due=due)
+
+
+def test_a_payment_in_another_currency_is_not_silently_left_out_of_the_cap() -> None:
+    store = MemoryStore()
+    engine, clock = new_engine(store=store)
+    pay(engine, apologised(engine), "50.00", clock)
+    usd = parse_policy(POLICY_TEXT.replace("currency: EUR", "currency: USD"))
+    dollars, _ = new_engine(usd, store=store)
+    cid = apologised(dollars)
+    five = Remedy(kind="refund", amount=Money.of("5", "USD"))
+    with pytest.raises(CurrencyMismatch):
+        dollars.offer_remedy(cid, actor="agent:alice", options=[five])
+    assert dollars.get(cid).state == "apologised"

@@ -281,3 +281,55 @@ def test_bad_targets_are_refused_when_the_policy_loads(target: str, problem: str
         parse_policy(text, file="p.yaml")
     assert error.value.problems[0].location.startswith("sla.targets[0]")
     assert problem in str(error.value)
+
+
+def test_a_late_step_taken_while_paused_still_records_its_breach() -> None:
+    """Regression: pause, then the late step, then resume lost the breach."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "social")
+    clock.advance(hours=2)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    engine.acknowledge(cid, actor="agent:a")
+    assert types(engine, cid) == ["open", "pause_sla", "sla_warning", "sla_breached",
+                                  "acknowledge"]  # fmt: skip
+    assert engine.get(cid).first_breach_at == clock.now()
+
+
+def test_status_counts_a_new_offer_from_when_it_was_made() -> None:
+    """Regression: after a decline, the remedy target's previous step is the new offer."""
+    policy = parse_policy(
+        "name: p\nversion: '1'\ncurrency: EUR\nsla:\n  targets:\n"
+        "    - {id: agree, step: accept_remedy, start: previous_step, within: PT2H}\n"
+    )
+    clock = ManualClock(START)
+    engine = Engine(MemoryStore(), policy=policy, clock=clock)
+    cid = open_on(engine, "email")
+    for step, data in [("acknowledge", {}), ("listen", {"note": "n"}),
+                       ("record", {"category": "x", "contact": "c", "occurred_on": "2026-11-01",
+                                   "details": "d"}), ("apologise", {"message": "m"})]:  # fmt: skip
+        engine.step(cid, step, actor="agent:a", **data)
+    engine.offer_remedy(cid, actor="agent:a", options=[{"kind": "replacement"}])
+    clock.advance(minutes=50)
+    engine.decline_remedy(cid, actor="customer:c")
+    clock.advance(hours=1)
+    engine.offer_remedy(cid, actor="agent:a", options=[{"kind": "replacement"}])
+    clock.advance(minutes=90)
+    engine.accept_remedy(cid, actor="customer:c", option=1, promise="p",
+                         due=clock.now() + timedelta(days=1))  # fmt: skip
+    status = {s.target: s for s in engine.sla_status(cid)}["agree"]
+    assert (status.achieved, status.breached) == (True, False)
+    assert status.elapsed == timedelta(minutes=90)
+
+
+def test_events_never_go_back_in_time_when_clocks_disagree() -> None:
+    """Regression: a worker whose clock is behind wrote events before earlier ones."""
+    store = MemoryStore()
+    engine, clock, _ = make(store)
+    cid = open_on(engine, "email")
+    clock.advance(hours=3)
+    engine.add_note(cid, actor="agent:a", text="at +3h")
+    behind = Engine(store, policy=POLICY, clock=ManualClock(START + timedelta(hours=1)))
+    behind.add_note(cid, actor="agent:b", text="clock behind")
+    times = [e.at for e in engine.history(cid)]
+    assert times == sorted(times)
+    assert engine.state_at(cid, START + timedelta(hours=3)) == engine.get(cid)

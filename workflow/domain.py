@@ -230,8 +230,9 @@ class Case:
         return paid
 
     def step_time(self, step: str) -> datetime | None:
-        """When ``step`` was taken in the current cycle, if it was."""
-        for name, at in self.step_times:
+        """When ``step`` was last taken in the current cycle, if it was (an offer made
+        again after a decline counts from the new offer)."""
+        for name, at in reversed(self.step_times):
             if name == step:
                 return at
         return None

@@ -20,6 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from policies.decide import decide_offer
 from policies.model import Policy, default_policy
+from policies.money import Money
 from policies.remedy import Remedy
 from policies.sla import Target
 from workflow import audit, sla
@@ -230,7 +231,13 @@ class Engine:
                 allowed=(OPEN_EVENT,),
                 problems=[("open", str(exc))],
             ) from None
-        self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
+        try:
+            self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
+        except ConcurrencyConflict:
+            earlier = self._earlier_result(idempotency_key) if idempotency_key else None
+            if earlier is None:
+                raise
+            return earlier
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
 
@@ -282,7 +289,8 @@ class Engine:
                 allowed=allowed_steps(case.state),
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
-        now = self.now()
+        # A case's events never go back in time, even when workers' clocks disagree.
+        now = max(self.now(), case.updated_at)
         policy = self._policy_for(case, step)
         ctx = StepContext(
             case,
@@ -322,7 +330,7 @@ class Engine:
         events.append(event)
         try:
             deadlines = self._deadlines(new, changed_policy=step == "migrate_policy")
-            self.store.append(new, events, case.version, deadlines, idempotency_key)
+            self.store.append(new, events, case.version, deadlines, idempotency_key, ctx.read_cases)
         except ConcurrencyConflict:
             earlier = self._earlier_result(idempotency_key) if idempotency_key else None
             if earlier is None:
@@ -345,7 +353,7 @@ class Engine:
         """SLA events for this step's own deadlines that have passed unrecorded."""
         return [
             _sla_item(d, None, late=True)
-            for d in sla.deadlines(case, policy)
+            for d in sla.deadlines(case, policy, now=now)
             if d.step == step and d.due_at <= now
         ]
 
@@ -385,6 +393,7 @@ class Engine:
 
     def _sweep(self, case_id: str, now: datetime) -> list[Event]:
         case = self.store.load(case_id)
+        now = max(now, case.updated_at)  # never before the case's last event
         policy = self._policies.get(case.policy_version)
         if policy is None:
             self._log.warning("sla sweep: the case's policy is not loaded", case_id=case_id)
@@ -443,19 +452,22 @@ class Engine:
             )
         return policy
 
-    def _paid(self, case: Case, policy: Policy, now: datetime) -> Decimal:
+    def _paid(self, case: Case, policy: Policy, now: datetime) -> tuple[Decimal, dict[str, int]]:
         """What the case's customer was paid (accepted money remedies, across all their
-        cases) within the policy's cap period before ``now``."""
+        cases) within the policy's cap period before ``now``, and the versions of the
+        cases read. A payment in another currency cannot be added up: refused."""
         cap = policy.caps.per_customer
         if cap is None:
-            return Decimal(0)
+            return Decimal(0), {}
         since = now - cap.period
-        total = Decimal(0)
+        total = Money.of(0, policy.currency)
+        versions: dict[str, int] = {}
         for other in self.store.customer_cases(case.customer.id):
+            versions[other.id] = other.version
             for _, remedy in other.paid_since(since):
-                if remedy.amount is not None and remedy.amount.currency == policy.currency:
-                    total += remedy.amount.amount
-        return total
+                if remedy.amount is not None:
+                    total = total + remedy.amount  # CurrencyMismatch if another currency
+        return total.amount, versions
 
     def guidance(self, case_id: str) -> Guidance:
         """The playbook's guidance for the case's complainant type and the steps it can

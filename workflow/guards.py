@@ -61,9 +61,14 @@ class StepContext:
     policy: Policy
     inputs: Mapping[str, Any]
     decide: DecideHook
-    #: ``(case, policy, now) -> what the customer was paid within the cap period``,
-    #: read from the store by the engine; called only by guards that need it.
-    paid_within_cap: Callable[[Case, Policy, datetime], Decimal] = lambda c, p, n: Decimal(0)
+    #: ``(case, policy, now) -> (what the customer was paid within the cap period, the
+    #: versions of the customer's cases it was read from)``, read from the store by the
+    #: engine; called only by guards that need it.
+    paid_within_cap: Callable[[Case, Policy, datetime], tuple[Decimal, dict[str, int]]] = (
+        lambda c, p, n: (Decimal(0), {})
+    )
+    #: Other cases a decision read, at the versions read (the append re-checks them).
+    read_cases: dict[str, int] | None = None
     #: The engine's current policy (``migrate_policy`` moves a case to it).
     current_policy: Policy | None = None
 
@@ -76,8 +81,13 @@ class StepContext:
         }
 
     def paid(self) -> Decimal:
-        """What this case's customer was paid within the policy's cap period."""
-        return self.paid_within_cap(self.case, self.policy, self.now)
+        """What this case's customer was paid within the policy's cap period. The
+        customer's other cases it was read from must be unchanged when the step is
+        written (so two cases cannot pay past the cap at once)."""
+        total, versions = self.paid_within_cap(self.case, self.policy, self.now)
+        versions.pop(self.case.id, None)
+        self.read_cases = versions
+        return total
 
     def missing(self, *fields: str, hint: str | None = None) -> NoReturn:
         raise MissingInformation(fields=fields, hint=hint, **self._where())

@@ -129,11 +129,18 @@ def _key(case: Case, target: Target, kind: str, percent: int) -> str:
     return f"{case.reopened}:{target.id}:{suffix}"
 
 
-def deadlines(case: Case, policy: Policy) -> list[Deadline]:
+def deadlines(case: Case, policy: Policy, *, now: datetime | None = None) -> list[Deadline]:
     """The case's pending deadlines, soonest first. None while the case is closed,
-    withdrawn or its SLA clock is paused; none for a step already taken this cycle."""
-    if case.state in ("closed", "withdrawn") or case.paused_since is not None:
+    withdrawn or its SLA clock is paused (unless ``now`` is given: then the pause so far
+    counts as paused time, to find what a step taken now is late for); none for a step
+    already taken this cycle."""
+    if case.state in ("closed", "withdrawn"):
         return []
+    pauses = case.pauses
+    if case.paused_since is not None:
+        if now is None:
+            return []
+        pauses = (*pauses, (case.paused_since, now))
     out: list[Deadline] = []
     for target in targets_for(case, policy):
         if case.step_time(target.step) is not None:
@@ -148,7 +155,7 @@ def deadlines(case: Case, policy: Policy) -> list[Deadline]:
             key = _key(case, target, kind, percent)
             if key in case.sla_fired:
                 continue
-            due = advance(calendar, start, amount * percent / 100, case.pauses)
+            due = advance(calendar, start, amount * percent / 100, pauses)
             out.append(Deadline(case.id, key, target.id, target.step, kind, percent, due))
     out.sort(key=lambda d: (d.due_at, d.kind != "warn", d.key))
     return out

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
@@ -32,11 +32,14 @@ class Store(Protocol):
         expected_version: int,
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
+        unchanged: Mapping[str, int] | None = None,
     ) -> None:
         """Store ``events`` (seq ``expected_version + 1`` onwards) and ``snapshot`` and,
         unless ``deadlines`` is None, replace the case's pending SLA deadlines with them,
         and record ``idempotency_key`` (refused with ``ConcurrencyConflict`` if taken),
-        all in one atomic write."""
+        all in one atomic write. ``unchanged``: other cases (id -> version) the decision
+        read, which must still be at those versions (a customer's cumulative cap reads
+        all their cases), else ``ConcurrencyConflict``."""
         ...
 
     def find_idempotent(self, key: str) -> tuple[str, int] | None:
