@@ -323,3 +323,14 @@ def test_a_payment_in_another_currency_is_not_silently_left_out_of_the_cap() -> 
     with pytest.raises(CurrencyMismatch):
         dollars.offer_remedy(cid, actor="agent:alice", options=[five])
     assert dollars.get(cid).state == "apologised"
+
+
+def test_a_case_with_an_open_offer_cannot_move_to_a_policy_in_another_currency() -> None:
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    engine.offer_remedy(cid, actor="agent:alice", options=[refund("40")])
+    usd = parse_policy(POLICY_TEXT.replace("currency: EUR", "currency: USD"))
+    dollars, _ = new_engine(usd, store=store, previous_policies=[POLICY])
+    with pytest.raises(StepNotAllowed, match="open in EUR"):
+        dollars.migrate_policy(cid, actor="team-lead:sam", reason="new policy")

@@ -350,3 +350,34 @@ def test_opening_a_case_with_bad_data_names_the_field(engine: Engine) -> None:
 def test_the_machine_holds_no_cases() -> None:
     """Cases are never added to the shared machine."""
     assert MACHINE.models == []
+
+
+def test_opening_a_case_refuses_a_future_date_and_ignores_blank_text(engine: Engine) -> None:
+    """Regression: open_case took 2099 as the date it happened, and '  ' as details."""
+    with pytest.raises(InvalidStepData, match="in the future"):
+        engine.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="web",
+                         occurred_on="2099-01-01")  # fmt: skip
+    case = engine.open_case(
+        actor=AGENT, customer={"id": "c", "name": "N"}, channel="web", details="   "
+    )
+    assert case.details is None
+
+
+def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) -> None:
+    from workflow import Decision, OfferRequest
+
+    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
+        return Decision.needs_approval("test", "always")
+
+    engine = Engine(store, clock=clock, decide=always_approve)
+    cid = open_case(engine)
+    for step, inputs in PATH[:5]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    with pytest.raises(PolicyViolation, match="four_eyes"):
+        engine.approve_offer(cid, actor="team-lead:ALICE")
+
+
+def test_an_idempotency_key_must_be_short_text(engine: Engine) -> None:
+    with pytest.raises(ValueError, match="1 to 200 characters"):
+        engine.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="web",
+                         idempotency_key="k" * 201)  # fmt: skip

@@ -12,7 +12,7 @@ from freezegun import freeze_time
 from adapters.memory import MemoryStore
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
-from workflow import Engine, ManualClock, StepNotAllowed
+from workflow import Case, Engine, ManualClock, StepNotAllowed
 
 HEL = ZoneInfo("Europe/Helsinki")
 POLICY = parse_policy(
@@ -333,3 +333,25 @@ def test_events_never_go_back_in_time_when_clocks_disagree() -> None:
     times = [e.at for e in engine.history(cid)]
     assert times == sorted(times)
     assert engine.state_at(cid, START + timedelta(hours=3)) == engine.get(cid)
+
+
+def test_one_case_that_cannot_be_swept_does_not_stop_the_sweep() -> None:
+    from workflow import StoreUnavailable
+
+    class Flaky(MemoryStore):
+        broken: str | None = None
+
+        def load(self, case_id: str) -> Case:
+            if case_id == self.broken:
+                raise StoreUnavailable("that row is on a disk that just failed")
+            return super().load(case_id)
+
+    store = Flaky()
+    engine, clock, _ = make(store)
+    first, second = open_on(engine, "chat"), open_on(engine, "chat")
+    store.broken = first
+    clock.advance(minutes=30)
+    fired = engine.tick()
+    assert {e.case_id for e in fired} == {second}
+    store.broken = None
+    assert {e.case_id for e in engine.tick()} == {first}

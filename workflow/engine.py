@@ -34,7 +34,7 @@ from workflow.errors import (
     StepNotAllowed,
 )
 from workflow.events import GENESIS, Event, format_at, make_event
-from workflow.guards import GUARDS, DecideHook, StepContext
+from workflow.guards import GUARDS, OCCURRED_ON_SLACK, DecideHook, StepContext
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
 from workflow.store import Store
@@ -66,6 +66,7 @@ def _actor_text(actor: Actor) -> str:
 
 
 SLA_ACTOR = "system:sla"
+MAX_IDEMPOTENCY_KEY = 200
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 _Item = tuple[str, dict[str, Any]]
 
@@ -200,12 +201,14 @@ class Engine:
                 "priority": Priority(priority).value,
                 "complainant_type": ComplainantType(complainant_type).value,
             }
-            if subject is not None:
-                data["subject"] = subject
-            if details is not None:
-                data["details"] = details
+            for name, text in (("subject", subject), ("details", details)):
+                if text is not None and text.strip():  # blank text is not information
+                    data[name] = text.strip()
             if occurred_on is not None:
-                data["occurred_on"] = _DATE.validate_python(occurred_on).isoformat()
+                day = _DATE.validate_python(occurred_on)
+                if day > (now + OCCURRED_ON_SLACK).date():
+                    raise ValueError(f"occurred_on {day.isoformat()} is in the future")
+                data["occurred_on"] = day.isoformat()
             if category is not None:
                 data["category"] = _SLUG.validate_python(category)
                 known = self.policy.categories
@@ -389,6 +392,8 @@ class Engine:
                 fired.extend(self._sweep(case_id, when))
             except ConcurrencyConflict:
                 self._log.info("sla sweep: case changed under this worker", case_id=case_id)
+            except ComplaintflowError as error:  # one bad case must not stop the sweep
+                self._log.warning("sla sweep: case skipped", case_id=case_id, error=str(error))
         return fired
 
     def _sweep(self, case_id: str, now: datetime) -> list[Event]:
@@ -425,6 +430,8 @@ class Engine:
 
     def _earlier_result(self, key: str) -> Case | None:
         """The case as the command with idempotency ``key`` left it, if it ran."""
+        if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
+            raise ValueError(f"an idempotency key is text of 1 to {MAX_IDEMPOTENCY_KEY} characters")
         found = self.store.find_idempotent(key)
         if found is None:
             return None

@@ -288,7 +288,7 @@ def _offer_number(ctx: StepContext, status: OfferStatus) -> int:
 def approve_offer(ctx: StepContext) -> dict[str, Any]:
     number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
     offer = ctx.case.offers[-1]
-    if Actor.parse(offer.offered_by).id == ctx.actor.id:
+    if Actor.parse(offer.offered_by).id.casefold() == ctx.actor.id.casefold():
         ctx.violation(
             Decision.denied(
                 "approval.four_eyes",
@@ -419,6 +419,16 @@ def migrate_policy(ctx: StepContext) -> dict[str, Any]:
     assert target is not None
     if ctx.case.policy_version == target.stamp:
         ctx.invalid("policy", f"the case already runs under {target.stamp}")
+    offer = ctx.case.current_offer
+    if (
+        offer is not None
+        and offer.status in (OfferStatus.OPEN, OfferStatus.AWAITING_APPROVAL)
+        and target.currency != ctx.policy.currency
+    ):
+        ctx.not_allowed(
+            f"offer {offer.number} is open in {ctx.policy.currency}; the new policy's currency "
+            f"is {target.currency}: settle or decline the offer first"
+        )
     return {"from": ctx.case.policy_version, "to": target.stamp, "reason": reason}
 
 
