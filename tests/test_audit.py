@@ -232,3 +232,21 @@ def test_the_audit_commands(tmp_path: Path) -> None:
     bad = runner.invoke(main, ["audit", "verify", "--store", url, "--digest", str(saved)])
     assert bad.exit_code == 1
     assert "TAMPERED  case case-0 event 2: content does not match its hash" in bad.output
+
+
+def test_csv_export_has_one_row_per_event_and_a_time_window() -> None:
+    import csv
+
+    from adapters.memory import MemoryStore
+
+    store = MemoryStore()
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock)
+    out = io.StringIO()
+    assert audit.export_csv(store, out) == 14
+    rows = list(csv.DictReader(io.StringIO(out.getvalue())))
+    assert [r["type"] for r in rows[:2]] == ["open", "acknowledge"]
+    assert json.loads(rows[2]["data"]) == {"note": PATH[1][1]["note"]}
+    window = io.StringIO()
+    since, until = START + timedelta(minutes=30), START + timedelta(minutes=90)
+    assert audit.export_csv(store, window, ["case-0"], since=since, until=until) == 2

@@ -100,19 +100,43 @@ def show(case_id: str, store_url: str, at: str | None) -> None:
     click.echo(f"state: {case.state}, version {case.version}, priority {case.priority.value}")
 
 
+def _instant(value: str | None, name: str) -> datetime | None:
+    if value is None:
+        return None
+    moment = datetime.fromisoformat(value)
+    if moment.tzinfo is None:
+        raise click.BadParameter(f"{name} needs a time zone, e.g. 2026-11-01T00:00:00+00:00")
+    return moment
+
+
 @audit_group.command()
 @_STORE
 @click.option("--case", "case_id", default=None, help="Only this case.")
+@click.option("--since", default=None, help="Only events at or after this ISO 8601 instant.")
+@click.option("--until", default=None, help="Only events before this ISO 8601 instant.")
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
+              show_default=True)  # fmt: skip
 @click.option("-o", "--output", default="-", help="File to write (default: stdout).")
-def export(store_url: str, case_id: str | None, output: str) -> None:
-    """Export events as JSON Lines (full fidelity, verifiable offline)."""
+def export(
+    store_url: str,
+    case_id: str | None,
+    since: str | None,
+    until: str | None,
+    fmt: str,
+    output: str,
+) -> None:
+    """Export events: JSON Lines (full fidelity, verifiable offline) or CSV (one row per
+    event, for a spreadsheet); streamed case by case."""
+    writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
+    window = {"since": _instant(since, "--since"), "until": _instant(until, "--until")}
     store = _open(store_url)
     try:
+        ids = [case_id] if case_id else None
         if output == "-":
-            count = audit.export_jsonl(store, sys.stdout, [case_id] if case_id else None)
+            count = writer(store, sys.stdout, ids, **window)
         else:
-            with open(output, "w", encoding="utf-8") as out:
-                count = audit.export_jsonl(store, out, [case_id] if case_id else None)
+            with open(output, "w", encoding="utf-8", newline="") as out:
+                count = writer(store, out, ids, **window)
     finally:
         store.close()
     click.echo(f"{count} events exported", err=True)
