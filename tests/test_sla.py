@@ -355,3 +355,39 @@ def test_one_case_that_cannot_be_swept_does_not_stop_the_sweep() -> None:
     assert {e.case_id for e in fired} == {second}
     store.broken = None
     assert {e.case_id for e in engine.tick()} == {first}
+
+
+def test_with_freezegun_a_friday_evening_ticket_breaches_on_monday_morning() -> None:
+    """The engine on its default wall clock, time frozen and moved by freezegun."""
+    policy = parse_policy(
+        POLICY_TEXT_BASE + "    - {id: first-reply, step: listen, start: opened, within: PT2H, "
+        "calendar: office}\n"
+    )
+    store = MemoryStore()
+    friday_evening = datetime(2026, 11, 13, 16, 30, tzinfo=HEL)
+    with freeze_time(friday_evening):
+        engine = Engine(store, policy=policy)  # SystemClock: reads the frozen time
+        cid = open_on(engine, "email")
+    with freeze_time(datetime(2026, 11, 16, 10, 29, tzinfo=HEL)):  # Monday 10:29
+        assert [e.data["key"] for e in engine.tick() if "first-reply" in e.data["key"]] == [
+            "0:first-reply:warn75"
+        ]
+    with freeze_time(datetime(2026, 11, 16, 10, 30, tzinfo=HEL)):  # 30 min Fri + 90 Mon
+        fired = [e.data["key"] for e in engine.tick()]
+    assert "0:first-reply:breach" in fired
+    assert engine.get(cid).first_breach_at == datetime(2026, 11, 16, 10, 30, tzinfo=HEL)
+
+
+POLICY_TEXT_BASE = """
+name: freezegun shop
+version: "1"
+currency: EUR
+calendars:
+  office:
+    timezone: Europe/Helsinki
+    country: FI
+    hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"],
+            thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+sla:
+  targets:
+"""
