@@ -420,6 +420,11 @@ class Engine:
             self._log.info("sla event", case_id=case_id, step=event.type, seq=event.seq)
         return events
 
+    def policy_of(self, case: Case) -> Policy:
+        """The policy the case runs under (the engine's current one if it was not given
+        the case's)."""
+        return self._policies.get(case.policy_version, self.policy)
+
     def sla_status(self, case_id: str, now: datetime | None = None) -> list[sla.TargetStatus]:
         """Each SLA target of the case: elapsed and remaining (calendar and business
         time), paused, warned, breached, achieved."""

@@ -1,0 +1,192 @@
+"""Reports checked against hand-computed figures on a fixed data set (frozen clock)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.memory import MemoryStore
+from policies.loader import parse_policy
+from workflow import Engine, Money, Remedy, reports
+from workflow.cli import main
+
+HEL = ZoneInfo("Europe/Helsinki")
+START = datetime(2026, 11, 9, 10, 0, tzinfo=HEL)  # Monday
+POLICY = parse_policy(
+    """
+name: report shop
+version: "1"
+currency: EUR
+roles:
+  agent: {authority: 50.00}
+  team-lead: {authority: 200.00}
+calendars:
+  office:
+    timezone: Europe/Helsinki
+    country: FI
+    hours: {mon: ["09:00-17:00"], tue: ["09:00-17:00"], wed: ["09:00-17:00"],
+            thu: ["09:00-17:00"], fri: ["09:00-17:00"]}
+sla:
+  targets:
+    - {id: ack-chat, step: acknowledge, within: PT10M, when: {channel: [chat]}}
+    - {id: ack-email, step: acknowledge, within: PT24H}
+feedback:
+  required_before_close: false
+"""
+)
+REPLACEMENT = Remedy(kind="replacement")
+
+
+def refund(amount: str) -> Remedy:
+    return Remedy(kind="refund", amount=Money.of(amount, "EUR"))
+
+
+class Settable:
+    """A clock each case's story can set: every case starts at START."""
+
+    def __init__(self) -> None:
+        self.moment = START
+
+    def now(self) -> datetime:
+        return self.moment
+
+
+class Shop:
+    def __init__(self) -> None:
+        self.clock = Settable()
+        self.engine = Engine(MemoryStore(), policy=POLICY, clock=self.clock)
+
+    def at(self, delta: timedelta) -> None:
+        self.clock.moment = START + delta
+
+    def open(self, cid: str, channel: str, category: str) -> None:
+        self.at(timedelta(0))
+        self.engine.open_case(actor="system:in", customer={"id": cid, "name": "N"},
+                              channel=channel, subject="s", category=category, case_id=cid,
+                              occurred_on="2026-11-08", details="d")  # fmt: skip
+
+    def step(self, cid: str, step: str, actor: str = "agent:alice", **data: Any) -> None:
+        self.engine.step(cid, step, actor=actor, **data)
+
+    def up_to_offer(self, cid: str, ack_after: timedelta) -> None:
+        self.at(ack_after)
+        self.step(cid, "acknowledge")
+        for step, data in (("listen", {"note": "n"}), ("record", {"contact": "c"}),
+                           ("apologise", {"message": "m"})):  # fmt: skip
+            self.step(cid, step, **data)
+
+    def settle(self, cid: str, closed_after: timedelta, score: int | None = None) -> None:
+        self.step(cid, "accept_remedy", actor="customer:c", option=1, promise="p",
+                  due=self.clock.now() + timedelta(days=90))  # fmt: skip
+        self.step(cid, "keep_promise", evidence="e")
+        if score is not None:
+            self.step(cid, "request_feedback")
+            self.step(cid, "record_feedback", actor="customer:c", score=score)
+        self.at(closed_after)
+        self.step(cid, "close")
+
+
+@pytest.fixture(scope="module")
+def shop() -> Shop:
+    s = Shop()
+    # A: email, acknowledged after an hour, refund 40, score 5, closed after 2 days.
+    s.open("A", "email", "delivery")
+    s.up_to_offer("A", timedelta(hours=1))
+    s.step("A", "offer_remedy", options=[refund("40")])
+    s.settle("A", timedelta(days=2), score=5)
+    # B: chat, acknowledged after 20 min (breach); a coupon declined; refund 90 approved
+    # by a team lead; score 3; closed after 20 days.
+    s.open("B", "chat", "billing")
+    s.up_to_offer("B", timedelta(minutes=20))
+    s.step("B", "offer_remedy", options=[Remedy(kind="coupon", amount=Money.of("10", "EUR"))])
+    s.step("B", "decline_remedy", actor="customer:c")
+    s.step("B", "offer_remedy", options=[refund("90")])
+    s.step("B", "approve_offer", actor="team-lead:sam")
+    s.settle("B", timedelta(days=20), score=3)
+    # C: email, acknowledged after 30 hours (breach); transferred once, escalated once;
+    # still open.
+    s.open("C", "email", "delivery")
+    s.at(timedelta(hours=30))
+    s.step("C", "acknowledge")
+    s.step("C", "assign", to="alice")
+    s.step("C", "assign", to="bob")
+    s.step("C", "escalate", reason="angry", to_role="team-lead")
+    # D: closed after 40 days; E: closed after 3 days and reopened; F: closed after 60 days.
+    for cid, days in (("D", 40), ("E", 3), ("F", 60)):
+        s.open(cid, "email", "product")
+        s.up_to_offer(cid, timedelta(hours=2))
+        s.step(cid, "offer_remedy", options=[REPLACEMENT])
+        s.settle(cid, timedelta(days=days))
+    s.at(timedelta(days=4))
+    s.step("E", "reopen", actor="customer:c", reason="broke again")
+    return s
+
+
+def test_sla_attainment_per_target_and_channel(shop: Shop) -> None:
+    assert reports.sla_attainment(shop.engine) == [
+        {"target": "ack-chat", "step": "acknowledge", "channel": "chat", "met": 0,
+         "breached": 1, "attainment_pct": "0.0"},
+        {"target": "ack-email", "step": "acknowledge", "channel": "email", "met": 4,
+         "breached": 1, "attainment_pct": "80.0"},
+    ]  # fmt: skip
+
+
+def test_compensation_spend_per_kind_with_approvals_and_declines(shop: Shop) -> None:
+    assert reports.compensation_spend(shop.engine) == [
+        {"kind": "coupon", "currency": "", "paid": "0", "offers": 1, "approved": 0,
+         "declined": 1, "accepted": 0},
+        {"kind": "refund", "currency": "EUR", "paid": "130.00", "offers": 2, "approved": 1,
+         "declined": 0, "accepted": 2},
+        {"kind": "replacement", "currency": "", "paid": "0", "offers": 3, "approved": 0,
+         "declined": 0, "accepted": 3},
+    ]  # fmt: skip
+    by_agent = reports.compensation_spend(shop.engine, by="agent")
+    assert [(r["agent"], r["paid"], r["offers"]) for r in by_agent] == [
+        ("agent:alice", "130.00", 6),
+    ]
+
+
+def test_handling_counts_transfers_escalations_and_reopenings(shop: Shop) -> None:
+    rows = {r["case_id"]: r for r in reports.handling(shop.engine)}
+    assert (rows["C"]["transfers"], rows["C"]["escalations"], rows["C"]["state"]) == (
+        1, 1, "escalated",
+    )  # fmt: skip
+    assert (rows["E"]["reopened"], rows["A"]["feedback"], rows["B"]["feedback"]) == (1, "5", "3")
+
+
+def test_summary_reopen_rate_and_feedback(shop: Shop) -> None:
+    assert reports.summary(shop.engine) == [
+        {"cases": 6, "closed": 4, "reopen_rate_pct": "20.0", "feedback_mean": "4.00"}
+    ]
+
+
+def test_regulatory_buckets(shop: Shop) -> None:
+    rows = reports.regulatory_buckets(shop.engine, POLICY.calendars["office"])
+    assert rows == [
+        {"bucket": "within 3 business days", "cases": 1},
+        {"bucket": "within 4 weeks", "cases": 1},
+        {"bucket": "4-8 weeks", "cases": 1},
+        {"bucket": "over 8 weeks", "cases": 1},
+    ]
+
+
+def test_the_report_command_prints_table_json_and_csv(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shop.engine.store)
+    monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [POLICY])
+    runner = CliRunner()
+    table = runner.invoke(main, ["report", "summary", "--store", "x://"])
+    assert table.exit_code == 0, table.output
+    assert table.output.splitlines()[1].split() == ["6", "4", "20.0", "4.00"]
+    as_json = runner.invoke(main, ["report", "regulatory", "--store", "x://", "--format", "json"])
+    assert [r["cases"] for r in __import__("json").loads(as_json.output)] == [1, 1, 1, 1]
+    as_csv = runner.invoke(main, ["report", "spend", "--store", "x://", "--format", "csv",
+                                  "--by", "category"])  # fmt: skip
+    assert (
+        as_csv.output.splitlines()[0] == "category,currency,paid,offers,approved,declined,accepted"
+    )

@@ -1,0 +1,169 @@
+"""Reports over case histories: SLA attainment, compensation spend, case handling and
+the regulatory resolution buckets. Each report is a list of rows (dicts) with fixed
+columns, so it prints as a table, JSON or CSV alike.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from policies.calendar import WorkingCalendar
+from policies.money import minor_units
+from workflow import sla
+from workflow.domain import Case, OfferStatus
+from workflow.engine import Engine
+from workflow.replay import replay
+
+Row = dict[str, Any]
+
+
+def _cases(engine: Engine) -> Iterable[Case]:
+    for case_id in engine.store.case_ids():
+        yield engine.get(case_id)
+
+
+def _cycles(engine: Engine, case: Case) -> list[Case]:
+    """The case as each of its cycles ended (just before each reopen), then as it is."""
+    events = engine.history(case.id)
+    ends = [replay(events[: e.seq - 1]) for e in events if e.type == "reopen"]
+    return [*ends, case]
+
+
+def sla_attainment(engine: Engine) -> list[Row]:
+    """Per target, step and channel, over every cycle of every case: targets met,
+    breached, and the attainment (met / decided, a percentage with one decimal)."""
+    counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for case in (cycle for current in _cases(engine) for cycle in _cycles(engine, current)):
+        policy = engine.policy_of(case)
+        for status in sla.status(case, policy, case.updated_at):
+            if status.done_at is None and not status.breached:
+                continue  # still running: not decided yet
+            key = (status.target, status.step, case.channel.value)
+            counts[key][0 if status.achieved else 1] += 1
+    rows = []
+    for (target, step, channel), (met, breached) in sorted(counts.items()):
+        decided = met + breached
+        rows.append(
+            {
+                "target": target,
+                "step": step,
+                "channel": channel,
+                "met": met,
+                "breached": breached,
+                "attainment_pct": str((Decimal(100) * met / decided).quantize(Decimal("0.1"))),
+            }
+        )
+    return rows
+
+
+def compensation_spend(engine: Engine, by: str = "kind") -> list[Row]:
+    """Accepted money remedies summed per ``by`` (``kind``, ``agent``, ``category`` or
+    ``customer``) and currency, with the offers made, approved and declined."""
+    if by not in ("kind", "agent", "category", "customer"):
+        raise ValueError("by must be kind, agent, category or customer")
+    totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
+    # per group: offers made, approved, declined, accepted
+    tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    for case in _cases(engine):
+        for offer in case.offers:
+            keys = {
+                "agent": offer.offered_by,
+                "category": case.category or "(none)",
+                "customer": case.customer.id,
+            }
+            paid = offer.paid
+            group = (paid.kind if paid else offer.options[0].kind) if by == "kind" else keys[by]
+            tally = tallies[group]
+            tally[0] += 1
+            tally[1] += offer.approved_by is not None
+            tally[2] += offer.status is OfferStatus.DECLINED
+            if offer.status is OfferStatus.ACCEPTED and paid is not None:
+                tally[3] += 1
+                if paid.amount is not None:
+                    totals[(group, paid.amount.currency)] += paid.amount.amount
+    rows = []
+    for group in sorted(tallies):
+        offers, approved, declined, accepted = tallies[group]
+        currencies = sorted(c for g, c in totals if g == group) or [""]
+        for currency in currencies:
+            rows.append(
+                {
+                    by: group,
+                    "currency": currency,
+                    "paid": _money(totals.get((group, currency), Decimal(0)), currency),
+                    "offers": offers,
+                    "approved": approved,
+                    "declined": declined,
+                    "accepted": accepted,
+                }
+            )
+    return rows
+
+
+def _money(amount: Decimal, currency: str) -> str:
+    if not currency:
+        return str(amount)
+    return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))
+
+
+def handling(engine: Engine) -> list[Row]:
+    """One row per case: transfers, escalations, reopenings, feedback score, state."""
+    rows = []
+    for case in _cases(engine):
+        scores = [f.score for f in case.feedback if f.score is not None]
+        rows.append(
+            {
+                "case_id": case.id,
+                "state": case.state,
+                "transfers": case.transfers,
+                "escalations": case.escalations,
+                "reopened": case.reopened,
+                "feedback": str(Decimal(sum(scores)) / len(scores)) if scores else "",
+            }
+        )
+    return rows
+
+
+def summary(engine: Engine) -> list[Row]:
+    """Cases, closed, reopen rate (reopened closed cases / closed), mean feedback score."""
+    cases = list(_cases(engine))
+    closed = [c for c in cases if c.closed_at is not None or c.reopened]
+    reopened = [c for c in closed if c.reopened]
+    scores = [f.score for c in cases for f in c.feedback if f.score is not None]
+    rate = Decimal(100) * len(reopened) / len(closed) if closed else Decimal(0)
+    mean = Decimal(sum(scores)) / len(scores) if scores else None
+    return [
+        {
+            "cases": len(cases),
+            "closed": len([c for c in cases if c.state == "closed"]),
+            "reopen_rate_pct": str(rate.quantize(Decimal("0.1"))),
+            "feedback_mean": str(mean.quantize(Decimal("0.01"))) if mean is not None else "",
+        }
+    ]
+
+
+BUCKETS = ("within 3 business days", "within 4 weeks", "4-8 weeks", "over 8 weeks")
+
+
+def regulatory_buckets(engine: Engine, calendar: WorkingCalendar) -> list[Row]:
+    """Closed cases by the time from receipt to closing, in the buckets regulators ask
+    for (FCA DISP): by the close of the third business day after receipt (on
+    ``calendar``), within four weeks, four to eight weeks, over eight weeks."""
+    counts = dict.fromkeys(BUCKETS, 0)
+    for case in _cases(engine):
+        if case.state != "closed" or case.closed_at is None or case.cycle_started_at is None:
+            continue
+        received, closed = case.cycle_started_at, case.closed_at
+        if closed <= calendar.close_of_business_day(received, 3):
+            counts[BUCKETS[0]] += 1
+        elif closed - received <= timedelta(weeks=4):
+            counts[BUCKETS[1]] += 1
+        elif closed - received <= timedelta(weeks=8):
+            counts[BUCKETS[2]] += 1
+        else:
+            counts[BUCKETS[3]] += 1
+    return [{"bucket": bucket, "cases": count} for bucket, count in counts.items()]
