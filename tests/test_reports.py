@@ -190,3 +190,23 @@ def test_the_report_command_prints_table_json_and_csv(
     assert (
         as_csv.output.splitlines()[0] == "category,currency,paid,offers,approved,declined,accepted"
     )
+
+
+def test_recurring_complaints_per_week_flag_the_rising_ones() -> None:
+    engine = Engine(MemoryStore(), policy=POLICY, clock=Settable())
+    clock = engine.clock
+    assert isinstance(clock, Settable)
+    plan = [(0, "delivery", "Parcel late"), (1, "delivery", "parcel late "),
+            (7, "delivery", "Parcel late"), (8, "delivery", "Parcel late"),
+            (9, "delivery", "Parcel late"), (8, "billing", "Charged twice")]  # fmt: skip
+    for i, (day, category, subject) in enumerate(plan):
+        clock.moment = START + timedelta(days=day)
+        engine.open_case(actor="system:in", customer={"id": f"c{i}", "name": "N"},
+                         channel="web", subject=subject, category=category)  # fmt: skip
+    rows = [(r["category"], r["subject"], r["week"], r["count"], r["previous_week"], r["rising"])
+            for r in reports.recurring(engine)]  # fmt: skip
+    assert rows == [
+        ("billing", "charged twice", "2026-W47", 1, 0, False),
+        ("delivery", "parcel late", "2026-W46", 2, 0, True),
+        ("delivery", "parcel late", "2026-W47", 3, 2, True),
+    ]

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -144,6 +144,37 @@ def summary(engine: Engine) -> list[Row]:
             "feedback_mean": str(mean.quantize(Decimal("0.01"))) if mean is not None else "",
         }
     ]
+
+
+def recurring(engine: Engine) -> list[Row]:
+    """Complaints counted per category, subject and ISO week of opening; a row is
+    ``rising`` when its count is at least 2 and higher than the week before."""
+    counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    for case in _cases(engine):
+        iso = case.opened_at.isocalendar()
+        key = (
+            case.category or "(none)",
+            (case.subject or "").strip().lower(),
+            f"{iso.year}-W{iso.week:02d}",
+        )
+        counts[key] += 1
+    rows = []
+    for (category, subject, week), count in sorted(counts.items()):
+        monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
+        before = (monday - timedelta(days=7)).isocalendar()
+        previous_key = f"{before.year}-W{before.week:02d}"
+        previous = counts.get((category, subject, previous_key), 0)
+        rows.append(
+            {
+                "category": category,
+                "subject": subject,
+                "week": week,
+                "count": count,
+                "previous_week": previous,
+                "rising": count >= 2 and count > previous,
+            }
+        )
+    return rows
 
 
 BUCKETS = ("within 3 business days", "within 4 weeks", "4-8 weeks", "over 8 weeks")

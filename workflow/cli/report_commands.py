@@ -12,7 +12,7 @@ import click
 from workflow import reports
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 
-REPORTS = ("sla", "spend", "handling", "summary", "regulatory")
+REPORTS = ("sla", "spend", "handling", "summary", "recurring", "regulatory")
 
 
 def _print(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -68,6 +68,8 @@ def report(
             rows = reports.handling(engine)
         elif name == "summary":
             rows = reports.summary(engine)
+        elif name == "recurring":
+            rows = reports.recurring(engine)
         else:
             calendars = engine.policy.calendars
             if not calendars:
