@@ -210,3 +210,23 @@ def test_recurring_complaints_per_week_flag_the_rising_ones() -> None:
         ("delivery", "parcel late", "2026-W46", 2, 0, True),
         ("delivery", "parcel late", "2026-W47", 3, 2, True),
     ]
+
+
+def test_the_html_report_is_one_self_contained_page_with_charts(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shop.engine.store)
+    monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [POLICY])
+    out = tmp_path / "report.html"
+    result = CliRunner().invoke(
+        main, ["report", "summary", "--store", "x://", "--format", "html", "-o", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>")
+    assert page.count("<svg") == 2  # SLA attainment and the regulatory buckets
+    assert "<td>80.0</td>" in page  # ack-email attainment, as in the sla report
+    assert "within 3 business days" in page
+    assert "src=" not in page
+    assert "<script" not in page
+    assert 'href="http' not in page

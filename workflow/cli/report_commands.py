@@ -11,6 +11,7 @@ import click
 
 from workflow import reports
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
+from workflow.report_html import render
 
 REPORTS = ("sla", "spend", "handling", "summary", "recurring", "regulatory")
 
@@ -38,8 +39,10 @@ def _print(rows: list[dict[str, Any]], fmt: str) -> None:
 @click.argument("name", type=click.Choice(REPORTS))
 @_STORE
 @_POLICY
-@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv"]), default="table",
-              show_default=True)  # fmt: skip
+@click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
+              default="table", show_default=True,
+              help="html: every report in one self-contained file with charts.")  # fmt: skip
+@click.option("-o", "--output", default="-", help="File to write (html; default: stdout).")
 @click.option("--by", default="kind", show_default=True,
               help="spend: group by kind, agent, category or customer.")  # fmt: skip
 @click.option(
@@ -52,13 +55,28 @@ def report(
     store_url: str,
     policy_files: tuple[str, ...],
     fmt: str,
+    output: str,
     by: str,
     calendar: str | None,
 ) -> None:
     """Print a report: sla (attainment per target and channel), spend (compensation),
-    handling (per case), summary (reopen rate, feedback), regulatory (resolution
-    buckets)."""
+    handling (per case), summary (reopen rate, feedback), recurring (per category and
+    week), regulatory (resolution buckets). ``--format html`` writes every report in one
+    self-contained page with charts (NAME is then ignored)."""
     engine = _engine(store_url, policy_files)
+    if fmt == "html":
+        try:
+            calendars = engine.policy.calendars
+            business = calendars.get(calendar or next(iter(calendars), ""))
+            page = render(engine, business, f"complaintflow report: {store_url}")
+        finally:
+            engine.store.close()
+        if output == "-":
+            click.echo(page)
+        else:
+            with open(output, "w", encoding="utf-8") as out:
+                out.write(page)
+        return
     try:
         if name == "sla":
             rows = reports.sla_attainment(engine)

@@ -1,0 +1,75 @@
+"""One self-contained HTML file with the reports and bar charts (inline SVG, no scripts,
+no external files), for a quality lead who would rather look than read."""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any
+
+from policies.calendar import WorkingCalendar
+from workflow import reports
+from workflow.engine import Engine
+
+Row = dict[str, Any]
+
+_STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;color:#222;max-width:70rem}
+h1{font-size:1.5rem}h2{font-size:1.15rem;margin-top:2rem}
+table{border-collapse:collapse;font-size:.9rem}td,th{border:1px solid #ccc;padding:.25rem .5rem}
+th{background:#f3f3f3;text-align:left}svg text{font-size:12px}
+"""
+
+
+def _table(rows: list[Row]) -> str:
+    if not rows:
+        return "<p>(no rows)</p>"
+    columns = list(rows[0])
+    head = "".join(f"<th>{escape(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(str(r[c]))}</td>" for c in columns) + "</tr>" for r in rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def bar_chart(bars: list[tuple[str, float]], *, unit: str = "", width: int = 520) -> str:
+    """Horizontal bars as inline SVG: ``(label, value)`` pairs."""
+    if not bars:
+        return ""
+    top = max(value for _, value in bars) or 1
+    row = 22
+    label_width = 220
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
+             f'height="{row * len(bars) + 4}" role="img">']  # fmt: skip
+    for i, (label, value) in enumerate(bars):
+        y = i * row + 2
+        length = (width - label_width - 60) * value / top
+        parts.append(
+            f'<text x="0" y="{y + 14}">{escape(label)}</text>'
+            f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="16" fill="#3b7dd8"/>'
+            f'<text x="{label_width + length + 4:.1f}" y="{y + 14}">{value:g}{escape(unit)}</text>'
+        )
+    parts.append("</svg>")
+    return "".join(parts)
+
+
+def render(engine: Engine, calendar: WorkingCalendar | None, title: str) -> str:
+    sla = reports.sla_attainment(engine)
+    sections = [
+        ("SLA attainment",
+         bar_chart([(f"{r['target']} ({r['channel']})", float(r["attainment_pct"])) for r in sla],
+                   unit="%") + _table(sla)),
+        ("Compensation by remedy kind", _table(reports.compensation_spend(engine))),
+        ("Summary", _table(reports.summary(engine))),
+        ("Recurring complaints", _table(reports.recurring(engine))),
+        ("Handling per case", _table(reports.handling(engine))),
+    ]  # fmt: skip
+    if calendar is not None:
+        buckets = reports.regulatory_buckets(engine, calendar)
+        chart = bar_chart([(str(r["bucket"]), float(r["cases"])) for r in buckets])
+        sections.insert(1, ("Resolution time (regulatory buckets)", chart + _table(buckets)))
+    body = "".join(f"<h2>{escape(name)}</h2>{html}" for name, html in sections)
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
+        f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
+        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+    )
