@@ -230,3 +230,13 @@ def test_the_html_report_is_one_self_contained_page_with_charts(
     assert "src=" not in page
     assert "<script" not in page
     assert 'href="http' not in page
+
+
+def test_time_per_checklist_step(shop: Shop) -> None:
+    rows = {r["step"]: r for r in reports.time_per_step(shop.engine)}
+    # acknowledge: A 1h, B 20 min, C 30h, D/E/F 2h each (E was reopened but not
+    # acknowledged again). Sorted: 0h20 1h 2h 2h 2h 30h.
+    assert (rows["acknowledge"]["taken"], rows["acknowledge"]["median"]) == (6, "2h00")
+    assert rows["acknowledge"]["mean"] == "6h13"  # (20 + 60 + 3*120 + 1800) / 6 minutes
+    # close: A after 2 days, B 20 days, D 40, E 3, F 60 (from keep_promise or feedback).
+    assert rows["close"]["taken"] == 5

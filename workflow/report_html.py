@@ -58,6 +58,7 @@ def render(engine: Engine, calendar: WorkingCalendar | None, title: str) -> str:
         ("SLA attainment",
          bar_chart([(f"{r['target']} ({r['channel']})", float(r["attainment_pct"])) for r in sla],
                    unit="%") + _table(sla)),
+        ("Time per checklist step", _table(reports.time_per_step(engine))),
         ("Compensation by remedy kind", _table(reports.compensation_spend(engine))),
         ("Summary", _table(reports.summary(engine))),
         ("Recurring complaints", _table(reports.recurring(engine))),

@@ -9,11 +9,13 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
 from decimal import Decimal
+from statistics import median
 from typing import Any
 
 from policies.calendar import WorkingCalendar
 from policies.money import minor_units
 from workflow import sla
+from workflow.checklist import CHECKLIST
 from workflow.domain import Case, OfferStatus
 from workflow.engine import Engine
 from workflow.replay import replay
@@ -144,6 +146,42 @@ def summary(engine: Engine) -> list[Row]:
             "feedback_mean": str(mean.quantize(Decimal("0.01"))) if mean is not None else "",
         }
     ]
+
+
+def _duration(delta: timedelta) -> str:
+    minutes = int(delta.total_seconds() // 60)
+    hours, mins = divmod(minutes, 60)
+    return f"{hours}h{mins:02d}"
+
+
+def time_per_step(engine: Engine) -> list[Row]:
+    """For each checklist step: how often it was taken and the mean and median time from
+    the step before it (the opening, or the reopening, for ``acknowledge``), over every
+    cycle of every case."""
+    spans: dict[str, list[timedelta]] = defaultdict(list)
+    for case_id in engine.store.case_ids():
+        previous = None
+        for event in engine.history(case_id):
+            if event.type in ("open", "reopen"):
+                previous = event.at
+            elif event.type in CHECKLIST and previous is not None:
+                spans[event.type].append(event.at - previous)
+                previous = event.at
+    rows = []
+    for step in CHECKLIST:
+        taken = sorted(spans.get(step, []))
+        if not taken:
+            continue
+        mean = sum(taken, timedelta(0)) / len(taken)
+        rows.append(
+            {
+                "step": step,
+                "taken": len(taken),
+                "mean": _duration(mean),
+                "median": _duration(timedelta(seconds=median(t.total_seconds() for t in taken))),
+            }
+        )
+    return rows
 
 
 def recurring(engine: Engine) -> list[Row]:

@@ -13,7 +13,7 @@ from workflow import reports
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 from workflow.report_html import render
 
-REPORTS = ("sla", "spend", "handling", "summary", "recurring", "regulatory")
+REPORTS = ("sla", "steps", "spend", "handling", "summary", "recurring", "regulatory")
 
 
 def _print(rows: list[dict[str, Any]], fmt: str) -> None:
@@ -80,6 +80,8 @@ def report(
     try:
         if name == "sla":
             rows = reports.sla_attainment(engine)
+        elif name == "steps":
+            rows = reports.time_per_step(engine)
         elif name == "spend":
             rows = reports.compensation_spend(engine, by)
         elif name == "handling":
