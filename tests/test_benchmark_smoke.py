@@ -37,3 +37,10 @@ def test_the_sql_benchmark_runs_end_to_end() -> None:
 
     result = bench_sql.main(["--cases", "3", "--rounds", "1", "--postgres", ""])
     assert set(result) == {"sqlite_engine", "sqlite_raw", "sqlite_ratio"}
+
+
+def test_the_audit_benchmark_runs_end_to_end() -> None:
+    from tests.benchmarks import bench_audit
+
+    result = bench_audit.main(["--cases", "3", "--export-events", "300"])
+    assert result["export_events"] == 300
