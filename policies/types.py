@@ -12,7 +12,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 
 
-def _no_float(value: Any) -> Any:
+def refuse_float(value: Any) -> Any:
     """Refuse a float (or a boolean) where an amount of money is expected."""
     if isinstance(value, float):
         raise ValueError(
@@ -23,10 +23,7 @@ def _no_float(value: Any) -> Any:
     return value
 
 
-refuse_float = _no_float
-
-
-Amount = Annotated[Decimal, BeforeValidator(_no_float), Field(ge=0, allow_inf_nan=False)]
+Amount = Annotated[Decimal, BeforeValidator(refuse_float), Field(ge=0, allow_inf_nan=False)]
 
 _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -71,7 +68,7 @@ class LocatedError(ValueError):
         super().__init__("; ".join(message for _, message in problems))
 
 
-Multiplier = Annotated[Decimal, BeforeValidator(_no_float), Field(gt=0, allow_inf_nan=False)]
+Multiplier = Annotated[Decimal, BeforeValidator(refuse_float), Field(gt=0, allow_inf_nan=False)]
 
 
 def _version_text(value: Any) -> Any:

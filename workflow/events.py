@@ -134,9 +134,6 @@ def canonical(
     )
 
 
-_STR = str
-
-
 def _canonical_text(
     case_id: str,
     seq: int,
@@ -155,11 +152,11 @@ def _canonical_text(
         _encode_c is None
         or type(data) is not dict
         or type(seq) is not int
-        or type(case_id) is not _STR
-        or type(type_) is not _STR
-        or type(actor) is not _STR
-        or type(policy_version) is not _STR
-        or type(prev_hash) is not _STR
+        or type(case_id) is not str
+        or type(type_) is not str
+        or type(actor) is not str
+        or type(policy_version) is not str
+        or type(prev_hash) is not str
     ):
         return canonical_json(
             _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
