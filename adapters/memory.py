@@ -12,6 +12,7 @@ from workflow.domain import Case
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import Event
 from workflow.sla import Deadline
+from workflow.store import Tombstone
 
 
 class MemoryStore:
@@ -32,6 +33,7 @@ class MemoryStore:
         self._due: list[tuple[datetime, int, str, str]] = []
         self._tiebreak = itertools.count()
         self._idempotency: dict[str, tuple[str, int]] = {}
+        self._tombstones: list[Tombstone] = []
 
     def load(self, case_id: str) -> Case:
         try:
@@ -117,6 +119,31 @@ class MemoryStore:
 
     def case_ids(self) -> Iterator[str]:
         return iter(list(self._snapshots))
+
+    def purge(self, tombstone: Tombstone) -> None:
+        case_id = tombstone.case_id
+        with self._lock:
+            current = self._snapshots.get(case_id)
+            found = current.version if current is not None else None
+            if current is None or found != tombstone.version:
+                raise ConcurrencyConflict(case_id, tombstone.version, found)
+            del self._snapshots[case_id]
+            del self._events[case_id]
+            self._deadlines.pop(case_id, None)  # heap entries are dropped as they come up
+            ids = self._by_customer[current.customer.id]
+            ids.remove(case_id)
+            if not ids:
+                del self._by_customer[current.customer.id]
+            self._idempotency = {
+                key: value for key, value in self._idempotency.items() if value[0] != case_id
+            }
+            self._tombstones.append(tombstone)
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        return iter(list(self._tombstones))
+
+    def scrub(self) -> None:
+        """Nothing to do: what is deleted from memory is unreachable."""
 
     def close(self) -> None:
         """Nothing to release."""

@@ -49,6 +49,7 @@ from workflow.errors import (
 )
 from workflow.events import Event, canonical_json
 from workflow.sla import Deadline
+from workflow.store import Tombstone
 
 #: How long a sweeper's claim on due deadlines holds before another worker may take them.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -388,6 +389,79 @@ class SqlStore:
         with _translated("reading an idempotency key"), self.reader.connect() as conn:
             row = conn.execute(select(t.c.case_id, t.c.version).where(t.c.key == key)).first()
         return (row[0], row[1]) if row else None
+
+    def purge(self, tombstone: Tombstone) -> None:
+        t = self.tables
+        case_id = tombstone.case_id
+        where = {"b_case_id": case_id}
+        with _translated(f"purging case {case_id}"), self.engine.begin() as conn:
+            query = self._case_version
+            if self.dialect == "postgresql":
+                query = query.with_for_update()
+            found = conn.execute(query, where).scalar()
+            if found != tombstone.version:
+                raise ConcurrencyConflict(case_id, tombstone.version, found)
+            conn.execute(delete(t.idempotency).where(t.idempotency.c.case_id == case_id))
+            conn.execute(self._clear_deadlines, where)
+            conn.execute(delete(t.events).where(t.events.c.case_id == case_id))
+            conn.execute(delete(t.cases).where(t.cases.c.case_id == case_id))
+            conn.execute(
+                insert(t.tombstones).values(
+                    case_id=case_id,
+                    version=tombstone.version,
+                    head_hash=tombstone.head_hash,
+                    opened_at=tombstone.opened_at,
+                    closed_at=tombstone.closed_at,
+                    purged_at=tombstone.purged_at,
+                    purged_by=tombstone.purged_by,
+                    reason=tombstone.reason,
+                )
+            )
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        t = self.tables.tombstones
+        with _translated("reading tombstones"), self.reader.connect() as conn:
+            rows = conn.execute(select(t).order_by(t.c.purged_at, t.c.case_id)).all()
+        return iter(
+            [
+                Tombstone(
+                    case_id=row.case_id,
+                    version=row.version,
+                    head_hash=row.head_hash,
+                    opened_at=row.opened_at,
+                    closed_at=row.closed_at,
+                    purged_at=row.purged_at,
+                    purged_by=row.purged_by,
+                    reason=row.reason,
+                )
+                for row in rows
+            ]
+        )
+
+    def scrub(self) -> None:
+        """SQLite: checkpoint the WAL into the file, ``VACUUM`` (rewrites the file without
+        free pages, where overwritten rows linger) and truncate the WAL. PostgreSQL:
+        ``VACUUM`` the tables, removing dead row versions (the server's own WAL and
+        backups follow their own retention: see docs/audit.md)."""
+        t = self.tables
+        with _translated("scrubbing the database"):
+            if self.dialect == "sqlite":
+                self.reader.dispose()  # no reader may hold the WAL open
+                raw = self.engine.raw_connection()
+                try:
+                    driver = raw.driver_connection
+                    assert driver is not None
+                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    driver.execute("VACUUM")
+                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                finally:
+                    raw.close()
+            elif self.dialect == "postgresql":
+                quote = self.engine.dialect.identifier_preparer.format_table
+                with self.engine.connect() as conn:
+                    conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    for table in (t.cases, t.events, t.deadlines, t.idempotency):
+                        conn.exec_driver_sql(f"VACUUM {quote(table)}")
 
     def close(self) -> None:
         self.engine.dispose()

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 #: The schema revision this code reads and writes (the Alembic head in adapters/migrations).
-SCHEMA_REVISION = "0001"
+SCHEMA_REVISION = "0002"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -56,6 +56,7 @@ class Tables:
     events: Table
     deadlines: Table
     idempotency: Table
+    tombstones: Table
     version_table: str
 
 
@@ -117,4 +118,18 @@ def build_tables(prefix: str = "cf_", schema: str | None = None) -> Tables:
         Column("version", Integer, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
     )
-    return Tables(metadata, cases, events, deadlines, idempotency, f"{prefix}alembic_version")
+    tombstones = Table(
+        f"{prefix}tombstones",
+        metadata,
+        Column("case_id", String(200), primary_key=True),
+        Column("version", Integer, nullable=False),
+        Column("head_hash", String(64), nullable=False),
+        Column("opened_at", UtcDateTime, nullable=False),
+        Column("closed_at", UtcDateTime, nullable=False),
+        Column("purged_at", UtcDateTime, nullable=False),
+        Column("purged_by", String(300), nullable=False),
+        Column("reason", Text, nullable=False),
+    )
+    return Tables(
+        metadata, cases, events, deadlines, idempotency, tombstones, f"{prefix}alembic_version"
+    )

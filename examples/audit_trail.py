@@ -11,7 +11,7 @@ from itertools import pairwise
 import structlog
 
 from adapters import open_store
-from workflow import GENESIS, Engine, ManualClock, replay
+from workflow import GENESIS, Engine, ManualClock, replay, vault_of
 
 
 def main() -> None:
@@ -42,7 +42,8 @@ def main() -> None:
     )
     hashes_ok = all(event.expected_hash() == event.hash for event in history)
     print("chain links:", chain_ok, "| hashes match content:", hashes_ok)
-    print("snapshot equals replay:", replay(history) == engine.get(cid))
+    case = engine.get(cid)
+    print("snapshot equals replay:", replay(history, vault_of(case.personal)) == case)
     print("policy:", history[-1].policy_version)
 
 

@@ -44,7 +44,7 @@ STEPS = (
     "refuse_offer", "accept_remedy", "decline_remedy", "keep_promise", "request_feedback",
     "close", "escalate", "resume", "reopen", "withdraw", "add_note", "assign", "classify",
     "pause_sla", "resume_sla", "record_feedback", "migrate_policy", "sla_warning",
-    "sla_breached",
+    "sla_breached", "erase_personal_data",
 )  # fmt: skip
 PRIORITIES = ("low", "normal", "high", "urgent")
 

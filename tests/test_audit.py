@@ -128,11 +128,25 @@ def test_a_forged_inserted_event_is_located(sql: tuple[SqlStore, str, str]) -> N
 
 def test_an_edited_snapshot_is_located(sql: tuple[SqlStore, str, str]) -> None:
     store, url, p = setup(sql)
+    tamper(url, f"UPDATE {p}cases SET snapshot = REPLACE(snapshot, '\"transfers\":0', "
+                f"'\"transfers\":3') WHERE case_id = 'case-0'")  # fmt: skip
+    findings = audit.verify_store(store)
+    assert located(findings) == {("case-0", None)}
+    assert "snapshot differs" in findings[0].problem
+
+
+def test_an_edited_personal_value_is_located(sql: tuple[SqlStore, str, str]) -> None:
+    # The customer's name sits in the snapshot only (events hold its salted reference):
+    # changing it there, even consistently, no longer gives the reference.
+    store, url, p = setup(sql)
     tamper(url, f"UPDATE {p}cases SET snapshot = REPLACE(snapshot, '\"Ann\"', '\"Bob\"') "
                 f"WHERE case_id = 'case-0'")  # fmt: skip
     findings = audit.verify_store(store)
     assert located(findings) == {("case-0", None)}
-    assert "snapshot differs" in findings[0].problem
+    assert [f.problem for f in findings] == [
+        f"personal value {store.load('case-0').personal[0].ref} was altered (it no longer "
+        "gives its reference)"
+    ]
 
 
 def test_a_saved_digest_proves_nothing_was_rewritten(sql: tuple[SqlStore, str, str]) -> None:

@@ -21,6 +21,7 @@ from workflow import (
     PolicyViolation,
     Remedy,
     replay,
+    vault_of,
 )
 
 
@@ -47,7 +48,7 @@ def test_a_complaint_runs_through_every_checklist_step_in_order(engine: Engine) 
         assert case.version == seq
     history = engine.history(case_id)
     assert [e.type for e in history] == ["open", *CHECKLIST]
-    assert replay(history) == engine.get(case_id)
+    assert replay(history, vault_of(engine.get(case_id).personal)) == engine.get(case_id)
 
 
 def test_the_step_methods_record_what_they_are_given(engine: Engine, clock: ManualClock) -> None:

@@ -17,7 +17,7 @@ import pytest
 from adapters.sql import SqlStore
 from policies.loader import parse_policy
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
-from workflow import ConcurrencyConflict, Engine, ManualClock, StepRefused, replay
+from workflow import ConcurrencyConflict, Engine, ManualClock, StepRefused, replay, vault_of
 
 POLICY_TEXT = """
 name: multiprocess
@@ -97,7 +97,7 @@ def _check(url: str, prefix: str, notes: list[tuple[str, str]]) -> None:
         history = store.events(cid)
         assert [e.seq for e in history] == list(range(1, len(history) + 1))
         case = store.load(cid)
-        assert replay(history) == case
+        assert replay(history, vault_of(case.personal)) == case
         assert by_case.get(cid, set()) <= {note.text for note in case.notes}  # none lost
         fired = [e.data["key"] for e in history if e.type.startswith("sla_")]
         assert sorted(fired) == ["0:ack:breach", "0:ack:warn75"]  # each exactly once
@@ -174,7 +174,7 @@ def test_a_process_killed_mid_write_leaves_no_half_written_step(
         history = store.events(cid)
         case = store.load(cid)
         assert case.version == history[-1].seq == len(history)
-        assert replay(history) == case
+        assert replay(history, vault_of(case.personal)) == case
         written += len(case.notes)
     assert written > 0
     store.close()

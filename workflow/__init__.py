@@ -46,11 +46,13 @@ from workflow.errors import (
     StoreUnavailable,
 )
 from workflow.events import GENESIS, Event
+from workflow.personal import ERASED, Personal, vault_of
 from workflow.replay import replay
-from workflow.store import Store
+from workflow.store import Store, Tombstone
 
 __all__ = [
     "CHECKLIST",
+    "ERASED",
     "GENESIS",
     "STEP_NAMES",
     "Actor",
@@ -80,6 +82,7 @@ __all__ = [
     "OfferRequest",
     "OfferStatus",
     "Outcome",
+    "Personal",
     "Policy",
     "PolicyFileError",
     "PolicyViolation",
@@ -94,6 +97,7 @@ __all__ = [
     "StoreError",
     "StoreUnavailable",
     "SystemClock",
+    "Tombstone",
     "allowed_steps",
     "bundled_policy",
     "decide_offer",
@@ -101,4 +105,5 @@ __all__ = [
     "load_policy",
     "mermaid",
     "replay",
+    "vault_of",
 ]

@@ -17,10 +17,11 @@ from typing import IO
 from workflow.domain import Case
 from workflow.errors import AuditFailure
 from workflow.events import GENESIS, Event, event_from_json
+from workflow.personal import PERSONAL_PATHS, Personal, Vault, unseal_data, vault_of
 from workflow.replay import replay
 from workflow.store import Store
 
-EXPORT_FORMAT = "complaintflow-events/1"
+EXPORT_FORMAT = "complaintflow-events/2"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +61,30 @@ def check_chain(case_id: str, events: Iterable[Event]) -> list[Finding]:
     return findings
 
 
+def check_personal(case_id: str, entries: Iterable[Personal]) -> list[Finding]:
+    """Each personal value must still give the reference its events carry."""
+    return [
+        Finding(case_id, None, f"personal value {entry.ref} was altered (it no longer "
+                               "gives its reference)")
+        for entry in entries
+        if not entry.is_sound()
+    ]  # fmt: skip
+
+
 def verify_case(store: Store, case_id: str) -> list[Finding]:
-    """The chain, and that the stored snapshot equals a replay of the events."""
+    """The chain, the personal values, and that the stored snapshot equals a replay of
+    the events with those values."""
     events = store.events(case_id)
     findings = check_chain(case_id, events)
     if not events:
         return [Finding(case_id, None, "has no events")]
+    snapshot = store.load(case_id)
+    findings.extend(check_personal(case_id, snapshot.personal))
     try:
-        replayed = replay(events)
+        replayed = replay(events, vault_of(snapshot.personal))
     except AuditFailure as failure:
         findings.append(Finding(case_id, failure.seq, f"does not replay: {failure.reason}"))
         return findings
-    snapshot = store.load(case_id)
     if snapshot != replayed:
         findings.append(
             Finding(case_id, None, "the stored snapshot differs from a replay of its events")
@@ -80,12 +93,14 @@ def verify_case(store: Store, case_id: str) -> list[Finding]:
 
 
 def heads(store: Store) -> list[tuple[str, int, str]]:
-    """``(case_id, version, head hash)`` of every case, sorted by case id."""
+    """``(case_id, version, head hash)`` of every case, sorted by case id; a case purged
+    at the end of its retention period counts with its tombstone's head."""
     out = []
     for case_id in store.case_ids():
         events = store.events(case_id)
         last = events[-1]
         out.append((case_id, last.seq, last.hash))
+    out.extend((t.case_id, t.version, t.head_hash) for t in store.tombstones())
     return sorted(out)
 
 
@@ -100,11 +115,20 @@ def store_digest(store: Store) -> str:
 def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list[Finding]:
     """Each case in a saved digest must still have that event, with that hash."""
     findings = []
+    purged = {t.case_id: t for t in store.tombstones()}
     for case_id, (seq, head) in sorted(digest_heads.items()):
         try:
             events = store.events(case_id)
         except LookupError:
-            findings.append(Finding(case_id, None, "is in the saved digest but not in the store"))
+            tombstone = purged.get(case_id)
+            if tombstone is None:
+                findings.append(
+                    Finding(case_id, None, "is in the saved digest but not in the store")
+                )
+            elif tombstone.version != seq or tombstone.head_hash != head:
+                findings.append(
+                    Finding(case_id, seq, "purged, but its tombstone differs from the digest")
+                )
             continue
         if len(events) < seq or events[seq - 1].hash != head:
             findings.append(Finding(case_id, seq, "differs from the saved digest: rewritten"))
@@ -120,12 +144,13 @@ def verify_store(store: Store, case_id: str | None = None) -> list[Finding]:
     return findings
 
 
-def state_at(events: Iterable[Event], when: datetime) -> Case:
-    """The case as it stood at ``when``: a replay of the events up to then."""
+def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None) -> Case:
+    """The case as it stood at ``when``: a replay of the events up to then (with the
+    personal values ``vault`` still holds)."""
     upto = [e for e in events if e.at <= when]
     if not upto:
         raise AuditFailure("?", None, f"the case did not exist at {when.isoformat()}")
-    return replay(upto)
+    return replay(upto, vault or {})
 
 
 def _selected(
@@ -133,12 +158,20 @@ def _selected(
     case_ids: Iterable[str] | None,
     since: datetime | None,
     until: datetime | None,
-) -> Iterator[Event]:
-    """Events case by case (streamed), those with ``since <= at < until``."""
+) -> Iterator[tuple[str, list[Event]]]:
+    """Case by case (streamed): the events with ``since <= at < until``, if any."""
     for case_id in case_ids if case_ids is not None else store.case_ids():
-        for event in store.events(case_id):
-            if (since is None or event.at >= since) and (until is None or event.at < until):
-                yield event
+        events = [
+            event
+            for event in store.events(case_id)
+            if (since is None or event.at >= since) and (until is None or event.at < until)
+        ]
+        if events:
+            yield case_id, events
+
+
+def _dumps(obj: object) -> str:
+    return json.dumps(obj, ensure_ascii=False, sort_keys=True)
 
 
 def export_jsonl(
@@ -148,16 +181,25 @@ def export_jsonl(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    personal: bool = True,
 ) -> int:
-    """Write events as JSON Lines (one header line, then one event per line, each with
-    its hash), streaming case by case; optionally only events with ``since <= at <
-    until``. Returns the number of events written. (An export of a time window holds
-    whole chains only when the window starts at the cases' opening.)"""
+    """Write events as JSON Lines, streaming case by case: one header line, then for each
+    case its personal values (``{"personal": {case_id, ref, salt, value}}`` lines, left
+    out with ``personal=False`` for a pseudonymised export; erased values are gone) and
+    its events (one per line, each with its hash); optionally only events with ``since
+    <= at < until``. Returns the number of events written. (An export of a time window
+    holds whole chains only when the window starts at the cases' opening.)"""
     out.write(json.dumps({"format": EXPORT_FORMAT}) + "\n")
     written = 0
-    for event in _selected(store, case_ids, since, until):
-        out.write(json.dumps(event.to_json(), ensure_ascii=False, sort_keys=True) + "\n")
-        written += 1
+    for case_id, events in _selected(store, case_ids, since, until):
+        if personal:
+            for entry in store.load(case_id).personal:
+                record = {"case_id": case_id, "ref": entry.ref, "salt": entry.salt,
+                          "value": entry.value}  # fmt: skip
+                out.write(_dumps({"personal": record}) + "\n")
+        for event in events:
+            out.write(_dumps(event.to_json()) + "\n")
+            written += 1
     return written
 
 
@@ -172,21 +214,35 @@ def export_csv(
     *,
     since: datetime | None = None,
     until: datetime | None = None,
+    personal: bool = True,
 ) -> int:
-    """One row per event for a spreadsheet: the fields, ``data`` as compact JSON."""
+    """One row per event for a spreadsheet: the fields, ``data`` as compact JSON with
+    the personal values in place of their references (``[erased]`` once erased; the
+    references stay with ``personal=False``)."""
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     written = 0
-    for event in _selected(store, case_ids, since, until):
-        body = event.to_json()
-        body["data"] = json.dumps(body["data"], ensure_ascii=False, sort_keys=True)
-        writer.writerow([body[column] for column in CSV_COLUMNS])
-        written += 1
+    for case_id, events in _selected(store, case_ids, since, until):
+        vault = vault_of(store.load(case_id).personal) if personal else None
+        for event in events:
+            body = event.to_json()
+            data = body["data"]
+            if vault is not None and event.type in PERSONAL_PATHS:
+                data = _revealed(event, vault)
+            body["data"] = json.dumps(data, ensure_ascii=False, sort_keys=True)
+            writer.writerow([body[column] for column in CSV_COLUMNS])
+            written += 1
     return written
 
 
-def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
-    """Events from an export, validated as events (their hashes are not checked here)."""
+def _revealed(event: Event, vault: Vault) -> dict[str, object]:
+    try:
+        return unseal_data(event.type, event.data, vault)[0]
+    except ValueError:
+        return event.data  # not a reference: shown as stored (verify reports it)
+
+
+def _export_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, object]]]:
     it = iter(lines)
     header = json.loads(next(it, "{}") or "{}")
     if header.get("format") != EXPORT_FORMAT:
@@ -194,28 +250,67 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
     for number, line in enumerate(it, start=2):
         if line.strip():
             try:
-                yield event_from_json(json.loads(line))
-            except (ValueError, TypeError) as exc:
-                raise AuditFailure("?", None, f"line {number} is not an event: {exc}") from None
+                obj = json.loads(line)
+            except ValueError as exc:
+                raise AuditFailure("?", None, f"line {number} is not JSON: {exc}") from None
+            if not isinstance(obj, dict):
+                raise AuditFailure("?", None, f"line {number} is not a JSON object")
+            yield number, obj
+
+
+def _personal_line(number: int, obj: dict[str, object]) -> tuple[str, Personal]:
+    record = obj["personal"]
+    try:
+        if not isinstance(record, dict):
+            raise TypeError("expected an object")
+        case_id = record["case_id"]
+        if not isinstance(case_id, str):
+            raise TypeError("case_id is not text")
+        return case_id, Personal(ref=record["ref"], salt=record["salt"], value=record["value"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise AuditFailure("?", None, f"line {number} is not a personal value: {exc}") from None
+
+
+def _event_line(number: int, obj: dict[str, object]) -> Event:
+    try:
+        return event_from_json(obj)
+    except (ValueError, TypeError) as exc:
+        raise AuditFailure("?", None, f"line {number} is not an event: {exc}") from None
+
+
+def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
+    """Events from an export, validated as events (their hashes are not checked here);
+    personal-value lines are skipped."""
+    for number, obj in _export_lines(lines):
+        if "personal" not in obj:
+            yield _event_line(number, obj)
 
 
 def verify_export(lines: Iterable[str]) -> list[Finding]:
-    """Verify an exported file offline, without the database: every case's chain, and that
-    its events replay."""
+    """Verify an exported file offline, without the database: every case's chain, its
+    personal values against their references, and that its events replay."""
     findings: list[Finding] = []
     current: str | None = None
     batch: list[Event] = []
+    vaults: dict[str, dict[str, Personal]] = {}
 
     def close() -> None:
         if current is None:
             return
         findings.extend(check_chain(current, batch))
+        vault = vaults.pop(current, {})
+        findings.extend(check_personal(current, vault.values()))
         try:
-            replay(batch)
+            replay(batch, vault)
         except AuditFailure as failure:
             findings.append(Finding(current, failure.seq, f"does not replay: {failure.reason}"))
 
-    for event in read_jsonl(lines):
+    for number, obj in _export_lines(lines):
+        if "personal" in obj:
+            case_id, entry = _personal_line(number, obj)
+            vaults.setdefault(case_id, {})[entry.ref] = entry
+            continue
+        event = _event_line(number, obj)
         if event.case_id != current:
             close()
             current, batch = event.case_id, []

@@ -62,6 +62,7 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "migrate_policy": OPEN_STATES,
     "sla_warning": OPEN_STATES,
     "sla_breached": OPEN_STATES,
+    "erase_personal_data": tuple(s.value for s in State),
 }
 
 
@@ -166,8 +167,9 @@ def _allowed_from(state: str) -> tuple[str, ...]:
     return tuple(name for name, event in MACHINE.events.items() if event.transitions.get(state))
 
 
-#: Steps only the engine itself takes (the SLA sweeper's warnings and breaches).
-SYSTEM_STEPS: frozenset[str] = frozenset({"sla_warning", "sla_breached"})
+#: Steps only the engine itself takes (the SLA sweeper's warnings and breaches, and
+#: ``Engine.erase_customer``).
+SYSTEM_STEPS: frozenset[str] = frozenset({"sla_warning", "sla_breached", "erase_personal_data"})
 _ALLOWED_SETS: dict[str, frozenset[str]] = {
     s.value: frozenset(_allowed_from(s.value)) for s in State
 }

@@ -19,6 +19,7 @@ from pydantic.dataclasses import dataclass
 
 from policies.decision import Decision
 from policies.remedy import Remedy
+from workflow.personal import Personal
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
@@ -212,6 +213,9 @@ class Case:
     sla_fired: tuple[str, ...] = ()
     first_breach_at: datetime | None = None
     last_escalated_at: datetime | None = None
+    #: The personal values this case's events refer to (see ``workflow.personal``):
+    #: held here, apart from the hash chain, so that erasing them leaves it intact.
+    personal: tuple[Personal, ...] = ()
 
     @field_validator("opened_at", "updated_at", "closed_at", "feedback_requested_at")
     @classmethod

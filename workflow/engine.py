@@ -24,7 +24,7 @@ from policies.money import Money
 from policies.remedy import Remedy
 from policies.sla import Target
 from workflow import audit, sla
-from workflow.checklist import ESCALATABLE, allowed_steps, fire, is_allowed
+from workflow.checklist import ESCALATABLE, FINAL_STATES, allowed_steps, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
 from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
 from workflow.errors import (
@@ -35,9 +35,10 @@ from workflow.errors import (
 )
 from workflow.events import GENESIS, Event, format_at, make_event
 from workflow.guards import GUARDS, OCCURRED_ON_SLACK, DecideHook, StepContext
+from workflow.personal import ERASED, PERSONAL_PATHS, Personal, seal_data, vault_of
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
-from workflow.store import Store
+from workflow.store import Store, Tombstone
 
 T = TypeVar("T")
 
@@ -54,6 +55,7 @@ class Guidance:
 
 
 _CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
+_NO_VAULT: Mapping[str, Personal] = {}
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
@@ -66,6 +68,19 @@ def _actor_text(actor: Actor) -> str:
 
 
 SLA_ACTOR = "system:sla"
+ERASE_EVENT = "erase_personal_data"
+
+
+def retention_ends(closed_at: datetime, policy: Policy) -> datetime:
+    """When a case closed at ``closed_at`` may be purged: ``retention.years`` calendar
+    years later (29 February counts to 28 February)."""
+    years = policy.retention.years
+    try:
+        return closed_at.replace(year=closed_at.year + years)
+    except ValueError:
+        return closed_at.replace(year=closed_at.year + years, day=28)
+
+
 MAX_IDEMPOTENCY_KEY = 200
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 _Item = tuple[str, dict[str, Any]]
@@ -145,12 +160,15 @@ class Engine:
         return self.store.events(case_id)
 
     def replay(self, case_id: str) -> Case:
-        """The case rebuilt from its events alone (equal to ``get`` for a sound store)."""
-        return replay(self.store.events(case_id))
+        """The case rebuilt from its events and the personal values its snapshot holds
+        (equal to ``get`` for a sound store)."""
+        return replay(self.store.events(case_id), vault_of(self.store.load(case_id).personal))
 
     def state_at(self, case_id: str, when: datetime) -> Case:
-        """The case as it stood at ``when`` (a replay of its events up to then)."""
-        return audit.state_at(self.store.events(case_id), to_utc(when, "state_at(when)"))
+        """The case as it stood at ``when`` (a replay of its events up to then; personal
+        values erased since read as erased)."""
+        vault = vault_of(self.store.load(case_id).personal)
+        return audit.state_at(self.store.events(case_id), to_utc(when, "state_at(when)"), vault)
 
     def verify(self, case_id: str | None = None) -> list[audit.Finding]:
         """Problems in the stored histories (chains, seqs, snapshots); empty if sound."""
@@ -216,8 +234,9 @@ class Engine:
                     raise ValueError(
                         f"category {category!r} is not one of the policy's: {', '.join(known)}"
                     )
+            data, sealed = seal_data(OPEN_EVENT, data)
             event = make_event(cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS)
-            case = opened_case(event, cust)
+            case = opened_case(event, vault_of(sealed), cust)
         except ValidationError as exc:
             raise InvalidStepData(
                 case_id=cid,
@@ -319,17 +338,22 @@ class Engine:
         late = self._late(case, policy, step, now) if self._has_sla[policy.stamp] else []
         if late:
             work, events = self._chain(case, late, now, policy.stamp)
+        data = data if type(data) is dict else dict(data)
+        vault: Mapping[str, Personal] = _NO_VAULT
+        if step in PERSONAL_PATHS:
+            data, sealed = seal_data(step, data)
+            vault = vault_of(sealed)
         event = make_event(
             case_id,
             work.version + 1,
             step,
             now,
             _actor_text(who),
-            data if type(data) is dict else dict(data),
+            data,
             self._stamp if step == "migrate_policy" else policy.stamp,
             work.head_hash,
         )
-        new = apply(work, event, state)
+        new = apply(work, event, state, vault)
         events.append(event)
         try:
             deadlines = self._deadlines(new, changed_policy=step == "migrate_policy")
@@ -444,7 +468,7 @@ class Engine:
         current = self.store.load(case_id)
         if current.version == version:
             return current
-        return replay(self.store.events(case_id)[:version])
+        return replay(self.store.events(case_id)[:version], vault_of(current.personal))
 
     def _policy_for(self, case: Case, step: str) -> Policy:
         """The policy the case runs under (the one it was opened or migrated under)."""
@@ -520,6 +544,101 @@ class Engine:
                     raise
                 self._log.info("retrying after a concurrent change", attempt=attempt)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- personal data and retention -------------------------------------------------
+
+    def erase_customer(self, customer_id: str, *, actor: Actor | str, reason: str) -> list[Case]:
+        """Erase a customer's personal data (name, contact, account) from every one of
+        their cases, open or closed: each case gets an ``erase_personal_data`` event
+        (who, when, why; no personal data) and a snapshot that no longer holds the
+        values, then the store scrubs what was overwritten. Every chain still verifies:
+        events only ever held salted references to the values (``workflow.personal``).
+        Free text (notes, details) is part of the chained record and is not touched.
+        Returns the cases erased; a customer already erased gives an empty list."""
+        who = _actor_text(Actor.parse(actor))
+        why = reason.strip() if isinstance(reason, str) else ""
+        if not why or len(why) > 10_000:
+            raise ValueError("an erasure needs a reason (1 to 10,000 characters)")
+        if not isinstance(customer_id, str) or not customer_id:
+            raise ValueError("customer_id must be a non-empty string")
+        erased: list[Case] = []
+        for case in self.store.customer_cases(customer_id):
+            done = self.retrying(lambda cid=case.id: self._erase(cid, who, why))  # type: ignore[misc]
+            if done is not None:
+                erased.append(done)
+        if erased:
+            self.store.scrub()
+        return erased
+
+    def _erase(self, case_id: str, who: str, reason: str) -> Case | None:
+        case = self.store.load(case_id)
+        customer = case.customer
+        if (
+            not case.personal
+            and customer.name == ERASED
+            and customer.contact in (None, ERASED)
+            and customer.account in (None, ERASED)
+        ):
+            return None
+        now = max(self.now(), case.updated_at)
+        data = {"reason": reason, "values_erased": len(case.personal)}
+        state, _ = fire(ERASE_EVENT, case, data)
+        event = make_event(
+            case_id, case.version + 1, ERASE_EVENT, now, who, data, case.policy_version,
+            case.head_hash,
+        )  # fmt: skip
+        new = apply(case, event, state)
+        self.store.append(new, (event,), case.version)
+        self._log.info("personal data erased", case_id=case_id, step=ERASE_EVENT, seq=event.seq)
+        return new
+
+    def purgeable(self, now: datetime | None = None) -> list[Case]:
+        """Closed or withdrawn cases whose retention period (``retention.years`` of the
+        policy each case runs under) has ended by ``now``: they may be purged."""
+        when = to_utc(now, "purgeable(now)") if now is not None else self.now()
+        found = []
+        for case_id in self.store.case_ids():
+            case = self.store.load(case_id)
+            closed = case.closed_at if case.state in FINAL_STATES else None
+            if closed is not None and retention_ends(closed, self.policy_of(case)) <= when:
+                found.append(case)
+        return found
+
+    def purge_expired(
+        self, *, actor: Actor | str, now: datetime | None = None, dry_run: bool = False
+    ) -> list[Tombstone]:
+        """Delete every case whose retention period has ended (see ``purgeable``): its
+        snapshot, events, deadlines and idempotency keys go, and a ``Tombstone`` (id,
+        last seq and head hash, dates; no content) stays, so a saved store digest still
+        verifies. ``dry_run`` lists the tombstones without deleting anything. A case
+        reopened or changed meanwhile is left alone (its version no longer matches)."""
+        who = _actor_text(Actor.parse(actor))
+        when = to_utc(now, "purge_expired(now)") if now is not None else self.now()
+        done: list[Tombstone] = []
+        for case in self.purgeable(when):
+            assert case.closed_at is not None
+            years = self.policy_of(case).retention.years
+            tombstone = Tombstone(
+                case_id=case.id,
+                version=case.version,
+                head_hash=case.head_hash,
+                opened_at=case.opened_at,
+                closed_at=case.closed_at,
+                purged_at=when,
+                purged_by=who,
+                reason=f"retention period of {years} years after closing ended",
+            )
+            if not dry_run:
+                try:
+                    self.store.purge(tombstone)
+                except ConcurrencyConflict:
+                    self._log.info("purge: case changed meanwhile, kept", case_id=case.id)
+                    continue
+                self._log.info("case purged", case_id=case.id, seq=case.version)
+            done.append(tombstone)
+        if done and not dry_run:
+            self.store.scrub()
+        return done
 
     # -- the checklist, one method per step -----------------------------------------
 

@@ -30,6 +30,7 @@ from workflow.domain import (
 )
 from workflow.errors import AuditFailure
 from workflow.events import GENESIS, Event
+from workflow.personal import ERASED, Personal, Vault, unseal_data
 
 Changes = dict[str, Any]
 
@@ -68,9 +69,36 @@ def _record(case: Case, e: Event) -> Changes:
     changes: Changes = {k: d[k] for k in ("category", "subject", "details") if k in d}
     if "occurred_on" in d:
         changes["occurred_on"] = date.fromisoformat(d["occurred_on"])
-    if "contact" in d:
-        changes["customer"] = evolve(case.customer, contact=d["contact"])
     return changes
+
+
+def _record_personal(case: Case, e: Event, vault: Vault) -> Changes:
+    changes = _record(case, e)
+    if "contact" in e.data:
+        data, used = _unseal(e, vault)
+        changes["customer"] = evolve(case.customer, contact=data["contact"])
+        changes["personal"] = (*case.personal, *used)
+    return changes
+
+
+def _unseal(e: Event, vault: Vault) -> tuple[dict[str, Any], tuple[Personal, ...]]:
+    try:
+        return unseal_data(e.type, e.data, vault)
+    except ValueError as exc:
+        raise AuditFailure(e.case_id, e.seq, str(exc)) from None
+
+
+def _erase_personal_data(case: Case, e: Event) -> Changes:
+    customer = case.customer
+    return {
+        "customer": evolve(
+            customer,
+            name=ERASED,
+            contact=None if customer.contact is None else ERASED,
+            account=None if customer.account is None else ERASED,
+        ),
+        "personal": (),
+    }
 
 
 _OFFER = Offer(
@@ -271,6 +299,7 @@ APPLY: dict[str, Callable[[Case, Event], Changes]] = {
     "pause_sla": _pause_sla,
     "resume_sla": _resume_sla,
     "record_feedback": _record_feedback,
+    "erase_personal_data": _erase_personal_data,
     "migrate_policy": _migrate_policy,
     "sla_warning": _sla_warning,
     "sla_breached": _sla_breached,
@@ -284,9 +313,19 @@ TIMED = frozenset(
 )  # fmt: skip
 
 
-def apply(case: Case, event: Event, state: str) -> Case:
-    """``case`` after ``event``, which leads to ``state``."""
-    changes = APPLY[event.type](case, event)
+#: Steps whose data holds references to personal values: applied with the vault.
+APPLY_PERSONAL: dict[str, Callable[[Case, Event, Vault], Changes]] = {
+    "record": _record_personal,
+}
+_NO_VAULT: Vault = {}
+
+
+def apply(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -> Case:
+    """``case`` after ``event``, which leads to ``state``. ``vault`` holds the personal
+    values the event refers to (``workflow.personal``); a reference it lacks reads as
+    erased."""
+    personal = APPLY_PERSONAL.get(event.type)
+    changes = personal(case, event, vault) if personal else APPLY[event.type](case, event)
     if event.type in TIMED:
         changes["step_times"] = (*case.step_times, (event.type, event.at))
     if state != case.state and state != "escalated" and event.type != "resume":
@@ -316,14 +355,16 @@ _TEMPLATE = Case(
 )
 
 
-def opened_case(event: Event, customer: Customer | None = None) -> Case:
-    """The case an ``open`` event creates. Each field is checked as it is read;
-    ``customer`` may be passed when the caller has validated it already."""
-    d = event.data
+def opened_case(event: Event, vault: Vault = _NO_VAULT, customer: Customer | None = None) -> Case:
+    """The case an ``open`` event creates, its personal values read from ``vault``. Each
+    field is checked as it is read; ``customer`` may be passed when the caller has
+    validated it already."""
+    d, personal = _unseal(event, vault)
     return evolve(
         _TEMPLATE,
         id=event.case_id,
         customer=customer if customer is not None else _CUSTOMER.validate_python(d["customer"]),
+        personal=personal,
         channel=Channel(d["channel"]),
         opened_at=event.at,
         updated_at=event.at,
@@ -341,9 +382,11 @@ def opened_case(event: Event, customer: Customer | None = None) -> Case:
     )
 
 
-def replay(events: Iterable[Event]) -> Case:
-    """The case its events describe. Raises ``AuditFailure`` naming the first event that
-    does not follow (wrong case, seq gap, broken chain, a step the state does not allow)."""
+def replay(events: Iterable[Event], vault: Vault = _NO_VAULT) -> Case:
+    """The case its events describe, with the personal values ``vault`` holds (usually
+    the stored snapshot's: ``vault_of(case.personal)``; without them, they read as
+    erased). Raises ``AuditFailure`` naming the first event that does not follow (wrong
+    case, seq gap, broken chain, a step the state does not allow)."""
     case: Case | None = None
     expected_prev = GENESIS
     for event in events:
@@ -359,7 +402,7 @@ def replay(events: Iterable[Event]) -> Case:
             raise AuditFailure(*where, "prev_hash does not match the previous event's hash")
         expected_prev = event.hash
         if case is None:
-            case = opened_case(event)
+            case = opened_case(event, vault)
             continue
         if not is_allowed(case.state, event.type):
             raise AuditFailure(*where, f"'{event.type}' is not allowed from '{case.state}'")
@@ -367,7 +410,7 @@ def replay(events: Iterable[Event]) -> Case:
             state, _ = fire(event.type, case, event.data)
         except (NoRoute, KeyError) as exc:
             raise AuditFailure(*where, f"'{event.type}' cannot be replayed: {exc}") from exc
-        case = apply(case, event, state)
+        case = apply(case, event, state, vault)
     if case is None:
         raise AuditFailure("?", None, "no events to replay")
     return case

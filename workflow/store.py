@@ -3,12 +3,29 @@
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
 from workflow.sla import Deadline
+
+
+@dataclass(frozen=True, slots=True)
+class Tombstone:
+    """What is left of a case purged at the end of its retention period: enough to show
+    that it existed, how far its history went (``version``, ``head_hash``: a saved store
+    digest still verifies) and when and why it went. No personal data, no content."""
+
+    case_id: str
+    version: int
+    head_hash: str
+    opened_at: datetime
+    closed_at: datetime
+    purged_at: datetime
+    purged_by: str
+    reason: str
 
 
 @runtime_checkable
@@ -65,6 +82,22 @@ class Store(Protocol):
 
     def case_ids(self) -> Iterator[str]:
         """Every case id in the store, oldest first."""
+        ...
+
+    def purge(self, tombstone: Tombstone) -> None:
+        """Delete the case (snapshot, events, deadlines, idempotency keys) and keep
+        ``tombstone`` instead, in one atomic write, only if the case is still at
+        ``tombstone.version`` (else ``ConcurrencyConflict``, nothing written)."""
+        ...
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        """Every purged case's tombstone, oldest purge first."""
+        ...
+
+    def scrub(self) -> None:
+        """Physically remove what erasures and purges deleted or overwrote (old row
+        versions, free pages, log files), so it can no longer be read from the files.
+        May take a while on a large database; nothing else changes."""
         ...
 
     def close(self) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import IO
 from datetime import datetime
 from pathlib import Path
 
@@ -117,6 +118,9 @@ def _instant(value: str | None, name: str) -> datetime | None:
 @click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default="jsonl",
               show_default=True)  # fmt: skip
 @click.option("-o", "--output", default="-", help="File to write (default: stdout).")
+@click.option("--without-personal", is_flag=True,
+              help="Leave customers' personal values out (a pseudonymised export: events "
+                   "keep their references; it still verifies).")  # fmt: skip
 def export(
     store_url: str,
     case_id: str | None,
@@ -124,19 +128,26 @@ def export(
     until: str | None,
     fmt: str,
     output: str,
+    without_personal: bool,
 ) -> None:
     """Export events: JSON Lines (full fidelity, verifiable offline) or CSV (one row per
     event, for a spreadsheet); streamed case by case."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
-    window = {"since": _instant(since, "--since"), "until": _instant(until, "--until")}
+    since_at, until_at = _instant(since, "--since"), _instant(until, "--until")
     store = _open(store_url)
     try:
         ids = [case_id] if case_id else None
+
+        def write(out: IO[str]) -> int:
+            return writer(
+                store, out, ids, since=since_at, until=until_at, personal=not without_personal
+            )
+
         if output == "-":
-            count = writer(store, sys.stdout, ids, **window)
+            count = write(sys.stdout)
         else:
             with open(output, "w", encoding="utf-8", newline="") as out:
-                count = writer(store, out, ids, **window)
+                count = write(out)
     finally:
         store.close()
     click.echo(f"{count} events exported", err=True)

@@ -1,0 +1,142 @@
+"""Personal data held apart from the hash chain, so it can be erased.
+
+A customer's name, contact and account number never enter an event. The event carries a
+reference instead: ``personal:`` + SHA-256 over a random 16-byte salt followed by the
+value's UTF-8 bytes (hex). The value and its salt live in the case's snapshot
+(``Case.personal``), not in any event. Erasing a customer deletes those entries and
+rewrites the snapshot: every event, and so every chain and the store digest, stays as it
+was and still verifies; the references left behind reveal nothing (the salt is gone, so
+not even a guess at the value can be checked against them).
+
+docs/audit.md describes the scheme byte for byte; docs/decisions/0011 says what is held
+apart and why free text is not.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pydantic.dataclasses import dataclass
+
+#: What an erased personal value reads as, in snapshots and replays.
+ERASED = "[erased]"
+REF_PREFIX = "personal:"
+SALT_BYTES = 16
+
+#: Where personal values sit in each event type's data: paths of keys.
+PERSONAL_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
+    "open": (("customer", "name"), ("customer", "contact"), ("customer", "account")),
+    "record": (("contact",),),
+}
+
+Vault = Mapping[str, "Personal"]
+
+
+@dataclass(frozen=True, slots=True)
+class Personal:
+    """One personal value, its salt (hex) and the reference events carry for it."""
+
+    ref: str
+    salt: str
+    value: str
+
+    def is_sound(self) -> bool:
+        """Whether ``ref`` is what this value and salt give (false if either was edited)."""
+        try:
+            return reference(self.salt, self.value) == self.ref
+        except ValueError:
+            return False
+
+
+def reference(salt: str, value: str) -> str:
+    """``personal:`` + hex SHA-256 of the salt's bytes followed by the value's UTF-8."""
+    digest = hashlib.sha256(bytes.fromhex(salt) + value.encode("utf-8")).hexdigest()
+    return REF_PREFIX + digest
+
+
+def seal(value: str) -> Personal:
+    """Hold ``value`` apart under a fresh random salt."""
+    salt = secrets.token_hex(SALT_BYTES)
+    return Personal(reference(salt, value), salt, value)
+
+
+def is_reference(value: object) -> bool:
+    return isinstance(value, str) and value.startswith(REF_PREFIX) and len(value) == 73
+
+
+def seal_data(step: str, data: dict[str, Any]) -> tuple[dict[str, Any], tuple[Personal, ...]]:
+    """``data`` with each personal value replaced by its reference, and the new entries.
+    ``data`` is not changed."""
+    paths = PERSONAL_PATHS.get(step)
+    if not paths:
+        return data, ()
+    out = dict(data)
+    sealed: list[Personal] = []
+    for path in paths:
+        parent = out
+        for key in path[:-1]:
+            child = parent.get(key)
+            if not isinstance(child, dict):
+                parent = {}
+                break
+            parent[key] = child = dict(child)
+            parent = child
+        value = parent.get(path[-1])
+        if isinstance(value, str):
+            entry = seal(value)
+            parent[path[-1]] = entry.ref
+            sealed.append(entry)
+    return out, tuple(sealed)
+
+
+def unseal_data(
+    step: str, data: Mapping[str, Any], vault: Vault
+) -> tuple[dict[str, Any], tuple[Personal, ...]]:
+    """``data`` with each reference replaced by its value from ``vault`` (``ERASED`` when
+    the vault no longer holds it), and the entries used. Raises ``ValueError`` when a
+    personal field holds something other than a reference."""
+    paths = PERSONAL_PATHS.get(step)
+    out = dict(data)
+    if not paths:
+        return out, ()
+    used: list[Personal] = []
+    for path in paths:
+        parent = out
+        for key in path[:-1]:
+            child = parent.get(key)
+            if not isinstance(child, Mapping):
+                parent = {}
+                break
+            parent[key] = child = dict(child)
+            parent = child
+        if path[-1] not in parent:
+            continue
+        ref = parent[path[-1]]
+        if not is_reference(ref):
+            raise ValueError(f"personal field {'.'.join(path)} holds no reference")
+        entry = vault.get(ref)
+        parent[path[-1]] = entry.value if entry is not None else ERASED
+        if entry is not None:
+            used.append(entry)
+    return out, tuple(used)
+
+
+def vault_of(entries: Iterable[Personal]) -> dict[str, Personal]:
+    return {entry.ref: entry for entry in entries}
+
+
+__all__ = [
+    "ERASED",
+    "PERSONAL_PATHS",
+    "Personal",
+    "Vault",
+    "is_reference",
+    "reference",
+    "seal",
+    "seal_data",
+    "unseal_data",
+    "vault_of",
+]
