@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
-from typing import IO
 from datetime import datetime
 from pathlib import Path
+from typing import IO
 
 import click
 
