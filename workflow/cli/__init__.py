@@ -12,6 +12,7 @@ from workflow.checklist import mermaid
 from workflow.cli.audit_commands import audit_group
 from workflow.cli.db_commands import db
 from workflow.cli.policy_commands import policy
+from workflow.cli.privacy_commands import privacy
 from workflow.cli.report_commands import report
 from workflow.cli.sla_commands import sla
 
@@ -61,6 +62,7 @@ def demo(store_url: str) -> None:
 main.add_command(audit_group)
 main.add_command(db)
 main.add_command(policy)
+main.add_command(privacy)
 main.add_command(report)
 main.add_command(sla)
 

@@ -1,0 +1,78 @@
+"""``complaintflow privacy``: erase a customer's personal data; purge cases whose
+retention period has ended."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import click
+
+from policies.errors import ComplaintflowError
+from workflow.cli.sla_commands import _POLICY, _STORE, _engine
+
+
+@click.group()
+def privacy() -> None:
+    """Personal data: erasure on request, retention purges."""
+
+
+@privacy.command()
+@click.argument("customer_id")
+@_STORE
+@click.option("--actor", required=True, help="Who carries out the erasure, e.g. dpo:kim.")
+@click.option("--reason", required=True, help="Why, e.g. the request's reference.")
+def erase(customer_id: str, store_url: str, actor: str, reason: str) -> None:
+    """Erase a customer's name, contact and account from all their cases. Every chain
+    still verifies; each case records who erased, when and why."""
+    engine = _engine(store_url, ())
+    try:
+        erased = engine.erase_customer(customer_id, actor=actor, reason=reason)
+    except (ComplaintflowError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.store.close()
+    for case in erased:
+        click.echo(f"{case.id}  erased (event {case.version})")
+    click.echo(f"{len(erased)} cases of customer {customer_id} erased")
+
+
+@privacy.command()
+@_STORE
+@_POLICY
+@click.option("--actor", required=True, help="Who runs the purge, e.g. system:retention.")
+@click.option("--at", "at", default=None, help="ISO 8601 instant to judge by (default: now).")
+@click.option("--dry-run", is_flag=True, help="List what would be purged; delete nothing.")
+def purge(
+    store_url: str, policy_files: tuple[str, ...], actor: str, at: str | None, dry_run: bool
+) -> None:
+    """Delete the closed cases whose retention period (``retention.years`` of their
+    policy) has ended, keeping a tombstone of each (a saved digest still verifies)."""
+    engine = _engine(store_url, policy_files)
+    try:
+        when = datetime.fromisoformat(at) if at else None
+        done = engine.purge_expired(actor=actor, now=when, dry_run=dry_run)
+    except (ComplaintflowError, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.store.close()
+    verb = "would be purged" if dry_run else "purged"
+    for tombstone in done:
+        click.echo(f"{tombstone.case_id}  closed {tombstone.closed_at:%Y-%m-%d}  {verb}")
+    click.echo(f"{len(done)} cases {verb}")
+
+
+@privacy.command()
+@_STORE
+def purged(store_url: str) -> None:
+    """List the tombstones of purged cases."""
+    engine = _engine(store_url, ())
+    try:
+        tombstones = list(engine.store.tombstones())
+    finally:
+        engine.store.close()
+    for t in tombstones:
+        click.echo(
+            f"{t.case_id}  seq {t.version}  head {t.head_hash[:12]}…  closed "
+            f"{t.closed_at:%Y-%m-%d}  purged {t.purged_at:%Y-%m-%d} by {t.purged_by}"
+        )
+    click.echo(f"{len(tombstones)} purged cases")
