@@ -17,12 +17,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import (
+    ColumnElement,
     Connection,
     Engine,
+    String,
     bindparam,
     create_engine,
     delete,
@@ -33,6 +35,7 @@ from sqlalchemy import (
     select,
     text,
     tuple_,
+    type_coerce,
     update,
 )
 
@@ -47,9 +50,9 @@ from workflow.errors import (
     StoreError,
     StoreUnavailable,
 )
-from workflow.events import Event, canonical_json
+from workflow.events import Event, canonical_json, format_at
 from workflow.sla import Deadline
-from workflow.store import Tombstone
+from workflow.store import StoredEvent, StoredHistory, Tombstone
 
 #: How long a sweeper's claim on due deadlines holds before another worker may take them.
 CLAIM_LEASE = timedelta(minutes=5)
@@ -390,6 +393,44 @@ class SqlStore:
             row = conn.execute(select(t.c.case_id, t.c.version).where(t.c.key == key)).first()
         return (row[0], row[1]) if row else None
 
+    def stored_histories(self) -> Iterator[StoredHistory]:
+        """Every case's snapshot text and stored events, in one read transaction (a
+        consistent view while writers carry on), streamed: two cursors ordered by case id
+        (byte order), merged case by case."""
+        t = self.tables
+        e = t.events
+        case_key: ColumnElement[Any] = t.cases.c.case_id
+        event_key: ColumnElement[Any] = e.c.case_id
+        if self.dialect == "postgresql":
+            case_key, event_key = case_key.collate("C"), event_key.collate("C")
+        cases_q = select(t.cases.c.case_id, t.cases.c.snapshot).order_by(case_key)
+        # ``at`` as the driver gives it (SQLite: text; PostgreSQL: an aware datetime),
+        # turned into canonical text by ``_at_text`` without a datetime round trip.
+        events_q = select(
+            e.c.case_id, e.c.seq, e.c.type, type_coerce(e.c.at, String), e.c.actor, e.c.data,
+            e.c.policy_version, e.c.prev_hash, e.c.hash,
+        ).order_by(event_key, e.c.seq)  # fmt: skip
+        with _translated("reading every case"), self.reader.connect() as conn:
+            if self.dialect == "sqlite":
+                conn.exec_driver_sql("BEGIN")  # one snapshot of the WAL for both reads
+            else:
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            conn = conn.execution_options(yield_per=2000)
+            cases = conn.execute(cases_q)
+            events = iter(conn.execute(events_q))
+            pending = next(events, None)
+            for case_id, snapshot in cases:
+                while pending is not None and pending[0] < case_id:  # events without a case
+                    orphans, pending = _same_case(pending, events)
+                    yield StoredHistory(orphans[0].case_id, None, orphans)
+                mine: list[StoredEvent] = []
+                if pending is not None and pending[0] == case_id:
+                    mine, pending = _same_case(pending, events)
+                yield StoredHistory(case_id, snapshot, mine)
+            while pending is not None:
+                orphans, pending = _same_case(pending, events)
+                yield StoredHistory(orphans[0].case_id, None, orphans)
+
     def purge(self, tombstone: Tombstone) -> None:
         t = self.tables
         case_id = tombstone.case_id
@@ -480,6 +521,33 @@ def _event(row: Any) -> Event:
         prev_hash=row.prev_hash,
         hash=row.hash,
     )
+
+
+def _at_text(raw: Any) -> str:
+    """The canonical text of a stored ``at``: SQLite keeps ``YYYY-MM-DD
+    HH:MM:SS.ffffff`` (UTC), PostgreSQL gives an aware datetime. Anything else is
+    returned as found (its hash will not match)."""
+    if type(raw) is str and len(raw) == 26 and raw[10] == " ":
+        return f"{raw[:10]}T{raw[11:]}+00:00"
+    if isinstance(raw, datetime) and raw.tzinfo is not None:
+        return format_at(raw.astimezone(UTC))
+    return str(raw)
+
+
+def _stored_event(row: Any) -> StoredEvent:
+    case_id, seq, type_, at, *rest = row
+    return StoredEvent(case_id, seq, type_, _at_text(at), *rest)
+
+
+def _same_case(first: Any, rows: Iterator[Any]) -> tuple[list[StoredEvent], Any]:
+    """``first`` and the rows after it of the same case; and the next case's first row."""
+    case_id = first[0]
+    found = [_stored_event(first)]
+    for row in rows:
+        if row[0] != case_id:
+            return found, row
+        found.append(_stored_event(row))
+    return found, None
 
 
 def _deadline(row: Any) -> Deadline:

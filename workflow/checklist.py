@@ -213,6 +213,42 @@ def fire(
     return model.state, model.data
 
 
+class _Probe:
+    """Stands in for ``transitions.EventData`` when ``route`` checks a condition: the
+    checklist's conditions read only ``event.model``."""
+
+    __slots__ = ("model",)
+
+    def __init__(self, model: _Firing) -> None:
+        self.model = model
+
+
+_Route = tuple[str | None, tuple[tuple[Callable[[Any], bool], bool], ...]]
+#: (state, step) -> the machine's transitions for it, in order: (dest, conditions).
+_ROUTES: dict[tuple[str, str], tuple[_Route, ...]] = {
+    (source, name): tuple(
+        (tr.dest, tuple((cast(Callable[[Any], bool], c.func), c.target) for c in tr.conditions))
+        for tr in transitions
+    )
+    for name, event in MACHINE.events.items()
+    for source, transitions in event.transitions.items()
+}
+
+
+def route(step: str, case: Case, data: Mapping[str, Any]) -> str:
+    """The state ``step`` leads to, read from the shared machine's transitions and their
+    conditions in the machine's order — what ``fire`` gives, without triggering the
+    machine (replay's hot path; tests/test_checklist.py checks they agree). Raises
+    ``NoRoute`` as ``fire`` does."""
+    for dest, conditions in _ROUTES.get((case.state, step), ()):
+        if conditions:
+            probe = _Probe(_Firing(case.state, case, data))
+            if not all(bool(func(probe)) is target for func, target in conditions):
+                continue
+        return case.state if dest is None else dest
+    raise NoRoute(f"no transition for {step!r} from {case.state!r}")
+
+
 def mermaid() -> str:
     """The checklist as a Mermaid state diagram, generated from ``MACHINE``."""
     lines = ["stateDiagram-v2", f"    [*] --> {MACHINE.initial}"]

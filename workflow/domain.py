@@ -284,6 +284,39 @@ def _make_evolver(cls: type, changed: tuple[str, ...]) -> Callable[[Any, dict[st
     return evolver
 
 
+def _working_class() -> type:
+    """Case's slots and its own methods and properties, without the frozen dataclass
+    machinery: instances take plain attribute stores."""
+    names: tuple[str, ...] = Case.__slots__
+    behaviour = {
+        key: value
+        for key, value in vars(Case).items()
+        if not key.startswith("_") and (callable(value) or isinstance(value, property))
+    }
+    return type("_CaseWork", (), {"__slots__": names, **behaviour})
+
+
+_CASE_WORK = _working_class()
+
+
+def thaw(case: Case) -> Case:
+    """A mutable working copy of ``case`` (same slots and methods), typed as a Case for
+    the code that reads it; ``freeze`` makes it a ``Case`` again. Replay folds many
+    events into one working copy instead of building a record per event."""
+    work = _CASE_WORK()
+    for name in Case.__slots__:
+        setattr(work, name, getattr(case, name))
+    result: Case = work
+    return result
+
+
+def freeze(work: Case) -> Case:
+    """The ``Case`` a ``thaw``-ed copy now holds (the copy itself becomes it)."""
+    if type(work) is not Case:
+        object.__setattr__(work, "__class__", Case)
+    return work
+
+
 def evolve(record: T, **changes: Any) -> T:
     """A copy of a frozen slots record with ``changes`` applied.
 

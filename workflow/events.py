@@ -161,12 +161,80 @@ def _canonical_text(
         return canonical_json(
             _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
         )
+    return _assemble(
+        case_id, seq, type_, format_at(at), actor, "".join(_encode_c(data, 0)), policy_version,
+        prev_hash,
+    )  # fmt: skip
+
+
+def _assemble(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at_text: str,
+    actor: str,
+    data_text: str,
+    policy_version: str,
+    prev_hash: str,
+) -> str:
+    """The canonical text from its parts, ``data`` already as canonical JSON text."""
     enc = _encode_str
     return (
-        f'{{"actor":{enc(actor)},"at":{enc(format_at(at))},"case_id":{enc(case_id)},'
-        f'"data":{"".join(_encode_c(data, 0))},"policy_version":{enc(policy_version)},'
+        f'{{"actor":{enc(actor)},"at":{enc(at_text)},"case_id":{enc(case_id)},'
+        f'"data":{data_text},"policy_version":{enc(policy_version)},'
         f'"prev_hash":{enc(prev_hash)},"seq":{seq},"type":{enc(type_)}}}'
     )
+
+
+def stored_hash(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at_text: str,
+    actor: str,
+    data_text: str,
+    policy_version: str,
+    prev_hash: str,
+) -> str:
+    """The hash of an event as a store keeps it: ``at`` as its canonical text and
+    ``data`` as the canonical JSON text it was written as. The bytes are hashed as
+    stored, so data rewritten even into equivalent JSON no longer matches. Raises
+    ``TypeError`` for a field of the wrong type."""
+    if type(seq) is not int:
+        raise TypeError(f"seq is {type(seq).__name__}, not an integer")
+    if type(data_text) is not str or type(at_text) is not str:
+        raise TypeError("at and data must be text")
+    body = _assemble(case_id, seq, type_, at_text, actor, data_text, policy_version,
+                     prev_hash)  # fmt: skip
+    return _sha256(body.encode("utf-8")).hexdigest()
+
+
+def restored_event(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+    hash_: str,
+) -> Event:
+    """An event as stored, with its stored hash, not validated: for verification, which
+    checks the hash itself (``stored_hash``)."""
+    event = _EventBuilder()
+    event.case_id = case_id
+    event.seq = seq
+    event.type = type_
+    event.at = at
+    event.actor = actor
+    event.data = data
+    event.policy_version = policy_version
+    event.prev_hash = prev_hash
+    event.hash = hash_
+    _object_setattr(event, "__class__", Event)
+    result: Event = event  # type: ignore[assignment]
+    return result
 
 
 def event_hash(
@@ -214,19 +282,8 @@ def make_event(
     prev_hash: str,
 ) -> Event:
     """Build and hash an event from values the engine has already validated."""
-    event = _EventBuilder()
-    event.case_id = case_id
-    event.seq = seq
-    event.type = type_
-    event.at = at
-    event.actor = actor
-    event.data = data
-    event.policy_version = policy_version
-    event.prev_hash = prev_hash
-    event.hash = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
-    _object_setattr(event, "__class__", Event)
-    result: Event = event  # type: ignore[assignment]
-    return result
+    digest = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    return restored_event(case_id, seq, type_, at, actor, data, policy_version, prev_hash, digest)
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:

@@ -12,7 +12,7 @@ from pydantic import TypeAdapter
 
 from policies.decision import Decision
 from policies.remedy import Remedy
-from workflow.checklist import NoRoute, fire, is_allowed
+from workflow.checklist import NoRoute, is_allowed, route
 from workflow.clock import to_utc
 from workflow.domain import (
     Case,
@@ -27,6 +27,8 @@ from workflow.domain import (
     Priority,
     Promise,
     evolve,
+    freeze,
+    thaw,
 )
 from workflow.errors import AuditFailure
 from workflow.events import GENESIS, Event
@@ -320,10 +322,10 @@ APPLY_PERSONAL: dict[str, Callable[[Case, Event, Vault], Changes]] = {
 _NO_VAULT: Vault = {}
 
 
-def apply(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -> Case:
-    """``case`` after ``event``, which leads to ``state``. ``vault`` holds the personal
-    values the event refers to (``workflow.personal``); a reference it lacks reads as
-    erased."""
+def changes_of(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -> Changes:
+    """The fields ``event`` (leading to ``state``) changes in ``case``. ``vault`` holds
+    the personal values the event refers to (``workflow.personal``); a reference it
+    lacks reads as erased."""
     personal = APPLY_PERSONAL.get(event.type)
     changes = personal(case, event, vault) if personal else APPLY[event.type](case, event)
     if event.type in TIMED:
@@ -334,7 +336,13 @@ def apply(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -> Cas
     changes["version"] = event.seq
     changes["head_hash"] = event.hash
     changes["updated_at"] = event.at
-    return evolve(case, **changes)
+    return changes
+
+
+def apply(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -> Case:
+    """``case`` after ``event``, which leads to ``state`` (a new record; ``case`` is
+    not changed)."""
+    return evolve(case, **changes_of(case, event, state, vault))
 
 
 OPEN_EVENT = "open"
@@ -386,34 +394,41 @@ def replay(events: Iterable[Event], vault: Vault = _NO_VAULT) -> Case:
     """The case its events describe, with the personal values ``vault`` holds (usually
     the stored snapshot's: ``vault_of(case.personal)``; without them, they read as
     erased). Raises ``AuditFailure`` naming the first event that does not follow (wrong
-    case, seq gap, broken chain, a step the state does not allow)."""
-    case: Case | None = None
-    expected_prev = GENESIS
-    for event in events:
-        where = (event.case_id, event.seq)
-        if case is None:
-            if event.type != OPEN_EVENT or event.seq != 1:
-                raise AuditFailure(*where, "a case's history must start with 'open' at seq 1")
-        elif event.case_id != case.id:
-            raise AuditFailure(*where, f"event belongs to another case than {case.id}")
-        elif event.seq != case.version + 1:
-            raise AuditFailure(*where, f"expected seq {case.version + 1}")
-        if event.prev_hash != expected_prev:
-            raise AuditFailure(*where, "prev_hash does not match the previous event's hash")
-        expected_prev = event.hash
-        if case is None:
-            case = opened_case(event, vault)
-            continue
-        if not is_allowed(case.state, event.type):
-            raise AuditFailure(*where, f"'{event.type}' is not allowed from '{case.state}'")
-        try:
-            state, _ = fire(event.type, case, event.data)
-        except (NoRoute, KeyError) as exc:
-            raise AuditFailure(*where, f"'{event.type}' cannot be replayed: {exc}") from exc
-        case = apply(case, event, state, vault)
-    if case is None:
+    case, seq gap, broken chain, a step the state does not allow).
+
+    Each event's changes are computed by the same functions the engine applies
+    (``changes_of``); they are written into one working copy of the case, which becomes
+    the result, instead of a new record per event."""
+    it = iter(events)
+    first = next(it, None)
+    if first is None:
         raise AuditFailure("?", None, "no events to replay")
-    return case
+    if first.type != OPEN_EVENT or first.seq != 1:
+        raise AuditFailure(first.case_id, first.seq,
+                           "a case's history must start with 'open' at seq 1")  # fmt: skip
+    if first.prev_hash != GENESIS:
+        raise AuditFailure(first.case_id, 1, "prev_hash does not match the previous event's hash")
+    work = thaw(opened_case(first, vault))
+    case_id, expected_prev = work.id, first.hash
+    for event in it:
+        seq = event.seq
+        if event.case_id != case_id:
+            raise AuditFailure(event.case_id, seq, f"event belongs to another case than {case_id}")
+        if seq != work.version + 1:
+            raise AuditFailure(case_id, seq, f"expected seq {work.version + 1}")
+        if event.prev_hash != expected_prev:
+            raise AuditFailure(case_id, seq, "prev_hash does not match the previous event's hash")
+        expected_prev = event.hash
+        step = event.type
+        if not is_allowed(work.state, step):
+            raise AuditFailure(case_id, seq, f"'{step}' is not allowed from '{work.state}'")
+        try:
+            state = route(step, work, event.data)
+        except (NoRoute, KeyError) as exc:
+            raise AuditFailure(case_id, seq, f"'{step}' cannot be replayed: {exc}") from exc
+        for name, value in changes_of(work, event, state, vault).items():
+            setattr(work, name, value)
+    return freeze(work)
 
 
 __all__ = ["APPLY", "OPEN_EVENT", "apply", "opened_case", "replay"]

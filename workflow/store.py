@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
@@ -102,4 +102,40 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release connections and files."""
+        ...
+
+
+class StoredEvent(NamedTuple):
+    """An event as the store keeps it: ``at`` as its canonical text
+    (``workflow.events.format_at``) and ``data`` as the canonical JSON text it was
+    written as (``workflow.events.canonical_json``), neither parsed yet."""
+
+    case_id: str
+    seq: int
+    type: str
+    at: str
+    actor: str
+    data: str
+    policy_version: str
+    prev_hash: str
+    hash: str
+
+
+@dataclass(frozen=True, slots=True)
+class StoredHistory:
+    """A case as the store keeps it: its snapshot's JSON text (None when the case row is
+    missing) and its events, oldest first."""
+
+    case_id: str
+    snapshot: str | None
+    events: list[StoredEvent]
+
+
+@runtime_checkable
+class ReadsStoredHistories(Protocol):
+    """An optional capability: stream every case's stored form at once, for verifying
+    a whole store fast (``workflow.audit.verify_store`` uses it when the store has it)."""
+
+    def stored_histories(self) -> Iterator[StoredHistory]:
+        """Every case, in one consistent read, case by case, with bounded memory."""
         ...
