@@ -184,11 +184,10 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
             unreadable.append(Finding(cid, seq, f"unreadable: {exc}"))
             matches = False
         else:
-            events.append(
-                restored_event(
-                    owner, seq, type_, when, actor, data, policy_version, prev_hash, hash_
-                )  # fmt: skip
+            event = restored_event(
+                owner, seq, type_, when, actor, data, policy_version, prev_hash, hash_
             )
+            events.append(event)
         links.append((owner, seq, prev_hash, hash_, matches))
     findings = _chain_findings(cid, links) + unreadable
     if unreadable:
