@@ -67,27 +67,43 @@ def is_reference(value: object) -> bool:
     return isinstance(value, str) and value.startswith(REF_PREFIX) and len(value) == 73
 
 
+def _fields(
+    data: Mapping[str, Any], paths: tuple[tuple[str, ...], ...]
+) -> tuple[dict[str, Any], list[tuple[dict[str, Any], str, tuple[str, ...]]]]:
+    """A copy of ``data`` whose dicts along ``paths`` are copies too, and for each path
+    present in it: the dict holding the field, the field's key, the path."""
+    out = dict(data)
+    found = []
+    copies: set[int] = set()  # the dicts this call made (each copied once)
+    for path in paths:
+        parent = out
+        for key in path[:-1]:
+            child = parent.get(key)
+            if not isinstance(child, Mapping):
+                break
+            if id(child) not in copies:
+                parent[key] = child = dict(child)
+                copies.add(id(child))
+            parent = child
+        else:
+            if path[-1] in parent:
+                found.append((parent, path[-1], path))
+    return out, found
+
+
 def seal_data(step: str, data: dict[str, Any]) -> tuple[dict[str, Any], tuple[Personal, ...]]:
     """``data`` with each personal value replaced by its reference, and the new entries.
     ``data`` is not changed."""
     paths = PERSONAL_PATHS.get(step)
     if not paths:
         return data, ()
-    out = dict(data)
+    out, fields = _fields(data, paths)
     sealed: list[Personal] = []
-    for path in paths:
-        parent = out
-        for key in path[:-1]:
-            child = parent.get(key)
-            if not isinstance(child, dict):
-                parent = {}
-                break
-            parent[key] = child = dict(child)
-            parent = child
-        value = parent.get(path[-1])
+    for parent, key, _ in fields:
+        value = parent[key]
         if isinstance(value, str):
             entry = seal(value)
-            parent[path[-1]] = entry.ref
+            parent[key] = entry.ref
             sealed.append(entry)
     return out, tuple(sealed)
 
@@ -99,26 +115,16 @@ def unseal_data(
     the vault no longer holds it), and the entries used. Raises ``ValueError`` when a
     personal field holds something other than a reference."""
     paths = PERSONAL_PATHS.get(step)
-    out = dict(data)
     if not paths:
-        return out, ()
+        return dict(data), ()
+    out, fields = _fields(data, paths)
     used: list[Personal] = []
-    for path in paths:
-        parent = out
-        for key in path[:-1]:
-            child = parent.get(key)
-            if not isinstance(child, Mapping):
-                parent = {}
-                break
-            parent[key] = child = dict(child)
-            parent = child
-        if path[-1] not in parent:
-            continue
-        ref = parent[path[-1]]
+    for parent, key, path in fields:
+        ref = parent[key]
         if not is_reference(ref):
             raise ValueError(f"personal field {'.'.join(path)} holds no reference")
         entry = vault.get(ref)
-        parent[path[-1]] = entry.value if entry is not None else ERASED
+        parent[key] = entry.value if entry is not None else ERASED
         if entry is not None:
             used.append(entry)
     return out, tuple(used)
