@@ -82,9 +82,10 @@ def _fields(
             if not isinstance(child, Mapping):
                 break
             if id(child) not in copies:
-                parent[key] = child = dict(child)
-                copies.add(id(child))
-            parent = child
+                copy = dict(child)
+                copies.add(id(copy))
+                parent[key] = copy
+            parent = parent[key]
         else:
             if path[-1] in parent:
                 found.append((parent, path[-1], path))
