@@ -37,6 +37,7 @@ from sqlalchemy import (
 )
 
 from adapters.memory import check_append
+from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
 from workflow.domain import Case, case_from_json, case_to_json
 from workflow.errors import (
@@ -106,9 +107,11 @@ class SqlStore:
         schema: str | None = None,
         create: bool = False,
         durability: Literal["normal", "full"] = "normal",
+        snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
         self.url = url
+        self.cache = SnapshotCache(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
         with _translated(f"opening {url}"):
             self.engine = create_engine(url, **(engine_options or {}))
@@ -194,11 +197,20 @@ class SqlStore:
     # -- the store port ----------------------------------------------------------------
 
     def load(self, case_id: str) -> Case:
+        """The case as stored now: its snapshot text is always read from the database,
+        and validated into a ``Case`` unless it is the text the cache holds."""
         with _translated(f"loading case {case_id}"), self.reader.connect() as conn:
             row = conn.execute(self._snapshot, {"b_case_id": case_id}).first()
         if row is None:
             raise CaseNotFound(case_id)
-        return case_from_json(row[0])
+        return self._case_from(case_id, row[0])
+
+    def _case_from(self, case_id: str, stored: str) -> Case:
+        case = self.cache.match(case_id, stored)
+        if case is None:
+            case = case_from_json(stored)
+            self.cache.put(stored, case)
+        return case
 
     def _case_row(self, case: Case) -> dict[str, Any]:
         return {
@@ -225,19 +237,19 @@ class SqlStore:
         unchanged: Mapping[str, int] | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
+        row = self._case_row(snapshot)
         with _translated(f"writing case {snapshot.id}"):
             try:
-                self._append(
-                    snapshot, events, expected_version, deadlines, idempotency_key, unchanged
-                )
+                self._append(row, events, expected_version, deadlines, idempotency_key, unchanged)
             except exc.IntegrityError as error:
                 # Two writers raced to create the same case or to record the same
                 # idempotency key; the database's unique constraint let one through.
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
+        self.cache.put(row["snapshot"], snapshot)
 
     def _append(
         self,
-        snapshot: Case,
+        row: dict[str, Any],
         events: Sequence[Event],
         expected_version: int,
         deadlines: Sequence[Deadline] | None,
@@ -245,17 +257,16 @@ class SqlStore:
         unchanged: Mapping[str, int] | None,
     ) -> None:
         t = self.tables
-        case_id = snapshot.id
+        case_id = row["case_id"]
         with self.engine.begin() as conn:
             if unchanged:
                 self._check_unchanged(conn, case_id, unchanged)
-            row = self._case_row(snapshot)
             if expected_version == 0:
                 conn.execute(self._insert_case, row)
             else:
-                row["b_case_id"] = row.pop("case_id")
-                row["b_expected"] = expected_version
-                done = conn.execute(self._update_case, row)
+                values = {name: value for name, value in row.items() if name != "case_id"}
+                values.update(b_case_id=case_id, b_expected=expected_version)
+                done = conn.execute(self._update_case, values)
                 if done.rowcount != 1:
                     found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
                     raise ConcurrencyConflict(case_id, expected_version, found)
@@ -301,8 +312,8 @@ class SqlStore:
                     insert(t.idempotency).values(
                         key=idempotency_key,
                         case_id=case_id,
-                        version=snapshot.version,
-                        created_at=snapshot.updated_at,
+                        version=row["version"],
+                        created_at=row["updated_at"],
                     )
                 )
 
@@ -390,6 +401,7 @@ class SqlStore:
         return (row[0], row[1]) if row else None
 
     def close(self) -> None:
+        self.cache.clear()
         self.engine.dispose()
         self.reader.dispose()
 
