@@ -15,6 +15,7 @@ never deadlock on a lock upgrade.
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -35,10 +36,12 @@ from sqlalchemy import (
     tuple_,
     update,
 )
+from sqlalchemy.sql import ClauseElement
 
 from adapters.memory import check_append
 from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
+from adapters.sqlite_hot import BEGIN, SqliteHotPath
 from workflow.domain import Case, case_from_json, case_to_json
 from workflow.errors import (
     CaseNotFound,
@@ -70,6 +73,11 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: the database refused it: {error.orig}") from error
     except exc.SQLAlchemyError as error:
         raise StoreError(f"{what}: {error}") from error
+    # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
+    except sqlite3.OperationalError as error:
+        raise StoreUnavailable(f"{what}: the database is unavailable or busy: {error}") from error
+    except sqlite3.Error as error:
+        raise StoreError(f"{what}: the database refused it: {error}") from error
 
 
 def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
@@ -87,7 +95,7 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql(BEGIN)
 
 
 class SqlStore:
@@ -125,6 +133,10 @@ class SqlStore:
                 self.reader = create_engine(url, **(engine_options or {}))
                 _sqlite_setup(self.reader, synchronous, immediate=False)
         self._prepare_statements()
+        # SQLite through the standard library's driver: the hot path below Core.
+        self._hot: SqliteHotPath | None = None
+        if self.dialect == "sqlite" and self.engine.dialect.driver == "pysqlite":
+            self._hot = SqliteHotPath(self.engine, self.reader, self._hot_statements())
         if create:
             from adapters.migrate import init_schema
 
@@ -153,11 +165,24 @@ class SqlStore:
             deadlines.c.case_id == bindparam("b_case_id")
         )
         self._insert_deadlines = insert(deadlines)
+        self._insert_idempotency = insert(t.idempotency)
         self._events_after = (
             select(events)
             .where(events.c.case_id == bindparam("b_case_id"), events.c.seq > bindparam("b_after"))
             .order_by(events.c.seq)
         )
+
+    def _hot_statements(self) -> dict[str, ClauseElement]:
+        return {
+            "snapshot": self._snapshot,
+            "case_version": self._case_version,
+            "insert_case": self._insert_case,
+            "update_case": self._update_case,
+            "insert_events": self._insert_events,
+            "clear_deadlines": self._clear_deadlines,
+            "insert_deadlines": self._insert_deadlines,
+            "insert_idempotency": self._insert_idempotency,
+        }
 
     # -- schema ----------------------------------------------------------------------
 
@@ -199,11 +224,15 @@ class SqlStore:
     def load(self, case_id: str) -> Case:
         """The case as stored now: its snapshot text is always read from the database,
         and validated into a ``Case`` unless it is the text the cache holds."""
-        with _translated(f"loading case {case_id}"), self.reader.connect() as conn:
-            row = conn.execute(self._snapshot, {"b_case_id": case_id}).first()
-        if row is None:
+        with _translated(f"loading case {case_id}"):
+            if self._hot is not None:
+                stored = self._hot.snapshot(case_id)
+            else:
+                with self.reader.connect() as conn:
+                    stored = conn.execute(self._snapshot, {"b_case_id": case_id}).scalar()
+        if stored is None:
             raise CaseNotFound(case_id)
-        return self._case_from(case_id, row[0])
+        return self._case_from(case_id, stored)
 
     def _case_from(self, case_id: str, stored: str) -> Case:
         case = self.cache.match(case_id, stored)
@@ -238,10 +267,21 @@ class SqlStore:
     ) -> None:
         check_append(snapshot, events, expected_version)
         row = self._case_row(snapshot)
+        event_rows = [_event_row(e) for e in events]
+        deadline_rows = None if deadlines is None else [_deadline_row(d) for d in deadlines]
+        key_row = None
+        if idempotency_key is not None:
+            key_row = {
+                "key": idempotency_key,
+                "case_id": snapshot.id,
+                "version": snapshot.version,
+                "created_at": snapshot.updated_at,
+            }
+        write = self._append if self._hot is None else self._hot.append
         with _translated(f"writing case {snapshot.id}"):
             try:
-                self._append(row, events, expected_version, deadlines, idempotency_key, unchanged)
-            except exc.IntegrityError as error:
+                write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
+            except (exc.IntegrityError, sqlite3.IntegrityError) as error:
                 # Two writers raced to create the same case or to record the same
                 # idempotency key; the database's unique constraint let one through.
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
@@ -249,14 +289,15 @@ class SqlStore:
 
     def _append(
         self,
-        row: dict[str, Any],
-        events: Sequence[Event],
+        row: Mapping[str, Any],
         expected_version: int,
-        deadlines: Sequence[Deadline] | None,
-        idempotency_key: str | None,
+        events: Sequence[Mapping[str, Any]],
+        deadlines: Sequence[Mapping[str, Any]] | None,
+        idempotency: Mapping[str, Any] | None,
         unchanged: Mapping[str, int] | None,
     ) -> None:
-        t = self.tables
+        """``append`` through Core: PostgreSQL, and SQLite on a driver other than the
+        standard library's."""
         case_id = row["case_id"]
         with self.engine.begin() as conn:
             if unchanged:
@@ -270,52 +311,13 @@ class SqlStore:
                 if done.rowcount != 1:
                     found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
                     raise ConcurrencyConflict(case_id, expected_version, found)
-            conn.execute(
-                self._insert_events,
-                [
-                    {
-                        "case_id": e.case_id,
-                        "seq": e.seq,
-                        "type": e.type,
-                        "at": e.at,
-                        "actor": e.actor,
-                        "data": canonical_json(e.data),
-                        "policy_version": e.policy_version,
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    }
-                    for e in events
-                ],
-            )
+            conn.execute(self._insert_events, events)
             if deadlines is not None:
                 conn.execute(self._clear_deadlines, {"b_case_id": case_id})
                 if deadlines:
-                    conn.execute(
-                        self._insert_deadlines,
-                        [
-                            {
-                                "case_id": d.case_id,
-                                "key": d.key,
-                                "target": d.target,
-                                "step": d.step,
-                                "kind": d.kind,
-                                "percent": d.percent,
-                                "status": "pending",
-                                "due_at": d.due_at,
-                                "claimed_until": None,
-                            }
-                            for d in deadlines
-                        ],
-                    )
-            if idempotency_key is not None:
-                conn.execute(
-                    insert(t.idempotency).values(
-                        key=idempotency_key,
-                        case_id=case_id,
-                        version=row["version"],
-                        created_at=row["updated_at"],
-                    )
-                )
+                    conn.execute(self._insert_deadlines, deadlines)
+            if idempotency is not None:
+                conn.execute(self._insert_idempotency, idempotency)
 
     def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
         """Other cases the decision read must still be at those versions. On PostgreSQL
@@ -404,6 +406,34 @@ class SqlStore:
         self.cache.clear()
         self.engine.dispose()
         self.reader.dispose()
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "case_id": e.case_id,
+        "seq": e.seq,
+        "type": e.type,
+        "at": e.at,
+        "actor": e.actor,
+        "data": canonical_json(e.data),
+        "policy_version": e.policy_version,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+def _deadline_row(d: Deadline) -> dict[str, Any]:
+    return {
+        "case_id": d.case_id,
+        "key": d.key,
+        "target": d.target,
+        "step": d.step,
+        "kind": d.kind,
+        "percent": d.percent,
+        "status": "pending",
+        "due_at": d.due_at,
+        "claimed_until": None,
+    }
 
 
 def _event(row: Any) -> Event:
