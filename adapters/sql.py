@@ -136,7 +136,7 @@ class SqlStore:
         # SQLite through the standard library's driver: the hot path below Core.
         self._hot: SqliteHotPath | None = None
         if self.dialect == "sqlite" and self.engine.dialect.driver == "pysqlite":
-            self._hot = SqliteHotPath(self.engine, self.reader, self._hot_statements())
+            self._hot = SqliteHotPath(self.engine, self._hot_statements())
         if create:
             from adapters.migrate import init_schema
 
@@ -404,6 +404,8 @@ class SqlStore:
 
     def close(self) -> None:
         self.cache.clear()
+        if self._hot is not None:
+            self._hot.close()
         self.engine.dispose()
         self.reader.dispose()
 

@@ -16,18 +16,36 @@ everything else in ``adapters.sql._translated``.
 
 from __future__ import annotations
 
+import os
+import threading
 from collections.abc import Callable, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Dialect, Engine
+from sqlalchemy import Dialect, Engine, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from adapters.sql_schema import UtcDateTime
 from workflow.errors import ConcurrencyConflict
 
 BEGIN = "BEGIN IMMEDIATE"
 
 Row = Mapping[str, Any]
+
+
+def utc_text(value: datetime | None) -> str | None:
+    """A ``UtcDateTime`` as Core binds it on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff`` in
+    UTC), in a third of the time of the type's processor chain; tests/test_sqlite_hot_path.py
+    checks the two agree."""
+    if value is None:
+        return None
+    zone = value.tzinfo
+    if zone is None:
+        raise ValueError("naive datetimes are refused")
+    if zone is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(" ", "microseconds")[:26]
 
 
 class Prepared:
@@ -46,10 +64,13 @@ class Prepared:
         self.names: tuple[str, ...] = tuple(compiled.positiontup)
         processors: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(self.names):
-            # The type as this dialect runs it (a TypeDecorator's own bind_processor
-            # would skip SQLite's DATETIME formatting): what Core binds, to the byte.
-            type_ = compiled.binds[name].type.dialect_impl(dialect)
-            process = type_.bind_processor(dialect)
+            type_ = compiled.binds[name].type
+            if isinstance(type_, UtcDateTime):
+                process: Callable[[Any], Any] | None = utc_text
+            else:
+                # The type as this dialect runs it (a TypeDecorator's own bind_processor
+                # would skip SQLite's DATETIME formatting): what Core binds, to the byte.
+                process = type_.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
                 processors.append((index, process))
         self.processors = tuple(processors)
@@ -62,27 +83,73 @@ class Prepared:
 
 
 class SqliteHotPath:
-    """``load`` on the reader engine's pool, ``append`` as one ``BEGIN IMMEDIATE``
-    transaction on the writer engine's pool. ``statements`` are the store's Core
-    statements by name (see ``SqlStore._prepare_statements``)."""
+    """``load`` and ``append`` (one ``BEGIN IMMEDIATE`` transaction per step) on the
+    writer engine's connections. ``statements`` are the store's Core statements by name
+    (see ``SqlStore._prepare_statements``).
 
-    def __init__(self, writer: Engine, reader: Engine, statements: Mapping[str, ClauseElement]):
+    The store keeps one connection checked out for itself and uses it whenever no other
+    thread is: no pool checkout per call, and the pages it just wrote are still in its
+    page cache when the next step loads the case. A thread that finds it busy takes a
+    connection from the pool instead, so threads never queue behind each other here.
+    """
+
+    def __init__(self, writer: Engine, statements: Mapping[str, ClauseElement]) -> None:
         self._writer = writer
-        self._reader = reader
         dialect = writer.dialect
         self._sql = {name: Prepared(statement, dialect) for name, statement in statements.items()}
         for name in ("snapshot", "case_version", "clear_deadlines"):
             if self._sql[name].names != ("b_case_id",):  # pragma: no cover - a wiring slip
                 raise TypeError(f"{name} must take the case id alone")
+        self._own_lock = threading.Lock()
+        self._own: PoolProxiedConnection | None = None
+        self._own_pid = 0
+
+    def _take(self) -> tuple[Any, PoolProxiedConnection | None]:
+        """A DBAPI connection, not in a transaction, for one call, and the pooled
+        connection to give back after it (None: the store's own). Hand it back with
+        ``_give_back``. (Explicit rather than a context manager: this runs twice a step.)"""
+        if not self._own_lock.acquire(blocking=False):
+            pooled = self._writer.raw_connection()
+            return pooled.driver_connection, pooled
+        try:
+            own = self._own
+            if own is None or self._own_pid != os.getpid():  # never a parent's, after fork
+                own = self._own = self._writer.raw_connection()
+                self._own_pid = os.getpid()
+            return own.driver_connection, None
+        except BaseException:
+            self._own_lock.release()
+            raise
+
+    def _give_back(self, pooled: PoolProxiedConnection | None, failed: bool) -> None:
+        if pooled is not None:
+            pooled.close()
+            return
+        try:
+            if failed and self._own is not None:
+                # In doubt about its state: back to the pool (which rolls back or
+                # discards it), and a fresh one next time.
+                own, self._own = self._own, None
+                own.close()
+        finally:
+            self._own_lock.release()
+
+    def close(self) -> None:
+        """Give the store's own connection back to the pool."""
+        with self._own_lock:
+            own, self._own = self._own, None
+            if own is not None and self._own_pid == os.getpid():
+                own.close()
 
     def snapshot(self, case_id: str) -> str | None:
         """The case's stored snapshot text, or None if there is no such case."""
-        pooled = self._reader.raw_connection()
+        db, pooled = self._take()
+        failed = True
         try:
-            db = pooled.driver_connection
-            row = db.execute(self._sql["snapshot"].sql, (case_id,)).fetchone()  # type: ignore[union-attr]
+            row = db.execute(self._sql["snapshot"].sql, (case_id,)).fetchone()
+            failed = False
         finally:
-            pooled.close()
+            self._give_back(pooled, failed)
         return None if row is None else str(row[0])
 
     def append(
@@ -99,9 +166,9 @@ class SqliteHotPath:
         the idempotency key; or ``ConcurrencyConflict`` and nothing written."""
         sql = self._sql
         case_id = case["case_id"]
-        pooled = self._writer.raw_connection()
+        db, pooled = self._take()
+        failed = True
         try:
-            db: Any = pooled.driver_connection
             db.execute(BEGIN)
             try:
                 if unchanged:
@@ -134,8 +201,12 @@ class SqliteHotPath:
                 if db.in_transaction:
                     db.rollback()
                 raise
+            failed = False
+        except ConcurrencyConflict:
+            failed = False  # the transaction was rolled back cleanly
+            raise
         finally:
-            pooled.close()
+            self._give_back(pooled, failed)
 
     def _version(self, db: Any, case_id: str) -> int | None:
         row = db.execute(self._sql["case_version"].sql, (case_id,)).fetchone()

@@ -5,20 +5,29 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
 
 from adapters.sql import SqlStore
+from adapters.sql_schema import UtcDateTime
+from adapters.sqlite_hot import utc_text
 from adapters.testing import StoreContract
 from policies.loader import bundled_policy
 from tests.conftest import PATH, START
 from tests.stores import sqlite_url
-from workflow import ConcurrencyConflict, Engine, ManualClock, StoreUnavailable
+from workflow import ConcurrencyConflict, Engine, ManualClock, StoreError, StoreUnavailable
 from workflow.domain import Case
 from workflow.events import Event, make_event
 from workflow.replay import replay
+
+_SQLITE = sqlite_dialect()
 
 
 def _core_only(store: SqlStore) -> SqlStore:
@@ -99,10 +108,13 @@ def test_the_hot_path_writes_exactly_the_rows_core_writes(tmp_path: Path) -> Non
 
 def test_a_locked_database_is_store_unavailable_and_the_store_recovers(tmp_path: Path) -> None:
     store = SqlStore(sqlite_url(tmp_path), create=True)
+
+    @event.listens_for(store.engine, "checkout")
+    def _wait_briefly(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=50")  # not 30 s
+
     engine = Engine(store, clock=ManualClock(START))
     cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
-    with store.engine.connect() as conn:  # the pool's connection: wait 50 ms, not 30 s
-        conn.exec_driver_sql("PRAGMA busy_timeout=50")
     blocker = sqlite3.connect(tmp_path / "cases.db", isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     with pytest.raises(StoreUnavailable, match="unavailable or busy") as error:
@@ -142,3 +154,41 @@ def _note(engine: Engine, store: SqlStore, case_id: str) -> tuple[Case, list[Eve
         engine.policy.stamp, case.head_hash,
     )  # fmt: skip
     return replay([*store.events(case_id), event]), [event], case.version
+
+
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)  # noqa: DTZ001 (bounds)
+
+
+@given(st.datetimes(min_value=_EARLIEST, max_value=_LATEST, timezones=st.timezones()))
+def test_the_hot_path_formats_times_as_core_does(moment: datetime) -> None:
+    core = UtcDateTime().dialect_impl(_SQLITE).bind_processor(_SQLITE)
+    assert core is not None
+    assert utc_text(moment) == core(moment)
+
+
+def test_the_hot_path_refuses_naive_times_as_core_does() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        utc_text(datetime(2026, 11, 2, 9, 0))  # noqa: DTZ001
+    assert utc_text(None) is None
+
+
+def test_the_store_gives_its_own_connection_back_on_close_and_after_an_error(
+    tmp_path: Path,
+) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    pool = store.engine.pool
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]  # the store's own
+    with pytest.raises(StoreError):
+        store.append(store.load(cid), [], 1)  # refused before any SQL: keeps it
+    with sqlite3.connect(tmp_path / "cases.db") as conn:
+        conn.execute("DROP TABLE cf_idempotency")
+    snapshot, events, version = _note(engine, store, cid)
+    with pytest.raises(StoreUnavailable, match="no such table"):
+        store.append(snapshot, events, version, idempotency_key="k")
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]  # given back, in doubt
+    assert store.load(cid).version == 1  # the failed step left nothing
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]
+    store.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
