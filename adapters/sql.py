@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -136,7 +136,7 @@ class SqlStore:
         # SQLite through the standard library's driver: the hot path below Core.
         self._hot: SqliteHotPath | None = None
         if self.dialect == "sqlite" and self.engine.dialect.driver == "pysqlite":
-            self._hot = SqliteHotPath(self.engine, self._hot_statements())
+            self._hot = SqliteHotPath(self.engine, self._hot_statements(), stamps=schema is None)
         if create:
             from adapters.migrate import init_schema
 
@@ -224,21 +224,24 @@ class SqlStore:
     def load(self, case_id: str) -> Case:
         """The case as stored now: its snapshot text is always read from the database,
         and validated into a ``Case`` unless it is the text the cache holds."""
+        stamp: Hashable = None
         with _translated(f"loading case {case_id}"):
             if self._hot is not None:
-                stored = self._hot.snapshot(case_id)
+                fresh, stored, stamp = self._hot.snapshot(case_id, self.cache)
+                if fresh is not None:
+                    return fresh
             else:
                 with self.reader.connect() as conn:
                     stored = conn.execute(self._snapshot, {"b_case_id": case_id}).scalar()
         if stored is None:
             raise CaseNotFound(case_id)
-        return self._case_from(case_id, stored)
+        return self._case_from(case_id, stored, stamp)
 
-    def _case_from(self, case_id: str, stored: str) -> Case:
+    def _case_from(self, case_id: str, stored: str, stamp: Hashable = None) -> Case:
         case = self.cache.match(case_id, stored)
         if case is None:
             case = case_from_json(stored)
-            self.cache.put(stored, case)
+        self.cache.put(stored, case, stamp)
         return case
 
     def _case_row(self, case: Case) -> dict[str, Any]:
@@ -280,12 +283,12 @@ class SqlStore:
         write = self._append if self._hot is None else self._hot.append
         with _translated(f"writing case {snapshot.id}"):
             try:
-                write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
+                stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
             except (exc.IntegrityError, sqlite3.IntegrityError) as error:
                 # Two writers raced to create the same case or to record the same
                 # idempotency key; the database's unique constraint let one through.
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
-        self.cache.put(row["snapshot"], snapshot)
+        self.cache.put(row["snapshot"], snapshot, stamp)
 
     def _append(
         self,
@@ -295,9 +298,9 @@ class SqlStore:
         deadlines: Sequence[Mapping[str, Any]] | None,
         idempotency: Mapping[str, Any] | None,
         unchanged: Mapping[str, int] | None,
-    ) -> None:
+    ) -> Hashable:
         """``append`` through Core: PostgreSQL, and SQLite on a driver other than the
-        standard library's."""
+        standard library's. Returns no cache stamp (None)."""
         case_id = row["case_id"]
         with self.engine.begin() as conn:
             if unchanged:
@@ -318,6 +321,7 @@ class SqlStore:
                     conn.execute(self._insert_deadlines, deadlines)
             if idempotency is not None:
                 conn.execute(self._insert_idempotency, idempotency)
+        return None
 
     def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
         """Other cases the decision read must still be at those versions. On PostgreSQL

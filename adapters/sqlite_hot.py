@@ -26,12 +26,16 @@ from sqlalchemy import Dialect, Engine, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from adapters.snapshot_cache import SnapshotCache
 from adapters.sql_schema import UtcDateTime
+from workflow.domain import Case
 from workflow.errors import ConcurrencyConflict
 
 BEGIN = "BEGIN IMMEDIATE"
 
 Row = Mapping[str, Any]
+#: What the database looked like to the store's own connection (see SqliteHotPath._stamp).
+Stamp = tuple[int, int, int] | None
 
 
 def utc_text(value: datetime | None) -> str | None:
@@ -93,7 +97,9 @@ class SqliteHotPath:
     connection from the pool instead, so threads never queue behind each other here.
     """
 
-    def __init__(self, writer: Engine, statements: Mapping[str, ClauseElement]) -> None:
+    def __init__(
+        self, writer: Engine, statements: Mapping[str, ClauseElement], *, stamps: bool = True
+    ) -> None:
         self._writer = writer
         dialect = writer.dialect
         self._sql = {name: Prepared(statement, dialect) for name, statement in statements.items()}
@@ -103,6 +109,11 @@ class SqliteHotPath:
         self._own_lock = threading.Lock()
         self._own: PoolProxiedConnection | None = None
         self._own_pid = 0
+        # Cache stamps (see _stamp): only where PRAGMA data_version covers the tables,
+        # i.e. they are in the main database, not an attached schema.
+        self._stamps = stamps
+        self._epoch = 0
+        self._data_version: int | None = None
 
     def _take(self) -> tuple[Any, PoolProxiedConnection | None]:
         """A DBAPI connection, not in a transaction, for one call, and the pooled
@@ -116,6 +127,8 @@ class SqliteHotPath:
             if own is None or self._own_pid != os.getpid():  # never a parent's, after fork
                 own = self._own = self._writer.raw_connection()
                 self._own_pid = os.getpid()
+                self._epoch += 1
+                self._data_version = None
             return own.driver_connection, None
         except BaseException:
             self._own_lock.release()
@@ -141,16 +154,34 @@ class SqliteHotPath:
             if own is not None and self._own_pid == os.getpid():
                 own.close()
 
-    def snapshot(self, case_id: str) -> str | None:
-        """The case's stored snapshot text, or None if there is no such case."""
+    def snapshot(self, case_id: str, cache: SnapshotCache) -> tuple[Case | None, str | None, Stamp]:
+        """``(cached, None, stamp)`` when the cache's entry is proven current without
+        reading the row; else ``(None, stored text or None if no such case, stamp)``,
+        the stamp to put the case in the cache with."""
         db, pooled = self._take()
         failed = True
         try:
+            stamp = self._stamp(db) if pooled is None else None
+            cached = cache.fresh(case_id, stamp)
+            if cached is not None:
+                failed = False
+                return cached, None, stamp
             row = db.execute(self._sql["snapshot"].sql, (case_id,)).fetchone()
             failed = False
         finally:
             self._give_back(pooled, failed)
-        return None if row is None else str(row[0])
+        return None, None if row is None else str(row[0]), stamp
+
+    def _stamp(self, db: Any) -> Stamp:
+        """The database as the store's own connection sees it now: ``PRAGMA
+        data_version`` changes whenever any other connection, in any process, commits;
+        ``total_changes`` whenever this one changes a row; the epoch whenever the
+        connection is replaced. Equal stamps: nothing was written in between, but what
+        this store put in its cache itself (after its own commits)."""
+        if not self._stamps:
+            return None
+        self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
+        return (self._epoch, self._data_version, db.total_changes)
 
     def append(
         self,
@@ -160,10 +191,11 @@ class SqliteHotPath:
         deadlines: Sequence[Row] | None,
         idempotency: Row | None,
         unchanged: Mapping[str, int] | None,
-    ) -> None:
+    ) -> Stamp:
         """One step, in one transaction: the case row (inserted for version 0, else
         updated only at ``expected_version``), events, deadlines (None: left as they are),
-        the idempotency key; or ``ConcurrencyConflict`` and nothing written."""
+        the idempotency key; or ``ConcurrencyConflict`` and nothing written. Returns the
+        stamp to cache the new snapshot with (None: none can be given)."""
         sql = self._sql
         case_id = case["case_id"]
         db, pooled = self._take()
@@ -202,6 +234,11 @@ class SqliteHotPath:
                     db.rollback()
                 raise
             failed = False
+            # As of the data version last read on this connection (another connection's
+            # commit since then changes it); total_changes now counts this commit.
+            if pooled is None and self._stamps and self._data_version is not None:
+                return (self._epoch, self._data_version, db.total_changes)
+            return None
         except ConcurrencyConflict:
             failed = False  # the transaction was rolled back cleanly
             raise

@@ -180,3 +180,69 @@ def test_a_step_another_process_wrote_is_loaded_not_the_cached_snapshot(tmp_path
     # and this store's next step continues from it
     assert _engine(store).add_note(cid, actor="agent:a", text="here").version == 3
     store.close()
+
+
+def _traced(store: SqlStore) -> list[str]:
+    """The statements the store's own SQLite connection runs from now on."""
+    assert store._hot is not None
+    assert store._hot._own is not None
+    statements: list[str] = []
+    store._hot._own.driver_connection.set_trace_callback(statements.append)  # type: ignore[union-attr]
+    return statements
+
+
+def test_on_sqlite_a_case_nobody_else_wrote_since_is_loaded_without_reading_its_row(
+    tmp_path: Path,
+) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = _engine(store)
+    cid = _open(engine)
+    statements = _traced(store)
+    case = engine.acknowledge(cid, actor="agent:a")
+    statements.clear()
+    assert store.load(cid) is case
+    assert statements == ["PRAGMA data_version"]
+    store.close()
+
+
+def test_on_sqlite_any_other_connection_s_commit_makes_the_next_load_read_the_row(
+    tmp_path: Path,
+) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = _engine(store)
+    cid = _open(engine)
+    other = _open(engine, "case-other")
+    case = store.load(cid)
+    statements = _traced(store)
+    elsewhere = SqlStore(sqlite_url(tmp_path))
+    _engine(elsewhere).add_note(other, actor="agent:b", text="another case entirely")
+    elsewhere.close()
+    assert store.load(cid) is case  # the same text: the cached Case, checked
+    assert any(s.startswith("SELECT") for s in statements)
+    statements.clear()
+    assert store.load(cid) is case
+    assert statements == ["PRAGMA data_version"]  # checked once, current again
+    store.close()
+
+
+def test_on_sqlite_a_commit_the_cache_never_heard_of_is_not_hidden(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """If the store's own commit is not followed by its cache update (an exception in
+    between), the next load still reads the row: the stamp counts this connection's
+    changes too."""
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = _engine(store)
+    cid = _open(engine)
+    assert store.load(cid).version == 1
+
+    def interrupted(*_args: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store.cache, "put", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        engine.add_note(cid, actor="agent:a", text="committed, never cached")
+    monkeypatch.undo()
+    loaded = store.load(cid)
+    assert (loaded.version, [n.text for n in loaded.notes]) == (2, ["committed, never cached"])
+    store.close()
