@@ -1,9 +1,14 @@
 """The SQLAlchemy store: SQLite (the embedded default) and PostgreSQL (many workers).
 
-SQLAlchemy Core on the hot path. One step is one transaction: the events, the snapshot,
-the case's deadlines and the idempotency key commit together or not at all. The case's
-version guards every write (optimistic concurrency). Driver errors become ``StoreError``
-subclasses in one place, ``_translated``.
+SQLAlchemy Core, except ``load`` and ``append`` on SQLite with the standard library's
+driver, which run SQL compiled from the same Core statements on the DBAPI connection
+(``adapters.sqlite_hot``, docs/decisions/0011). Loaded and written snapshots are kept in
+a ``SnapshotCache``, always checked against the database.
+
+One step is one transaction: the events, the snapshot, the case's deadlines and the
+idempotency key commit together or not at all. The case's version guards every write
+(optimistic concurrency). Driver errors become ``StoreError`` subclasses in one place,
+``_translated``.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL`` (a committed step survives a crash of
 the process; a power cut may lose the last steps, never corrupt the file: pass
