@@ -31,8 +31,8 @@ DEFAULT_SIZE = 1024
 
 
 class SnapshotCache:
-    """At most ``size`` cases by id (0: none); the one least recently written or read is
-    dropped first. Safe to share between threads."""
+    """At most ``size`` cases by id (0: none); the one least recently put (written, or
+    read from the database) is dropped first. Safe to share between threads."""
 
     def __init__(self, size: int = DEFAULT_SIZE) -> None:
         if size < 0:
