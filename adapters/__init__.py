@@ -24,7 +24,7 @@ _SQL_SCHEMES = {"sqlite", "postgresql"}
 
 def open_store(url: str, **options: Any) -> Store:
     """A store for ``url``. ``options`` go to the store (for SQL: ``prefix``, ``schema``,
-    ``create``, ``durability``, ``engine_options``)."""
+    ``create``, ``durability``, ``snapshot_cache``, ``engine_options``)."""
     scheme = urlsplit(url).scheme
     base = scheme.split("+", 1)[0]
     if scheme == "memory":

@@ -1,9 +1,14 @@
 """The SQLAlchemy store: SQLite (the embedded default) and PostgreSQL (many workers).
 
-SQLAlchemy Core on the hot path. One step is one transaction: the events, the snapshot,
-the case's deadlines and the idempotency key commit together or not at all. The case's
-version guards every write (optimistic concurrency). Driver errors become ``StoreError``
-subclasses in one place, ``_translated``.
+SQLAlchemy Core, except ``load`` and ``append`` on SQLite with the standard library's
+driver, which run SQL compiled from the same Core statements on the DBAPI connection
+(``adapters.sqlite_hot``, docs/decisions/0011). Loaded and written snapshots are kept in
+a ``SnapshotCache``, always checked against the database.
+
+One step is one transaction: the events, the snapshot, the case's deadlines and the
+idempotency key commit together or not at all. The case's version guards every write
+(optimistic concurrency). Driver errors become ``StoreError`` subclasses in one place,
+``_translated``.
 
 SQLite runs in WAL mode with ``synchronous=NORMAL`` (a committed step survives a crash of
 the process; a power cut may lose the last steps, never corrupt the file: pass
@@ -15,7 +20,8 @@ never deadlock on a lock upgrade.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
+import sqlite3
+from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -38,9 +44,12 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.sql import ClauseElement
 
 from adapters.memory import check_append
+from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
+from adapters.sqlite_hot import BEGIN, SqliteHotPath
 from workflow.domain import Case, case_from_json, case_to_json
 from workflow.errors import (
     CaseNotFound,
@@ -73,6 +82,11 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: the database refused it: {error.orig}") from error
     except exc.SQLAlchemyError as error:
         raise StoreError(f"{what}: {error}") from error
+    # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
+    except sqlite3.OperationalError as error:
+        raise StoreUnavailable(f"{what}: the database is unavailable or busy: {error}") from error
+    except sqlite3.Error as error:
+        raise StoreError(f"{what}: the database refused it: {error}") from error
 
 
 def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
@@ -90,7 +104,7 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
 
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            connection.exec_driver_sql(BEGIN)
 
 
 class SqlStore:
@@ -110,9 +124,11 @@ class SqlStore:
         schema: str | None = None,
         create: bool = False,
         durability: Literal["normal", "full"] = "normal",
+        snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
         self.url = url
+        self.cache = SnapshotCache(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
         with _translated(f"opening {url}"):
             self.engine = create_engine(url, **(engine_options or {}))
@@ -126,6 +142,10 @@ class SqlStore:
                 self.reader = create_engine(url, **(engine_options or {}))
                 _sqlite_setup(self.reader, synchronous, immediate=False)
         self._prepare_statements()
+        # SQLite through the standard library's driver: the hot path below Core.
+        self._hot: SqliteHotPath | None = None
+        if self.dialect == "sqlite" and self.engine.dialect.driver == "pysqlite":
+            self._hot = SqliteHotPath(self.engine, self._hot_statements(), stamps=schema is None)
         if create:
             from adapters.migrate import init_schema
 
@@ -154,11 +174,24 @@ class SqlStore:
             deadlines.c.case_id == bindparam("b_case_id")
         )
         self._insert_deadlines = insert(deadlines)
+        self._insert_idempotency = insert(t.idempotency)
         self._events_after = (
             select(events)
             .where(events.c.case_id == bindparam("b_case_id"), events.c.seq > bindparam("b_after"))
             .order_by(events.c.seq)
         )
+
+    def _hot_statements(self) -> dict[str, ClauseElement]:
+        return {
+            "snapshot": self._snapshot,
+            "case_version": self._case_version,
+            "insert_case": self._insert_case,
+            "update_case": self._update_case,
+            "insert_events": self._insert_events,
+            "clear_deadlines": self._clear_deadlines,
+            "insert_deadlines": self._insert_deadlines,
+            "insert_idempotency": self._insert_idempotency,
+        }
 
     # -- schema ----------------------------------------------------------------------
 
@@ -198,11 +231,27 @@ class SqlStore:
     # -- the store port ----------------------------------------------------------------
 
     def load(self, case_id: str) -> Case:
-        with _translated(f"loading case {case_id}"), self.reader.connect() as conn:
-            row = conn.execute(self._snapshot, {"b_case_id": case_id}).first()
-        if row is None:
+        """The case as stored now: its snapshot text is always read from the database,
+        and validated into a ``Case`` unless it is the text the cache holds."""
+        stamp: Hashable = None
+        with _translated(f"loading case {case_id}"):
+            if self._hot is not None:
+                fresh, stored, stamp = self._hot.snapshot(case_id, self.cache)
+                if fresh is not None:
+                    return fresh
+            else:
+                with self.reader.connect() as conn:
+                    stored = conn.execute(self._snapshot, {"b_case_id": case_id}).scalar()
+        if stored is None:
             raise CaseNotFound(case_id)
-        return case_from_json(row[0])
+        return self._case_from(case_id, stored, stamp)
+
+    def _case_from(self, case_id: str, stored: str, stamp: Hashable = None) -> Case:
+        case = self.cache.match(case_id, stored)
+        if case is None:
+            case = case_from_json(stored)
+        self.cache.put(stored, case, stamp)
+        return case
 
     def _case_row(self, case: Case) -> dict[str, Any]:
         return {
@@ -229,86 +278,59 @@ class SqlStore:
         unchanged: Mapping[str, int] | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
+        row = self._case_row(snapshot)
+        event_rows = [_event_row(e) for e in events]
+        deadline_rows = None if deadlines is None else [_deadline_row(d) for d in deadlines]
+        key_row = None
+        if idempotency_key is not None:
+            key_row = {
+                "key": idempotency_key,
+                "case_id": snapshot.id,
+                "version": snapshot.version,
+                "created_at": snapshot.updated_at,
+            }
+        write = self._append if self._hot is None else self._hot.append
         with _translated(f"writing case {snapshot.id}"):
             try:
-                self._append(
-                    snapshot, events, expected_version, deadlines, idempotency_key, unchanged
-                )
-            except exc.IntegrityError as error:
+                stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
+            except (exc.IntegrityError, sqlite3.IntegrityError) as error:
                 # Two writers raced to create the same case or to record the same
                 # idempotency key; the database's unique constraint let one through.
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
+        self.cache.put(row["snapshot"], snapshot, stamp)
 
     def _append(
         self,
-        snapshot: Case,
-        events: Sequence[Event],
+        row: Mapping[str, Any],
         expected_version: int,
-        deadlines: Sequence[Deadline] | None,
-        idempotency_key: str | None,
+        events: Sequence[Mapping[str, Any]],
+        deadlines: Sequence[Mapping[str, Any]] | None,
+        idempotency: Mapping[str, Any] | None,
         unchanged: Mapping[str, int] | None,
-    ) -> None:
-        t = self.tables
-        case_id = snapshot.id
+    ) -> Hashable:
+        """``append`` through Core: PostgreSQL, and SQLite on a driver other than the
+        standard library's. Returns no cache stamp (None)."""
+        case_id = row["case_id"]
         with self.engine.begin() as conn:
             if unchanged:
                 self._check_unchanged(conn, case_id, unchanged)
-            row = self._case_row(snapshot)
             if expected_version == 0:
                 conn.execute(self._insert_case, row)
             else:
-                row["b_case_id"] = row.pop("case_id")
-                row["b_expected"] = expected_version
-                done = conn.execute(self._update_case, row)
+                values = {name: value for name, value in row.items() if name != "case_id"}
+                values.update(b_case_id=case_id, b_expected=expected_version)
+                done = conn.execute(self._update_case, values)
                 if done.rowcount != 1:
                     found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
                     raise ConcurrencyConflict(case_id, expected_version, found)
-            conn.execute(
-                self._insert_events,
-                [
-                    {
-                        "case_id": e.case_id,
-                        "seq": e.seq,
-                        "type": e.type,
-                        "at": e.at,
-                        "actor": e.actor,
-                        "data": canonical_json(e.data),
-                        "policy_version": e.policy_version,
-                        "prev_hash": e.prev_hash,
-                        "hash": e.hash,
-                    }
-                    for e in events
-                ],
-            )
+            conn.execute(self._insert_events, events)
             if deadlines is not None:
                 conn.execute(self._clear_deadlines, {"b_case_id": case_id})
                 if deadlines:
-                    conn.execute(
-                        self._insert_deadlines,
-                        [
-                            {
-                                "case_id": d.case_id,
-                                "key": d.key,
-                                "target": d.target,
-                                "step": d.step,
-                                "kind": d.kind,
-                                "percent": d.percent,
-                                "status": "pending",
-                                "due_at": d.due_at,
-                                "claimed_until": None,
-                            }
-                            for d in deadlines
-                        ],
-                    )
-            if idempotency_key is not None:
-                conn.execute(
-                    insert(t.idempotency).values(
-                        key=idempotency_key,
-                        case_id=case_id,
-                        version=snapshot.version,
-                        created_at=snapshot.updated_at,
-                    )
-                )
+                    conn.execute(self._insert_deadlines, deadlines)
+            if idempotency is not None:
+                conn.execute(self._insert_idempotency, idempotency)
+        return None
 
     def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
         """Other cases the decision read must still be at those versions. On PostgreSQL
@@ -505,8 +527,39 @@ class SqlStore:
                         conn.exec_driver_sql(f"VACUUM {quote(table)}")
 
     def close(self) -> None:
+        self.cache.clear()
+        if self._hot is not None:
+            self._hot.close()
         self.engine.dispose()
         self.reader.dispose()
+
+
+def _event_row(e: Event) -> dict[str, Any]:
+    return {
+        "case_id": e.case_id,
+        "seq": e.seq,
+        "type": e.type,
+        "at": e.at,
+        "actor": e.actor,
+        "data": canonical_json(e.data),
+        "policy_version": e.policy_version,
+        "prev_hash": e.prev_hash,
+        "hash": e.hash,
+    }
+
+
+def _deadline_row(d: Deadline) -> dict[str, Any]:
+    return {
+        "case_id": d.case_id,
+        "key": d.key,
+        "target": d.target,
+        "step": d.step,
+        "kind": d.kind,
+        "percent": d.percent,
+        "status": "pending",
+        "due_at": d.due_at,
+        "claimed_until": None,
+    }
 
 
 def _event(row: Any) -> Event:

@@ -303,6 +303,8 @@ def test_cases_past_their_retention_are_purged_leaving_tombstones(
 
     with pytest.raises(CaseNotFound):
         store.events(ids["old"])
+    with pytest.raises(CaseNotFound):
+        store.load(ids["old"])
     assert store.pending_deadlines(ids["old"]) == []
     assert store.customer_cases("c-old") == []
     # Nothing earlier was rewritten: a digest saved before the purge still verifies,

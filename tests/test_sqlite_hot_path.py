@@ -1,0 +1,205 @@
+"""The SQLite hot path (adapters.sqlite_hot) writes exactly the rows Core writes, keeps
+one transaction per step, and its driver errors are translated like Core's."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from sqlalchemy import event
+from sqlalchemy.dialects.sqlite import dialect as sqlite_dialect
+
+from adapters.sql import SqlStore
+from adapters.sql_schema import UtcDateTime
+from adapters.sqlite_hot import utc_text
+from adapters.testing import StoreContract
+from policies.loader import bundled_policy
+from tests.conftest import PATH, START
+from tests.stores import sqlite_url
+from workflow import ConcurrencyConflict, Engine, ManualClock, StoreError, StoreUnavailable
+from workflow.domain import Case
+from workflow.events import Event, make_event
+from workflow.replay import replay
+
+_SQLITE = sqlite_dialect()
+
+
+def _core_only(store: SqlStore) -> SqlStore:
+    """The same store with the hot path switched off: everything through Core."""
+    store._hot = None
+    return store
+
+
+class TestSqliteStoreThroughCore(StoreContract):
+    """The Core path still serves PostgreSQL and other SQLite drivers: it keeps passing
+    the contract on SQLite too."""
+
+    @pytest.fixture
+    def store(self, tmp_path: Path) -> Iterator[SqlStore]:
+        store = _core_only(SqlStore(sqlite_url(tmp_path), create=True))
+        yield store
+        store.close()
+
+
+def test_the_sqlite_store_takes_the_hot_path(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    assert store._hot is not None
+    store.close()
+
+
+def _busy_history(store: SqlStore) -> None:
+    """Steps that write every kind of row: cases, events, SLA deadlines, idempotency
+    keys, a cap check that reads the customer's other case, and SLA events fired by a
+    sweep on the case left open."""
+    clock = ManualClock(START)
+    engine = Engine(store, policy=bundled_policy("retail"), clock=clock)
+    for n in range(2):
+        cid = engine.open_case(
+            actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="email",
+            subject="broken", case_id=f"case-{n}", idempotency_key=f"open-{n}",
+        ).id  # fmt: skip
+        for step, inputs in PATH if n == 0 else PATH[:3]:
+            clock.advance(minutes=47)
+            actor = "customer:c-1" if step == "accept_remedy" else "agent:a"
+            if step == "accept_remedy":
+                inputs = {**inputs, "due": clock.now() + timedelta(days=3)}
+            engine.step(cid, step, actor=actor, idempotency_key=f"{cid}-{step}", **inputs)
+    clock.advance(days=10)
+    engine.tick()
+    engine.open_case(
+        actor="agent:a", customer={"id": "c-2", "name": "Bo"}, channel="email", case_id="case-2"
+    )  # its acknowledgement deadline stays pending
+
+
+def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
+    with sqlite3.connect(path) as conn:
+        tables = [
+            name for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+        ]
+        return {
+            table: sorted(conn.execute(f"SELECT * FROM {table}").fetchall(), key=repr)
+            for table in tables
+        }
+
+
+def test_the_hot_path_writes_exactly_the_rows_core_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import itertools
+
+    import workflow.personal
+
+    hot_dir, core_dir = tmp_path / "hot", tmp_path / "core"
+    hot_dir.mkdir()
+    core_dir.mkdir()
+    for folder, make in ((hot_dir, lambda s: s), (core_dir, _core_only)):
+        # The same salts for personal values in both runs, so the rows can be equal.
+        counter = itertools.count()
+        monkeypatch.setattr(
+            workflow.personal.secrets, "token_hex", lambda n: f"{next(counter):0{2 * n}x}"
+        )
+        store = make(SqlStore(sqlite_url(folder), create=True))
+        _busy_history(store)
+        store.close()
+    hot, core = _rows(hot_dir / "cases.db"), _rows(core_dir / "cases.db")
+    assert {table: len(rows) for table, rows in hot.items()} == {
+        table: len(rows) for table, rows in core.items()
+    }
+    assert len(hot["cf_events"]) > 15  # 10 + 4 steps + 1 open, and the sweep's SLA events
+    assert hot["cf_deadlines"]
+    assert len(hot["cf_idempotency"]) == 14
+    assert hot == core
+
+
+def test_a_locked_database_is_store_unavailable_and_the_store_recovers(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+
+    @event.listens_for(store.engine, "checkout")
+    def _wait_briefly(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=50")  # not 30 s
+
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    blocker = sqlite3.connect(tmp_path / "cases.db", isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    with pytest.raises(StoreUnavailable, match="unavailable or busy") as error:
+        engine.acknowledge(cid, actor="agent:a")
+    assert isinstance(error.value.__cause__, sqlite3.OperationalError)
+    blocker.execute("ROLLBACK")
+    blocker.close()
+    assert store.load(cid).version == 1
+    assert engine.acknowledge(cid, actor="agent:a").version == 2
+    store.close()
+
+
+def test_a_refused_write_rolls_back_the_whole_step(tmp_path: Path) -> None:
+    """The idempotency key is the step's last statement: when it is refused, the case
+    row and event written before it in the same transaction are rolled back."""
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    first = engine.open_case(
+        actor="agent:a", customer={"id": "c", "name": "N"}, channel="web", case_id="case-1"
+    ).id
+    second = engine.open_case(
+        actor="agent:a", customer={"id": "c", "name": "N"}, channel="web", case_id="case-2"
+    ).id
+    engine.add_note(first, actor="agent:a", text="x", idempotency_key="taken")
+    snapshot, events, version = _note(engine, store, second)
+    with pytest.raises(ConcurrencyConflict):
+        store.append(snapshot, events, version, idempotency_key="taken")
+    assert store.load(second).version == 1
+    assert len(store.events(second)) == 1
+    store.close()
+
+
+def _note(engine: Engine, store: SqlStore, case_id: str) -> tuple[Case, list[Event], int]:
+    case = store.load(case_id)
+    event = make_event(
+        case_id, case.version + 1, "add_note", START, "agent:a", {"text": "n"},
+        engine.policy.stamp, case.head_hash,
+    )  # fmt: skip
+    return replay([*store.events(case_id), event]), [event], case.version
+
+
+_EARLIEST, _LATEST = datetime(1, 1, 2), datetime(9999, 12, 30)  # noqa: DTZ001 (bounds)
+
+
+@given(st.datetimes(min_value=_EARLIEST, max_value=_LATEST, timezones=st.timezones()))
+def test_the_hot_path_formats_times_as_core_does(moment: datetime) -> None:
+    core = UtcDateTime().dialect_impl(_SQLITE).bind_processor(_SQLITE)
+    assert core is not None
+    assert utc_text(moment) == core(moment)
+
+
+def test_the_hot_path_refuses_naive_times_as_core_does() -> None:
+    with pytest.raises(ValueError, match="naive"):
+        utc_text(datetime(2026, 11, 2, 9, 0))  # noqa: DTZ001
+    assert utc_text(None) is None
+
+
+def test_the_store_gives_its_own_connection_back_on_close_and_after_an_error(
+    tmp_path: Path,
+) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    pool = store.engine.pool
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]  # the store's own
+    with pytest.raises(StoreError):
+        store.append(store.load(cid), [], 1)  # refused before any SQL: keeps it
+    with sqlite3.connect(tmp_path / "cases.db") as conn:
+        conn.execute("DROP TABLE cf_idempotency")
+    snapshot, events, version = _note(engine, store, cid)
+    with pytest.raises(StoreUnavailable, match="no such table"):
+        store.append(snapshot, events, version, idempotency_key="k")
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]  # given back, in doubt
+    assert store.load(cid).version == 1  # the failed step left nothing
+    assert pool.checkedout() == 1  # type: ignore[attr-defined]
+    store.close()
+    assert pool.checkedout() == 0  # type: ignore[attr-defined]
