@@ -101,9 +101,11 @@ def test_the_hot_path_writes_exactly_the_rows_core_writes(
     for folder, make in ((hot_dir, lambda s: s), (core_dir, _core_only)):
         # The same salts for personal values in both runs, so the rows can be equal.
         counter = itertools.count()
-        monkeypatch.setattr(
-            workflow.personal.secrets, "token_hex", lambda n: f"{next(counter):0{2 * n}x}"
-        )
+
+        def salt(n: int, counter: itertools.count[int] = counter) -> str:
+            return f"{next(counter):0{2 * n}x}"
+
+        monkeypatch.setattr(workflow.personal.secrets, "token_hex", salt)
         store = make(SqlStore(sqlite_url(folder), create=True))
         _busy_history(store)
         store.close()
