@@ -47,7 +47,6 @@ OCCURRED_ON_SLACK = timedelta(days=1)
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
-_REMEDY: TypeAdapter[Remedy] = TypeAdapter(Remedy)
 
 
 @dataclass(slots=True)
@@ -220,7 +219,7 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
     remedies: list[Remedy] = []
     for i, option in enumerate(options, start=1):
         try:
-            remedy = _REMEDY.validate_python(option)
+            remedy = Remedy.model_validate(option)
         except ValidationError as exc:
             ctx.invalid(f"options[{i}]", _first_line(exc))
         if remedy.amount is not None and remedy.amount.currency != ctx.policy.currency:
