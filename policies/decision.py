@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
-from policies.records import frozen_error, trusted
+from policies.records import frozen_error, remember, trusted
 
 
 class Outcome(StrEnum):
@@ -189,7 +189,15 @@ def _fast(value: Any) -> Decision | None:
         reasons = _texts(value["reasons"])
     if rule_ids is None or reasons is None or used != len(value):
         return None
-    return _decision(outcome=member, rule_ids=rule_ids, reasons=reasons)
+    key = (member, rule_ids, reasons)
+    shared = _INTERNED.get(key)
+    if shared is not None:  # the same verdict read again: one immutable record, shared
+        return shared
+    return remember(_INTERNED, key, _decision(outcome=member, rule_ids=rule_ids, reasons=reasons))
+
+
+#: Decisions read from their JSON form, by their parts.
+_INTERNED: dict[tuple[Outcome, tuple[str, ...], tuple[str, ...]], Decision] = {}
 
 
 def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Decision:

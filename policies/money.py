@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, core_schema
 
 from policies.errors import CurrencyMismatch, MoneyError
-from policies.records import frozen_error, trusted
+from policies.records import frozen_error, remember, trusted
 from policies.types import refuse_float
 
 _SHORTHAND = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]{3})\s*$")
@@ -223,6 +223,8 @@ _PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
 #: Currency text as given -> (its code, the code's minor units), for codes that passed.
 _KNOWN: dict[str, tuple[str, int]] = {}
 _MAX_KNOWN = 1024
+#: Amounts read from their JSON form, by (amount text, currency text) exactly as given.
+_INTERNED: dict[tuple[str, str], Money] = {}
 
 
 def _fast(value: Any) -> Money | None:
@@ -237,12 +239,21 @@ def _fast(value: Any) -> Money | None:
         return None
     kind = type(amount)
     if kind is str:
+        shared = _INTERNED.get((amount, currency))
+        if shared is not None:
+            return shared
         if _PLAIN_DECIMAL.fullmatch(amount) is None:
             return None
+        text = amount
+        dot = amount.find(".")
+        places = 0 if dot < 0 else len(amount) - dot - 1  # the text is plain digits
         amount = Decimal(amount)
     elif kind is int:
+        places = 0
         amount = Decimal(amount)
-    elif kind is not Decimal or not amount.is_finite():
+    elif kind is Decimal and amount.is_finite():
+        places = _places(amount)
+    else:
         return None
     known = _KNOWN.get(currency)
     if known is None:
@@ -253,9 +264,12 @@ def _fast(value: Any) -> Money | None:
             return None
         if len(_KNOWN) < _MAX_KNOWN:
             _KNOWN[currency] = known
-    if _places(amount) > known[1]:
+    if places > known[1]:
         return None
-    return _money(amount=amount, currency=known[0])
+    money = _money(amount=amount, currency=known[0])
+    if kind is str:  # the same text and code always make the same amount: share it
+        remember(_INTERNED, (text, currency), money)
+    return money
 
 
 def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Money:

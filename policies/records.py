@@ -48,3 +48,17 @@ def frozen_error(cls: type, name: str, value: Any) -> NoReturn:
     """What assigning to a frozen pydantic model raised: the same ``ValidationError``."""
     detail: InitErrorDetails = {"type": "frozen_instance", "loc": (name,), "input": value}
     raise ValidationError.from_exception_data(cls.__name__, [detail])
+
+
+#: How many distinct values each interning table keeps before it starts afresh.
+MAX_INTERNED = 4096
+
+
+def remember(table: dict[Any, R], key: Any, value: R) -> R:
+    """Keep ``value`` under ``key`` in an interning table (bounded: a full table is
+    emptied first) and return it. Only for immutable values whose ``key`` says exactly
+    what they were built from, so that sharing one is the same as building it again."""
+    if len(table) >= MAX_INTERNED:
+        table.clear()
+    table[key] = value
+    return value

@@ -18,7 +18,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from policies.money import Money
 from policies.money import _fast as _fast_money
-from policies.records import frozen_error, trusted
+from policies.records import frozen_error, remember, trusted
 
 #: The remedy kinds every policy knows. A policy file may define more.
 BUILTIN_REMEDY_KINDS: tuple[str, ...] = (
@@ -160,10 +160,50 @@ class Remedy:
 _remedy = trusted(Remedy)
 
 
+#: Remedies read from their JSON form, by exactly the texts they were read from.
+_INTERNED: dict[tuple[str, str | None, str | None, str | None], Remedy] = {}
+
+
 def _fast(value: Any) -> Remedy | None:
     """A ``Remedy`` from its JSON form (a dict of ``kind``, ``amount``, ``description``)
     without pydantic, or None when the input is anything else or not valid: the
-    validator model then decides, and raises its errors."""
+    validator model then decides, and raises its errors. The same JSON form read again
+    gives the same (immutable) record, shared."""
+    key = _json_key(value)
+    if key is not None:
+        shared = _INTERNED.get(key)
+        if shared is not None:
+            return shared
+    remedy = _read(value)
+    if remedy is not None and key is not None:
+        remember(_INTERNED, key, remedy)
+    return remedy
+
+
+def _json_key(value: Any) -> tuple[str, str | None, str | None, str | None] | None:
+    """The texts a remedy's JSON form consists of, when it consists only of the keys
+    it may have and of plain strings; None otherwise."""
+    if type(value) is not dict:
+        return None
+    kind = value.get("kind")
+    amount = value.get("amount")
+    description = value.get("description")
+    size = 1 + ("amount" in value) + ("description" in value)
+    if type(kind) is not str or size != len(value):
+        return None
+    if "description" in value and type(description) is not str:
+        return None
+    if amount is None:
+        return (kind, None, None, description)
+    if type(amount) is not dict or len(amount) != 2:
+        return None
+    number, currency = amount.get("amount"), amount.get("currency")
+    if type(number) is not str or type(currency) is not str:
+        return None
+    return (kind, number, currency, description)
+
+
+def _read(value: Any) -> Remedy | None:
     if type(value) is not dict:
         return None
     kind = value.get("kind")

@@ -175,6 +175,28 @@ def test_the_fast_paths_take_the_json_forms_events_carry() -> None:
     assert decision_module._fast(allowed.to_json()) == allowed
 
 
+def test_a_json_form_read_again_gives_the_same_shared_record() -> None:
+    """Interned by exactly the texts read: an amount written differently, or an input
+    the validating path refuses, is never answered from what was read before."""
+    form = {"kind": "refund", "amount": {"amount": "40.00", "currency": "EUR"}}
+    first = Remedy.model_validate(form)
+    assert Remedy.model_validate({**form}) is first
+    other = Remedy.model_validate(
+        {"kind": "refund", "amount": {"amount": "40.0", "currency": "EUR"}}
+    )
+    assert str(other.amount) == "40.0 EUR"
+    assert Money.model_validate({"amount": "40.0", "currency": "EUR"}).amount.as_tuple() == (
+        Decimal("40.0").as_tuple()
+    )
+    Remedy.model_validate({"kind": "replacement"})
+    with pytest.raises(ValidationError, match="valid string"):
+        Remedy.model_validate({"kind": "replacement", "description": None})
+    with pytest.raises(ValidationError, match="Extra inputs"):
+        Remedy.model_validate({**form, "extra": 1})
+    verdict = {"outcome": "allowed", "rule_ids": ["a"], "reasons": ["b"]}
+    assert Decision.model_validate(verdict) is Decision.model_validate(dict(verdict))
+
+
 def test_records_are_frozen_like_the_models_were() -> None:
     money = Money.of("1.00", "EUR")
     with pytest.raises(ValidationError, match="Instance is frozen"):

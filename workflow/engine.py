@@ -294,7 +294,9 @@ class Engine:
             )
         # A case's events never go back in time, even when workers' clocks disagree.
         now = max(self.now(), case.updated_at)
-        policy = self._policy_for(case, step)
+        policy = self._policies.get(case.policy_version)
+        if policy is None:
+            policy = self._policy_for(case, step)
         ctx = StepContext(
             case,
             step,
@@ -332,7 +334,11 @@ class Engine:
         new = apply(work, event, state)
         events.append(event)
         try:
-            deadlines = self._deadlines(new, changed_policy=step == "migrate_policy")
+            deadlines = (
+                self._deadlines(new, changed_policy=step == "migrate_policy")
+                if step == "migrate_policy" or self._has_sla.get(new.policy_version)
+                else None  # what ``_deadlines`` says for a policy without SLA targets
+            )
             self.store.append(new, events, case.version, deadlines, idempotency_key, ctx.read_cases)
         except ConcurrencyConflict:
             earlier = self._earlier_result(idempotency_key) if idempotency_key else None

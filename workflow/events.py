@@ -223,7 +223,9 @@ def make_event(
     event.data = data
     event.policy_version = policy_version
     event.prev_hash = prev_hash
-    event.hash = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    event.hash = _sha256(
+        _canonical_text(case_id, seq, type_, at, actor, data, policy_version, prev_hash).encode()
+    ).hexdigest()
     _object_setattr(event, "__class__", Event)
     result: Event = event  # type: ignore[assignment]
     return result

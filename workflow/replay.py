@@ -27,6 +27,7 @@ from workflow.domain import (
     Priority,
     Promise,
     evolve,
+    evolve_with,
 )
 from workflow.errors import AuditFailure
 from workflow.events import GENESIS, Event
@@ -295,7 +296,7 @@ def apply(case: Case, event: Event, state: str) -> Case:
     changes["version"] = event.seq
     changes["head_hash"] = event.hash
     changes["updated_at"] = event.at
-    return evolve(case, **changes)
+    return evolve_with(case, changes)
 
 
 OPEN_EVENT = "open"
