@@ -61,6 +61,9 @@ class _Verdicts:
         self.items.append((outcome, rule, reason))
 
     def decision(self) -> Decision:
+        if len(self.items) == 1:  # the usual case: one rule decided
+            outcome, rule, reason = self.items[0]
+            return Decision.model_construct(outcome=outcome, rule_ids=(rule,), reasons=(reason,))
         worst = min((o for o, _, _ in self.items), key=_SEVERITY.__getitem__)
         chosen = [(rule, reason) for o, rule, reason in self.items if o == worst]
         return Decision.model_construct(  # every part is built here, of the right type

@@ -93,6 +93,35 @@ def _sla_item(
     return ("sla_breached", data)
 
 
+def customer_data(customer: Customer) -> dict[str, Any]:
+    """The customer as the ``open`` event records it: what pydantic's
+    ``dump_python(mode="json", exclude_none=True)`` gives (every field is text), built
+    directly (a test checks they agree)."""
+    data = {"id": customer.id, "name": customer.name}
+    if customer.contact is not None:
+        data["contact"] = customer.contact
+    if customer.account is not None:
+        data["account"] = customer.account
+    data["tier"] = customer.tier
+    return data
+
+
+#: Each enum's values by value and by member (a StrEnum member is equal to its value).
+_ENUM_TEXTS: dict[type, dict[str, str]] = {
+    kind: {member.value: member.value for member in kind}
+    for kind in (Channel, Priority, ComplainantType)
+}
+
+
+def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], value: Any) -> str:
+    """``kind(value).value``, with the same errors; known text is looked up."""
+    if type(value) is str or type(value) is kind:
+        text = _ENUM_TEXTS[kind].get(value)
+        if text is not None:
+            return text
+    return kind(value).value
+
+
 def _new_case_id() -> str:
     return f"case-{uuid.uuid4().hex}"
 
@@ -196,10 +225,10 @@ class Engine:
                 customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(customer)
             )
             data: dict[str, Any] = {
-                "customer": _CUSTOMER.dump_python(cust, mode="json", exclude_none=True),
-                "channel": Channel(channel).value,
-                "priority": Priority(priority).value,
-                "complainant_type": ComplainantType(complainant_type).value,
+                "customer": customer_data(cust),
+                "channel": _enum_text(Channel, channel),
+                "priority": _enum_text(Priority, priority),
+                "complainant_type": _enum_text(ComplainantType, complainant_type),
             }
             for name, text in (("subject", subject), ("details", details)):
                 if text is not None and text.strip():  # blank text is not information
