@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -129,6 +129,8 @@ class StepContext:
             if required:
                 self.missing(name)
             return None
+        if type(value) is datetime and value.tzinfo is UTC:
+            return value  # what validating and converting to UTC give (a test checks it)
         try:
             parsed = _DATETIME.validate_python(value)
             return to_utc(parsed, name)
