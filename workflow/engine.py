@@ -294,7 +294,7 @@ class Engine:
             earlier = self._earlier_result(idempotency_key)
             if earlier is not None:
                 return earlier
-        who = Actor.parse(actor)
+        who = actor if type(actor) is Actor else Actor.parse(actor)
         case = self.store.load(case_id)
         try:
             spec = GUARDS[step]
@@ -322,7 +322,9 @@ class Engine:
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
         # A case's events never go back in time, even when workers' clocks disagree.
-        now = max(self.now(), case.updated_at)
+        now = self.now()
+        if now < case.updated_at:
+            now = case.updated_at
         policy = self._policies.get(case.policy_version)
         if policy is None:
             policy = self._policy_for(case, step)
@@ -347,9 +349,10 @@ class Engine:
         # warnings and breach it passed are recorded first, in the same append.
         work: Case = case
         events: list[Event] = []
-        late = self._late(case, policy, step, now) if self._has_sla[policy.stamp] else []
-        if late:
-            work, events = self._chain(case, late, now, policy.stamp)
+        if self._has_sla[policy.stamp]:
+            late = self._late(case, policy, step, now)
+            if late:
+                work, events = self._chain(case, late, now, policy.stamp)
         event = make_event(
             case_id,
             work.version + 1,
