@@ -53,10 +53,11 @@ class MemoryStore:
         check_append(snapshot, events, expected_version)
         case_id = snapshot.id
         with self._lock:
-            for other, version in (unchanged or {}).items():
-                seen = self._snapshots.get(other)
-                if (seen.version if seen is not None else 0) != version:
-                    raise ConcurrencyConflict(other, version, seen.version if seen else None)
+            if unchanged:
+                for other, version in unchanged.items():
+                    seen = self._snapshots.get(other)
+                    if (seen.version if seen is not None else 0) != version:
+                        raise ConcurrencyConflict(other, version, seen.version if seen else None)
             current = self._snapshots.get(case_id)
             found = current.version if current is not None else 0
             if found != expected_version:

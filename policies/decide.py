@@ -47,6 +47,10 @@ class OfferRequest:
             raise TypeError("paid_in_period is money: a Decimal, never a float")
 
 
+#: The strictest outcome first.
+_SEVERITY = {Outcome.DENIED: 0, Outcome.NEEDS_APPROVAL: 1, Outcome.ALLOWED: 2}
+
+
 class _Verdicts:
     """Collects rule findings; the outcome is the strictest one."""
 
@@ -57,8 +61,10 @@ class _Verdicts:
         self.items.append((outcome, rule, reason))
 
     def decision(self) -> Decision:
-        order = {Outcome.DENIED: 0, Outcome.NEEDS_APPROVAL: 1, Outcome.ALLOWED: 2}
-        worst = min((o for o, _, _ in self.items), key=order.__getitem__)
+        if len(self.items) == 1:  # the usual case: one rule decided
+            outcome, rule, reason = self.items[0]
+            return Decision.model_construct(outcome=outcome, rule_ids=(rule,), reasons=(reason,))
+        worst = min((o for o, _, _ in self.items), key=_SEVERITY.__getitem__)
         chosen = [(rule, reason) for o, rule, reason in self.items if o == worst]
         return Decision.model_construct(  # every part is built here, of the right type
             outcome=worst,

@@ -5,12 +5,23 @@ from __future__ import annotations
 import re
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache, total_ordering
-from typing import Any
+from typing import Any, Literal
 
 from iso4217 import Currency
-from pydantic import BaseModel, ConfigDict, field_serializer, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    GetCoreSchemaHandler,
+    TypeAdapter,
+    ValidatorFunctionWrapHandler,
+    field_serializer,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import CoreSchema, core_schema
 
 from policies.errors import CurrencyMismatch, MoneyError
+from policies.records import frozen_error, remember, trusted
 from policies.types import refuse_float
 
 _SHORTHAND = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]{3})\s*$")
@@ -28,54 +39,87 @@ def minor_units(code: str) -> int:
     return int(currency.exponent)
 
 
+def _places(amount: Decimal) -> int:
+    exponent = amount.as_tuple().exponent
+    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+
+
+def _currency_code(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("currency must be an ISO 4217 code such as 'EUR'")
+    code = value.strip().upper()
+    minor_units(code)
+    return _CODES.setdefault(code, code)  # one string per code, shared by every amount
+
+
+#: Normalised codes, so that every amount in one currency shares its code's string.
+_CODES: dict[str, str] = {}
+
+
+def _validator_model() -> type[BaseModel]:
+    class Money(BaseModel):
+        """Validates ``Money`` input; its errors are the ones ``Money`` raises."""
+
+        model_config = ConfigDict(frozen=True, extra="forbid")
+
+        amount: Decimal
+        currency: str
+
+        @field_validator("amount", mode="before")
+        @classmethod
+        def _refuse_float(cls, value: Any) -> Any:
+            return refuse_float(value)
+
+        @field_validator("currency", mode="before")
+        @classmethod
+        def _known_currency(cls, value: Any) -> Any:
+            return _currency_code(value)
+
+        @model_validator(mode="after")
+        def _check_amount(self) -> Money:
+            if not self.amount.is_finite():
+                raise ValueError(f"amount {self.amount} is not a finite number")
+            places = _places(self.amount)
+            if places > minor_units(self.currency):
+                raise ValueError(
+                    f"{self.amount} has {places} decimal places; {self.currency} has "
+                    f"{minor_units(self.currency)}"
+                )
+            return self
+
+        @field_serializer("amount")
+        def _amount_as_string(self, amount: Decimal) -> str:
+            return str(amount)
+
+    return Money
+
+
+_MoneyModel = _validator_model()
+
+
 @total_ordering
-class Money(BaseModel):
+class Money:
     """An amount of money. ``amount`` is a Decimal, never a float; in JSON it is a string.
+
+    A frozen slotted record (see ``policies.records``): ``Money(amount=..., currency=...)``
+    validates as the pydantic model it used to be, with the same errors.
 
     >>> Money.of("40.00", "EUR")
     Money('40.00 EUR')
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    __slots__ = ("amount", "currency")
 
     amount: Decimal
     currency: str
 
-    @field_validator("amount", mode="before")
-    @classmethod
-    def _refuse_float(cls, value: Any) -> Any:
-        return refuse_float(value)
-
-    @field_validator("currency", mode="before")
-    @classmethod
-    def _known_currency(cls, value: Any) -> Any:
-        if not isinstance(value, str):
-            raise ValueError("currency must be an ISO 4217 code such as 'EUR'")
-        code = value.strip().upper()
-        minor_units(code)
-        return code
-
-    @model_validator(mode="after")
-    def _check_amount(self) -> Money:
-        if not self.amount.is_finite():
-            raise ValueError(f"amount {self.amount} is not a finite number")
-        exponent = self.amount.as_tuple().exponent
-        places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
-        if places > minor_units(self.currency):
-            raise ValueError(
-                f"{self.amount} has {places} decimal places; {self.currency} has "
-                f"{minor_units(self.currency)}"
-            )
-        return self
-
-    @field_serializer("amount")
-    def _amount_as_string(self, amount: Decimal) -> str:
-        return str(amount)
+    def __new__(cls, **data: Any) -> Money:
+        return cls.model_validate(data)
 
     @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Build an amount, validated: ``Money.of("40.00", "EUR")``."""
-        return cls(amount=Decimal(amount), currency=currency)
+        return cls.model_validate({"amount": Decimal(amount), "currency": currency})
 
     @classmethod
     def parse(cls, text: str) -> Money:
@@ -88,6 +132,48 @@ class Money(BaseModel):
         except (InvalidOperation, ValueError) as exc:
             raise MoneyError(f"{text!r} is not a valid amount: {exc}") from None
 
+    # -- pydantic-compatible validation and serialisation ----------------------------
+
+    @classmethod
+    def model_validate(cls, obj: Any) -> Money:
+        """``Money`` from a mapping (or a ``Money``), validated; raises ``ValidationError``."""
+        if type(obj) is Money:
+            return obj
+        fast = _fast(obj)
+        return fast if fast is not None else _from_model(_MoneyModel.model_validate(obj))
+
+    @classmethod
+    def model_validate_json(cls, data: str | bytes) -> Money:
+        return _from_model(_MoneyModel.model_validate_json(data))
+
+    def model_dump(self, *, mode: Literal["json", "python"] | str = "python") -> dict[str, str]:
+        """As the model dumped it: the amount as a string in either mode."""
+        return self.to_json()
+
+    def model_dump_json(self) -> str:
+        return _ADAPTER.dump_json(self).decode()
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler) -> CoreSchema:
+        return core_schema.no_info_wrap_validator_function(
+            _validate,
+            handler.generate_schema(_MoneyModel),
+            serialization=core_schema.plain_serializer_function_ser_schema(
+                _dump, when_used="always"
+            ),
+        )
+
+    # -- the record ------------------------------------------------------------------
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        frozen_error(Money, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        frozen_error(Money, name, None)
+
+    def __reduce__(self) -> tuple[Any, tuple[Decimal, str]]:
+        return (_unpickle, (self.amount, self.currency))
+
     def _same_currency(self, other: Money) -> None:
         if other.currency != self.currency:
             raise CurrencyMismatch(self.currency, other.currency)
@@ -96,13 +182,13 @@ class Money(BaseModel):
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other)
-        return Money.model_construct(amount=self.amount + other.amount, currency=self.currency)
+        return _money(amount=self.amount + other.amount, currency=self.currency)
 
     def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other)
-        return Money.model_construct(amount=self.amount - other.amount, currency=self.currency)
+        return _money(amount=self.amount - other.amount, currency=self.currency)
 
     def __lt__(self, other: Money) -> bool:
         if not isinstance(other, Money):
@@ -127,3 +213,84 @@ class Money(BaseModel):
     def to_json(self) -> dict[str, str]:
         """The JSON form used in events: the amount as a string."""
         return {"amount": str(self.amount), "currency": self.currency}
+
+
+#: ``Money`` from an amount and a code already checked (arithmetic, the fast path).
+_money = trusted(Money)
+
+#: A plain decimal written in ASCII digits: what ``Decimal`` and pydantic read alike.
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")
+#: Currency text as given -> (its code, the code's minor units), for codes that passed.
+_KNOWN: dict[str, tuple[str, int]] = {}
+_MAX_KNOWN = 1024
+#: Amounts read from their JSON form, by (amount text, currency text) exactly as given.
+_INTERNED: dict[tuple[str, str], Money] = {}
+
+
+def _fast(value: Any) -> Money | None:
+    """``Money`` from the JSON form ``{"amount": "40.00", "currency": "EUR"}`` (or an int or
+    Decimal amount) without pydantic, or None when the input is anything else or not
+    valid: the validator model then decides, and raises its errors."""
+    if type(value) is not dict or len(value) != 2:
+        return None
+    amount: Any = value.get("amount")
+    currency: Any = value.get("currency")
+    if type(currency) is not str:
+        return None
+    kind = type(amount)
+    if kind is str:
+        shared = _INTERNED.get((amount, currency))
+        if shared is not None:
+            return shared
+        if _PLAIN_DECIMAL.fullmatch(amount) is None:
+            return None
+        text = amount
+        dot = amount.find(".")
+        places = 0 if dot < 0 else len(amount) - dot - 1  # the text is plain digits
+        amount = Decimal(amount)
+    elif kind is int:
+        places = 0
+        amount = Decimal(amount)
+    elif kind is Decimal and amount.is_finite():
+        places = _places(amount)
+    else:
+        return None
+    known = _KNOWN.get(currency)
+    if known is None:
+        try:
+            code = _currency_code(currency)
+            known = (code, minor_units(code))
+        except (ValueError, MoneyError):
+            return None
+        if len(_KNOWN) < _MAX_KNOWN:
+            _KNOWN[currency] = known
+    if places > known[1]:
+        return None
+    money = _money(amount=amount, currency=known[0])
+    if kind is str:  # the same text and code always make the same amount: share it
+        remember(_INTERNED, (text, currency), money)
+    return money
+
+
+def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> Money:
+    if isinstance(value, Money):
+        return value
+    fast = _fast(value)
+    if fast is not None:
+        return fast
+    return _from_model(handler(value))
+
+
+def _from_model(model: Any) -> Money:
+    return _money(amount=model.amount, currency=model.currency)
+
+
+def _dump(money: Money) -> dict[str, str]:
+    return money.to_json()
+
+
+def _unpickle(amount: Decimal, currency: str) -> Money:
+    return _money(amount=amount, currency=currency)
+
+
+_ADAPTER: TypeAdapter[Money] = TypeAdapter(Money)

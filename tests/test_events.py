@@ -5,16 +5,19 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import fields, replace
 from datetime import UTC, datetime
 from itertools import pairwise
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
-from workflow import GENESIS, Engine
-from workflow.events import canonical, canonical_json, event_from_json
+from workflow import GENESIS, Customer, Engine
+from workflow.engine import customer_data
+from workflow.events import canonical, canonical_json, event_from_json, format_at
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -130,3 +133,28 @@ def test_docs_audit_shows_the_same_canonical_bytes() -> None:
         "case-1", 2, "listen", at, "agent:alice", {"note": "Vase broke ☹"}, "1@sha256:ab", GENESIS
     )
     assert body.decode() in page
+
+
+@given(st.datetimes(timezones=st.just(UTC)))
+def test_an_instant_is_written_exactly_as_isoformat_writes_it(at: datetime) -> None:
+    """The fast writer of ``at`` texts gives ``isoformat(timespec="microseconds")``."""
+    assert format_at(at) == at.isoformat(timespec="microseconds")
+
+
+@pytest.mark.parametrize(
+    "customer",
+    [
+        {"id": "c-1", "name": "Ann"},
+        {"id": "c-2", "name": "Bo", "contact": "bo@example.com", "tier": "gold"},
+        {"id": "c-3", "name": "Cy", "account": "A-9", "contact": "+44 1"},
+    ],
+)
+def test_the_open_event_records_the_customer_as_pydantic_dumps_it(
+    customer: dict[str, Any],
+) -> None:
+    adapter = TypeAdapter(Customer)
+    valid = adapter.validate_python(customer)
+    expected = adapter.dump_python(valid, mode="json", exclude_none=True)
+    assert customer_data(valid) == expected
+    assert list(customer_data(valid)) == list(expected)
+    assert {f.name for f in fields(Customer)} == {"id", "name", "contact", "account", "tier"}

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import TypeAdapter
 
 from tests.conftest import AGENT, CUSTOMER, PATH, START, open_case
 from workflow import (
@@ -24,6 +27,8 @@ from workflow import (
     allowed_steps,
 )
 from workflow.checklist import MACHINE
+from workflow.clock import to_utc
+from workflow.guards import StepContext
 
 
 @contextmanager
@@ -381,3 +386,12 @@ def test_an_idempotency_key_must_be_short_text(engine: Engine) -> None:
     with pytest.raises(ValueError, match="1 to 200 characters"):
         engine.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="web",
                          idempotency_key="k" * 201)  # fmt: skip
+
+
+@given(st.datetimes(timezones=st.just(UTC)) | st.datetimes(timezones=st.timezones()))
+def test_an_aware_due_time_reads_as_validating_and_converting_it_would(when: datetime) -> None:
+    """A UTC datetime is taken as it is; the result equals pydantic's reading in UTC."""
+    ctx = StepContext(None, "accept_remedy", None, START, None, {"due": when}, None)  # type: ignore[arg-type]
+    read = ctx.aware_datetime("due", required=True)
+    expected = to_utc(TypeAdapter(datetime).validate_python(when), "due")
+    assert (read, read.tzinfo if read else None) == (expected, UTC)

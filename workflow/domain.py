@@ -323,6 +323,12 @@ def evolve(record: T, **changes: Any) -> T:
     No validation: the engine calls it only with values it has validated already. This
     is the hot path of every step (``dataclasses.replace`` would re-validate every field).
     """
+    return evolve_with(record, changes)
+
+
+def evolve_with(record: T, changes: dict[str, Any]) -> T:
+    """``evolve(record, **changes)`` for a dict of changes the caller built (saves
+    packing them into keyword arguments again)."""
     cls = type(record)
     key = (cls, tuple(changes))
     evolver = _EVOLVERS.get(key)

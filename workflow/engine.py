@@ -108,6 +108,35 @@ def _sla_item(
     return ("sla_breached", data)
 
 
+def customer_data(customer: Customer) -> dict[str, Any]:
+    """The customer as the ``open`` event records it: what pydantic's
+    ``dump_python(mode="json", exclude_none=True)`` gives (every field is text), built
+    directly (a test checks they agree)."""
+    data = {"id": customer.id, "name": customer.name}
+    if customer.contact is not None:
+        data["contact"] = customer.contact
+    if customer.account is not None:
+        data["account"] = customer.account
+    data["tier"] = customer.tier
+    return data
+
+
+#: Each enum's values by value and by member (a StrEnum member is equal to its value).
+_ENUM_TEXTS: dict[type, dict[str, str]] = {
+    kind: {member.value: member.value for member in kind}
+    for kind in (Channel, Priority, ComplainantType)
+}
+
+
+def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], value: Any) -> str:
+    """``kind(value).value``, with the same errors; known text is looked up."""
+    if type(value) is str or type(value) is kind:
+        text = _ENUM_TEXTS[kind].get(value)
+        if text is not None:
+            return text
+    return kind(value).value
+
+
 def _new_case_id() -> str:
     return f"case-{uuid.uuid4().hex}"
 
@@ -214,10 +243,10 @@ class Engine:
                 customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(customer)
             )
             data: dict[str, Any] = {
-                "customer": _CUSTOMER.dump_python(cust, mode="json", exclude_none=True),
-                "channel": Channel(channel).value,
-                "priority": Priority(priority).value,
-                "complainant_type": ComplainantType(complainant_type).value,
+                "customer": customer_data(cust),
+                "channel": _enum_text(Channel, channel),
+                "priority": _enum_text(Priority, priority),
+                "complainant_type": _enum_text(ComplainantType, complainant_type),
             }
             for name, text in (("subject", subject), ("details", details)):
                 if text is not None and text.strip():  # blank text is not information
@@ -284,7 +313,7 @@ class Engine:
             earlier = self._earlier_result(idempotency_key)
             if earlier is not None:
                 return earlier
-        who = Actor.parse(actor)
+        who = actor if type(actor) is Actor else Actor.parse(actor)
         case = self.store.load(case_id)
         try:
             spec = GUARDS[step]
@@ -312,8 +341,12 @@ class Engine:
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
         # A case's events never go back in time, even when workers' clocks disagree.
-        now = max(self.now(), case.updated_at)
-        policy = self._policy_for(case, step)
+        now = self.now()
+        if now < case.updated_at:
+            now = case.updated_at
+        policy = self._policies.get(case.policy_version)
+        if policy is None:
+            policy = self._policy_for(case, step)
         ctx = StepContext(
             case,
             step,
@@ -335,9 +368,10 @@ class Engine:
         # warnings and breach it passed are recorded first, in the same append.
         work: Case = case
         events: list[Event] = []
-        late = self._late(case, policy, step, now) if self._has_sla[policy.stamp] else []
-        if late:
-            work, events = self._chain(case, late, now, policy.stamp)
+        if self._has_sla[policy.stamp]:
+            late = self._late(case, policy, step, now)
+            if late:
+                work, events = self._chain(case, late, now, policy.stamp)
         data = data if type(data) is dict else dict(data)
         vault: Mapping[str, Personal] = _NO_VAULT
         if step in PERSONAL_PATHS:
@@ -356,7 +390,11 @@ class Engine:
         new = apply(work, event, state, vault)
         events.append(event)
         try:
-            deadlines = self._deadlines(new, changed_policy=step == "migrate_policy")
+            deadlines = (
+                self._deadlines(new, changed_policy=step == "migrate_policy")
+                if step == "migrate_policy" or self._has_sla.get(new.policy_version)
+                else None  # what ``_deadlines`` says for a policy without SLA targets
+            )
             self.store.append(new, events, case.version, deadlines, idempotency_key, ctx.read_cases)
         except ConcurrencyConflict:
             earlier = self._earlier_result(idempotency_key) if idempotency_key else None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -93,7 +93,22 @@ class Event:
 
 def format_at(at: datetime) -> str:
     """An aware UTC datetime as the canonical text: always microseconds, ``+00:00``."""
+    if type(at) is datetime and at.tzinfo is UTC:
+        # Exactly ``isoformat(timespec="microseconds")`` for a UTC datetime (a test checks
+        # it), at two thirds of the cost: every event and deadline writes one.
+        return _UTC_TEXT % (
+            at.year,
+            at.month,
+            at.day,
+            at.hour,
+            at.minute,
+            at.second,
+            at.microsecond,
+        )
     return at.isoformat(timespec="microseconds")
+
+
+_UTC_TEXT = "%04d-%02d-%02dT%02d:%02d:%02d.%06d+00:00"
 
 
 def _body(
@@ -282,7 +297,9 @@ def make_event(
     prev_hash: str,
 ) -> Event:
     """Build and hash an event from values the engine has already validated."""
-    digest = event_hash(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+    digest = _sha256(
+        _canonical_text(case_id, seq, type_, at, actor, data, policy_version, prev_hash).encode()
+    ).hexdigest()
     return restored_event(case_id, seq, type_, at, actor, data, policy_version, prev_hash, digest)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any, NoReturn
 
@@ -47,7 +47,6 @@ OCCURRED_ON_SLACK = timedelta(days=1)
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
-_REMEDY: TypeAdapter[Remedy] = TypeAdapter(Remedy)
 
 
 @dataclass(slots=True)
@@ -130,6 +129,8 @@ class StepContext:
             if required:
                 self.missing(name)
             return None
+        if type(value) is datetime and value.tzinfo is UTC:
+            return value  # what validating and converting to UTC give (a test checks it)
         try:
             parsed = _DATETIME.validate_python(value)
             return to_utc(parsed, name)
@@ -220,7 +221,7 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
     remedies: list[Remedy] = []
     for i, option in enumerate(options, start=1):
         try:
-            remedy = _REMEDY.validate_python(option)
+            remedy = Remedy.model_validate(option)
         except ValidationError as exc:
             ctx.invalid(f"options[{i}]", _first_line(exc))
         if remedy.amount is not None and remedy.amount.currency != ctx.policy.currency:

@@ -8,7 +8,7 @@ rewrites the snapshot: every event, and so every chain and the store digest, sta
 was and still verifies; the references left behind reveal nothing (the salt is gone, so
 not even a guess at the value can be checked against them).
 
-docs/audit.md describes the scheme byte for byte; docs/decisions/0011 says what is held
+docs/audit.md describes the scheme byte for byte; docs/decisions/0012 says what is held
 apart and why free text is not.
 """
 

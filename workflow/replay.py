@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import TypeAdapter
 
@@ -27,6 +27,7 @@ from workflow.domain import (
     Priority,
     Promise,
     evolve,
+    evolve_with,
     freeze,
     thaw,
 )
@@ -342,7 +343,7 @@ def changes_of(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -
 def apply(case: Case, event: Event, state: str, vault: Vault = _NO_VAULT) -> Case:
     """``case`` after ``event``, which leads to ``state`` (a new record; ``case`` is
     not changed)."""
-    return evolve(case, **changes_of(case, event, state, vault))
+    return evolve_with(case, changes_of(case, event, state, vault))
 
 
 OPEN_EVENT = "open"
@@ -363,6 +364,22 @@ _TEMPLATE = Case(
 )
 
 
+E = TypeVar("E", Channel, Priority, ComplainantType)
+#: Each enum's members by their text (what ``kind(text)`` returns for known text).
+_MEMBERS: dict[type, dict[str, Any]] = {
+    kind: {member.value: member for member in kind} for kind in (Channel, Priority, ComplainantType)
+}
+
+
+def _member(kind: type[E], text: Any) -> E:
+    """``kind(text)``, with the same errors; known text is looked up."""
+    if type(text) is str:
+        member: E | None = _MEMBERS[kind].get(text)
+        if member is not None:
+            return member
+    return kind(text)
+
+
 def opened_case(event: Event, vault: Vault = _NO_VAULT, customer: Customer | None = None) -> Case:
     """The case an ``open`` event creates, its personal values read from ``vault``. Each
     field is checked as it is read; ``customer`` may be passed when the caller has
@@ -373,7 +390,7 @@ def opened_case(event: Event, vault: Vault = _NO_VAULT, customer: Customer | Non
         id=event.case_id,
         customer=customer if customer is not None else _CUSTOMER.validate_python(d["customer"]),
         personal=personal,
-        channel=Channel(d["channel"]),
+        channel=_member(Channel, d["channel"]),
         opened_at=event.at,
         updated_at=event.at,
         cycle_started_at=event.at,
@@ -385,8 +402,8 @@ def opened_case(event: Event, vault: Vault = _NO_VAULT, customer: Customer | Non
         details=d.get("details"),
         category=d.get("category"),
         occurred_on=date.fromisoformat(d["occurred_on"]) if "occurred_on" in d else None,
-        priority=Priority(d.get("priority", "normal")),
-        complainant_type=ComplainantType(d.get("complainant_type", "unknown")),
+        priority=_member(Priority, d.get("priority", "normal")),
+        complainant_type=_member(ComplainantType, d.get("complainant_type", "unknown")),
     )
 
 
