@@ -88,6 +88,22 @@ def test_tick_fires_the_warning_then_the_breach_exactly_once_and_escalates() -> 
     assert engine.replay(cid) == case
 
 
+def test_closing_or_withdrawing_records_every_breach_the_sweeper_has_not_seen() -> None:
+    # The acknowledgement was due after 24 hours; nobody ticked; the customer withdraws
+    # after 25. The breach happened and must be in the history, though the case's
+    # clocks stop with it.
+    engine, clock, store = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=25)
+    case = engine.withdraw(cid, actor="customer:c", reason="sorted it myself")
+    assert types(engine, cid) == ["open", "sla_warning", "sla_breached", "withdraw"]
+    assert engine.history(cid)[2].data["target"] == "ack-email"
+    assert case.first_breach_at == clock.now()
+    assert store.pending_deadlines(cid) == []
+    assert engine.tick(clock.now() + timedelta(days=30)) == []
+    assert engine.replay(cid) == case
+
+
 def test_a_breach_can_raise_the_priority() -> None:
     engine, clock, _ = make()
     cid = open_on(engine, "chat")

@@ -369,7 +369,7 @@ class Engine:
         work: Case = case
         events: list[Event] = []
         if self._has_sla[policy.stamp]:
-            late = self._late(case, policy, step, now)
+            late = self._late(case, policy, step, now, ends=state in FINAL_STATES)
             if late:
                 work, events = self._chain(case, late, now, policy.stamp)
         data = data if type(data) is dict else dict(data)
@@ -414,12 +414,16 @@ class Engine:
             return [] if changed_policy else None
         return sla.deadlines(case, policy)
 
-    def _late(self, case: Case, policy: Policy, step: str, now: datetime) -> list[_Item]:
-        """SLA events for this step's own deadlines that have passed unrecorded."""
+    def _late(
+        self, case: Case, policy: Policy, step: str, now: datetime, *, ends: bool = False
+    ) -> list[_Item]:
+        """SLA events for this step's own deadlines that have passed unrecorded; when the
+        step ends the case (close, withdraw), for every deadline that has passed, since
+        the sweeper will not see them afterwards (recorded, without breach actions)."""
         return [
             _sla_item(d, None, late=True)
             for d in sla.deadlines(case, policy, now=now)
-            if d.step == step and d.due_at <= now
+            if (ends or d.step == step) and d.due_at <= now
         ]
 
     def _chain(
