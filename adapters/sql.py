@@ -75,18 +75,28 @@ def _translated(what: str) -> Iterator[None]:
     except ComplaintflowError:
         raise
     except exc.OperationalError as error:
-        raise StoreUnavailable(
-            f"{what}: the database is unavailable or busy: {error.orig}"
-        ) from error
+        raise _operational(what, error.orig) from error
     except exc.DBAPIError as error:
         raise StoreError(f"{what}: the database refused it: {error.orig}") from error
     except exc.SQLAlchemyError as error:
         raise StoreError(f"{what}: {error}") from error
     # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
     except sqlite3.OperationalError as error:
-        raise StoreUnavailable(f"{what}: the database is unavailable or busy: {error}") from error
+        raise _operational(what, error) from error
     except sqlite3.Error as error:
         raise StoreError(f"{what}: the database refused it: {error}") from error
+
+
+def _operational(what: str, driver_error: BaseException | None) -> StoreError:
+    """SQLite reports missing tables and columns as operational errors too: those are
+    not worth a retry, they need the schema command."""
+    message = str(driver_error)
+    if message.startswith(("no such table", "no such column")):
+        return SchemaVersionError(
+            f"{what}: {message}: the tables are missing or at another revision; run "
+            "`complaintflow db upgrade URL` (or `db init` for an empty database)"
+        )
+    return StoreUnavailable(f"{what}: the database is unavailable or busy: {message}")
 
 
 def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:

@@ -22,7 +22,14 @@ from adapters.testing import StoreContract
 from policies.loader import bundled_policy
 from tests.conftest import PATH, START
 from tests.stores import sqlite_url
-from workflow import ConcurrencyConflict, Engine, ManualClock, StoreError, StoreUnavailable
+from workflow import (
+    ConcurrencyConflict,
+    Engine,
+    ManualClock,
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailable,
+)
 from workflow.domain import Case
 from workflow.events import Event, make_event
 from workflow.replay import replay
@@ -198,7 +205,7 @@ def test_the_store_gives_its_own_connection_back_on_close_and_after_an_error(
     with sqlite3.connect(tmp_path / "cases.db") as conn:
         conn.execute("DROP TABLE cf_idempotency")
     snapshot, events, version = _note(engine, store, cid)
-    with pytest.raises(StoreUnavailable, match="no such table"):
+    with pytest.raises(SchemaVersionError, match=r"no such table.*run `complaintflow db upgrade"):
         store.append(snapshot, events, version, idempotency_key="k")
     assert pool.checkedout() == 0  # type: ignore[attr-defined]  # given back, in doubt
     assert store.load(cid).version == 1  # the failed step left nothing

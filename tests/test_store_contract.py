@@ -145,3 +145,17 @@ def test_the_tables_can_live_in_their_own_postgres_schema() -> None:
         with admin.begin() as conn:
             conn.exec_driver_sql("DROP SCHEMA cf_test_schema CASCADE")
         admin.dispose()
+
+
+def test_a_missing_table_names_the_schema_command_not_a_retry(tmp_path: Path) -> None:
+    import sqlite3
+
+    from workflow import SchemaVersionError, StoreUnavailable
+
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    with sqlite3.connect(tmp_path / "cases.db") as conn:
+        conn.execute("DROP TABLE cf_deadlines")
+    with pytest.raises(SchemaVersionError, match="complaintflow db upgrade") as error:
+        store.pending_deadlines("any")
+    assert not isinstance(error.value, StoreUnavailable)
+    store.close()
