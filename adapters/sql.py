@@ -87,6 +87,23 @@ def _translated(what: str) -> Iterator[None]:
         raise StoreError(f"{what}: the database refused it: {error}") from error
 
 
+#: How long a scrub waits for other connections to finish reading, in milliseconds.
+SCRUB_WAIT_MS = 5000
+
+
+def _checkpoint(driver: Any) -> None:
+    """Copy the whole WAL into the database file and truncate it; raise if another
+    connection's read kept part of it (its old page images would stay readable)."""
+    busy, log, done = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    if busy or (log != -1 and done != log):
+        raise StoreUnavailable(
+            "scrubbing the database: another connection is still reading, so the WAL "
+            "could not be emptied and old row versions may remain in it; the erasure or "
+            "purge itself is committed. Run `complaintflow privacy scrub --store URL` "
+            "when no other connection is reading."
+        )
+
+
 def _operational(what: str, driver_error: BaseException | None) -> StoreError:
     """SQLite reports missing tables and columns as operational errors too: those are
     not worth a retry, they need the schema command."""
@@ -478,6 +495,7 @@ class SqlStore:
             conn.execute(self._clear_deadlines, where)
             conn.execute(delete(t.events).where(t.events.c.case_id == case_id))
             conn.execute(delete(t.cases).where(t.cases.c.case_id == case_id))
+            self.cache.discard(case_id)  # its values must not stay in this process
             conn.execute(
                 insert(t.tombstones).values(
                     case_id=case_id,
@@ -519,15 +537,18 @@ class SqlStore:
         t = self.tables
         with _translated("scrubbing the database"):
             if self.dialect == "sqlite":
-                self.reader.dispose()  # no reader may hold the WAL open
+                self.reader.dispose()  # no reader of ours may hold the WAL open
                 raw = self.engine.raw_connection()
+                schema = t.metadata.schema
+                driver = raw.driver_connection
+                assert driver is not None
                 try:
-                    driver = raw.driver_connection
-                    assert driver is not None
-                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                    driver.execute("VACUUM")
-                    driver.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    driver.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
+                    _checkpoint(driver)
+                    driver.execute(f"VACUUM {schema}" if schema else "VACUUM")
+                    _checkpoint(driver)
                 finally:
+                    driver.execute("PRAGMA busy_timeout=30000")
                     raw.close()
             elif self.dialect == "postgresql":
                 quote = self.engine.dialect.identifier_preparer.format_table

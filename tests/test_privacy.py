@@ -229,20 +229,143 @@ def test_sealed_values_unseal_to_themselves_and_read_as_erased_without_the_vault
     assert not Personal(entry.ref, entry.salt, value + "x").is_sound()
 
 
-def test_a_personal_field_without_a_reference_does_not_replay() -> None:
+def legacy_case(store: Store, name: str = NAME) -> str:
+    """A case as the code before personal values were held apart wrote it: the
+    customer's name and contact as plain text in the ``open`` event."""
+    from workflow.events import GENESIS, make_event
+
+    data = {"customer": {"id": "cust-old", "name": name, "contact": CONTACT, "tier": "standard"},
+            "channel": "email", "priority": "normal", "complainant_type": "unknown"}  # fmt: skip
+    event = make_event("old-1", 1, "open", START, "agent:a", data, "p@sha256:x", GENESIS)
+    store.append(replay([event]), [event], 0)
+    return "old-1"
+
+
+def test_events_written_before_references_replay_as_written_but_are_not_erased() -> None:
+    from workflow import ErasureRefused
     from workflow.errors import AuditFailure
 
+    store = MemoryStore()
+    cid = legacy_case(store)
+    engine = Engine(store, clock=ManualClock(START + timedelta(days=1)))
+    case = engine.get(cid)
+    assert (case.customer.name, case.customer.contact, case.personal) == (NAME, CONTACT, ())
+    assert engine.replay(cid) == case
+    assert engine.verify() == []
+    # Its values are in the chained event itself: erasing them would rewrite history.
+    with pytest.raises(ErasureRefused, match=r"old-1 were written before .* Nothing was erased"):
+        engine.erase_customer("cust-old", actor="dpo:kim", reason="DSR-9")
+    assert len(engine.history(cid)) == 1
+    assert engine.get(cid).customer.name == NAME
+    # Anything but text or a reference in a personal field does not replay.
     with pytest.raises(ValueError, match=r"customer\.name holds no reference"):
-        unseal_data("open", {"customer": {"id": "c", "name": "Plain Name"}}, {})
-    store, clock = MemoryStore(), ManualClock(START)
-    engine = Engine(store, clock=clock)
-    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+        unseal_data("open", {"customer": {"id": "c", "name": 42}}, {})
     event = engine.history(cid)[0]
     forged = type(event)(**{**event.to_json(), "data": {**event.data, "customer": {
-        "id": "c", "name": "Plain Name"}}})  # fmt: skip
+        "id": "c", "name": 42}}})  # fmt: skip
     with pytest.raises(AuditFailure, match="holds no reference"):
         replay([forged])
     assert seal("x").ref != seal("x").ref
+
+
+def test_an_export_in_the_earlier_format_still_verifies() -> None:
+    store = MemoryStore()
+    legacy_case(store)
+    out = io.StringIO()
+    audit.export_jsonl(store, out, personal=False)
+    lines = out.getvalue().splitlines()
+    lines[0] = json.dumps({"format": "complaintflow-events/1"})
+    assert audit.verify_export(lines) == []
+    assert NAME in "".join(lines)
+
+
+def test_a_value_removed_without_a_recorded_erasure_is_found(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": NAME},
+                           channel="web").id  # fmt: skip
+    case = engine.get(cid)
+    ref = case.personal[0].ref
+    # Edit the database as an erasure would, but with no erasure event.
+    silent = replace_in_snapshot(case, name=ERASED)
+    sql = create_engine(sqlite_url(tmp_path))
+    with sql.begin() as conn:
+        conn.execute(text("UPDATE cf_cases SET snapshot = :s WHERE case_id = :c"),
+                     {"s": silent, "c": cid})  # fmt: skip
+    sql.dispose()
+    expected = [(cid, 1, f"personal value {ref} is missing and no erasure is recorded")]
+    for findings in (engine.verify(), engine.verify(cid)):
+        assert [(f.case_id, f.seq, f.problem) for f in findings] == expected
+    exported = io.StringIO()
+    audit.export_jsonl(store, exported)
+    found = audit.verify_export(exported.getvalue().splitlines())
+    assert [(f.case_id, f.problem) for f in found] == [(cid, expected[0][2])]
+    store.close()
+
+
+def replace_in_snapshot(case: Any, *, name: str) -> str:
+    from workflow.domain import case_to_json, evolve
+
+    erased = evolve(case, customer=evolve(case.customer, name=name), personal=())
+    return case_to_json(erased).decode()
+
+
+def test_malformed_event_data_is_a_finding_not_a_crash(tmp_path: Path) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web",
+                           subject="s").id  # fmt: skip
+    drive(engine, clock, cid, 3, CONTACT)
+    sql = create_engine(sqlite_url(tmp_path))
+    with sql.begin() as conn:
+        conn.execute(text("UPDATE cf_events SET data = REPLACE(data, '2026-11-01', "
+                          "'2026-13-01') WHERE case_id = :c AND seq = 4"), {"c": cid})  # fmt: skip
+    sql.dispose()
+    for findings in (engine.verify(), engine.verify(cid)):
+        assert (cid, 4) in {(f.case_id, f.seq) for f in findings}
+        assert any("cannot be replayed" in f.problem for f in findings)
+    store.close()
+
+
+def test_a_scrub_kept_from_the_wal_by_a_reader_says_so_and_can_be_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sqlite3
+
+    import adapters.sql
+    from workflow import StoreUnavailable
+
+    monkeypatch.setattr(adapters.sql, "SCRUB_WAIT_MS", 50)
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    two_customers(engine, clock)
+    reader = sqlite3.connect(tmp_path / "cases.db")
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM cf_cases").fetchone()  # holds a read snapshot
+    with pytest.raises(StoreUnavailable, match="privacy scrub"):
+        engine.erase_customer("cust-jane", actor="dpo:kim", reason="DSR-7")
+    assert engine.get("jane-1").customer.name == ERASED  # the erasure itself is committed
+    reader.close()
+    result = CliRunner().invoke(main, ["privacy", "scrub", "--store", url])
+    assert result.exit_code == 0, result.output
+    assert not [s for s in SECRETS if s in everything_stored(store, url, tmp_path)]
+    store.close()
+
+
+def test_a_contact_longer_than_a_customer_record_holds_is_refused(engine: Engine) -> None:
+    from workflow import InvalidStepData
+
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web",
+                           subject="s").id  # fmt: skip
+    engine.acknowledge(cid, actor="agent:a")
+    engine.listen(cid, actor="agent:a", note="heard it all")
+    with pytest.raises(InvalidStepData, match=r"contact.*longer than 500 characters"):
+        engine.record(cid, actor="agent:a", category="delivery", contact="x" * 501,
+                      occurred_on="2026-11-01", details="d")  # fmt: skip
+    assert engine.get(cid).state == "listening"
 
 
 # -- retention ---------------------------------------------------------------------------
@@ -428,3 +551,17 @@ def test_the_privacy_commands(tmp_path: Path) -> None:
                                  "2030-01-01T00:00:00"])  # fmt: skip
     assert naive.exit_code != 0
     assert "naive" in naive.output.lower()
+
+
+def test_a_case_whose_policy_is_not_loaded_is_never_judged_by_another_one() -> None:
+    long_keep = parse_policy(RETENTION_POLICY.replace("years: 2", "years: 10"), file="l.yaml")
+    store, clock = MemoryStore(), ManualClock(START)
+    ids = closed_cases(Engine(store, policy=long_keep, clock=clock), clock)
+    later = START + timedelta(days=365 * 7)
+    short = parse_policy(RETENTION_POLICY, file="s.yaml")
+    assert Engine(store, policy=short, clock=clock).purge_expired(actor="a:x", now=later) == []
+    both = Engine(store, policy=short, previous_policies=[long_keep], clock=clock)
+    assert both.purge_expired(actor="a:x", now=later) == []  # 10 years have not passed
+    done = both.purge_expired(actor="a:x", now=START + timedelta(days=365 * 12))
+    assert {t.case_id for t in done} == {ids["old"], ids["recent"]}
+    assert all("10 years" in t.reason for t in done)

@@ -17,11 +17,21 @@ from typing import IO
 from workflow.domain import Case, case_from_json, case_to_json
 from workflow.errors import AuditFailure
 from workflow.events import GENESIS, Event, event_from_json, restored_event, stored_hash
-from workflow.personal import PERSONAL_PATHS, Personal, Vault, unseal_data, vault_of
+from workflow.personal import (
+    ERASE_EVENT,
+    PERSONAL_PATHS,
+    Personal,
+    Vault,
+    referenced,
+    unseal_data,
+    vault_of,
+)
 from workflow.replay import replay
 from workflow.store import ReadsStoredHistories, Store, StoredHistory
 
 EXPORT_FORMAT = "complaintflow-events/2"
+#: Formats ``verify_export`` reads: /1 had no personal-value lines.
+READABLE_FORMATS = ("complaintflow-events/1", EXPORT_FORMAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,17 +90,41 @@ def check_personal(case_id: str, entries: Iterable[Personal]) -> list[Finding]:
     ]  # fmt: skip
 
 
+def check_values_present(case_id: str, events: Iterable[Event], vault: Vault) -> list[Finding]:
+    """Every personal value an event refers to must still be held, unless an erasure
+    is recorded after that event: a value removed without one is a silent erasure (or
+    a loss) that the history does not show."""
+    history = list(events)
+    last_erasure = max((e.seq for e in history if e.type == ERASE_EVENT), default=0)
+    return [
+        Finding(case_id, e.seq, f"personal value {ref} is missing and no erasure is recorded")
+        for e in history
+        if e.seq > last_erasure and e.type in PERSONAL_PATHS
+        for ref in referenced(e.type, e.data)
+        if ref not in vault
+    ]
+
+
 def verify_case(store: Store, case_id: str) -> list[Finding]:
     """The chain, the personal values, and that the stored snapshot equals a replay of
     the events with those values."""
-    events = store.events(case_id)
+    try:
+        events = store.events(case_id)
+    except ValueError as exc:  # a row that is not an event any more
+        return [Finding(case_id, None, f"an event is unreadable: {exc}")]
     findings = check_chain(case_id, events)
     if not events:
         return [Finding(case_id, None, "has no events")]
-    snapshot = store.load(case_id)
-    findings.extend(check_personal(case_id, snapshot.personal))
     try:
-        replayed = replay(events, vault_of(snapshot.personal))
+        snapshot = store.load(case_id)
+    except ValueError as exc:
+        findings.append(Finding(case_id, None, f"the stored snapshot is unreadable: {exc}"))
+        return findings
+    findings.extend(check_personal(case_id, snapshot.personal))
+    vault = vault_of(snapshot.personal)
+    findings.extend(check_values_present(case_id, events, vault))
+    try:
+        replayed = replay(events, vault)
     except AuditFailure as failure:
         findings.append(Finding(case_id, failure.seq, f"does not replay: {failure.reason}"))
         return findings
@@ -199,8 +233,10 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
         findings.append(Finding(cid, None, f"the stored snapshot is unreadable: {exc}"))
         return findings
     findings.extend(check_personal(cid, entries))
+    vault = vault_of(entries)
+    findings.extend(check_values_present(cid, events, vault))
     try:
-        replayed = replay(events, vault_of(entries))
+        replayed = replay(events, vault)
     except AuditFailure as failure:
         findings.append(Finding(cid, failure.seq, f"does not replay: {failure.reason}"))
         return findings
@@ -263,7 +299,7 @@ def export_jsonl(
     its events (one per line, each with its hash); optionally only events with ``since
     <= at < until``. Returns the number of events written. (An export of a time window
     holds whole chains only when the window starts at the cases' opening.)"""
-    out.write(json.dumps({"format": EXPORT_FORMAT}) + "\n")
+    out.write(json.dumps({"format": EXPORT_FORMAT, "personal": personal}) + "\n")
     written = 0
     for case_id, events in _selected(store, case_ids, since, until):
         if personal:
@@ -316,11 +352,18 @@ def _revealed(event: Event, vault: Vault) -> dict[str, object]:
         return event.data  # not a reference: shown as stored (verify reports it)
 
 
-def _export_lines(lines: Iterable[str]) -> Iterator[tuple[int, dict[str, object]]]:
+def _export_lines(
+    lines: Iterable[str], header_out: dict[str, object] | None = None
+) -> Iterator[tuple[int, dict[str, object]]]:
     it = iter(lines)
-    header = json.loads(next(it, "{}") or "{}")
-    if header.get("format") != EXPORT_FORMAT:
+    try:
+        header = json.loads(next(it, "{}") or "{}")
+    except ValueError:
+        header = {}
+    if not isinstance(header, dict) or header.get("format") not in READABLE_FORMATS:
         raise AuditFailure("?", None, f"not a complaintflow export ({EXPORT_FORMAT} expected)")
+    if header_out is not None:
+        header_out.update(header)
     for number, line in enumerate(it, start=2):
         if line.strip():
             try:
@@ -367,6 +410,7 @@ def verify_export(lines: Iterable[str]) -> list[Finding]:
     current: str | None = None
     batch: list[Event] = []
     vaults: dict[str, dict[str, Personal]] = {}
+    header: dict[str, object] = {}
 
     def close() -> None:
         if current is None:
@@ -374,12 +418,14 @@ def verify_export(lines: Iterable[str]) -> list[Finding]:
         findings.extend(check_chain(current, batch))
         vault = vaults.pop(current, {})
         findings.extend(check_personal(current, vault.values()))
+        if header.get("personal") is True:  # a pseudonymised export holds none
+            findings.extend(check_values_present(current, batch, vault))
         try:
             replay(batch, vault)
         except AuditFailure as failure:
             findings.append(Finding(current, failure.seq, f"does not replay: {failure.reason}"))
 
-    for number, obj in _export_lines(lines):
+    for number, obj in _export_lines(lines, header):
         if "personal" in obj:
             case_id, entry = _personal_line(number, obj)
             vaults.setdefault(case_id, {})[entry.ref] = entry

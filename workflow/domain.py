@@ -99,13 +99,17 @@ def _parse_actor(value: str) -> Actor:
     return Actor._parse(value)
 
 
+#: The longest customer contact accepted (at opening and at ``record``).
+MAX_CONTACT = 500
+
+
 @dataclass(frozen=True, slots=True)
 class Customer:
     """The complaining customer. ``account`` is their account number with the company."""
 
     id: Annotated[str, Field(min_length=1, max_length=200)]
     name: Annotated[str, Field(min_length=1, max_length=500)]
-    contact: Annotated[str, Field(min_length=1, max_length=500)] | None = None
+    contact: Annotated[str, Field(min_length=1, max_length=MAX_CONTACT)] | None = None
     account: Annotated[str, Field(min_length=1, max_length=200)] | None = None
     tier: Slug = "standard"
 

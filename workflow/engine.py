@@ -30,12 +30,21 @@ from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Pri
 from workflow.errors import (
     ComplaintflowError,
     ConcurrencyConflict,
+    ErasureRefused,
     InvalidStepData,
     StepNotAllowed,
 )
 from workflow.events import GENESIS, Event, format_at, make_event
 from workflow.guards import GUARDS, OCCURRED_ON_SLACK, DecideHook, StepContext
-from workflow.personal import ERASED, PERSONAL_PATHS, Personal, seal_data, vault_of
+from workflow.personal import (
+    ERASE_EVENT,
+    ERASED,
+    PERSONAL_PATHS,
+    Personal,
+    holds_plain_values,
+    seal_data,
+    vault_of,
+)
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
 from workflow.store import Store, Tombstone
@@ -68,7 +77,6 @@ def _actor_text(actor: Actor) -> str:
 
 
 SLA_ACTOR = "system:sla"
-ERASE_EVENT = "erase_personal_data"
 
 
 def retention_ends(closed_at: datetime, policy: Policy) -> datetime:
@@ -596,20 +604,39 @@ class Engine:
         values, then the store scrubs what was overwritten. Every chain still verifies:
         events only ever held salted references to the values (``workflow.personal``).
         Free text (notes, details) is part of the chained record and is not touched.
-        Returns the cases erased; a customer already erased gives an empty list."""
+        Returns the cases erased; a customer already erased gives an empty list.
+
+        Refused with ``ErasureRefused``, erasing nothing, when a case of the customer
+        was written before personal values were held apart (its events hold them as
+        plain text: erasing them would mean rewriting the chain). If erasing one case
+        fails, the cases erased before it stay erased (and scrubbed); run it again."""
         who = _actor_text(Actor.parse(actor))
         why = reason.strip() if isinstance(reason, str) else ""
         if not why or len(why) > 10_000:
             raise ValueError("an erasure needs a reason (1 to 10,000 characters)")
         if not isinstance(customer_id, str) or not customer_id:
             raise ValueError("customer_id must be a non-empty string")
+        cases = self.store.customer_cases(customer_id)
+        plain = [
+            case.id
+            for case in cases
+            if any(holds_plain_values(e.type, e.data) for e in self.store.events(case.id))
+        ]
+        if plain:
+            raise ErasureRefused(
+                f"customer {customer_id}: cases {', '.join(plain)} were written before "
+                "personal values were held apart; their events hold the values, which "
+                "cannot be erased without rewriting the chain. Nothing was erased."
+            )
         erased: list[Case] = []
-        for case in self.store.customer_cases(customer_id):
-            done = self.retrying(lambda cid=case.id: self._erase(cid, who, why))  # type: ignore[misc]
-            if done is not None:
-                erased.append(done)
-        if erased:
-            self.store.scrub()
+        try:
+            for case in cases:
+                done = self.retrying(lambda cid=case.id: self._erase(cid, who, why))  # type: ignore[misc]
+                if done is not None:
+                    erased.append(done)
+        finally:
+            if erased:
+                self.store.scrub()
         return erased
 
     def _erase(self, case_id: str, who: str, reason: str) -> Case | None:
@@ -636,13 +663,25 @@ class Engine:
 
     def purgeable(self, now: datetime | None = None) -> list[Case]:
         """Closed or withdrawn cases whose retention period (``retention.years`` of the
-        policy each case runs under) has ended by ``now``: they may be purged."""
+        policy each case runs under) has ended by ``now``: they may be purged. A case
+        whose policy this engine was not given is never judged by another policy's
+        period: it is left out and logged (pass every policy the cases ran under)."""
         when = to_utc(now, "purgeable(now)") if now is not None else self.now()
         found = []
         for case_id in self.store.case_ids():
             case = self.store.load(case_id)
             closed = case.closed_at if case.state in FINAL_STATES else None
-            if closed is not None and retention_ends(closed, self.policy_of(case)) <= when:
+            if closed is None:
+                continue
+            policy = self._policies.get(case.policy_version)
+            if policy is None:
+                self._log.warning(
+                    "retention: the case's policy is not loaded; not purged",
+                    case_id=case_id,
+                    policy=case.policy_version,
+                )
+                continue
+            if retention_ends(closed, policy) <= when:
                 found.append(case)
         return found
 
@@ -659,7 +698,7 @@ class Engine:
         done: list[Tombstone] = []
         for case in self.purgeable(when):
             assert case.closed_at is not None
-            years = self.policy_of(case).retention.years
+            years = self._policies[case.policy_version].retention.years
             tombstone = Tombstone(
                 case_id=case.id,
                 version=case.version,

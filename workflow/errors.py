@@ -22,6 +22,7 @@ __all__ = [
     "ComplaintflowError",
     "ConcurrencyConflict",
     "CurrencyMismatch",
+    "ErasureRefused",
     "InvalidStepData",
     "MissingInformation",
     "MoneyError",
@@ -166,6 +167,11 @@ class ConcurrencyConflict(ComplaintflowError):
             f"case {case_id} changed under you: expected version {expected}, found {found}. "
             "Nothing was written; reload the case and try again."
         )
+
+
+class ErasureRefused(ComplaintflowError):
+    """A customer's personal data cannot be erased as asked; the message says why.
+    Nothing was erased."""
 
 
 class StoreError(ComplaintflowError):

@@ -23,6 +23,7 @@ from policies.remedy import Remedy
 from workflow.checklist import State, allowed_steps
 from workflow.clock import to_utc
 from workflow.domain import (
+    MAX_CONTACT,
     Actor,
     Case,
     ComplainantType,
@@ -102,7 +103,9 @@ class StepContext:
 
     # -- reading inputs --------------------------------------------------------------
 
-    def text(self, name: str, *, required: bool, hint: str | None = None) -> str | None:
+    def text(
+        self, name: str, *, required: bool, hint: str | None = None, longest: int = MAX_TEXT
+    ) -> str | None:
         value = self.inputs.get(name)
         if value is None or (isinstance(value, str) and not value.strip()):
             if required:
@@ -110,8 +113,8 @@ class StepContext:
             return None
         if not isinstance(value, str):
             self.invalid(name, f"expected text, got {type(value).__name__}")
-        if len(value) > MAX_TEXT:
-            self.invalid(name, f"longer than {MAX_TEXT} characters")
+        if len(value) > longest:
+            self.invalid(name, f"longer than {longest} characters")
         return value.strip()
 
     def slug(self, name: str, *, required: bool) -> str | None:
@@ -168,7 +171,7 @@ def record(ctx: StepContext) -> dict[str, Any]:
         {
             "category": ctx.slug("category", required=False),
             "subject": ctx.text("subject", required=False),
-            "contact": ctx.text("contact", required=False),
+            "contact": ctx.text("contact", required=False, longest=MAX_CONTACT),
             "details": ctx.text("details", required=False),
         }
     )

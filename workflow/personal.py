@@ -21,6 +21,8 @@ from typing import Any
 
 from pydantic.dataclasses import dataclass
 
+#: The event that records an erasure (no personal data in it).
+ERASE_EVENT = "erase_personal_data"
 #: What an erased personal value reads as, in snapshots and replays.
 ERASED = "[erased]"
 REF_PREFIX = "personal:"
@@ -113,8 +115,10 @@ def unseal_data(
     step: str, data: Mapping[str, Any], vault: Vault
 ) -> tuple[dict[str, Any], tuple[Personal, ...]]:
     """``data`` with each reference replaced by its value from ``vault`` (``ERASED`` when
-    the vault no longer holds it), and the entries used. Raises ``ValueError`` when a
-    personal field holds something other than a reference."""
+    the vault no longer holds it), and the entries used. A personal field holding plain
+    text (an event written before personal values were held apart) reads as that text:
+    such a case cannot be erased (``holds_plain_values``). Anything else raises
+    ``ValueError``."""
     paths = PERSONAL_PATHS.get(step)
     if not paths:
         return dict(data), ()
@@ -123,6 +127,8 @@ def unseal_data(
     for parent, key, path in fields:
         ref = parent[key]
         if not is_reference(ref):
+            if isinstance(ref, str):
+                continue  # plain text from before references: kept as written
             raise ValueError(f"personal field {'.'.join(path)} holds no reference")
         entry = vault.get(ref)
         parent[key] = entry.value if entry is not None else ERASED
@@ -131,17 +137,39 @@ def unseal_data(
     return out, tuple(used)
 
 
+def holds_plain_values(step: str, data: Mapping[str, Any]) -> bool:
+    """Whether a personal field of this event's data holds plain text, not a reference
+    (an event written before personal values were held apart)."""
+    paths = PERSONAL_PATHS.get(step)
+    if not paths:
+        return False
+    _, fields = _fields(data, paths)
+    return any(not is_reference(parent[key]) for parent, key, _ in fields)
+
+
+def referenced(step: str, data: Mapping[str, Any]) -> list[str]:
+    """The references a personal field of this event's data holds."""
+    paths = PERSONAL_PATHS.get(step)
+    if not paths:
+        return []
+    _, fields = _fields(data, paths)
+    return [parent[key] for parent, key, _ in fields if is_reference(parent[key])]
+
+
 def vault_of(entries: Iterable[Personal]) -> dict[str, Personal]:
     return {entry.ref: entry for entry in entries}
 
 
 __all__ = [
     "ERASED",
+    "ERASE_EVENT",
     "PERSONAL_PATHS",
     "Personal",
     "Vault",
+    "holds_plain_values",
     "is_reference",
     "reference",
+    "referenced",
     "seal",
     "seal_data",
     "unseal_data",

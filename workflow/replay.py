@@ -425,7 +425,10 @@ def replay(events: Iterable[Event], vault: Vault = _NO_VAULT) -> Case:
                            "a case's history must start with 'open' at seq 1")  # fmt: skip
     if first.prev_hash != GENESIS:
         raise AuditFailure(first.case_id, 1, "prev_hash does not match the previous event's hash")
-    work = thaw(opened_case(first, vault))
+    try:
+        work = thaw(opened_case(first, vault))
+    except _UNREADABLE as exc:
+        raise AuditFailure(first.case_id, 1, f"'open' cannot be replayed: {exc}") from exc
     case_id, expected_prev = work.id, first.hash
     for event in it:
         seq = event.seq
@@ -441,11 +444,18 @@ def replay(events: Iterable[Event], vault: Vault = _NO_VAULT) -> Case:
             raise AuditFailure(case_id, seq, f"'{step}' is not allowed from '{work.state}'")
         try:
             state = route(step, work, event.data)
-        except (NoRoute, KeyError) as exc:
+            changes = changes_of(work, event, state, vault)
+        except AuditFailure:
+            raise
+        except (NoRoute, *_UNREADABLE) as exc:
             raise AuditFailure(case_id, seq, f"'{step}' cannot be replayed: {exc}") from exc
-        for name, value in changes_of(work, event, state, vault).items():
+        for name, value in changes.items():
             setattr(work, name, value)
     return freeze(work)
+
+
+#: What reading malformed event data raises (a date that is no date, a missing key...).
+_UNREADABLE = (KeyError, ValueError, TypeError, AttributeError, IndexError)
 
 
 __all__ = ["APPLY", "OPEN_EVENT", "apply", "opened_case", "replay"]

@@ -76,3 +76,19 @@ def purged(store_url: str) -> None:
             f"{t.closed_at:%Y-%m-%d}  purged {t.purged_at:%Y-%m-%d} by {t.purged_by}"
         )
     click.echo(f"{len(tombstones)} purged cases")
+
+
+@privacy.command()
+@_STORE
+def scrub(store_url: str) -> None:
+    """Physically remove what erasures and purges overwrote or deleted (SQLite: empty the
+    WAL and VACUUM; PostgreSQL: VACUUM). Erase and purge run it themselves; run it again
+    if they reported that another connection was reading."""
+    engine = _engine(store_url, ())
+    try:
+        engine.store.scrub()
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    finally:
+        engine.store.close()
+    click.echo(f"{store_url}: scrubbed")
