@@ -15,7 +15,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
-from policies.records import frozen_error, remember, trusted
+from policies.records import FrozenRecord, remember, trusted
 
 
 class Outcome(StrEnum):
@@ -40,7 +40,7 @@ def _validator_model() -> type[BaseModel]:
 _DecisionModel = _validator_model()
 
 
-class Decision:
+class Decision(FrozenRecord):
     """The policy's verdict: ``allowed``, ``needs_approval`` or ``denied``, the ids of the
     rules that decided it, and sentences an agent can read.
 
@@ -49,6 +49,7 @@ class Decision:
     same errors."""
 
     __slots__ = ("outcome", "reasons", "rule_ids")
+    _fields = ("outcome", "rule_ids", "reasons")
 
     outcome: Outcome
     rule_ids: tuple[str, ...]
@@ -108,33 +109,6 @@ class Decision:
             serialization=core_schema.plain_serializer_function_ser_schema(
                 _dump, info_arg=True, when_used="always"
             ),
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        frozen_error(Decision, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        frozen_error(Decision, name, None)
-
-    def __reduce__(self) -> tuple[Any, tuple[Outcome, tuple[str, ...], tuple[str, ...]]]:
-        return (_unpickle, (self.outcome, self.rule_ids, self.reasons))
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not Decision:
-            return NotImplemented
-        return (
-            self.outcome == other.outcome
-            and self.rule_ids == other.rule_ids
-            and self.reasons == other.reasons
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.outcome, self.rule_ids, self.reasons))
-
-    def __repr__(self) -> str:
-        return (
-            f"Decision(outcome={self.outcome!r}, rule_ids={self.rule_ids!r}, "
-            f"reasons={self.reasons!r})"
         )
 
     def explain(self) -> str:
@@ -223,10 +197,6 @@ def _as_python(decision: Decision) -> dict[str, Any]:
 
 def _dump(decision: Decision, info: SerializationInfo) -> dict[str, Any]:
     return decision.to_json() if info.mode_is_json() else _as_python(decision)
-
-
-def _unpickle(outcome: Outcome, rule_ids: tuple[str, ...], reasons: tuple[str, ...]) -> Decision:
-    return _decision(outcome=outcome, rule_ids=rule_ids, reasons=reasons)
 
 
 _ADAPTER: TypeAdapter[Decision] = TypeAdapter(Decision)

@@ -21,7 +21,7 @@ from pydantic import (
 from pydantic_core import CoreSchema, core_schema
 
 from policies.errors import CurrencyMismatch, MoneyError
-from policies.records import frozen_error, remember, trusted
+from policies.records import FrozenRecord, remember, trusted
 from policies.types import refuse_float
 
 _SHORTHAND = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]{3})\s*$")
@@ -98,7 +98,7 @@ _MoneyModel = _validator_model()
 
 
 @total_ordering
-class Money:
+class Money(FrozenRecord):
     """An amount of money. ``amount`` is a Decimal, never a float; in JSON it is a string.
 
     A frozen slotted record (see ``policies.records``): ``Money(amount=..., currency=...)``
@@ -109,6 +109,7 @@ class Money:
     """
 
     __slots__ = ("amount", "currency")
+    _fields = ("amount", "currency")
 
     amount: Decimal
     currency: str
@@ -164,15 +165,6 @@ class Money:
         )
 
     # -- the record ------------------------------------------------------------------
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        frozen_error(Money, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        frozen_error(Money, name, None)
-
-    def __reduce__(self) -> tuple[Any, tuple[Decimal, str]]:
-        return (_unpickle, (self.amount, self.currency))
 
     def _same_currency(self, other: Money) -> None:
         if other.currency != self.currency:
@@ -287,10 +279,6 @@ def _from_model(model: Any) -> Money:
 
 def _dump(money: Money) -> dict[str, str]:
     return money.to_json()
-
-
-def _unpickle(amount: Decimal, currency: str) -> Money:
-    return _money(amount=amount, currency=currency)
 
 
 _ADAPTER: TypeAdapter[Money] = TypeAdapter(Money)

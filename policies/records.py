@@ -19,7 +19,7 @@ without validating.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NoReturn, TypeVar
+from typing import Any, ClassVar, NoReturn, TypeVar
 
 from pydantic import ValidationError
 from pydantic_core import InitErrorDetails
@@ -33,7 +33,10 @@ def trusted(cls: type[R]) -> Callable[..., R]:
     """A constructor for ``cls`` that sets its slots from keyword values (one per slot,
     all required), without validating. Only for values already checked."""
     names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
-    builder = type(f"_{cls.__name__}Builder", (), {"__slots__": names})
+    # Same bases and slots, so an instance may become a ``cls``; plain attribute stores.
+    builder = type(
+        f"_{cls.__name__}Builder", cls.__bases__, {"__slots__": names, "__setattr__": _set}
+    )
     args = ", ".join(names)
     lines = [f"def make(*, {args}):", "    new = builder()"]
     lines += [f"    new.{n} = {n}" for n in names]
@@ -48,6 +51,50 @@ def frozen_error(cls: type, name: str, value: Any) -> NoReturn:
     """What assigning to a frozen pydantic model raised: the same ``ValidationError``."""
     detail: InitErrorDetails = {"type": "frozen_instance", "loc": (name,), "input": value}
     raise ValidationError.from_exception_data(cls.__name__, [detail])
+
+
+class FrozenRecord:
+    """What the records share: frozen as the pydantic model was (assigning or deleting a
+    field raises its ``ValidationError``), and compared, hashed, shown and pickled by the
+    fields named in ``_fields``, in that order."""
+
+    __slots__ = ()
+    _fields: ClassVar[tuple[str, ...]] = ()
+
+    def _values(self) -> tuple[Any, ...]:
+        return tuple(getattr(self, name) for name in self._fields)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        frozen_error(type(self), name, value)
+
+    def __delattr__(self, name: str) -> None:
+        frozen_error(type(self), name, None)
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not type(self):
+            return NotImplemented
+        return self._values() == other._values()
+
+    def __hash__(self) -> int:
+        return hash(self._values())
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in self._fields)
+        return f"{type(self).__name__}({shown})"
+
+    def __reduce__(self) -> tuple[Any, tuple[type, tuple[Any, ...]]]:
+        return (_restore, (type(self), self._values()))
+
+
+_TRUSTED: dict[type, Callable[..., Any]] = {}
+
+
+def _restore(cls: type[FrozenRecord], values: tuple[Any, ...]) -> Any:
+    """Unpickle a record (its values were checked when it was made)."""
+    make = _TRUSTED.get(cls)
+    if make is None:
+        make = _TRUSTED[cls] = trusted(cls)
+    return make(**dict(zip(cls._fields, values, strict=True)))
 
 
 #: How many distinct values each interning table keeps before it starts afresh.

@@ -18,7 +18,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from policies.money import Money
 from policies.money import _fast as _fast_money
-from policies.records import frozen_error, remember, trusted
+from policies.records import FrozenRecord, remember, trusted
 
 #: The remedy kinds every policy knows. A policy file may define more.
 BUILTIN_REMEDY_KINDS: tuple[str, ...] = (
@@ -72,7 +72,7 @@ def _validator_model() -> type[BaseModel]:
 _RemedyModel = _validator_model()
 
 
-class Remedy:
+class Remedy(FrozenRecord):
     """One remedy option: its kind, its value (for money-valued kinds) and a description.
 
     A frozen slotted record (see ``policies.records``): ``Remedy(kind=..., amount=...,
@@ -80,6 +80,7 @@ class Remedy:
     errors."""
 
     __slots__ = ("amount", "description", "kind")
+    _fields = ("kind", "amount", "description")
 
     kind: str
     amount: Money | None
@@ -120,32 +121,6 @@ class Remedy:
             serialization=core_schema.plain_serializer_function_ser_schema(
                 _dump, when_used="always"
             ),
-        )
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        frozen_error(Remedy, name, value)
-
-    def __delattr__(self, name: str) -> None:
-        frozen_error(Remedy, name, None)
-
-    def __reduce__(self) -> tuple[Any, tuple[str, Money | None, str]]:
-        return (_unpickle, (self.kind, self.amount, self.description))
-
-    def __eq__(self, other: object) -> bool:
-        if type(other) is not Remedy:
-            return NotImplemented
-        return (
-            self.kind == other.kind
-            and self.amount == other.amount
-            and self.description == other.description
-        )
-
-    def __hash__(self) -> int:
-        return hash((self.kind, self.amount, self.description))
-
-    def __repr__(self) -> str:
-        return (
-            f"Remedy(kind={self.kind!r}, amount={self.amount!r}, description={self.description!r})"
         )
 
     def to_json(self) -> dict[str, Any]:
@@ -250,10 +225,6 @@ def _from_model(model: Any) -> Remedy:
 
 def _dump(remedy: Remedy) -> dict[str, Any]:
     return remedy.model_dump()
-
-
-def _unpickle(kind: str, amount: Money | None, description: str) -> Remedy:
-    return _remedy(kind=kind, amount=amount, description=description)
 
 
 _ADAPTER: TypeAdapter[Remedy] = TypeAdapter(Remedy)
