@@ -524,8 +524,14 @@ def test_the_privacy_commands(tmp_path: Path) -> None:
         assert result.exit_code == 0, result.output
         return result
 
+    shown = run("audit", "show", "jane-1", "--store", url).output
+    assert ACCOUNT in shown  # people read values, not references
+    assert "personal:" not in shown
     erased = run("privacy", "erase", "cust-jane", "--store", url, "--actor", "dpo:kim",
                  "--reason", "DSR-7")  # fmt: skip
+    shown = run("audit", "show", "jane-1", "--store", url).output
+    assert ACCOUNT not in shown
+    assert ERASED in shown
     assert "2 cases of customer cust-jane erased" in erased.output
     assert "0 cases" in run("privacy", "erase", "cust-jane", "--store", url, "--actor",
                             "dpo:kim", "--reason", "DSR-7").output  # fmt: skip

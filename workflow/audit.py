@@ -12,7 +12,7 @@ import json
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from typing import IO
+from typing import IO, Any
 
 from workflow.domain import Case, case_from_json, case_to_json
 from workflow.errors import AuditFailure
@@ -337,15 +337,19 @@ def export_csv(
         for event in events:
             body = event.to_json()
             data = body["data"]
-            if vault is not None and event.type in PERSONAL_PATHS:
-                data = _revealed(event, vault)
+            if vault is not None:
+                data = revealed(event, vault)
             body["data"] = json.dumps(data, ensure_ascii=False, sort_keys=True)
             writer.writerow([body[column] for column in CSV_COLUMNS])
             written += 1
     return written
 
 
-def _revealed(event: Event, vault: Vault) -> dict[str, object]:
+def revealed(event: Event, vault: Vault) -> dict[str, Any]:
+    """The event's data with its personal values in place of their references (as the
+    case's snapshot holds them; ``[erased]`` once erased), for people to read."""
+    if event.type not in PERSONAL_PATHS:
+        return event.data
     try:
         return unseal_data(event.type, event.data, vault)[0]
     except ValueError:

@@ -13,6 +13,7 @@ import click
 from adapters import open_store
 from workflow import audit
 from workflow.errors import ComplaintflowError
+from workflow.personal import vault_of
 from workflow.store import Store
 
 _STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
@@ -90,14 +91,16 @@ def show(case_id: str, store_url: str, at: str | None) -> None:
         if when is not None and when.tzinfo is None:
             raise click.BadParameter("--at needs a time zone, e.g. 2026-11-02T12:00:00+00:00")
         shown = [e for e in events if when is None or e.at <= when]
-        case = audit.state_at(events, when) if when is not None else store.load(case_id)
+        vault = vault_of(store.load(case_id).personal)
+        case = audit.state_at(events, when, vault) if when is not None else store.load(case_id)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     for e in shown:
         click.echo(f"{e.seq:>3} {e.at:%Y-%m-%d %H:%M} {e.actor:<18} {e.type:<17} "
-                   f"{e.policy_version.split('@')[0]:<10} {json.dumps(e.data)[:60]}")  # fmt: skip
+                   f"{e.policy_version.split('@')[0]:<10} "
+                   f"{json.dumps(audit.revealed(e, vault), ensure_ascii=False)[:120]}")  # fmt: skip
     click.echo(f"state: {case.state}, version {case.version}, priority {case.priority.value}")
 
 

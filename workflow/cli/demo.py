@@ -11,9 +11,11 @@ from adapters import open_store
 from policies.loader import bundled_policy
 from policies.money import Money
 from policies.remedy import Remedy
+from workflow.audit import revealed
 from workflow.clock import ManualClock
 from workflow.engine import Engine
 from workflow.events import Event
+from workflow.personal import Vault, vault_of
 
 #: Monday 2 November 2026, 09:12 UTC: the complaint email arrives.
 START = datetime(2026, 11, 2, 9, 12, tzinfo=UTC)
@@ -23,8 +25,8 @@ LEAD = "team-lead:sam"
 CUSTOMER = "customer:c-1042"
 
 
-def _summary(event: Event) -> str:
-    d: dict[str, Any] = event.data
+def _summary(event: Event, vault: Vault) -> str:
+    d: dict[str, Any] = revealed(event, vault)
     kind = event.type
     if kind == "open":
         return f"{d['customer']['name']} writes by {d['channel']}: {d.get('subject', '')}"
@@ -169,9 +171,10 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
             echo(f"this store already held {len(earlier)} case(s) from earlier runs, "
                  f"the latest {earlier[-1]} ({engine.get(earlier[-1]).state})")  # fmt: skip
         echo("")
+        vault = vault_of(final.personal)
         for event in engine.history(cid):
             when = event.at.strftime("%a %d %b %H:%M")
-            text = _summary(event)
+            text = _summary(event, vault)
             text = text if len(text) <= 72 else text[:71] + "…"
             echo(f"  {event.seq:>2}  {when}  {event.actor:<16} {event.type:<17} {text}")
         replayed = engine.replay(cid)
