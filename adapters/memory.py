@@ -6,13 +6,16 @@ import heapq
 import itertools
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from workflow.domain import Case
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import Event
 from workflow.sla import Deadline
 from workflow.store import Tombstone
+
+#: How long a sweeper's claim on due deadlines holds before they are handed out again.
+CLAIM_LEASE = timedelta(minutes=5)
 
 
 class MemoryStore:
@@ -30,7 +33,11 @@ class MemoryStore:
         # Pending deadlines per case, and a heap on due time over them. Replaced or
         # cancelled deadlines stay in the heap and are dropped when they come up.
         self._deadlines: dict[str, dict[str, Deadline]] = {}
-        self._due: list[tuple[datetime, int, str, str]] = []
+        # Heap entries: (when it may come up, tiebreak, case id, key, the due time it
+        # was pushed for). A deadline handed to a sweeper comes up again only after
+        # ``CLAIM_LEASE``, as in the SQL store, so one that is never swept cannot keep
+        # the others from being handed out.
+        self._due: list[tuple[datetime, int, str, str, datetime]] = []
         self._tiebreak = itertools.count()
         self._idempotency: dict[str, tuple[str, int]] = {}
         self._tombstones: list[Tombstone] = []
@@ -85,21 +92,21 @@ class MemoryStore:
         for key, deadline in after.items():
             old = before.get(key)
             if old is None or old.due_at != deadline.due_at:
-                heapq.heappush(self._due, (deadline.due_at, next(self._tiebreak), case_id, key))
+                due = deadline.due_at
+                heapq.heappush(self._due, (due, next(self._tiebreak), case_id, key, due))
 
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
         found: list[Deadline] = []
         with self._lock:
             while self._due and self._due[0][0] <= now and len(found) < limit:
-                due_at, _, case_id, key = heapq.heappop(self._due)
+                _, _, case_id, key, due_at = heapq.heappop(self._due)
                 current = self._deadlines.get(case_id, {}).get(key)
                 if current is not None and current.due_at == due_at:
                     found.append(current)
-            for deadline in found:  # still pending until the case's next append
-                heapq.heappush(
-                    self._due,
-                    (deadline.due_at, next(self._tiebreak), deadline.case_id, deadline.key),
-                )
+            lease_ends = now + CLAIM_LEASE
+            for d in found:  # still pending until the case's next append; claimed till then
+                entry = (lease_ends, next(self._tiebreak), d.case_id, d.key, d.due_at)
+                heapq.heappush(self._due, entry)
         return found
 
     def find_idempotent(self, key: str) -> tuple[str, int] | None:

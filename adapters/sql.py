@@ -23,7 +23,7 @@ import json
 import sqlite3
 from collections.abc import Hashable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -46,7 +46,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.sql import ClauseElement
 
-from adapters.memory import check_append
+from adapters.memory import CLAIM_LEASE, check_append
 from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
 from adapters.sqlite_hot import BEGIN, SqliteHotPath
@@ -62,9 +62,6 @@ from workflow.errors import (
 from workflow.events import Event, canonical_json, format_at
 from workflow.sla import Deadline
 from workflow.store import StoredEvent, StoredHistory, Tombstone
-
-#: How long a sweeper's claim on due deadlines holds before another worker may take them.
-CLAIM_LEASE = timedelta(minutes=5)
 
 
 @contextmanager

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from freezegun import freeze_time
 
-from adapters.memory import MemoryStore
+from adapters.memory import CLAIM_LEASE, MemoryStore
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
 from workflow import Case, Engine, ManualClock, StepNotAllowed
@@ -370,7 +370,33 @@ def test_one_case_that_cannot_be_swept_does_not_stop_the_sweep() -> None:
     fired = engine.tick()
     assert {e.case_id for e in fired} == {second}
     store.broken = None
+    # Its deadlines were handed out once; they come up again when the claim lapses.
+    assert engine.tick() == []
+    clock.advance(CLAIM_LEASE)
     assert {e.case_id for e in engine.tick()} == {first}
+
+
+def test_deadlines_that_are_never_swept_do_not_starve_the_others() -> None:
+    class Unsweepable(MemoryStore):
+        broken: str | None = None
+
+        def load(self, case_id: str) -> Case:
+            if case_id == self.broken:
+                raise StoreUnavailable("that row is on a disk that just failed")
+            return super().load(case_id)
+
+    from workflow import StoreUnavailable
+
+    store = Unsweepable()
+    engine, clock, _ = make(store)
+    first = open_on(engine, "chat")
+    clock.advance(minutes=5)  # after the first case's warning and breach fall due
+    second = open_on(engine, "chat")
+    store.broken = first
+    clock.advance(minutes=30)
+    # Two deadlines per case (warning, breach); the first case's come up first.
+    assert engine.tick(limit=2) == []
+    assert {e.case_id for e in engine.tick(limit=2)} == {second}
 
 
 def test_with_freezegun_a_friday_evening_ticket_breaches_on_monday_morning() -> None:
