@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import IO, Any
@@ -120,15 +120,29 @@ def verify_case(store: Store, case_id: str) -> list[Finding]:
     except ValueError as exc:
         findings.append(Finding(case_id, None, f"the stored snapshot is unreadable: {exc}"))
         return findings
-    findings.extend(check_personal(case_id, snapshot.personal))
-    vault = vault_of(snapshot.personal)
+    return findings + _against_snapshot(
+        case_id, events, snapshot.personal, lambda replayed: replayed == snapshot
+    )
+
+
+def _against_snapshot(
+    case_id: str,
+    events: Sequence[Event],
+    entries: Iterable[Personal],
+    matches: Callable[[Case], bool],
+) -> list[Finding]:
+    """The snapshot's personal values (sound, and none missing without an erasure), and
+    whether a replay of ``events`` with them ``matches`` the snapshot."""
+    held = list(entries)
+    findings = check_personal(case_id, held)
+    vault = vault_of(held)
     findings.extend(check_values_present(case_id, events, vault))
     try:
         replayed = replay(events, vault)
     except AuditFailure as failure:
         findings.append(Finding(case_id, failure.seq, f"does not replay: {failure.reason}"))
         return findings
-    if snapshot != replayed:
+    if not matches(replayed):
         findings.append(
             Finding(case_id, None, "the stored snapshot differs from a replay of its events")
         )
@@ -232,26 +246,21 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
     except (TypeError, ValueError, AttributeError) as exc:
         findings.append(Finding(cid, None, f"the stored snapshot is unreadable: {exc}"))
         return findings
-    findings.extend(check_personal(cid, entries))
-    vault = vault_of(entries)
-    findings.extend(check_values_present(cid, events, vault))
+    text = history.snapshot
+    return findings + _against_snapshot(
+        cid, events, entries, lambda replayed: _same_as_stored(replayed, text)
+    )
+
+
+def _same_as_stored(replayed: Case, snapshot: str) -> bool:
+    """Snapshots are written as ``case_to_json``: equal text is an equal case; other
+    text (another serialiser version, say) is compared as a case."""
+    if case_to_json(replayed) == snapshot.encode("utf-8"):
+        return True
     try:
-        replayed = replay(events, vault)
-    except AuditFailure as failure:
-        findings.append(Finding(cid, failure.seq, f"does not replay: {failure.reason}"))
-        return findings
-    # Snapshots are written as ``case_to_json``: equal text is an equal case; other
-    # text (another serialiser version, say) is compared as a case.
-    if case_to_json(replayed) != history.snapshot.encode("utf-8"):
-        try:
-            same = case_from_json(history.snapshot) == replayed
-        except ValueError:
-            same = False
-        if not same:
-            findings.append(
-                Finding(cid, None, "the stored snapshot differs from a replay of its events")
-            )
-    return findings
+        return case_from_json(snapshot) == replayed
+    except ValueError:
+        return False
 
 
 def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None) -> Case:
