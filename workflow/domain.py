@@ -261,13 +261,19 @@ _BUILDERS: dict[type, type] = {}
 
 
 def _builder(cls: type) -> type:
-    """A plain (not frozen) class with exactly ``cls``'s slots, so an instance can be
-    filled with ordinary attribute stores and then given ``cls`` as its class (CPython
-    allows that between classes of the same layout)."""
+    """A plain (not frozen) class with exactly ``cls``'s slots and its own public methods
+    and properties, so an instance can be filled with ordinary attribute stores, read
+    like a ``cls``, and then given ``cls`` as its class (CPython allows that between
+    classes of the same layout)."""
     builder = _BUILDERS.get(cls)
     if builder is None:
         names: tuple[str, ...] = cls.__slots__  # type: ignore[attr-defined]
-        builder = type(f"_{cls.__name__}Builder", (), {"__slots__": names})
+        behaviour = {
+            key: value
+            for key, value in vars(cls).items()
+            if not key.startswith("_") and (callable(value) or isinstance(value, property))
+        }
+        builder = type(f"_{cls.__name__}Builder", (), {"__slots__": names, **behaviour})
         _BUILDERS[cls] = builder
     return builder
 
@@ -288,26 +294,11 @@ def _make_evolver(cls: type, changed: tuple[str, ...]) -> Callable[[Any, dict[st
     return evolver
 
 
-def _working_class() -> type:
-    """Case's slots and its own methods and properties, without the frozen dataclass
-    machinery: instances take plain attribute stores."""
-    names: tuple[str, ...] = Case.__slots__
-    behaviour = {
-        key: value
-        for key, value in vars(Case).items()
-        if not key.startswith("_") and (callable(value) or isinstance(value, property))
-    }
-    return type("_CaseWork", (), {"__slots__": names, **behaviour})
-
-
-_CASE_WORK = _working_class()
-
-
 def thaw(case: Case) -> Case:
     """A mutable working copy of ``case`` (same slots and methods), typed as a Case for
     the code that reads it; ``freeze`` makes it a ``Case`` again. Replay folds many
     events into one working copy instead of building a record per event."""
-    work = _CASE_WORK()
+    work = _builder(Case)()
     for name in Case.__slots__:
         setattr(work, name, getattr(case, name))
     result: Case = work
