@@ -12,7 +12,7 @@ from freezegun import freeze_time
 from adapters.memory import CLAIM_LEASE, MemoryStore
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
-from workflow import Case, Engine, ManualClock, StepNotAllowed
+from workflow import Case, Engine, ManualClock, StepNotAllowed, StoreUnavailable
 
 HEL = ZoneInfo("Europe/Helsinki")
 POLICY = parse_policy(
@@ -351,17 +351,18 @@ def test_events_never_go_back_in_time_when_clocks_disagree() -> None:
     assert engine.state_at(cid, START + timedelta(hours=3)) == engine.get(cid)
 
 
+class Flaky(MemoryStore):
+    """A memory store that cannot load one case (``broken``)."""
+
+    broken: str | None = None
+
+    def load(self, case_id: str) -> Case:
+        if case_id == self.broken:
+            raise StoreUnavailable("that row is on a disk that just failed")
+        return super().load(case_id)
+
+
 def test_one_case_that_cannot_be_swept_does_not_stop_the_sweep() -> None:
-    from workflow import StoreUnavailable
-
-    class Flaky(MemoryStore):
-        broken: str | None = None
-
-        def load(self, case_id: str) -> Case:
-            if case_id == self.broken:
-                raise StoreUnavailable("that row is on a disk that just failed")
-            return super().load(case_id)
-
     store = Flaky()
     engine, clock, _ = make(store)
     first, second = open_on(engine, "chat"), open_on(engine, "chat")
@@ -377,17 +378,7 @@ def test_one_case_that_cannot_be_swept_does_not_stop_the_sweep() -> None:
 
 
 def test_deadlines_that_are_never_swept_do_not_starve_the_others() -> None:
-    class Unsweepable(MemoryStore):
-        broken: str | None = None
-
-        def load(self, case_id: str) -> Case:
-            if case_id == self.broken:
-                raise StoreUnavailable("that row is on a disk that just failed")
-            return super().load(case_id)
-
-    from workflow import StoreUnavailable
-
-    store = Unsweepable()
+    store = Flaky()
     engine, clock, _ = make(store)
     first = open_on(engine, "chat")
     clock.advance(minutes=5)  # after the first case's warning and breach fall due
