@@ -279,10 +279,11 @@ def _record_feedback(case: Case, e: Event) -> Changes:
     return {"feedback": (*case.feedback, fb)}
 
 
+#: Each step's changes to the case; the steps that carry personal values (``record``)
+#: are in ``APPLY_PERSONAL`` instead, applied with the vault.
 APPLY: dict[str, Callable[[Case, Event], Changes]] = {
     "acknowledge": _nothing,
     "listen": _listen,
-    "record": _record,
     "apologise": _nothing,
     "offer_remedy": _offer_remedy,
     "approve_offer": _approve_offer,
