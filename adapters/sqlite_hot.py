@@ -44,9 +44,25 @@ Stamp = tuple[int, int, int] | None
 def utc_text(value: datetime | None) -> str | None:
     """A ``UtcDateTime`` as Core binds it on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff`` in
     UTC), in a fraction of the time of the type's processor chain;
-    tests/test_sqlite_hot_path.py checks the two agree."""
+    tests/test_sqlite_hot_path.py checks the two agree.
+
+    The texts of the last few datetime objects are remembered by identity (a step
+    writes the same moment as the case's ``updated_at`` and its event's ``at``, and the
+    case's ``opened_at`` at every step); a datetime is immutable, and each is kept
+    alive with its text, so its identity cannot be reused meanwhile."""
     if value is None:
         return None
+    known = _UTC_TEXTS.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    text = _utc_text(value)
+    if len(_UTC_TEXTS) >= _MAX_UTC_TEXTS:
+        _UTC_TEXTS.clear()
+    _UTC_TEXTS[id(value)] = (value, text)
+    return text
+
+
+def _utc_text(value: datetime) -> str:
     zone = value.tzinfo
     if zone is None:
         raise ValueError("naive datetimes are refused")
@@ -59,6 +75,9 @@ def utc_text(value: datetime | None) -> str | None:
 
 
 _UTC_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+#: ``utc_text``'s memory: ``id(datetime) -> (datetime, text)``.
+_UTC_TEXTS: dict[int, tuple[datetime, str]] = {}
+_MAX_UTC_TEXTS = 64
 
 
 class Prepared:
@@ -294,4 +313,21 @@ class SqliteHotPath:
 
 
 _DATA_VERSION = "PRAGMA data_version"
-_pid = os.getpid
+
+
+class _Process:
+    """This process's pid, kept current across ``fork`` by an at-fork hook (one
+    ``getpid`` system call per fork rather than two per step)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.forked)
+
+
+def _pid() -> int:
+    return _Process.pid
