@@ -3,7 +3,8 @@
 SQLAlchemy Core, except ``load`` and ``append`` on SQLite with the standard library's
 driver, which run SQL compiled from the same Core statements on the DBAPI connection
 (``adapters.sqlite_hot``, docs/decisions/0011). Loaded and written snapshots are kept in
-a ``SnapshotCache``, always checked against the database.
+a ``SnapshotCache``, always checked against the database; a snapshot's JSON is written
+from the case's last one, field by field (``adapters.snapshot_json``, decision 0015).
 
 One step is one transaction: the events, the snapshot, the case's deadlines and the
 idempotency key commit together or not at all. The case's version guards every write
