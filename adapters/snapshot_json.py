@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from itertools import compress
 from operator import attrgetter, is_, is_not
 from typing import Any
@@ -37,15 +37,20 @@ Serializer = Callable[[Any], bytes]
 
 
 class _Field:
-    """How one field of ``Case`` is written: its ``"name":`` prefix, its value's
-    serializer and, for a variable-length tuple, its items' serializer."""
+    """How one field of ``Case`` is written: the text before its value (``"name":``,
+    after the object's ``{`` for the first field), its value's serializer, for a
+    variable-length tuple its items' serializer, and the text after it (the object's
+    ``}`` for the last field). The text is the members joined by commas."""
 
-    __slots__ = ("items", "prefix", "value")
+    __slots__ = ("items", "prefix", "suffix", "value")
 
-    def __init__(self, prefix: bytes, value: Serializer, items: Serializer | None) -> None:
+    def __init__(
+        self, prefix: bytes, value: Serializer, items: Serializer | None, suffix: bytes
+    ) -> None:
         self.prefix = prefix
         self.value = value
         self.items = items
+        self.suffix = suffix
 
 
 def _tuple_items(schema: Any) -> Any | None:
@@ -79,7 +84,7 @@ def _fields() -> tuple[_Field, ...] | None:
         return None
     config = schema.get("config")
     found = []
-    for field in fields:
+    for index, field in enumerate(fields):
         if field.get("serialization_alias") or field.get("serialization_exclude"):
             return None
         if "definition" in json.dumps(field["schema"], default=repr):
@@ -87,9 +92,10 @@ def _fields() -> tuple[_Field, ...] | None:
         items = _tuple_items(field["schema"])
         found.append(
             _Field(
-                json.dumps(field["name"]).encode() + b":",
+                (b"{" if index == 0 else b"") + json.dumps(field["name"]).encode() + b":",
                 SchemaSerializer(field["schema"], config).to_json,
                 None if items is None else SchemaSerializer(items, config).to_json,
+                b"}" if index == len(fields) - 1 else b"",
             )
         )
     return tuple(found)
@@ -120,7 +126,7 @@ def _defaults(fields: tuple[_Field, ...]) -> Entry:
             members.append(b"")
             continue
         values.append(value)
-        members.append(fields[i].prefix + fields[i].value(value))
+        members.append(fields[i].prefix + fields[i].value(value) + fields[i].suffix)
         write_item = fields[i].items
         if write_item is not None and type(value) is tuple:
             items[i] = [write_item(item) for item in value]
@@ -137,7 +143,6 @@ class SnapshotJson:
     def __init__(self, size: int) -> None:
         self.size = size if _FIELDS is not None else 0
         self._last: dict[str, Entry] = {}
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._last)
@@ -147,14 +152,19 @@ class SnapshotJson:
         if not self.size or fields is None or defaults is None:
             return case_to_json(case).decode("utf-8")
         values: tuple[Any, ...] = _VALUES(case)
-        old_values, members, items = self._last.get(case.id) or defaults
-        members = members.copy()
-        items = items.copy()
+        remembered = self._last
+        # Taken out while it is changed in place (a thread writing the same case at the
+        # same time finds none and writes every member); put back, last, when done.
+        last = remembered.pop(case.id, None)
+        if last is None:
+            old_values, members, items = defaults[0], defaults[1].copy(), defaults[2].copy()
+        else:
+            old_values, members, items = last
         for i in compress(_INDEXES, map(is_not, values, old_values)):
             field, value = fields[i], values[i]
             write_item = field.items
             if write_item is None or type(value) is not tuple:
-                members[i] = field.prefix + field.value(value)
+                members[i] = field.prefix + field.value(value) + field.suffix
                 items.pop(i, None)
                 continue
             old, old_items = old_values[i], items.get(i)
@@ -168,22 +178,19 @@ class SnapshotJson:
                     old_items[k] if k < len(old) and item is old[k] else write_item(item)
                     for k, item in enumerate(value)
                 ]
-            members[i] = field.prefix + b"[" + b",".join(its) + b"]"
+            members[i] = field.prefix + b"[" + b",".join(its) + b"]" + field.suffix
             items[i] = its
-        text = (b"{" + b",".join(members) + b"}").decode("utf-8")
-        with self._lock:
-            remembered = self._last
-            remembered.pop(case.id, None)  # to the end: the most recently written
-            remembered[case.id] = (values, members, items)
-            if len(remembered) > self.size:
+        text = b",".join(members).decode("utf-8")
+        remembered[case.id] = (values, members, items)
+        if len(remembered) > self.size:
+            # The least recently written (another thread may have changed the dict).
+            with suppress(KeyError, RuntimeError, StopIteration):
                 del remembered[next(iter(remembered))]
         return text
 
     def discard(self, case_id: str) -> None:
         """Forget the case (its values must not stay in this process: a purge)."""
-        with self._lock:
-            self._last.pop(case_id, None)
+        self._last.pop(case_id, None)
 
     def clear(self) -> None:
-        with self._lock:
-            self._last.clear()
+        self._last.clear()
