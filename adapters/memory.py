@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import binascii
 import heapq
 import itertools
 import json
@@ -203,6 +204,7 @@ class _Histories:
         parts: list[bytes] = []
         odd: dict[int, Event] = {}
         prev = self._head_hash(case_id, version)
+        ids, head = self._text_ids, _HEAD.pack
         for event in events:
             try:
                 data = canonical_json(event.data).encode()
@@ -213,7 +215,6 @@ class _Histories:
             actor = event.actor.encode()
             digest = _digest(event.hash)
             at = event.at
-            micros = 0
             if (
                 digest is None
                 or event.prev_hash != prev
@@ -222,13 +223,18 @@ class _Histories:
                 or len(actor) > 0xFFFF
             ):
                 odd[event.seq] = event
-                actor = b""
+                actor, micros, digest = b"", 0, digest or _ZERO_HASH
             else:
                 micros = (at - _EPOCH) // _MICROSECOND
-            type_id = self._text_id(event.type)
-            version_id = self._text_id(event.policy_version)
-            parts += (_HEAD.pack(micros, type_id, version_id, len(actor), len(data)), actor, data,
-                      digest or _ZERO_HASH)  # fmt: skip
+            type_id = ids.get(event.type)
+            if type_id is None:
+                type_id = self._text_id(event.type)
+            version_id = ids.get(event.policy_version)
+            if version_id is None:
+                version_id = self._text_id(event.policy_version)
+            parts.append(
+                head(micros, type_id, version_id, len(actor), len(data)) + actor + data + digest
+            )
             prev = event.hash
         return b"".join(parts), odd
 
@@ -293,8 +299,8 @@ def _digest(text: str) -> bytes | None:
     if len(text) != 64:
         return None
     try:
-        raw = bytes.fromhex(text)
-    except ValueError:
+        raw = binascii.a2b_hex(text)
+    except (binascii.Error, ValueError):
         return None
     return raw if raw.hex() == text else None
 
