@@ -266,3 +266,38 @@ def test_csv_export_has_one_row_per_event_and_a_time_window() -> None:
     window = io.StringIO()
     since, until = START + timedelta(minutes=30), START + timedelta(minutes=90)
     assert audit.export_csv(store, window, ["case-0"], since=since, until=until) == 2
+
+
+def test_sqlite_reads_stored_histories_below_core_as_core_reads_them(tmp_path: Path) -> None:
+    # The whole-store read on SQLite runs on the DBAPI connection: the same histories as
+    # through Core, odd rows included (events without a case before and after the
+    # others, a case without events, ``at`` in other forms, data that is not JSON).
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock, n_cases=3)
+    columns = "seq, type, at, actor, data, policy_version, prev_hash, hash"
+    for orphan in ("a-orphan", "z-orphan"):
+        copy = f"SELECT '{orphan}', {columns} FROM cf_events WHERE case_id = 'case-0'"
+        tamper(url, f"INSERT INTO cf_events (case_id, {columns}) {copy}")
+    tamper(url, "INSERT INTO cf_cases SELECT 'case-9', version, state, customer_id, channel, "
+                "category, priority, policy_version, opened_at, updated_at, snapshot "
+                "FROM cf_cases WHERE case_id = 'case-2'")  # fmt: skip
+    tamper(url, "UPDATE cf_events SET at = '2026-11-02T09:30:00+00:00' "
+                "WHERE case_id = 'case-1' AND seq = 2")  # fmt: skip
+    tamper(url, "UPDATE cf_events SET at = 12345 WHERE case_id = 'case-1' AND seq = 3")
+    tamper(url, "UPDATE cf_events SET data = 'not json' WHERE case_id = 'case-2' AND seq = 2")
+    assert store._hot is not None
+    below = list(store.stored_histories())
+    core = SqlStore(url)
+    core._hot = None
+    assert list(core.stored_histories()) == below
+    assert [h.case_id for h in below] == ["a-orphan", "case-0", "case-1", "case-2", "case-9",
+                                          "z-orphan"]  # fmt: skip
+    assert below[1].events[0][3] == store.events("case-0")[0].at.isoformat(timespec="microseconds")
+    findings = audit.verify_store(store)
+    assert findings == audit.verify_store(core)
+    assert located(findings) >= {("a-orphan", None), ("case-1", 3), ("case-2", 2),
+                                 ("case-9", None), ("z-orphan", None)}  # fmt: skip
+    core.close()
+    store.close()
