@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -301,3 +302,82 @@ def test_sqlite_reads_stored_histories_below_core_as_core_reads_them(tmp_path: P
                                  ("case-9", None), ("z-orphan", None)}  # fmt: skip
     core.close()
     store.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":[1,2.5,"x"],"b":null}', "{}", ' {"a":1}', '{"a":1} ', '{"a":1}x', "", "nope",
+     '{"a":', "[1]", '"text"', "1e400", '{"a":NaN}', '{"a":"\\ud800"}'],
+)  # fmt: skip
+def test_stored_data_is_read_as_json_loads_reads_it(text: str) -> None:
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as exc:
+        error = exc
+    else:
+        assert audit._json_value(text) == expected
+        assert type(audit._json_value(text)) is type(expected)
+        return
+    with pytest.raises(type(error), match=f"^{re.escape(str(error))}$"):
+        audit._json_value(text)
+
+
+def test_a_snapshot_in_another_json_form_verifies_and_its_edits_are_found(tmp_path: Path) -> None:
+    # Snapshots not in case_to_json's form (spaces, keys in another order: another
+    # serialiser) skip the fast path, are compared as cases, and still verify.
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock)
+    for cid, indent in (("case-0", 1), ("case-1", None)):
+        snapshot = json.loads(_snapshot(url, cid))
+        reordered = dict(reversed(list(snapshot.items())))  # "personal" first
+        _set_snapshot(url, cid, json.dumps(reordered, indent=indent))
+    assert audit.verify_store(store) == []
+    fresh = SqlStore(url)
+    assert audit.verify_store(fresh) == []
+    # A personal value edited in a reordered snapshot is still found, and only that.
+    edited = _snapshot(url, "case-1").replace('"Ann"', '"Bob"')
+    _set_snapshot(url, "case-1", edited)
+    findings = audit.verify_store(fresh)
+    assert [(f.case_id, f.seq) for f in findings] == [("case-1", None)]
+    assert "was altered" in findings[0].problem
+    fresh.close()
+    store.close()
+
+
+def test_a_sound_extra_personal_value_in_a_snapshot_is_a_difference(tmp_path: Path) -> None:
+    from workflow.personal import seal
+
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock, n_cases=1)
+    assert audit._stored_personal(_snapshot(url, "case-0")) == list(store.load("case-0").personal)
+    snapshot = json.loads(_snapshot(url, "case-0"))
+    extra = seal("someone else")
+    snapshot["personal"].append({"ref": extra.ref, "salt": extra.salt, "value": extra.value})
+    text = json.dumps(snapshot, separators=(",", ":"), ensure_ascii=False)
+    _set_snapshot(url, "case-0", text)
+    findings = audit.verify_store(SqlStore(url))
+    assert [(f.case_id, f.seq, f.problem) for f in findings] == [
+        ("case-0", None, "the stored snapshot differs from a replay of its events")
+    ]
+    store.close()
+
+
+def _snapshot(url: str, case_id: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        text = conn.exec_driver_sql(
+            "SELECT snapshot FROM cf_cases WHERE case_id = ?", (case_id,)
+        ).scalar_one()
+    engine.dispose()
+    return str(text)
+
+
+def _set_snapshot(url: str, case_id: str, text: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE cf_cases SET snapshot = ? WHERE case_id = ?", (text, case_id))
+    engine.dispose()
