@@ -270,3 +270,18 @@ def test_a_thawed_case_is_a_separate_copy_that_freezes_back_into_an_equal_case(
     assert type(frozen) is Case
     assert frozen == case
     assert case_to_json(frozen) == case_to_json(case)
+
+
+def test_a_working_copy_is_updated_in_place_with_known_fields_only(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    from workflow.domain import evolve_with, freeze, thaw, update
+
+    case = engine.get(case_in("promised"))
+    changes = {"transfers": 4, "state": "closed", "resolution": "done"}
+    work = thaw(case)
+    update(work, changes)
+    assert freeze(work) == evolve_with(case, changes)
+    update(work, {})
+    with pytest.raises(AttributeError, match="no field 'transfer'"):
+        update(thaw(case), {"transfer": 1})

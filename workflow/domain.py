@@ -316,6 +316,38 @@ def _copier(cls: type) -> Callable[[Any], Any]:
     return copier
 
 
+def update(work: Case, changes: dict[str, Any]) -> None:
+    """Write ``changes`` into a ``thaw``-ed working copy: what ``evolve_with`` makes a
+    new record of, in place (one compiled writer per set of changed names, as for
+    ``evolve_with``; a ``setattr`` loop costs twice as much)."""
+    key = tuple(changes)
+    writer = _WRITERS.get(key)
+    if writer is None:
+        writer = _make_writer(key)
+        if len(_WRITERS) < _MAX_EVOLVERS:
+            _WRITERS[key] = writer
+    writer(work, changes)
+
+
+_WRITERS: dict[tuple[str, ...], Callable[[Any, dict[str, Any]], None]] = {}
+
+
+def _make_writer(names: tuple[str, ...]) -> Callable[[Any, dict[str, Any]], None]:
+    """``def write(work, changes)`` unrolled over ``names``: each must be a field of
+    ``Case`` (an unknown name raises ``AttributeError``, as ``setattr`` on the slots
+    would)."""
+    fields = set(Case.__slots__)
+    for name in names:
+        if name not in fields:
+            raise AttributeError(f"Case has no field {name!r}")
+    lines = ["def write(work, changes):"]
+    lines += [f"    work.{n} = changes[{n!r}]" for n in names] or ["    pass"]
+    scope: dict[str, Any] = {}
+    exec("\n".join(lines), scope)
+    writer: Callable[[Any, dict[str, Any]], None] = scope["write"]
+    return writer
+
+
 def freeze(work: Case) -> Case:
     """The ``Case`` a ``thaw``-ed copy now holds (the copy itself becomes it)."""
     if type(work) is not Case:
