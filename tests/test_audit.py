@@ -322,6 +322,12 @@ def test_stored_data_is_read_as_json_loads_reads_it(text: str) -> None:
         audit._json_value(text)
 
 
+def test_data_that_is_not_text_is_read_or_refused_as_json_loads_does() -> None:
+    assert audit._json_value(b'{"a":1}') == json.loads(b'{"a":1}')  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be str, bytes or bytearray"):
+        audit._json_value(5)  # type: ignore[arg-type]
+
+
 def test_a_snapshot_in_another_json_form_verifies_and_its_edits_are_found(tmp_path: Path) -> None:
     # Snapshots not in case_to_json's form (spaces, keys in another order: another
     # serialiser) skip the fast path, are compared as cases, and still verify.

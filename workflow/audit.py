@@ -286,7 +286,7 @@ def _json_value(text: str) -> Any:
     ``loads``."""
     try:
         value, end = _scan(text, 0)
-    except (StopIteration, ValueError):
+    except (StopIteration, ValueError, TypeError):  # TypeError: bytes, say
         return json.loads(text)
     if end != len(text):
         return json.loads(text)
