@@ -486,9 +486,8 @@ class SqlStore:
             assert db is not None
             db.execute("BEGIN")  # one snapshot of the WAL for both reads
             try:
-                cases, events = db.cursor(), db.cursor()
-                cases.arraysize = events.arraysize = 2000
-                yield from _merged(cases.execute(cases_sql), iter(events.execute(events_sql)))
+                cases = db.cursor().execute(cases_sql)  # two cursors, read in step
+                yield from _merged(cases, iter(db.cursor().execute(events_sql)))
             finally:
                 if db.in_transaction:
                     db.rollback()
