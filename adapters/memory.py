@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import binascii
 import heapq
 import itertools
+import json
+import struct
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from workflow.domain import Case
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
-from workflow.events import Event
+from workflow.events import GENESIS, Event, canonical_json, restored_event
 from workflow.sla import Deadline
 from workflow.store import Tombstone
 
@@ -21,14 +24,16 @@ CLAIM_LEASE = timedelta(minutes=5)
 class MemoryStore:
     """Holds each case's snapshot and events in dicts, behind one lock.
 
-    Snapshots and events are frozen records and are shared, not copied; ``events()``
-    returns a new list each time. Nothing survives the process.
+    Snapshots are frozen records and are shared, not copied. Events are packed into one
+    ``bytes`` per case (see ``_Histories``), a third of the memory of ``Event`` records
+    and nothing for the garbage collector to walk; ``events()`` builds new ``Event``
+    records each time, as a database store does. Nothing survives the process.
     """
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._snapshots: dict[str, Case] = {}
-        self._events: dict[str, list[Event]] = {}
+        self._events = _Histories()
         self._by_customer: dict[str, list[str]] = {}
         # Pending deadlines per case, and a heap on due time over them. Replaced or
         # cancelled deadlines stay in the heap and are dropped when they come up.
@@ -69,15 +74,14 @@ class MemoryStore:
             found = current.version if current is not None else 0
             if found != expected_version:
                 raise ConcurrencyConflict(case_id, expected_version, found)
+            if idempotency_key is not None and idempotency_key in self._idempotency:
+                raise ConcurrencyConflict(case_id, expected_version, None)
+            packed = self._events.pack(case_id, events, expected_version)  # may refuse data
             if idempotency_key is not None:
-                if idempotency_key in self._idempotency:
-                    raise ConcurrencyConflict(case_id, expected_version, None)
                 self._idempotency[idempotency_key] = (case_id, snapshot.version)
+            self._events.extend(case_id, packed)
             if current is None:
-                self._events[case_id] = list(events)
                 self._by_customer.setdefault(snapshot.customer.id, []).append(case_id)
-            else:
-                self._events[case_id].extend(events)
             self._snapshots[case_id] = snapshot
             if deadlines is not None:
                 self._replace_deadlines(case_id, deadlines)
@@ -116,11 +120,8 @@ class MemoryStore:
         return sorted(self._deadlines.get(case_id, {}).values(), key=lambda d: d.due_at)
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
-        try:
-            stored = self._events[case_id]
-        except KeyError:
-            raise CaseNotFound(case_id) from None
-        return stored[after_seq:]
+        with self._lock:  # a consistent pair of the packed history and its odd events
+            return self._events.read(case_id, after_seq)
 
     def customer_cases(self, customer_id: str) -> list[Case]:
         return [self._snapshots[cid] for cid in self._by_customer.get(customer_id, ())]
@@ -136,7 +137,7 @@ class MemoryStore:
             if current is None or found != tombstone.version:
                 raise ConcurrencyConflict(case_id, tombstone.version, found)
             del self._snapshots[case_id]
-            del self._events[case_id]
+            self._events.drop(case_id)
             self._deadlines.pop(case_id, None)  # heap entries are dropped as they come up
             ids = self._by_customer[current.customer.id]
             ids.remove(case_id)
@@ -155,6 +156,153 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+#: A packed event: its time (µs since 1970-01-01 UTC), the ids of its type and policy
+#: version in the text table, the UTF-8 lengths of its actor and data; then the actor,
+#: the data (its canonical JSON, as hashed) and the hash's 32 bytes.
+_HEAD = struct.Struct("<qIIHI")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+_ZERO_HASH = bytes(32)
+
+
+class _Histories:
+    """Every case's events, packed into one ``bytes`` per case (see ``_HEAD``): the
+    case id and seq are where an event is kept, ``prev_hash`` is the hash before it, and
+    types and policy versions (few, and not personal) are kept once in a table.
+
+    An event that would not come back exactly from that form (a hash that is not 64
+    lower-case hex digits, a ``prev_hash`` that is not the hash before it, a time not in
+    UTC) is kept whole beside it as given, so a store fed a broken chain hands back
+    exactly what it was given, for ``audit.verify`` to report."""
+
+    def __init__(self) -> None:
+        self._packed: dict[str, bytes] = {}
+        self._odd: dict[tuple[str, int], Event] = {}
+        self._texts: list[str] = []
+        self._text_ids: dict[str, int] = {}
+
+    def _text_id(self, text: str) -> int:
+        found = self._text_ids.get(text)
+        if found is None:
+            found = self._text_ids[text] = len(self._texts)
+            self._texts.append(text)
+        return found
+
+    def _head_hash(self, case_id: str, version: int) -> str:
+        if version == 0:
+            return GENESIS
+        odd = self._odd.get((case_id, version)) if self._odd else None
+        return odd.hash if odd is not None else self._packed[case_id][-32:].hex()
+
+    def pack(
+        self, case_id: str, events: Sequence[Event], version: int
+    ) -> tuple[bytes, dict[int, Event]]:
+        """The events (continuing the case at ``version``) packed, and those kept whole;
+        ``StoreError`` for data that is not JSON. Changes nothing but the text table."""
+        parts: list[bytes] = []
+        odd: dict[int, Event] = {}
+        prev = self._head_hash(case_id, version)
+        ids, head = self._text_ids, _HEAD.pack
+        for event in events:
+            try:
+                data = canonical_json(event.data).encode()
+            except (TypeError, ValueError) as exc:
+                raise StoreError(
+                    f"case {case_id} event {event.seq}: its data is not JSON ({exc})"
+                ) from None
+            actor = event.actor.encode()
+            digest = _digest(event.hash)
+            at = event.at
+            if (
+                digest is None
+                or event.prev_hash != prev
+                or type(at) is not datetime
+                or at.tzinfo is not UTC
+                or len(actor) > 0xFFFF
+            ):
+                odd[event.seq] = event
+                actor, micros, digest = b"", 0, digest or _ZERO_HASH
+            else:
+                micros = (at - _EPOCH) // _MICROSECOND
+            type_id = ids.get(event.type)
+            if type_id is None:
+                type_id = self._text_id(event.type)
+            version_id = ids.get(event.policy_version)
+            if version_id is None:
+                version_id = self._text_id(event.policy_version)
+            parts.append(
+                head(micros, type_id, version_id, len(actor), len(data)) + actor + data + digest
+            )
+            prev = event.hash
+        return b"".join(parts), odd
+
+    def extend(self, case_id: str, packed: tuple[bytes, dict[int, Event]]) -> None:
+        records, odd = packed
+        self._packed[case_id] = self._packed.get(case_id, b"") + records
+        for seq, event in odd.items():
+            self._odd[(case_id, seq)] = event
+
+    def read(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        try:
+            packed = self._packed[case_id]
+        except KeyError:
+            raise CaseNotFound(case_id) from None
+        texts, odd, head = self._texts, self._odd, _HEAD
+        out: list[Event] = []
+        offset, seq, prev = 0, 0, GENESIS
+        while offset < len(packed):
+            micros, type_id, version_id, actor_len, data_len = head.unpack_from(packed, offset)
+            offset += head.size
+            seq += 1
+            whole = odd.get((case_id, seq)) if odd else None
+            if whole is not None:
+                offset += actor_len + data_len + 32
+                if seq > after_seq:
+                    out.append(whole)
+                prev = whole.hash
+                continue
+            actor = packed[offset : offset + actor_len].decode()
+            offset += actor_len
+            data = packed[offset : offset + data_len]
+            offset += data_len
+            digest = packed[offset : offset + 32].hex()
+            offset += 32
+            if seq > after_seq:
+                at = _EPOCH + timedelta(microseconds=micros)
+                out.append(
+                    restored_event(
+                        case_id,
+                        seq,
+                        texts[type_id],
+                        at,
+                        actor,
+                        json.loads(data),
+                        texts[version_id],
+                        prev,
+                        digest,
+                    )
+                )
+            prev = digest
+        return out
+
+    def drop(self, case_id: str) -> None:
+        count = len(self.read(case_id))
+        del self._packed[case_id]
+        for seq in range(1, count + 1):
+            self._odd.pop((case_id, seq), None)
+
+
+def _digest(text: str) -> bytes | None:
+    """The 32 bytes of a SHA-256 hex digest, if ``text`` is exactly one (lower case)."""
+    if len(text) != 64:
+        return None
+    try:
+        raw = binascii.a2b_hex(text)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if raw.hex() == text else None
 
 
 def check_append(snapshot: Case, events: Sequence[Event], expected_version: int) -> None:

@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Hashable, Iterator, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import chain
 from typing import Any, Literal
 
 from sqlalchemy import (
@@ -453,7 +454,10 @@ class SqlStore:
     def stored_histories(self) -> Iterator[StoredHistory]:
         """Every case's snapshot text and stored events, in one read transaction (a
         consistent view while writers carry on), streamed: two cursors ordered by case id
-        (byte order), merged case by case."""
+        (byte order), merged case by case. On SQLite with the standard library's driver
+        the two queries (compiled from the same Core statements) run on the DBAPI
+        connection: per row, Core's result machinery cost more than SQLite's own reading
+        (docs/decisions/0014-fast-verify.md)."""
         t = self.tables
         e = t.events
         case_key: ColumnElement[Any] = t.cases.c.case_id
@@ -467,26 +471,39 @@ class SqlStore:
             e.c.case_id, e.c.seq, e.c.type, type_coerce(e.c.at, String), e.c.actor, e.c.data,
             e.c.policy_version, e.c.prev_hash, e.c.hash,
         ).order_by(event_key, e.c.seq)  # fmt: skip
+        if self._hot is not None:
+            with _translated("reading every case"):
+                yield from self._raw_histories(cases_q, events_q)
+            return
         with _translated("reading every case"), self.reader.connect() as conn:
             if self.dialect == "sqlite":
                 conn.exec_driver_sql("BEGIN")  # one snapshot of the WAL for both reads
             else:
                 conn = conn.execution_options(isolation_level="REPEATABLE READ")
             conn = conn.execution_options(yield_per=2000)
-            cases = conn.execute(cases_q)
-            events = iter(conn.execute(events_q))
-            pending = next(events, None)
-            for case_id, snapshot in cases:
-                while pending is not None and pending[0] < case_id:  # events without a case
-                    orphans, pending = _same_case(pending, events)
-                    yield StoredHistory(orphans[0].case_id, None, orphans)
-                mine: list[StoredEvent] = []
-                if pending is not None and pending[0] == case_id:
-                    mine, pending = _same_case(pending, events)
-                yield StoredHistory(case_id, snapshot, mine)
-            while pending is not None:
-                orphans, pending = _same_case(pending, events)
-                yield StoredHistory(orphans[0].case_id, None, orphans)
+            yield from _merged(conn.execute(cases_q), iter(conn.execute(events_q)))
+
+    def _raw_histories(
+        self, cases_q: ClauseElement, events_q: ClauseElement
+    ) -> Iterator[StoredHistory]:
+        """``stored_histories`` on the reader's DBAPI connection (SQLite, pysqlite): the
+        same SQL, compiled by SQLAlchemy; the columns are text and integers, which Core
+        hands over unprocessed on SQLite, so the rows are the same."""
+        dialect = self.reader.dialect
+        cases_sql, events_sql = (str(q.compile(dialect=dialect)) for q in (cases_q, events_q))
+        pooled = self.reader.raw_connection()
+        try:
+            db = pooled.driver_connection
+            assert db is not None
+            db.execute("BEGIN")  # one snapshot of the WAL for both reads
+            try:
+                cases = db.cursor().execute(cases_sql)  # two cursors, read in step
+                yield from _merged(cases, iter(db.cursor().execute(events_sql)))
+            finally:
+                if db.in_transaction:
+                    db.rollback()
+        finally:
+            pooled.close()
 
     def purge(self, tombstone: Tombstone) -> None:
         t = self.tables
@@ -649,19 +666,38 @@ def _at_text(raw: Any) -> str:
     return str(raw)
 
 
-def _stored_event(row: Any) -> StoredEvent:
-    case_id, seq, type_, at, *rest = row
-    return StoredEvent(case_id, seq, type_, _at_text(at), *rest)
+def _merged(cases: Iterable[Any], events: Iterator[Any]) -> Iterator[StoredHistory]:
+    """Case rows ``(case_id, snapshot)`` and event rows, both ordered by case id, as
+    histories: a case without events has none, events without a case no snapshot."""
+    pending = next(events, None)
+    for case_id, snapshot in cases:
+        while pending is not None and pending[0] < case_id:  # events without a case
+            orphans, pending = _same_case(pending, events)
+            yield StoredHistory(orphans[0][0], None, orphans)
+        mine: list[StoredEvent] = []
+        if pending is not None and pending[0] == case_id:
+            mine, pending = _same_case(pending, events)
+        yield StoredHistory(case_id, snapshot, mine)
+    while pending is not None:
+        orphans, pending = _same_case(pending, events)
+        yield StoredHistory(orphans[0][0], None, orphans)
 
 
 def _same_case(first: Any, rows: Iterator[Any]) -> tuple[list[StoredEvent], Any]:
-    """``first`` and the rows after it of the same case; and the next case's first row."""
+    """``first`` and the rows after it of the same case, as stored events; and the next
+    case's first row. (Unrolled: this runs for every event a whole-store verify reads.)"""
     case_id = first[0]
-    found = [_stored_event(first)]
-    for row in rows:
-        if row[0] != case_id:
+    found: list[StoredEvent] = []
+    add = found.append
+    for row in chain((first,), rows):
+        owner, seq, type_, at, actor, data, policy_version, prev_hash, hash_ = row
+        if owner != case_id:
             return found, row
-        found.append(_stored_event(row))
+        if type(at) is str and len(at) == 26 and at[10] == " ":  # SQLite's UtcDateTime
+            at = f"{at[:10]}T{at[11:]}+00:00"
+        else:
+            at = _at_text(at)
+        add((owner, seq, type_, at, actor, data, policy_version, prev_hash, hash_))
     return found, None
 
 

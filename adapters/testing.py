@@ -30,7 +30,7 @@ from workflow.engine import Engine
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import Event, make_event
 from workflow.personal import vault_of
-from workflow.replay import replay
+from workflow.replay import apply, replay
 from workflow.sla import Deadline
 from workflow.store import Store, Tombstone
 
@@ -251,6 +251,39 @@ class StoreContract:
         assert len(store.events(mine)) == 1
         store.append(snapshot, [event], case.version, None, None, {other: seen + 1})
         assert len(store.events(mine)) == 2
+
+    def test_events_come_back_exactly_as_appended(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        data = {"text": 'Grüße — ✓ "quoted"\n', "items": [1, {"b": None, "a": True}], "n": -7}
+        at = _START + timedelta(days=400, microseconds=7)
+        event = make_event(
+            cid, 2, "add_note", at, "agent:Zoë", data, engine.policy.stamp, case.head_hash
+        )
+        store.append(replay([*store.events(cid), event]), [event], case.version)
+        first, back = store.events(cid)
+        assert back == event
+        assert back.prev_hash == first.hash
+        assert back.expected_hash() == back.hash
+
+    def test_an_event_that_breaks_the_chain_is_kept_as_given(self, store: Store) -> None:
+        """A store keeps what it is given, so that verify can report it."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        good = _note_event(engine, case)
+        forged = make_event(
+            cid, 2, "add_note", _START, "agent:contract", {"text": "n"}, engine.policy.stamp,
+            "f" * 64,
+        )  # fmt: skip
+        store.append(replay([*store.events(cid), good]), [forged], case.version)
+        assert store.events(cid)[1] == forged
+        assert store.events(cid, after_seq=1) == [forged]
+        after = store.load(cid)
+        again = _note_event(engine, after)  # chained to the forged one
+        store.append(apply(after, again, after.state), [again], after.version)
+        assert store.events(cid)[1:] == [forged, again]
 
     def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
         engine = _engine(store)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -266,3 +267,123 @@ def test_csv_export_has_one_row_per_event_and_a_time_window() -> None:
     window = io.StringIO()
     since, until = START + timedelta(minutes=30), START + timedelta(minutes=90)
     assert audit.export_csv(store, window, ["case-0"], since=since, until=until) == 2
+
+
+def test_sqlite_reads_stored_histories_below_core_as_core_reads_them(tmp_path: Path) -> None:
+    # The whole-store read on SQLite runs on the DBAPI connection: the same histories as
+    # through Core, odd rows included (events without a case before and after the
+    # others, a case without events, ``at`` in other forms, data that is not JSON).
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock, n_cases=3)
+    columns = "seq, type, at, actor, data, policy_version, prev_hash, hash"
+    for orphan in ("a-orphan", "z-orphan"):
+        copy = f"SELECT '{orphan}', {columns} FROM cf_events WHERE case_id = 'case-0'"
+        tamper(url, f"INSERT INTO cf_events (case_id, {columns}) {copy}")
+    tamper(url, "INSERT INTO cf_cases SELECT 'case-9', version, state, customer_id, channel, "
+                "category, priority, policy_version, opened_at, updated_at, snapshot "
+                "FROM cf_cases WHERE case_id = 'case-2'")  # fmt: skip
+    tamper(url, "UPDATE cf_events SET at = '2026-11-02T09:30:00+00:00' "
+                "WHERE case_id = 'case-1' AND seq = 2")  # fmt: skip
+    tamper(url, "UPDATE cf_events SET at = 12345 WHERE case_id = 'case-1' AND seq = 3")
+    tamper(url, "UPDATE cf_events SET data = 'not json' WHERE case_id = 'case-2' AND seq = 2")
+    assert store._hot is not None
+    below = list(store.stored_histories())
+    core = SqlStore(url)
+    core._hot = None
+    assert list(core.stored_histories()) == below
+    assert [h.case_id for h in below] == ["a-orphan", "case-0", "case-1", "case-2", "case-9",
+                                          "z-orphan"]  # fmt: skip
+    assert below[1].events[0][3] == store.events("case-0")[0].at.isoformat(timespec="microseconds")
+    findings = audit.verify_store(store)
+    assert findings == audit.verify_store(core)
+    assert located(findings) >= {("a-orphan", None), ("case-1", 3), ("case-2", 2),
+                                 ("case-9", None), ("z-orphan", None)}  # fmt: skip
+    core.close()
+    store.close()
+
+
+@pytest.mark.parametrize(
+    "text",
+    ['{"a":[1,2.5,"x"],"b":null}', "{}", ' {"a":1}', '{"a":1} ', '{"a":1}x', "", "nope",
+     '{"a":', "[1]", '"text"', "1e400", '{"a":NaN}', '{"a":"\\ud800"}'],
+)  # fmt: skip
+def test_stored_data_is_read_as_json_loads_reads_it(text: str) -> None:
+    try:
+        expected: Any = json.loads(text)
+    except ValueError as exc:
+        error = exc
+    else:
+        assert audit._json_value(text) == expected
+        assert type(audit._json_value(text)) is type(expected)
+        return
+    with pytest.raises(type(error), match=f"^{re.escape(str(error))}$"):
+        audit._json_value(text)
+
+
+def test_data_that_is_not_text_is_read_or_refused_as_json_loads_does() -> None:
+    assert audit._json_value(b'{"a":1}') == json.loads(b'{"a":1}')  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="must be str, bytes or bytearray"):
+        audit._json_value(5)  # type: ignore[arg-type]
+
+
+def test_a_snapshot_in_another_json_form_verifies_and_its_edits_are_found(tmp_path: Path) -> None:
+    # Snapshots not in case_to_json's form (spaces, keys in another order: another
+    # serialiser) skip the fast path, are compared as cases, and still verify.
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock)
+    for cid, indent in (("case-0", 1), ("case-1", None)):
+        snapshot = json.loads(_snapshot(url, cid))
+        reordered = dict(reversed(list(snapshot.items())))  # "personal" first
+        _set_snapshot(url, cid, json.dumps(reordered, indent=indent))
+    assert audit.verify_store(store) == []
+    fresh = SqlStore(url)
+    assert audit.verify_store(fresh) == []
+    # A personal value edited in a reordered snapshot is still found, and only that.
+    edited = _snapshot(url, "case-1").replace('"Ann"', '"Bob"')
+    _set_snapshot(url, "case-1", edited)
+    findings = audit.verify_store(fresh)
+    assert [(f.case_id, f.seq) for f in findings] == [("case-1", None)]
+    assert "was altered" in findings[0].problem
+    fresh.close()
+    store.close()
+
+
+def test_a_sound_extra_personal_value_in_a_snapshot_is_a_difference(tmp_path: Path) -> None:
+    from workflow.personal import seal
+
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock, n_cases=1)
+    assert audit._stored_personal(_snapshot(url, "case-0")) == list(store.load("case-0").personal)
+    snapshot = json.loads(_snapshot(url, "case-0"))
+    extra = seal("someone else")
+    snapshot["personal"].append({"ref": extra.ref, "salt": extra.salt, "value": extra.value})
+    text = json.dumps(snapshot, separators=(",", ":"), ensure_ascii=False)
+    _set_snapshot(url, "case-0", text)
+    findings = audit.verify_store(SqlStore(url))
+    assert [(f.case_id, f.seq, f.problem) for f in findings] == [
+        ("case-0", None, "the stored snapshot differs from a replay of its events")
+    ]
+    store.close()
+
+
+def _snapshot(url: str, case_id: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        text = conn.exec_driver_sql(
+            "SELECT snapshot FROM cf_cases WHERE case_id = ?", (case_id,)
+        ).scalar_one()
+    engine.dispose()
+    return str(text)
+
+
+def _set_snapshot(url: str, case_id: str, text: str) -> None:
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE cf_cases SET snapshot = ? WHERE case_id = ?", (text, case_id))
+    engine.dispose()

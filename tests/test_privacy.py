@@ -571,3 +571,27 @@ def test_a_case_whose_policy_is_not_loaded_is_never_judged_by_another_one() -> N
     done = both.purge_expired(actor="a:x", now=START + timedelta(days=365 * 12))
     assert {t.case_id for t in done} == {ids["old"], ids["recent"]}
     assert all("10 years" in t.reason for t in done)
+
+
+@pytest.mark.parametrize(
+    ("step", "data"),
+    [
+        ("open", {"customer": {"name": "personal:" + "a" * 64, "contact": "plain", "id": "c"}}),
+        ("open", {"customer": {"name": "personal:" + "b" * 64, "account": "personal:" + "c" * 64}}),
+        ("open", {"customer": "personal:" + "d" * 64}),
+        ("open", {"customer": None}),
+        ("open", {"name": "personal:" + "e" * 64}),
+        ("open", {}),
+        ("record", {"contact": "personal:" + "f" * 64}),
+        ("record", {"contact": "personal:short"}),
+        ("record", {"contact": ["personal:" + "f" * 64]}),
+        ("listen", {"contact": "personal:" + "f" * 64}),
+    ],
+)
+def test_referenced_reads_the_fields_sealing_finds(step: str, data: dict[str, Any]) -> None:
+    from workflow.personal import PERSONAL_PATHS, _fields, is_reference, referenced
+
+    paths = PERSONAL_PATHS.get(step, ())
+    fields = _fields(data, paths)[1] if paths else []
+    expected = [parent[key] for parent, key, _ in fields if is_reference(parent[key])]
+    assert referenced(step, data) == expected

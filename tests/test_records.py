@@ -252,3 +252,36 @@ def test_a_case_holding_an_offer_round_trips_through_its_json(
     offer = again.offers[0]
     assert (type(offer.options[0]), type(offer.options[0].amount)) == (Remedy, Money)
     assert type(offer.decision) is Decision
+
+
+def test_a_thawed_case_is_a_separate_copy_that_freezes_back_into_an_equal_case(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    from workflow.domain import Case, freeze, thaw
+
+    case = engine.get(case_in("promised"))
+    work = thaw(case)
+    assert type(work) is not Case
+    assert all(getattr(work, name) == getattr(case, name) for name in Case.__slots__)
+    work.transfers = case.transfers + 1  # the working copy changes, the case does not
+    assert case.transfers == engine.get(case.id).transfers
+    work.transfers = case.transfers
+    frozen = freeze(work)
+    assert type(frozen) is Case
+    assert frozen == case
+    assert case_to_json(frozen) == case_to_json(case)
+
+
+def test_a_working_copy_is_updated_in_place_with_known_fields_only(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    from workflow.domain import evolve_with, freeze, thaw, update
+
+    case = engine.get(case_in("promised"))
+    changes = {"transfers": 4, "state": "closed", "resolution": "done"}
+    work = thaw(case)
+    update(work, changes)
+    assert freeze(work) == evolve_with(case, changes)
+    update(work, {})
+    with pytest.raises(AttributeError, match="no field 'transfer'"):
+        update(thaw(case), {"transfer": 1})

@@ -112,6 +112,41 @@ def test_a_breach_can_raise_the_priority() -> None:
     assert engine.get(cid).priority.value == "urgent"
 
 
+def test_a_step_breaches_once_even_when_the_breach_makes_a_tighter_target_apply() -> None:
+    # Raising the priority makes the urgent target (5 minutes, already passed) the one
+    # that applies to acknowledge; the step has breached already and must not again.
+    tighter = parse_policy(
+        """
+name: SLA shop
+version: "2"
+currency: EUR
+sla:
+  warn_at: [75]
+  targets:
+    - {id: ack-urgent, step: acknowledge, within: PT5M, when: {priority: [urgent]}}
+    - {id: ack-chat, step: acknowledge, within: PT10M, when: {channel: [chat]},
+       on_breach: raise_priority, raise_to: urgent}
+"""
+    )
+    engine, clock, store = make()
+    engine = Engine(store, policy=tighter, clock=clock)
+    cid = open_on(engine, "chat")
+    clock.advance(minutes=11)
+    fired = engine.tick()
+    assert [(e.type, e.data["target"]) for e in fired] == [
+        ("sla_warning", "ack-chat"),
+        ("sla_breached", "ack-chat"),
+    ]
+    assert engine.get(cid).priority.value == "urgent"
+    assert store.pending_deadlines(cid) == []
+    clock.advance(minutes=30)
+    assert engine.tick() == []
+    engine.acknowledge(cid, actor="agent:a")
+    breaches = [e.data["target"] for e in engine.history(cid) if e.type == "sla_breached"]
+    assert breaches == ["ack-chat"]
+    assert engine.replay(cid) == engine.get(cid)
+
+
 def test_a_step_after_its_deadline_is_accepted_and_records_the_breach() -> None:
     engine, clock, _ = make()
     cid = open_on(engine, "email")

@@ -152,8 +152,17 @@ def referenced(step: str, data: Mapping[str, Any]) -> list[str]:
     paths = PERSONAL_PATHS.get(step)
     if not paths:
         return []
-    _, fields = _fields(data, paths)
-    return [parent[key] for parent, key, _ in fields if is_reference(parent[key])]
+    found = []
+    for path in paths:  # the fields ``_fields`` finds, read without copying anything
+        parent: Any = data
+        for key in path[:-1]:
+            parent = parent.get(key)
+            if not isinstance(parent, Mapping):
+                break
+        else:
+            if path[-1] in parent and is_reference(parent[path[-1]]):
+                found.append(parent[path[-1]])
+    return found
 
 
 def vault_of(entries: Iterable[Personal]) -> dict[str, Personal]:

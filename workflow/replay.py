@@ -30,6 +30,7 @@ from workflow.domain import (
     evolve_with,
     freeze,
     thaw,
+    update,
 )
 from workflow.errors import AuditFailure
 from workflow.events import GENESIS, Event
@@ -450,8 +451,7 @@ def replay(events: Iterable[Event], vault: Vault = _NO_VAULT) -> Case:
             raise
         except (NoRoute, *_UNREADABLE) as exc:
             raise AuditFailure(case_id, seq, f"'{step}' cannot be replayed: {exc}") from exc
-        for name, value in changes.items():
-            setattr(work, name, value)
+        update(work, changes)
     return freeze(work)
 
 

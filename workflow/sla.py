@@ -129,6 +129,23 @@ def _key(case: Case, target: Target, kind: str, percent: int) -> str:
     return f"{case.reopened}:{target.id}:{suffix}"
 
 
+def _breached(case: Case, policy: Policy) -> set[tuple[str, str]]:
+    """The (step, group) keys whose breach this cycle is recorded, under whichever target
+    applied then: a step breaches once a cycle, even if the breach (raising the priority,
+    say) makes another target apply to it."""
+    prefix, suffix = f"{case.reopened}:", ":breach"
+    ids = {
+        key[len(prefix) : -len(suffix)]
+        for key in case.sla_fired
+        if key.startswith(prefix) and key.endswith(suffix)
+    }
+    if not ids:
+        return set()
+    playbook = policy.playbook(case.complainant_type.value)
+    every = (*(playbook.sla if playbook else ()), *policy.sla.targets)
+    return {target.key for target in every if target.id in ids}
+
+
 def deadlines(case: Case, policy: Policy, *, now: datetime | None = None) -> list[Deadline]:
     """The case's pending deadlines, soonest first. None while the case is closed,
     withdrawn or its SLA clock is paused (unless ``now`` is given: then the pause so far
@@ -142,8 +159,9 @@ def deadlines(case: Case, policy: Policy, *, now: datetime | None = None) -> lis
             return []
         pauses = (*pauses, (case.paused_since, now))
     out: list[Deadline] = []
+    breached = _breached(case, policy) if case.sla_fired else ()
     for target in targets_for(case, policy):
-        if case.step_time(target.step) is not None:
+        if case.step_time(target.step) is not None or target.key in breached:
             continue
         start = _start(case, target)
         if start is None:

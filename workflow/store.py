@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
@@ -105,20 +105,12 @@ class Store(Protocol):
         ...
 
 
-class StoredEvent(NamedTuple):
-    """An event as the store keeps it: ``at`` as its canonical text
-    (``workflow.events.format_at``) and ``data`` as the canonical JSON text it was
-    written as (``workflow.events.canonical_json``), neither parsed yet."""
-
-    case_id: str
-    seq: int
-    type: str
-    at: str
-    actor: str
-    data: str
-    policy_version: str
-    prev_hash: str
-    hash: str
+#: An event as the store keeps it, a plain tuple (one is built for every event a
+#: whole-store verify reads): ``(case_id, seq, type, at, actor, data, policy_version,
+#: prev_hash, hash)``, with ``at`` as its canonical text (``workflow.events.format_at``)
+#: and ``data`` as the canonical JSON text it was written as
+#: (``workflow.events.canonical_json``), neither parsed yet.
+StoredEvent = tuple[str, int, str, str, str, str, str, str, str]
 
 
 @dataclass(frozen=True, slots=True)

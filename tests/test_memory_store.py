@@ -1,0 +1,104 @@
+"""The memory store's packed event histories: what goes in comes back exactly, what
+cannot be packed is kept whole, and what is refused leaves nothing behind."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from adapters.memory import MemoryStore
+from workflow import Case, Engine, ManualClock, StoreError
+from workflow.events import Event, make_event, restored_event
+from workflow.replay import apply
+from workflow.store import Tombstone
+
+START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def opened(store: MemoryStore) -> tuple[Engine, str]:
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="email", case_id="case-m"
+    ).id
+    return engine, cid
+
+
+def note(
+    engine: Engine, cid: str, data: dict[str, Any], at: datetime, actor: str = "agent:a"
+) -> tuple[Case, Event]:
+    case = engine.store.load(cid)
+    event = make_event(
+        cid, case.version + 1, "add_note", at, actor, data, engine.policy.stamp, case.head_hash
+    )
+    return case, event
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    extra=st.dictionaries(st.text(min_size=1), json_values, max_size=5),
+    text=st.text(alphabet=st.characters(blacklist_categories=("Cs", "Zs", "Cc")), min_size=1),
+    actor=st.text(min_size=1, max_size=300),
+    micros=st.integers(-(10**15), 10**16),
+)
+def test_any_json_data_actor_and_time_come_back_exactly(
+    extra: dict[str, Any], text: str, actor: str, micros: int
+) -> None:
+    data = {**extra, "text": text}  # an add_note's data, with anything else beside it
+    store = MemoryStore()
+    engine, cid = opened(store)
+    at = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=micros)
+    case, event = note(engine, cid, data, at, actor)
+    store.append(apply(case, event, case.state), [event], case.version)
+    back = store.events(cid)[-1]
+    assert back == event
+    assert back.expected_hash() == event.hash
+    assert back.prev_hash == store.events(cid)[0].hash
+
+
+def test_an_event_whose_time_is_not_in_utc_is_kept_as_given() -> None:
+    store = MemoryStore()
+    engine, cid = opened(store)
+    paris = datetime(2026, 11, 2, 11, 0, tzinfo=timezone(timedelta(hours=2)))
+    case, event = note(engine, cid, {"text": "n"}, paris)
+    store.append(apply(case, event, case.state), [event], case.version)
+    back = store.events(cid)[-1]
+    assert back.at.utcoffset() == timedelta(hours=2)
+    assert back.expected_hash() == back.hash
+
+
+def test_data_that_is_not_json_is_refused_and_nothing_is_written() -> None:
+    store = MemoryStore()
+    engine, cid = opened(store)
+    case, event = note(engine, cid, {"text": "n"}, START)
+    bad = restored_event(
+        cid, 2, "add_note", START, "agent:a", {"amount": object()}, "p", case.head_hash, "0" * 64
+    )
+    with pytest.raises(StoreError, match="case case-m event 2: its data is not JSON"):
+        store.append(apply(case, event, case.state), [bad], case.version, None, "key-1")
+    assert len(store.events(cid)) == 1
+    assert store.load(cid) == case
+    assert store.find_idempotent("key-1") is None
+
+
+def test_a_purged_case_leaves_no_event_behind() -> None:
+    store = MemoryStore()
+    _, cid = opened(store)
+    case = store.load(cid)
+    odd = make_event(cid, 2, "add_note", START, "agent:a", {"text": "n"}, "p", "f" * 64)
+    store.append(apply(case, odd, case.state), [odd], case.version)
+    last = store.load(cid)
+    store.purge(
+        Tombstone(cid, last.version, last.head_hash, last.opened_at, START, START, "system:t", "r")
+    )
+    assert store._events._packed == {}  # nothing of the case is held
+    assert store._events._odd == {}
