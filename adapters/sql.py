@@ -3,7 +3,8 @@
 SQLAlchemy Core, except ``load`` and ``append`` on SQLite with the standard library's
 driver, which run SQL compiled from the same Core statements on the DBAPI connection
 (``adapters.sqlite_hot``, docs/decisions/0011). Loaded and written snapshots are kept in
-a ``SnapshotCache``, always checked against the database.
+a ``SnapshotCache``, always checked against the database; a snapshot's JSON is written
+from the case's last one, field by field (``adapters.snapshot_json``, decision 0015).
 
 One step is one transaction: the events, the snapshot, the case's deadlines and the
 idempotency key commit together or not at all. The case's version guards every write
@@ -32,6 +33,7 @@ from sqlalchemy import (
     Connection,
     Engine,
     String,
+    Table,
     bindparam,
     create_engine,
     delete,
@@ -49,9 +51,10 @@ from sqlalchemy.sql import ClauseElement
 
 from adapters.memory import CLAIM_LEASE, check_append
 from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
+from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
-from adapters.sqlite_hot import BEGIN, SqliteHotPath
-from workflow.domain import Case, case_from_json, case_to_json
+from adapters.sqlite_hot import BEGIN, BY_CASE_ID, UPDATE_KEY, SqliteHotPath
+from workflow.domain import Case, case_from_json
 from workflow.errors import (
     CaseNotFound,
     ComplaintflowError,
@@ -72,17 +75,23 @@ def _translated(what: str) -> Iterator[None]:
         yield
     except ComplaintflowError:
         raise
-    except exc.OperationalError as error:
-        raise _operational(what, error.orig) from error
-    except exc.DBAPIError as error:
-        raise StoreError(f"{what}: the database refused it: {error.orig}") from error
-    except exc.SQLAlchemyError as error:
-        raise StoreError(f"{what}: {error}") from error
+    except (exc.SQLAlchemyError, sqlite3.Error) as error:
+        raise _store_error(what, error) from error
+
+
+def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> StoreError:
+    """What ``_translated`` raises for a driver error (the hot path, which runs on every
+    step, catches them itself rather than entering a context manager)."""
+    if isinstance(error, exc.OperationalError):
+        return _operational(what, error.orig)
+    if isinstance(error, exc.DBAPIError):
+        return StoreError(f"{what}: the database refused it: {error.orig}")
+    if isinstance(error, exc.SQLAlchemyError):
+        return StoreError(f"{what}: {error}")
     # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
-    except sqlite3.OperationalError as error:
-        raise _operational(what, error) from error
-    except sqlite3.Error as error:
-        raise StoreError(f"{what}: the database refused it: {error}") from error
+    if isinstance(error, sqlite3.OperationalError):
+        return _operational(what, error)
+    return StoreError(f"{what}: the database refused it: {error}")
 
 
 #: How long a scrub waits for other connections to finish reading, in milliseconds.
@@ -154,6 +163,7 @@ class SqlStore:
     ) -> None:
         self.url = url
         self.cache = SnapshotCache(snapshot_cache)
+        self._json = SnapshotJson(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
         with _translated(f"opening {url}"):
             self.engine = create_engine(url, **(engine_options or {}))
@@ -206,16 +216,23 @@ class SqlStore:
             .order_by(events.c.seq)
         )
 
-    def _hot_statements(self) -> dict[str, ClauseElement]:
+    def _hot_statements(self) -> dict[str, tuple[ClauseElement, tuple[str, ...]]]:
+        """The hot path's statements, each with the names of a row's values, in order:
+        the rows ``append`` builds are tuples in the table's column order."""
+        t = self.tables
+        case_columns = _columns(t.cases, CASE_COLUMNS)
         return {
-            "snapshot": self._snapshot,
-            "case_version": self._case_version,
-            "insert_case": self._insert_case,
-            "update_case": self._update_case,
-            "insert_events": self._insert_events,
-            "clear_deadlines": self._clear_deadlines,
-            "insert_deadlines": self._insert_deadlines,
-            "insert_idempotency": self._insert_idempotency,
+            "snapshot": (self._snapshot, BY_CASE_ID),
+            "case_version": (self._case_version, BY_CASE_ID),
+            "insert_case": (self._insert_case, case_columns),
+            "update_case": (self._update_case, case_columns[1:] + UPDATE_KEY),
+            "insert_events": (self._insert_events, _columns(t.events, EVENT_COLUMNS)),
+            "clear_deadlines": (self._clear_deadlines, BY_CASE_ID),
+            "insert_deadlines": (self._insert_deadlines, _columns(t.deadlines, DEADLINE_COLUMNS)),
+            "insert_idempotency": (
+                self._insert_idempotency,
+                _columns(t.idempotency, IDEMPOTENCY_COLUMNS),
+            ),
         }
 
     # -- schema ----------------------------------------------------------------------
@@ -259,14 +276,17 @@ class SqlStore:
         """The case as stored now: its snapshot text is always read from the database,
         and validated into a ``Case`` unless it is the text the cache holds."""
         stamp: Hashable = None
-        with _translated(f"loading case {case_id}"):
-            if self._hot is not None:
-                fresh, stored, stamp = self._hot.snapshot(case_id, self.cache)
-                if fresh is not None:
-                    return fresh
-            else:
-                with self.reader.connect() as conn:
-                    stored = conn.execute(self._snapshot, {"b_case_id": case_id}).scalar()
+        hot = self._hot
+        if hot is not None:
+            try:
+                fresh, stored, stamp = hot.snapshot(case_id, self.cache)
+            except (exc.SQLAlchemyError, sqlite3.Error) as error:
+                raise _store_error(f"loading case {case_id}", error) from error
+            if fresh is not None:
+                return fresh
+        else:
+            with _translated(f"loading case {case_id}"), self.reader.connect() as conn:
+                stored = conn.execute(self._snapshot, {"b_case_id": case_id}).scalar()
         if stored is None:
             raise CaseNotFound(case_id)
         return self._case_from(case_id, stored, stamp)
@@ -278,21 +298,6 @@ class SqlStore:
         self.cache.put(stored, case, stamp)
         return case
 
-    def _case_row(self, case: Case) -> dict[str, Any]:
-        return {
-            "case_id": case.id,
-            "version": case.version,
-            "state": case.state,
-            "customer_id": case.customer.id,
-            "channel": case.channel.value,
-            "category": case.category,
-            "priority": case.priority.value,
-            "policy_version": case.policy_version,
-            "opened_at": case.opened_at,
-            "updated_at": case.updated_at,
-            "snapshot": case_to_json(case).decode("utf-8"),
-        }
-
     def append(
         self,
         snapshot: Case,
@@ -303,58 +308,64 @@ class SqlStore:
         unchanged: Mapping[str, int] | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
-        row = self._case_row(snapshot)
-        event_rows = [_event_row(e) for e in events]
-        deadline_rows = None if deadlines is None else [_deadline_row(d) for d in deadlines]
+        text = self._json.text(snapshot)
+        row = _case_values(snapshot, text)
+        event_rows = [_event_values(e) for e in events]
+        deadline_rows = None if deadlines is None else [_deadline_values(d) for d in deadlines]
         key_row = None
         if idempotency_key is not None:
-            key_row = {
-                "key": idempotency_key,
-                "case_id": snapshot.id,
-                "version": snapshot.version,
-                "created_at": snapshot.updated_at,
-            }
+            key_row = (idempotency_key, snapshot.id, snapshot.version, snapshot.updated_at)
         write = self._append if self._hot is None else self._hot.append
-        with _translated(f"writing case {snapshot.id}"):
-            try:
-                stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
-            except (exc.IntegrityError, sqlite3.IntegrityError) as error:
-                # Two writers raced to create the same case or to record the same
-                # idempotency key; the database's unique constraint let one through.
-                raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
-        self.cache.put(row["snapshot"], snapshot, stamp)
+        try:
+            stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
+        except (exc.IntegrityError, sqlite3.IntegrityError) as error:
+            # Two writers raced to create the same case or to record the same
+            # idempotency key; the database's unique constraint let one through.
+            raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
+        except (exc.SQLAlchemyError, sqlite3.Error) as error:
+            raise _store_error(f"writing case {snapshot.id}", error) from error
+        self.cache.put(text, snapshot, stamp)
 
     def _append(
         self,
-        row: Mapping[str, Any],
+        case: Sequence[Any],
         expected_version: int,
-        events: Sequence[Mapping[str, Any]],
-        deadlines: Sequence[Mapping[str, Any]] | None,
-        idempotency: Mapping[str, Any] | None,
+        events: Sequence[Sequence[Any]],
+        deadlines: Sequence[Sequence[Any]] | None,
+        idempotency: Sequence[Any] | None,
         unchanged: Mapping[str, int] | None,
     ) -> Hashable:
         """``append`` through Core: PostgreSQL, and SQLite on a driver other than the
-        standard library's. Returns no cache stamp (None)."""
-        case_id = row["case_id"]
+        standard library's. Rows as the hot path takes them (``_case_values`` ...).
+        Returns no cache stamp (None)."""
+        row = dict(zip(CASE_COLUMNS, case, strict=True))
+        case_id = row.pop("case_id")
         with self.engine.begin() as conn:
             if unchanged:
                 self._check_unchanged(conn, case_id, unchanged)
             if expected_version == 0:
-                conn.execute(self._insert_case, row)
+                conn.execute(self._insert_case, {"case_id": case_id, **row})
             else:
-                values = {name: value for name, value in row.items() if name != "case_id"}
-                values.update(b_case_id=case_id, b_expected=expected_version)
-                done = conn.execute(self._update_case, values)
+                row.update(b_case_id=case_id, b_expected=expected_version)
+                done = conn.execute(self._update_case, row)
                 if done.rowcount != 1:
                     found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
                     raise ConcurrencyConflict(case_id, expected_version, found)
-            conn.execute(self._insert_events, events)
+            conn.execute(
+                self._insert_events, [dict(zip(EVENT_COLUMNS, e, strict=True)) for e in events]
+            )
             if deadlines is not None:
                 conn.execute(self._clear_deadlines, {"b_case_id": case_id})
                 if deadlines:
-                    conn.execute(self._insert_deadlines, deadlines)
+                    conn.execute(
+                        self._insert_deadlines,
+                        [dict(zip(DEADLINE_COLUMNS, d, strict=True)) for d in deadlines],
+                    )
             if idempotency is not None:
-                conn.execute(self._insert_idempotency, idempotency)
+                conn.execute(
+                    self._insert_idempotency,
+                    dict(zip(IDEMPOTENCY_COLUMNS, idempotency, strict=True)),
+                )
         return None
 
     def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
@@ -510,6 +521,7 @@ class SqlStore:
             conn.execute(delete(t.events).where(t.events.c.case_id == case_id))
             conn.execute(delete(t.cases).where(t.cases.c.case_id == case_id))
             self.cache.discard(case_id)  # its values must not stay in this process
+            self._json.discard(case_id)
             conn.execute(
                 insert(t.tombstones).values(
                     case_id=case_id,
@@ -573,38 +585,60 @@ class SqlStore:
 
     def close(self) -> None:
         self.cache.clear()
+        self._json.clear()
         if self._hot is not None:
             self._hot.close()
         self.engine.dispose()
         self.reader.dispose()
 
 
-def _event_row(e: Event) -> dict[str, Any]:
-    return {
-        "case_id": e.case_id,
-        "seq": e.seq,
-        "type": e.type,
-        "at": e.at,
-        "actor": e.actor,
-        "data": canonical_json(e.data),
-        "policy_version": e.policy_version,
-        "prev_hash": e.prev_hash,
-        "hash": e.hash,
-    }
+#: The order of the values in the rows ``append`` builds: each table's columns.
+CASE_COLUMNS = (
+    "case_id", "version", "state", "customer_id", "channel", "category", "priority",
+    "policy_version", "opened_at", "updated_at", "snapshot",
+)  # fmt: skip
+EVENT_COLUMNS = (
+    "case_id", "seq", "type", "at", "actor", "data", "policy_version", "prev_hash", "hash",
+)  # fmt: skip
+DEADLINE_COLUMNS = (
+    "case_id", "key", "target", "step", "kind", "percent", "status", "due_at", "claimed_until",
+)  # fmt: skip
+IDEMPOTENCY_COLUMNS = ("key", "case_id", "version", "created_at")
 
 
-def _deadline_row(d: Deadline) -> dict[str, Any]:
-    return {
-        "case_id": d.case_id,
-        "key": d.key,
-        "target": d.target,
-        "step": d.step,
-        "kind": d.kind,
-        "percent": d.percent,
-        "status": "pending",
-        "due_at": d.due_at,
-        "claimed_until": None,
-    }
+def _columns(table: Table, names: tuple[str, ...]) -> tuple[str, ...]:
+    """``names``, checked to be the table's columns in order (the rows are built so)."""
+    found = tuple(column.name for column in table.columns)
+    if found != names:  # pragma: no cover - a wiring slip
+        raise TypeError(f"{table.name} has columns {found}, the store writes {names}")
+    return names
+
+
+def _case_values(case: Case, snapshot: str) -> tuple[Any, ...]:
+    return (
+        case.id,
+        case.version,
+        case.state,
+        case.customer.id,
+        case.channel._value_,
+        case.category,
+        case.priority._value_,
+        case.policy_version,
+        case.opened_at,
+        case.updated_at,
+        snapshot,
+    )
+
+
+def _event_values(e: Event) -> tuple[Any, ...]:
+    return (
+        e.case_id, e.seq, e.type, e.at, e.actor, canonical_json(e.data), e.policy_version,
+        e.prev_hash, e.hash,
+    )  # fmt: skip
+
+
+def _deadline_values(d: Deadline) -> tuple[Any, ...]:
+    return (d.case_id, d.key, d.target, d.step, d.kind, d.percent, "pending", d.due_at, None)
 
 
 def _event(row: Any) -> Event:

@@ -33,32 +33,61 @@ from workflow.errors import ConcurrencyConflict
 
 BEGIN = "BEGIN IMMEDIATE"
 
-Row = Mapping[str, Any]
-#: What the database looked like to the store's own connection (see SqliteHotPath._stamp).
+#: The database as the store's own connection saw it: ``(epoch, PRAGMA data_version,
+#: total_changes)``. ``data_version`` changes whenever any other connection, in any
+#: process, commits; ``total_changes`` whenever this one changes a row; the epoch whenever
+#: the connection is replaced. Equal stamps: nothing was written in between, but what
+#: this store put in its cache itself (after its own commits).
 Stamp = tuple[int, int, int] | None
 
 
 def utc_text(value: datetime | None) -> str | None:
     """A ``UtcDateTime`` as Core binds it on SQLite (``YYYY-MM-DD HH:MM:SS.ffffff`` in
-    UTC), in a third of the time of the type's processor chain; tests/test_sqlite_hot_path.py
-    checks the two agree."""
+    UTC), in a fraction of the time of the type's processor chain;
+    tests/test_sqlite_hot_path.py checks the two agree.
+
+    The texts of the last few datetime objects are remembered by identity (a step
+    writes the same moment as the case's ``updated_at`` and its event's ``at``, and the
+    case's ``opened_at`` at every step); a datetime is immutable, and each is kept
+    alive with its text, so its identity cannot be reused meanwhile."""
     if value is None:
         return None
+    known = _UTC_TEXTS.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    text = _utc_text(value)
+    if len(_UTC_TEXTS) >= _MAX_UTC_TEXTS:
+        _UTC_TEXTS.clear()
+    _UTC_TEXTS[id(value)] = (value, text)
+    return text
+
+
+def _utc_text(value: datetime) -> str:
     zone = value.tzinfo
     if zone is None:
         raise ValueError("naive datetimes are refused")
     if zone is not UTC:
         value = value.astimezone(UTC)
-    return value.isoformat(" ", "microseconds")[:26]
+    return _UTC_TEXT % (
+        value.year, value.month, value.day, value.hour, value.minute, value.second,
+        value.microsecond,
+    )  # fmt: skip
+
+
+_UTC_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
+#: ``utc_text``'s memory: ``id(datetime) -> (datetime, text)``.
+_UTC_TEXTS: dict[int, tuple[datetime, str]] = {}
+_MAX_UTC_TEXTS = 64
 
 
 class Prepared:
     """A Core statement compiled once for SQLite: its SQL text, and how to bind a row
-    (named values) as its positional parameters."""
+    given as a tuple of values in ``source`` order (the table's columns, say) as its
+    positional parameters."""
 
-    __slots__ = ("names", "processors", "sql")
+    __slots__ = ("direct", "names", "order", "processors", "sql")
 
-    def __init__(self, statement: ClauseElement, dialect: Dialect) -> None:
+    def __init__(self, statement: ClauseElement, source: Sequence[str], dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
         if not isinstance(compiled, SQLCompiler):  # pragma: no cover - DDL is never given
             raise TypeError(f"{statement!r} is not a SQL statement")
@@ -66,6 +95,12 @@ class Prepared:
             raise TypeError(f"{dialect.name} does not bind parameters by position")
         self.sql = str(compiled)
         self.names: tuple[str, ...] = tuple(compiled.positiontup)
+        missing = set(self.names) - set(source)
+        if missing or len(self.names) != len(set(self.names)):  # pragma: no cover - wiring
+            raise TypeError(f"{self.sql!r}: no value for {sorted(missing)} in {source}")
+        #: Where each parameter's value is in a source row; ``direct``: in order, all of it.
+        self.order = tuple(list(source).index(name) for name in self.names)
+        self.direct = self.order == tuple(range(len(source)))
         processors: list[tuple[int, Callable[[Any], Any]]] = []
         for index, name in enumerate(self.names):
             type_ = compiled.binds[name].type
@@ -79,17 +114,25 @@ class Prepared:
                 processors.append((index, process))
         self.processors = tuple(processors)
 
-    def params(self, row: Row) -> list[Any]:
-        values = [row[name] for name in self.names]
+    def bind(self, row: Sequence[Any]) -> list[Any]:
+        """The parameters for ``row`` (values in source order)."""
+        values = list(row) if self.direct else [row[index] for index in self.order]
         for index, process in self.processors:
             values[index] = process(values[index])
         return values
 
 
+#: The one value the lookups by case id take.
+BY_CASE_ID = ("b_case_id",)
+#: What follows the case's columns (but its id) in an update: its id, the version found.
+UPDATE_KEY = ("b_case_id", "b_expected")
+
+
 class SqliteHotPath:
     """``load`` and ``append`` (one ``BEGIN IMMEDIATE`` transaction per step) on the
     writer engine's connections. ``statements`` are the store's Core statements by name
-    (see ``SqlStore._prepare_statements``).
+    (see ``SqlStore._hot_statements``), each with the names of the values a row for it
+    holds, in order.
 
     The store keeps one connection checked out for itself and uses it whenever no other
     thread is: no pool checkout per call, and the pages it just wrote are still in its
@@ -98,38 +141,56 @@ class SqliteHotPath:
     """
 
     def __init__(
-        self, writer: Engine, statements: Mapping[str, ClauseElement], *, stamps: bool = True
+        self,
+        writer: Engine,
+        statements: Mapping[str, tuple[ClauseElement, Sequence[str]]],
+        *,
+        stamps: bool = True,
     ) -> None:
         self._writer = writer
         dialect = writer.dialect
-        self._sql = {name: Prepared(statement, dialect) for name, statement in statements.items()}
+        self._sql = {
+            name: Prepared(statement, source, dialect)
+            for name, (statement, source) in statements.items()
+        }
         for name in ("snapshot", "case_version", "clear_deadlines"):
-            if self._sql[name].names != ("b_case_id",):  # pragma: no cover - a wiring slip
+            if self._sql[name].names != BY_CASE_ID:  # pragma: no cover - a wiring slip
                 raise TypeError(f"{name} must take the case id alone")
+        self._snapshot_sql = self._sql["snapshot"].sql
+        self._insert_case = self._sql["insert_case"]
+        self._update_case = self._sql["update_case"]
+        self._insert_events = self._sql["insert_events"]
+        self._clear_deadlines_sql = self._sql["clear_deadlines"].sql
         self._own_lock = threading.Lock()
         self._own: PoolProxiedConnection | None = None
+        #: The store's own connection's driver connection and a cursor on it.
+        self._own_db: Any = None
+        self._own_cursor: Any = None
         self._own_pid = 0
-        # Cache stamps (see _stamp): only where PRAGMA data_version covers the tables,
+        # Cache stamps (see Stamp): only where PRAGMA data_version covers the tables,
         # i.e. they are in the main database, not an attached schema.
         self._stamps = stamps
         self._epoch = 0
         self._data_version: int | None = None
 
-    def _take(self) -> tuple[Any, PoolProxiedConnection | None]:
-        """A DBAPI connection, not in a transaction, for one call, and the pooled
-        connection to give back after it (None: the store's own). Hand it back with
-        ``_give_back``. (Explicit rather than a context manager: this runs twice a step.)"""
+    def _take(self) -> tuple[Any, Any, PoolProxiedConnection | None]:
+        """A DBAPI connection, not in a transaction, for one call, a cursor on it, and
+        the pooled connection to give back after it (None: the store's own). Hand it
+        back with ``_give_back``. (Explicit rather than a context manager: this runs
+        twice a step.)"""
         if not self._own_lock.acquire(blocking=False):
             pooled = self._writer.raw_connection()
-            return pooled.driver_connection, pooled
+            db = pooled.driver_connection
+            return db, db, pooled
         try:
-            own = self._own
-            if own is None or self._own_pid != os.getpid():  # never a parent's, after fork
+            if self._own is None or self._own_pid != _pid():  # never a parent's, after fork
                 own = self._own = self._writer.raw_connection()
-                self._own_pid = os.getpid()
+                self._own_pid = _pid()
+                self._own_db = own.driver_connection
+                self._own_cursor = self._own_db.cursor()
                 self._epoch += 1
                 self._data_version = None
-            return own.driver_connection, None
+            return self._own_db, self._own_cursor, None
         except BaseException:
             self._own_lock.release()
             raise
@@ -143,6 +204,7 @@ class SqliteHotPath:
                 # In doubt about its state: back to the pool (which rolls back or
                 # discards it), and a fresh one next time.
                 own, self._own = self._own, None
+                self._own_db = self._own_cursor = None
                 own.close()
         finally:
             self._own_lock.release()
@@ -151,6 +213,7 @@ class SqliteHotPath:
         """Give the store's own connection back to the pool."""
         with self._own_lock:
             own, self._own = self._own, None
+            self._own_db = self._own_cursor = None
             if own is not None and self._own_pid == os.getpid():
                 own.close()
 
@@ -158,77 +221,68 @@ class SqliteHotPath:
         """``(cached, None, stamp)`` when the cache's entry is proven current without
         reading the row; else ``(None, stored text or None if no such case, stamp)``,
         the stamp to put the case in the cache with."""
-        db, pooled = self._take()
+        db, cursor, pooled = self._take()
         failed = True
         try:
-            stamp = self._stamp(db) if pooled is None else None
-            cached = cache.fresh(case_id, stamp)
-            if cached is not None:
-                failed = False
-                return cached, None, stamp
-            row = db.execute(self._sql["snapshot"].sql, (case_id,)).fetchone()
+            stamp: Stamp = None
+            if pooled is None and self._stamps:
+                # The stamp (see Stamp), as of now.
+                data_version = self._data_version = cursor.execute(_DATA_VERSION).fetchone()[0]
+                stamp = (self._epoch, data_version, db.total_changes)
+                cached = cache.fresh(case_id, stamp)
+                if cached is not None:
+                    failed = False
+                    return cached, None, stamp
+            row = cursor.execute(self._snapshot_sql, (case_id,)).fetchone()
             failed = False
         finally:
             self._give_back(pooled, failed)
         return None, None if row is None else str(row[0]), stamp
 
-    def _stamp(self, db: Any) -> Stamp:
-        """The database as the store's own connection sees it now: ``PRAGMA
-        data_version`` changes whenever any other connection, in any process, commits;
-        ``total_changes`` whenever this one changes a row; the epoch whenever the
-        connection is replaced. Equal stamps: nothing was written in between, but what
-        this store put in its cache itself (after its own commits)."""
-        if not self._stamps:
-            return None
-        self._data_version = db.execute("PRAGMA data_version").fetchone()[0]
-        return (self._epoch, self._data_version, db.total_changes)
-
     def append(
         self,
-        case: Row,
+        case: Sequence[Any],
         expected_version: int,
-        events: Sequence[Row],
-        deadlines: Sequence[Row] | None,
-        idempotency: Row | None,
+        events: Sequence[Sequence[Any]],
+        deadlines: Sequence[Sequence[Any]] | None,
+        idempotency: Sequence[Any] | None,
         unchanged: Mapping[str, int] | None,
     ) -> Stamp:
-        """One step, in one transaction: the case row (inserted for version 0, else
-        updated only at ``expected_version``), events, deadlines (None: left as they are),
-        the idempotency key; or ``ConcurrencyConflict`` and nothing written. Returns the
-        stamp to cache the new snapshot with (None: none can be given)."""
-        sql = self._sql
-        case_id = case["case_id"]
-        db, pooled = self._take()
+        """One step, in one transaction: the case row (its values in the table's column
+        order; inserted for version 0, else updated only at ``expected_version``),
+        events, deadlines (None: left as they are), the idempotency key (rows, each
+        in its table's column order); or ``ConcurrencyConflict`` and nothing written.
+        Returns the stamp to cache the new snapshot with (None: none can be given)."""
+        case_id = case[0]
+        db, cursor, pooled = self._take()
         failed = True
         try:
-            db.execute(BEGIN)
+            cursor.execute(BEGIN)
             try:
                 if unchanged:
                     self._check_unchanged(db, unchanged)
                 if expected_version == 0:
-                    db.execute(sql["insert_case"].sql, sql["insert_case"].params(case))
+                    cursor.execute(self._insert_case.sql, self._insert_case.bind(case))
                 else:
-                    update = sql["update_case"]
-                    params = update.params(
-                        {**case, "b_case_id": case_id, "b_expected": expected_version}
-                    )
-                    if db.execute(update.sql, params).rowcount != 1:
+                    update = self._update_case
+                    params = update.bind((*case[1:], case_id, expected_version))
+                    if cursor.execute(update.sql, params).rowcount != 1:
                         found = self._version(db, case_id)
                         raise ConcurrencyConflict(case_id, expected_version, found)
-                insert = sql["insert_events"]
+                insert = self._insert_events
                 if len(events) == 1:
-                    db.execute(insert.sql, insert.params(events[0]))
+                    cursor.execute(insert.sql, insert.bind(events[0]))
                 else:
-                    db.executemany(insert.sql, [insert.params(e) for e in events])
+                    cursor.executemany(insert.sql, [insert.bind(e) for e in events])
                 if deadlines is not None:
-                    db.execute(sql["clear_deadlines"].sql, (case_id,))
+                    cursor.execute(self._clear_deadlines_sql, (case_id,))
                     if deadlines:
-                        insert = sql["insert_deadlines"]
-                        db.executemany(insert.sql, [insert.params(d) for d in deadlines])
+                        insert = self._sql["insert_deadlines"]
+                        cursor.executemany(insert.sql, [insert.bind(d) for d in deadlines])
                 if idempotency is not None:
-                    insert = sql["insert_idempotency"]
-                    db.execute(insert.sql, insert.params(idempotency))
-                db.execute("COMMIT")
+                    insert = self._sql["insert_idempotency"]
+                    cursor.execute(insert.sql, insert.bind(idempotency))
+                cursor.execute("COMMIT")
             except BaseException:
                 if db.in_transaction:
                     db.rollback()
@@ -256,3 +310,24 @@ class SqliteHotPath:
             found = self._version(db, other)
             if (found or 0) != version:
                 raise ConcurrencyConflict(other, version, found)
+
+
+_DATA_VERSION = "PRAGMA data_version"
+
+
+class _Process:
+    """This process's pid, kept current across ``fork`` by an at-fork hook (one
+    ``getpid`` system call per fork rather than two per step)."""
+
+    pid = os.getpid()
+
+    @classmethod
+    def forked(cls) -> None:
+        cls.pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_Process.forked)
+
+
+def _pid() -> int:
+    return _Process.pid

@@ -3,6 +3,7 @@ one transaction per step, and its driver errors are translated like Core's."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -212,3 +213,32 @@ def test_the_store_gives_its_own_connection_back_on_close_and_after_an_error(
     assert pool.checkedout() == 1  # type: ignore[attr-defined]
     store.close()
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def _step_in_child(store: SqlStore, cid: str, out: Any) -> None:
+    own_before = store._hot._own if store._hot is not None else None
+    engine = Engine(store, clock=ManualClock(START))
+    case = engine.acknowledge(cid, actor="agent:a")
+    hot = store._hot
+    assert hot is not None
+    out.put((case.version, hot._own is not own_before, hot._own_pid == os.getpid()))
+
+
+def test_a_forked_child_takes_its_own_connection_not_its_parents(tmp_path: Path) -> None:
+    import multiprocessing
+
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    assert store._hot is not None
+    assert store._hot._own is not None  # the parent's, in use
+    context = multiprocessing.get_context("fork")
+    out = context.Queue()
+    child = context.Process(target=_step_in_child, args=(store, cid, out))
+    child.start()
+    version, replaced, current = out.get(timeout=60)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert (version, replaced, current) == (2, True, True)
+    assert engine.add_note(cid, actor="agent:a", text="after the child").version == 3
+    store.close()

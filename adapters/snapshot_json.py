@@ -1,0 +1,197 @@
+"""Snapshot JSON for the SQL store, written field by field from the case's last one.
+
+``case_to_json`` serialises the whole ``Case`` on every step (~100k instructions for
+any case, 10 to 25 µs: 38 fields, the offers' remedies and decisions through Python
+callbacks), although a step changes only a few fields and the engine's new ``Case``
+shares every other field's value, the very object, with the case it was loaded as.
+
+``SnapshotJson`` keeps, per case, the values it last wrote and the JSON text of each
+``"name":value`` member. A field whose value is the object it wrote last time (``is``)
+keeps its text; any other field is serialised again, alone, by the serializer pydantic
+built for that field inside ``Case`` (a tuple that only grew writes only its new
+items). The members are joined in field order, so the
+text is byte for byte what ``case_to_json`` gives (tests/test_snapshot_json.py checks
+it on arbitrary cases and chains of changes). Reusing a member's text is sound because
+everything a ``Case`` holds is immutable (frozen records, tuples, text, numbers,
+datetimes) and the values are kept alive with their text, so identity cannot be reused.
+
+If the ``Case`` schema ever holds anything this cannot write member by member (a
+definitions reference, computed fields, aliases, excluded fields), every text is
+``case_to_json``'s.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable, Sequence
+from contextlib import suppress
+from itertools import compress
+from operator import attrgetter, is_, is_not
+from typing import Any
+
+from pydantic_core import SchemaSerializer
+
+from workflow.domain import CASE_ADAPTER, Case, case_to_json
+
+Serializer = Callable[[Any], bytes]
+
+
+class _Field:
+    """How one field of ``Case`` is written: the text before its value (``"name":``,
+    after the object's ``{`` for the first field), its value's serializer, for a
+    variable-length tuple its items' serializer, and the text after it (the object's
+    ``}`` for the last field). The text is the members joined by commas."""
+
+    __slots__ = ("items", "prefix", "suffix", "value")
+
+    def __init__(
+        self, prefix: bytes, value: Serializer, items: Serializer | None, suffix: bytes
+    ) -> None:
+        self.prefix = prefix
+        self.value = value
+        self.items = items
+        self.suffix = suffix
+
+
+def _tuple_items(schema: Any) -> Any | None:
+    """The items' schema of ``tuple[X, ...]`` (under its default, if any) when the tuple
+    is written as a JSON array of its items and nothing else; else None."""
+    if schema.get("type") == "default" and "serialization" not in schema:
+        schema = schema["schema"]
+    if (
+        schema.get("type") == "tuple"
+        and "serialization" not in schema
+        and len(schema.get("items_schema", ())) == 1
+        and schema.get("variadic_item_index") == 0
+    ):
+        return schema["items_schema"][0]
+    return None
+
+
+def _fields() -> tuple[_Field, ...] | None:
+    """How to write each of ``Case``'s fields, in the order ``case_to_json`` writes
+    them; None if it does not write them one by one like this."""
+    schema: Any = CASE_ADAPTER.core_schema
+    if schema.get("type") != "dataclass" or schema.get("cls") is not Case:
+        return None
+    if "serialization" in schema:
+        return None
+    args = schema["schema"]
+    if args.get("type") != "dataclass-args" or args.get("computed_fields"):
+        return None
+    fields: Sequence[Any] = args["fields"]
+    if tuple(field["name"] for field in fields) != Case.__slots__:
+        return None
+    config = schema.get("config")
+    found = []
+    for index, field in enumerate(fields):
+        if field.get("serialization_alias") or field.get("serialization_exclude"):
+            return None
+        if "definition" in json.dumps(field["schema"], default=repr):
+            return None
+        items = _tuple_items(field["schema"])
+        found.append(
+            _Field(
+                (b"{" if index == 0 else b"") + json.dumps(field["name"]).encode() + b":",
+                SchemaSerializer(field["schema"], config).to_json,
+                None if items is None else SchemaSerializer(items, config).to_json,
+                b"}" if index == len(fields) - 1 else b"",
+            )
+        )
+    return tuple(found)
+
+
+_FIELDS = _fields()
+_VALUES = attrgetter(*Case.__slots__)
+_INDEXES = range(len(Case.__slots__))
+#: Stands for a field with no default: never the value of a field.
+_NO_DEFAULT = object()
+
+#: The JSON of each ``"name":value`` member, the JSON of each item of each tuple
+#: field (by field index), and the values they are the JSON of.
+Members = tuple[list[bytes], dict[int, list[bytes]]]
+Entry = tuple[tuple[Any, ...], list[bytes], dict[int, list[bytes]]]
+
+
+def _defaults(fields: tuple[_Field, ...]) -> Entry:
+    """``Case``'s field defaults, as if last written: a new case's text writes only its
+    other fields."""
+    values: list[Any] = []
+    members: list[bytes] = []
+    items: dict[int, list[bytes]] = {}
+    for i, field in enumerate(dataclasses.fields(Case)):
+        value = field.default
+        if value is dataclasses.MISSING:
+            values.append(_NO_DEFAULT)
+            members.append(b"")
+            continue
+        values.append(value)
+        members.append(fields[i].prefix + fields[i].value(value) + fields[i].suffix)
+        write_item = fields[i].items
+        if write_item is not None and type(value) is tuple:
+            items[i] = [write_item(item) for item in value]
+    return tuple(values), members, items
+
+
+_DEFAULTS = None if _FIELDS is None else _defaults(_FIELDS)
+
+
+class SnapshotJson:
+    """``text(case)``: ``case_to_json(case)`` as text, remembering the last ``size``
+    cases' members (0: none, every text written whole). Safe to share between threads."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size if _FIELDS is not None else 0
+        self._last: dict[str, Entry] = {}
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def text(self, case: Case) -> str:
+        fields, defaults = _FIELDS, _DEFAULTS
+        if not self.size or fields is None or defaults is None:
+            return case_to_json(case).decode("utf-8")
+        values: tuple[Any, ...] = _VALUES(case)
+        remembered = self._last
+        # Taken out while it is changed in place (a thread writing the same case at the
+        # same time finds none and writes every member); put back, last, when done.
+        last = remembered.pop(case.id, None)
+        if last is None:
+            old_values, members, items = defaults[0], defaults[1].copy(), defaults[2].copy()
+        else:
+            old_values, members, items = last
+        for i in compress(_INDEXES, map(is_not, values, old_values)):
+            field, value = fields[i], values[i]
+            write_item = field.items
+            if write_item is None or type(value) is not tuple:
+                members[i] = field.prefix + field.value(value) + field.suffix
+                items.pop(i, None)
+                continue
+            old, old_items = old_values[i], items.get(i)
+            if old_items is None or type(old) is not tuple:
+                its = [write_item(item) for item in value]
+            elif len(value) >= len(old) and all(map(is_, value, old)):
+                # Items added at the end (a new note, step time, offer): write only them.
+                its = old_items + [write_item(item) for item in value[len(old) :]]
+            else:
+                its = [
+                    old_items[k] if k < len(old) and item is old[k] else write_item(item)
+                    for k, item in enumerate(value)
+                ]
+            members[i] = field.prefix + b"[" + b",".join(its) + b"]" + field.suffix
+            items[i] = its
+        text = b",".join(members).decode("utf-8")
+        remembered[case.id] = (values, members, items)
+        if len(remembered) > self.size:
+            # The least recently written (another thread may have changed the dict).
+            with suppress(KeyError, RuntimeError, StopIteration):
+                del remembered[next(iter(remembered))]
+        return text
+
+    def discard(self, case_id: str) -> None:
+        """Forget the case (its values must not stay in this process: a purge)."""
+        self._last.pop(case_id, None)
+
+    def clear(self) -> None:
+        self._last.clear()
