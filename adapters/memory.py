@@ -207,7 +207,8 @@ class _Histories:
         ids, head = self._text_ids, _HEAD.pack
         for event in events:
             try:
-                data = canonical_json(event.data).encode()
+                text = event.data_text
+                data = (text if text is not None else canonical_json(event.data)).encode()
             except (TypeError, ValueError) as exc:
                 raise StoreError(
                     f"case {case_id} event {event.seq}: its data is not JSON ({exc})"

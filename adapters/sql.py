@@ -632,7 +632,8 @@ def _case_values(case: Case, snapshot: str) -> tuple[Any, ...]:
 
 def _event_values(e: Event) -> tuple[Any, ...]:
     return (
-        e.case_id, e.seq, e.type, e.at, e.actor, canonical_json(e.data), e.policy_version,
+        e.case_id, e.seq, e.type, e.at, e.actor,
+        e.data_text if e.data_text is not None else canonical_json(e.data), e.policy_version,
         e.prev_hash, e.hash,
     )  # fmt: skip
 

@@ -17,7 +17,7 @@ from pydantic import TypeAdapter
 
 from workflow import GENESIS, Customer, Engine
 from workflow.engine import customer_data
-from workflow.events import canonical, canonical_json, event_from_json, format_at
+from workflow.events import canonical, canonical_json, event_from_json, format_at, make_event
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text(),
@@ -113,6 +113,24 @@ def test_an_edited_event_no_longer_matches_its_hash(
     event = engine.history(cid)[-1]
     edited = replace(event, data={"note": "the customer was rude"})
     assert edited.expected_hash() != edited.hash
+
+
+@given(st.dictionaries(st.text(), json_values, max_size=6), st.text())
+def test_a_made_event_keeps_its_data_as_the_text_it_hashed(
+    data: dict[str, Any], actor: str
+) -> None:
+    at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+    event = make_event("case-1", 1, "open", at, actor, data, "p", GENESIS)
+    assert event.data_text == canonical_json(data)
+    assert event.data_text is not None
+    assert event.data_text.encode() in canonical("case-1", 1, "open", at, actor, data, "p",
+                                                 GENESIS)  # fmt: skip
+    # Not part of what the event is: not compared, not shown, not carried by a copy.
+    plain = event_from_json(event.to_json())
+    assert plain.data_text is None
+    assert plain == event
+    assert "data_text" not in repr(event)
+    assert replace(event, data={"x": 1}).data_text is None
 
 
 def test_an_event_round_trips_through_json(engine: Engine, case_in: Callable[[str], str]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import field
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -50,7 +51,12 @@ def canonical_json(value: dict[str, Any]) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Event:
-    """One accepted step. ``data`` holds JSON values only (amounts as strings)."""
+    """One accepted step. ``data`` holds JSON values only (amounts as strings); like the
+    record, it is never changed once the event is made.
+
+    ``data_text`` is ``data`` as the canonical JSON text the hash was computed over,
+    when that text is at hand (``make_event`` keeps it, so a store need not encode the
+    data a second time); None otherwise. It is not compared and not shown."""
 
     case_id: str
     seq: Annotated[int, Field(ge=1)]
@@ -61,6 +67,7 @@ class Event:
     policy_version: str
     prev_hash: str
     hash: str
+    data_text: str | None = field(default=None, init=False, repr=False, compare=False)
 
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON object, ``hash`` included."""
@@ -159,6 +166,21 @@ def _canonical_text(
     policy_version: str,
     prev_hash: str,
 ) -> str:
+    return _canonical_pair(case_id, seq, type_, at, actor, data, policy_version, prev_hash)[0]
+
+
+def _canonical_pair(
+    case_id: str,
+    seq: int,
+    type_: str,
+    at: datetime,
+    actor: str,
+    data: dict[str, Any],
+    policy_version: str,
+    prev_hash: str,
+) -> tuple[str, str | None]:
+    """The canonical text, and ``data``'s canonical JSON text within it (None when it
+    took the general path)."""
     # The top-level keys are fixed, so the object is written in sorted-key order here and
     # only ``data`` goes through the JSON encoder. Byte-identical to
     # ``canonical_json(_body(...))`` (tests/test_events.py checks it); anything but plain
@@ -173,13 +195,12 @@ def _canonical_text(
         or type(policy_version) is not str
         or type(prev_hash) is not str
     ):
-        return canonical_json(
-            _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
-        )
-    return _assemble(
-        case_id, seq, type_, format_at(at), actor, "".join(_encode_c(data, 0)), policy_version,
-        prev_hash,
-    )  # fmt: skip
+        body = _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
+        return canonical_json(body), None
+    data_text = "".join(_encode_c(data, 0))
+    text = _assemble(case_id, seq, type_, format_at(at), actor, data_text, policy_version,
+                     prev_hash)  # fmt: skip
+    return text, data_text
 
 
 def _assemble(
@@ -234,6 +255,7 @@ def restored_event(
     policy_version: str,
     prev_hash: str,
     hash_: str,
+    data_text: str | None = None,
 ) -> Event:
     """An event as stored, with its stored hash, not validated: for verification, which
     checks the hash itself (``stored_hash``)."""
@@ -247,6 +269,7 @@ def restored_event(
     event.policy_version = policy_version
     event.prev_hash = prev_hash
     event.hash = hash_
+    event.data_text = data_text
     _object_setattr(event, "__class__", Event)
     result: Event = event  # type: ignore[assignment]
     return result
@@ -284,6 +307,7 @@ class _EventBuilder:
     policy_version: str
     prev_hash: str
     hash: str
+    data_text: str | None
 
 
 def make_event(
@@ -297,10 +321,13 @@ def make_event(
     prev_hash: str,
 ) -> Event:
     """Build and hash an event from values the engine has already validated."""
-    digest = _sha256(
-        _canonical_text(case_id, seq, type_, at, actor, data, policy_version, prev_hash).encode()
-    ).hexdigest()
-    return restored_event(case_id, seq, type_, at, actor, data, policy_version, prev_hash, digest)
+    text, data_text = _canonical_pair(
+        case_id, seq, type_, at, actor, data, policy_version, prev_hash
+    )
+    digest = _sha256(text.encode()).hexdigest()
+    return restored_event(
+        case_id, seq, type_, at, actor, data, policy_version, prev_hash, digest, data_text
+    )
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
