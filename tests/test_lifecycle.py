@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import timedelta
 
@@ -49,6 +50,15 @@ def test_a_complaint_runs_through_every_checklist_step_in_order(engine: Engine) 
     history = engine.history(case_id)
     assert [e.type for e in history] == ["open", *CHECKLIST]
     assert replay(history, vault_of(engine.get(case_id).personal)) == engine.get(case_id)
+
+
+def test_a_new_case_is_named_case_and_a_random_uuid(engine: Engine) -> None:
+    ids = {open_case(engine) for _ in range(50)}
+    assert len(ids) == 50
+    for cid in ids:
+        prefix, _, rest = cid.partition("-")
+        found = uuid.UUID(rest)
+        assert (prefix, found.hex, found.version, found.variant) == ("case", rest, 4, uuid.RFC_4122)
 
 
 def test_the_step_methods_record_what_they_are_given(engine: Engine, clock: ManualClock) -> None:

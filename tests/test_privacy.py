@@ -266,6 +266,12 @@ def test_events_written_before_references_replay_as_written_but_are_not_erased()
     with pytest.raises(AuditFailure, match="holds no reference"):
         replay([forged])
     assert seal("x").ref != seal("x").ref
+    for value in ("x", "Zoë Ünal", ""):
+        made = seal(value)
+        assert made == Personal(made.ref, made.salt, made.value)  # what validation builds
+        assert made.value == value
+        assert made.is_sound()
+        assert len(bytes.fromhex(made.salt)) == 16
 
 
 def test_an_export_in_the_earlier_format_still_verifies() -> None:

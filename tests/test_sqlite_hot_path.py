@@ -110,10 +110,10 @@ def test_the_hot_path_writes_exactly_the_rows_core_writes(
         # The same salts for personal values in both runs, so the rows can be equal.
         counter = itertools.count()
 
-        def salt(n: int, counter: itertools.count[int] = counter) -> str:
-            return f"{next(counter):0{2 * n}x}"
+        def salt(n: int, counter: itertools.count[int] = counter) -> bytes:
+            return next(counter).to_bytes(n, "big")
 
-        monkeypatch.setattr(workflow.personal.secrets, "token_hex", salt)
+        monkeypatch.setattr(workflow.personal.secrets, "token_bytes", salt)
         store = make(SqlStore(sqlite_url(folder), create=True))
         _busy_history(store)
         store.close()

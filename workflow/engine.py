@@ -7,7 +7,7 @@ the store with the version it was loaded at, log, return the new case.
 
 from __future__ import annotations
 
-import uuid
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -146,7 +146,11 @@ def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], val
 
 
 def _new_case_id() -> str:
-    return f"case-{uuid.uuid4().hex}"
+    """``case-`` + a random (version 4) UUID's hex, as ``uuid.uuid4().hex`` writes it."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
+    raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
+    return f"case-{raw.hex()}"
 
 
 class Engine:
@@ -271,9 +275,10 @@ class Engine:
                     raise ValueError(
                         f"category {category!r} is not one of the policy's: {', '.join(known)}"
                     )
+            plain = data
             data, sealed = seal_data(OPEN_EVENT, data)
             event = make_event(cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS)
-            case = opened_case(event, vault_of(sealed), cust)
+            case = opened_case(event, _NO_VAULT, cust, (plain, sealed))
         except ValidationError as exc:
             raise InvalidStepData(
                 case_id=cid,

@@ -382,11 +382,17 @@ def _member(kind: type[E], text: Any) -> E:
     return kind(text)
 
 
-def opened_case(event: Event, vault: Vault = _NO_VAULT, customer: Customer | None = None) -> Case:
+def opened_case(
+    event: Event,
+    vault: Vault = _NO_VAULT,
+    customer: Customer | None = None,
+    unsealed: tuple[dict[str, Any], tuple[Personal, ...]] | None = None,
+) -> Case:
     """The case an ``open`` event creates, its personal values read from ``vault``. Each
     field is checked as it is read; ``customer`` may be passed when the caller has
-    validated it already."""
-    d, personal = _unseal(event, vault)
+    validated it already, and ``unsealed`` when it has just sealed the event's data:
+    the data as it was and the entries sealing made (what unsealing would give back)."""
+    d, personal = unsealed if unsealed is not None else _unseal(event, vault)
     return evolve(
         _TEMPLATE,
         id=event.case_id,
