@@ -308,10 +308,18 @@ class SqlStore:
         idempotency_key: str | None = None,
         unchanged: Mapping[str, int] | None = None,
     ) -> None:
-        check_append(snapshot, events, expected_version)
+        if (
+            len(events) != 1
+            or (first := events[0]).seq != expected_version + 1
+            or snapshot.version != first.seq
+            or first.case_id != snapshot.id
+        ):  # not simply one more event for this case (what nearly every step appends)
+            check_append(snapshot, events, expected_version)
         text = self._json.text(snapshot)
         row = _case_values(snapshot, text)
-        event_rows = [_event_values(e) for e in events]
+        event_rows = (
+            [_event_values(events[0])] if len(events) == 1 else list(map(_event_values, events))
+        )
         deadline_rows = None if deadlines is None else [_deadline_values(d) for d in deadlines]
         key_row = None
         if idempotency_key is not None:

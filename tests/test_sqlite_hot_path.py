@@ -32,7 +32,7 @@ from workflow import (
     StoreError,
     StoreUnavailable,
 )
-from workflow.domain import Case
+from workflow.domain import Case, evolve
 from workflow.events import Event, make_event
 from workflow.replay import replay
 
@@ -255,6 +255,28 @@ def test_a_call_that_finds_the_stores_connection_busy_takes_a_pooled_one(
     assert hot._own is own
     assert store.load(cid) == snapshot
     assert engine.add_note(cid, actor="agent:a", text="n").version == 4
+    store.close()
+
+
+def test_a_single_event_that_does_not_continue_the_case_is_refused(tmp_path: Path) -> None:
+    """The store's quick check of one more event falls back to ``check_append``'s."""
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid, other = (
+        engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+        for _ in range(2)
+    )
+    snapshot, events, version = _note(engine, store, cid)
+    others = _note(engine, store, other)[1]
+    with pytest.raises(StoreError, match="appended to case"):
+        store.append(snapshot, others, version)
+    with pytest.raises(StoreError, match="event seq 2, expected 3"):
+        store.append(snapshot, events, version + 1)
+    with pytest.raises(StoreError, match="snapshot version 3"):
+        store.append(evolve(snapshot, version=3), events, version)
+    assert store.load(cid).version == 1
+    store.append(snapshot, events, version)
+    assert store.load(cid) == snapshot
     store.close()
 
 
