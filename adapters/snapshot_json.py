@@ -27,6 +27,7 @@ import dataclasses
 import json
 from collections.abc import Callable, Sequence
 from contextlib import suppress
+from datetime import datetime
 from operator import is_
 from typing import Any
 
@@ -41,17 +42,38 @@ class _Field:
     """How one field of ``Case`` is written: the text before its value (``"name":``,
     after the object's ``{`` for the first field), its value's serializer, for a
     variable-length tuple its items' serializer, and the text after it (the object's
-    ``}`` for the last field). The text is the members joined by commas."""
+    ``}`` for the last field); ``moment``: a datetime field written like every other
+    one (see ``_moment_text``). The text is the members joined by commas."""
 
-    __slots__ = ("items", "prefix", "suffix", "value")
+    __slots__ = ("items", "moment", "prefix", "suffix", "value")
 
     def __init__(
-        self, prefix: str, value: Serializer, items: Serializer | None, suffix: str
+        self,
+        prefix: str,
+        value: Serializer,
+        items: Serializer | None,
+        suffix: str,
+        *,
+        moment: bool = False,
     ) -> None:
         self.prefix = prefix
         self.value = value
         self.items = items
         self.suffix = suffix
+        self.moment = moment
+
+
+def _datetime_schema(schema: Any) -> Any | None:
+    """The datetime schema a field's value is written with, under its default,
+    nullable and validator wrappers (none of which changes how a datetime is
+    written), or None if it is not a datetime field written so."""
+    while schema.get("type") in ("default", "nullable", "function-after", "function-before"):
+        if "serialization" in schema:
+            return None
+        schema = schema["schema"]
+    if schema.get("type") == "datetime" and "serialization" not in schema:
+        return schema
+    return None
 
 
 def _tuple_items(schema: Any) -> Any | None:
@@ -84,6 +106,8 @@ def _fields() -> tuple[_Field, ...] | None:
     if tuple(field["name"] for field in fields) != Case.__slots__:
         return None
     config = schema.get("config")
+    moments = [_datetime_schema(field["schema"]) for field in fields]
+    moment = next((found for found in moments if found is not None), None)
     found = []
     for index, field in enumerate(fields):
         if field.get("serialization_alias") or field.get("serialization_exclude"):
@@ -97,9 +121,33 @@ def _fields() -> tuple[_Field, ...] | None:
                 SchemaSerializer(field["schema"], config).to_json,
                 None if items is None else SchemaSerializer(items, config).to_json,
                 "}" if index == len(fields) - 1 else "",
+                moment=moment is not None and moments[index] == moment,
             )
         )
     return tuple(found)
+
+
+#: ``_moment_text``'s memory: ``id(datetime) -> (datetime, JSON text)``.
+_MOMENTS: dict[int, tuple[Any, str]] = {}
+_MAX_MOMENTS = 64
+
+
+def _moment_text(value: Any, write: Serializer) -> str:
+    """The JSON of a datetime field's value. The texts of the last few datetimes are
+    remembered by identity: a step usually writes one moment as ``updated_at``,
+    ``state_since`` and more (a new case: as four fields), and every such field is
+    written alike (``_fields`` checks their datetime schemas are equal). Kept alive
+    with its text, a datetime's identity cannot be reused meanwhile."""
+    if type(value) is not datetime:
+        return write(value).decode()
+    known = _MOMENTS.get(id(value))
+    if known is not None and known[0] is value:
+        return known[1]
+    text = write(value).decode()
+    if len(_MOMENTS) >= _MAX_MOMENTS:
+        _MOMENTS.clear()
+    _MOMENTS[id(value)] = (value, text)
+    return text
 
 
 _FIELDS = _fields()
@@ -145,7 +193,7 @@ def _writer(fields: tuple[_Field, ...]) -> Writer:
     once): two slot reads and an identity test per unchanged field, where a loop over
     the values (``attrgetter``, ``map(is_not, ...)``) costs three times as much."""
     lines = ["def write(case, last, members, items):"]
-    scope: dict[str, Any] = {"tuple_member": _tuple_member}
+    scope: dict[str, Any] = {"tuple_member": _tuple_member, "moment_text": _moment_text}
     for index, (name, field) in enumerate(zip(Case.__slots__, fields, strict=True)):
         lines.append(f"    if case.{name} is not last.{name}:")
         scope[f"field_{index}"] = field
@@ -156,7 +204,10 @@ def _writer(fields: tuple[_Field, ...]) -> Writer:
             )
             continue
         scope[f"value_{index}"] = field.value
-        text = f"{field.prefix!r} + value_{index}(case.{name}).decode()"
+        if field.moment:
+            text = f"{field.prefix!r} + moment_text(case.{name}, value_{index})"
+        else:
+            text = f"{field.prefix!r} + value_{index}(case.{name}).decode()"
         if field.suffix:
             text += f" + {field.suffix!r}"
         lines.append(f"        members[{index}] = {text}")
