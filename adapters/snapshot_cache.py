@@ -21,8 +21,8 @@ the auditor the snapshot this process remembers instead of the one on disk.
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Hashable
+from contextlib import suppress
 
 from workflow.domain import Case
 
@@ -39,7 +39,6 @@ class SnapshotCache:
             raise ValueError(f"the snapshot cache size must be 0 or more, not {size}")
         self.size = size
         self._cases: dict[str, tuple[str, Case, Hashable]] = {}
-        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return len(self._cases)
@@ -62,20 +61,21 @@ class SnapshotCache:
 
     def put(self, stored: str, case: Case, stamp: Hashable = None) -> None:
         """Remember that the snapshot text ``stored`` is ``case`` (as the database was
-        at ``stamp``, if given)."""
+        at ``stamp``, if given). No lock (this runs every step): each dict operation is
+        atomic, and an eviction that races another thread's is skipped (the cache may
+        hold a case or two over its size until the next put)."""
         if not self.size:
             return
-        with self._lock:
-            cases = self._cases
-            cases.pop(case.id, None)  # to the end: the most recently used
-            cases[case.id] = (stored, case, stamp)
-            if len(cases) > self.size:
+        cases = self._cases
+        key = case.id
+        cases.pop(key, None)  # to the end: the most recently used
+        cases[key] = (stored, case, stamp)
+        if len(cases) > self.size:
+            with suppress(KeyError, RuntimeError, StopIteration):
                 del cases[next(iter(cases))]
 
     def discard(self, case_id: str) -> None:
-        with self._lock:
-            self._cases.pop(case_id, None)
+        self._cases.pop(case_id, None)
 
     def clear(self) -> None:
-        with self._lock:
-            self._cases.clear()
+        self._cases.clear()

@@ -53,7 +53,7 @@ from adapters.memory import CLAIM_LEASE, check_append
 from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
-from adapters.sqlite_hot import BEGIN, BY_CASE_ID, UPDATE_KEY, SqliteHotPath
+from adapters.sqlite_hot import BEGIN, BY_CASE_ID, SqliteHotPath
 from workflow.domain import Case, case_from_json
 from workflow.errors import (
     CaseNotFound,
@@ -225,7 +225,8 @@ class SqlStore:
             "snapshot": (self._snapshot, BY_CASE_ID),
             "case_version": (self._case_version, BY_CASE_ID),
             "insert_case": (self._insert_case, case_columns),
-            "update_case": (self._update_case, case_columns[1:] + UPDATE_KEY),
+            # the case's row (its id as the WHERE binds it), then the version expected
+            "update_case": (self._update_case, ("b_case_id", *case_columns[1:], "b_expected")),
             "insert_events": (self._insert_events, _columns(t.events, EVENT_COLUMNS)),
             "clear_deadlines": (self._clear_deadlines, BY_CASE_ID),
             "insert_deadlines": (self._insert_deadlines, _columns(t.deadlines, DEADLINE_COLUMNS)),
@@ -307,10 +308,18 @@ class SqlStore:
         idempotency_key: str | None = None,
         unchanged: Mapping[str, int] | None = None,
     ) -> None:
-        check_append(snapshot, events, expected_version)
+        if (
+            len(events) != 1
+            or (first := events[0]).seq != expected_version + 1
+            or snapshot.version != first.seq
+            or first.case_id != snapshot.id
+        ):  # not simply one more event for this case (what nearly every step appends)
+            check_append(snapshot, events, expected_version)
         text = self._json.text(snapshot)
         row = _case_values(snapshot, text)
-        event_rows = [_event_values(e) for e in events]
+        event_rows = (
+            [_event_values(events[0])] if len(events) == 1 else list(map(_event_values, events))
+        )
         deadline_rows = None if deadlines is None else [_deadline_values(d) for d in deadlines]
         key_row = None
         if idempotency_key is not None:

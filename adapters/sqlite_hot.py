@@ -46,19 +46,22 @@ def utc_text(value: datetime | None) -> str | None:
     UTC), in a fraction of the time of the type's processor chain;
     tests/test_sqlite_hot_path.py checks the two agree.
 
-    The texts of the last few datetime objects are remembered by identity (a step
+    The texts of the last few UTC datetimes are remembered, by the datetime (a step
     writes the same moment as the case's ``updated_at`` and its event's ``at``, and the
-    case's ``opened_at`` at every step); a datetime is immutable, and each is kept
-    alive with its text, so its identity cannot be reused meanwhile."""
+    case's ``opened_at`` at every step). Only plain ``datetime`` objects in ``UTC`` are
+    keys: a datetime equal to one of them (any zone) is the same instant, so it has the
+    same text (a datetime whose offset depends on ``fold`` is never equal to one in
+    another zone, and naive ones never equal aware ones)."""
     if value is None:
         return None
-    known = _UTC_TEXTS.get(id(value))
-    if known is not None and known[0] is value:
-        return known[1]
+    text = _UTC_TEXTS.get(value)
+    if text is not None:
+        return text
     text = _utc_text(value)
-    if len(_UTC_TEXTS) >= _MAX_UTC_TEXTS:
-        _UTC_TEXTS.clear()
-    _UTC_TEXTS[id(value)] = (value, text)
+    if type(value) is datetime and value.tzinfo is UTC:
+        if len(_UTC_TEXTS) >= _MAX_UTC_TEXTS:
+            _UTC_TEXTS.clear()
+        _UTC_TEXTS[value] = text
     return text
 
 
@@ -75,17 +78,17 @@ def _utc_text(value: datetime) -> str:
 
 
 _UTC_TEXT = "%04d-%02d-%02d %02d:%02d:%02d.%06d"
-#: ``utc_text``'s memory: ``id(datetime) -> (datetime, text)``.
-_UTC_TEXTS: dict[int, tuple[datetime, str]] = {}
+#: ``utc_text``'s memory: ``datetime (in UTC) -> text``.
+_UTC_TEXTS: dict[datetime, str] = {}
 _MAX_UTC_TEXTS = 64
 
 
 class Prepared:
-    """A Core statement compiled once for SQLite: its SQL text, and how to bind a row
-    given as a tuple of values in ``source`` order (the table's columns, say) as its
-    positional parameters."""
+    """A Core statement compiled once for SQLite: its SQL text, and ``bind(row)``, the
+    positional parameters for a row given as a tuple of values in ``source`` order (the
+    table's columns, say)."""
 
-    __slots__ = ("direct", "names", "order", "processors", "sql")
+    __slots__ = ("bind", "names", "sql")
 
     def __init__(self, statement: ClauseElement, source: Sequence[str], dialect: Dialect) -> None:
         compiled = statement.compile(dialect=dialect)
@@ -98,34 +101,30 @@ class Prepared:
         missing = set(self.names) - set(source)
         if missing or len(self.names) != len(set(self.names)):  # pragma: no cover - wiring
             raise TypeError(f"{self.sql!r}: no value for {sorted(missing)} in {source}")
-        #: Where each parameter's value is in a source row; ``direct``: in order, all of it.
-        self.order = tuple(list(source).index(name) for name in self.names)
-        self.direct = self.order == tuple(range(len(source)))
-        processors: list[tuple[int, Callable[[Any], Any]]] = []
+        # ``bind``, compiled once: one list display, each value taken from its place in
+        # the source row and passed through its type's bind processor, if any (UTC
+        # times: their remembered text, else ``utc_text``).
+        scope: dict[str, Any] = {"utc_text": utc_text, "texts": _UTC_TEXTS}
+        values = []
         for index, name in enumerate(self.names):
+            value = f"row[{list(source).index(name)}]"
             type_ = compiled.binds[name].type
             if isinstance(type_, UtcDateTime):
-                process: Callable[[Any], Any] | None = utc_text
-            else:
-                # The type as this dialect runs it (a TypeDecorator's own bind_processor
-                # would skip SQLite's DATETIME formatting): what Core binds, to the byte.
-                process = type_.dialect_impl(dialect).bind_processor(dialect)
+                values.append(f"texts.get(v := {value}) or utc_text(v)")
+                continue
+            # The type as this dialect runs it (a TypeDecorator's own bind_processor
+            # would skip SQLite's DATETIME formatting): what Core binds, to the byte.
+            process = type_.dialect_impl(dialect).bind_processor(dialect)
             if process is not None:
-                processors.append((index, process))
-        self.processors = tuple(processors)
-
-    def bind(self, row: Sequence[Any]) -> list[Any]:
-        """The parameters for ``row`` (values in source order)."""
-        values = list(row) if self.direct else [row[index] for index in self.order]
-        for index, process in self.processors:
-            values[index] = process(values[index])
-        return values
+                scope[f"process_{index}"] = process
+                value = f"process_{index}({value})"
+            values.append(value)
+        exec(f"def bind(row):\n    return [{', '.join(values)}]", scope)
+        self.bind: Callable[[Sequence[Any]], list[Any]] = scope["bind"]
 
 
 #: The one value the lookups by case id take.
 BY_CASE_ID = ("b_case_id",)
-#: What follows the case's columns (but its id) in an update: its id, the version found.
-UPDATE_KEY = ("b_case_id", "b_expected")
 
 
 class SqliteHotPath:
@@ -173,41 +172,26 @@ class SqliteHotPath:
         self._epoch = 0
         self._data_version: int | None = None
 
-    def _take(self) -> tuple[Any, Any, PoolProxiedConnection | None]:
-        """A DBAPI connection, not in a transaction, for one call, a cursor on it, and
-        the pooled connection to give back after it (None: the store's own). Hand it
-        back with ``_give_back``. (Explicit rather than a context manager: this runs
-        twice a step.)"""
-        if not self._own_lock.acquire(blocking=False):
-            pooled = self._writer.raw_connection()
-            db = pooled.driver_connection
-            return db, db, pooled
-        try:
-            if self._own is None or self._own_pid != _pid():  # never a parent's, after fork
-                own = self._own = self._writer.raw_connection()
-                self._own_pid = _pid()
-                self._own_db = own.driver_connection
-                self._own_cursor = self._own_db.cursor()
-                self._epoch += 1
-                self._data_version = None
-            return self._own_db, self._own_cursor, None
-        except BaseException:
-            self._own_lock.release()
-            raise
+    def _connect(self) -> None:
+        """Check out the store's own connection (never a parent's, after a fork: that
+        one is left alone, open, for the parent)."""
+        own = self._writer.raw_connection()
+        self._own = own
+        self._own_db = own.driver_connection
+        self._own_cursor = self._own_db.cursor()
+        self._own_pid = _PID
+        self._epoch += 1
+        self._data_version = None
 
-    def _give_back(self, pooled: PoolProxiedConnection | None, failed: bool) -> None:
-        if pooled is not None:
-            pooled.close()
-            return
-        try:
-            if failed and self._own is not None:
-                # In doubt about its state: back to the pool (which rolls back or
-                # discards it), and a fresh one next time.
-                own, self._own = self._own, None
-                self._own_db = self._own_cursor = None
-                own.close()
-        finally:
-            self._own_lock.release()
+    def _drop_own(self) -> None:
+        """After a driver error, in doubt about the own connection's state: back to the
+        pool (which rolls back or discards it), and a fresh one next time. The caller
+        holds ``_own_lock``."""
+        own, self._own = self._own, None
+        self._own_db = self._own_cursor = None
+        if own is not None and self._own_pid == _PID:
+            own.close()
+        self._own_pid = 0
 
     def close(self) -> None:
         """Give the store's own connection back to the pool."""
@@ -216,19 +200,36 @@ class SqliteHotPath:
             self._own_db = self._own_cursor = None
             if own is not None and self._own_pid == os.getpid():
                 own.close()
+            self._own_pid = 0
+
+    # ``snapshot`` and ``append`` run twice a step: the store's own connection is taken
+    # inline (a non-blocking lock; a pid compare, so never a parent's after a fork) rather
+    # than through a helper or a context manager. A thread that finds it busy takes a
+    # pooled connection for the call instead.
 
     def snapshot(self, case_id: str, cache: SnapshotCache) -> tuple[Case | None, str | None, Stamp]:
         """``(cached, None, stamp)`` when the cache's entry is proven current without
         reading the row; else ``(None, stored text or None if no such case, stamp)``,
         the stamp to put the case in the cache with."""
-        db, cursor, pooled = self._take()
+        lock = self._own_lock
+        if not lock.acquire(False):
+            pooled = self._writer.raw_connection()
+            try:
+                db: Any = pooled.driver_connection
+                row = db.execute(self._snapshot_sql, (case_id,)).fetchone()
+            finally:
+                pooled.close()
+            return None, None if row is None else str(row[0]), None
         failed = True
         try:
+            if self._own_pid != _PID:  # none yet, or a parent's (after a fork)
+                self._connect()
+            cursor = self._own_cursor
             stamp: Stamp = None
-            if pooled is None and self._stamps:
+            if self._stamps:
                 # The stamp (see Stamp), as of now.
                 data_version = self._data_version = cursor.execute(_DATA_VERSION).fetchone()[0]
-                stamp = (self._epoch, data_version, db.total_changes)
+                stamp = (self._epoch, data_version, self._own_db.total_changes)
                 cached = cache.fresh(case_id, stamp)
                 if cached is not None:
                     failed = False
@@ -236,7 +237,9 @@ class SqliteHotPath:
             row = cursor.execute(self._snapshot_sql, (case_id,)).fetchone()
             failed = False
         finally:
-            self._give_back(pooled, failed)
+            if failed:
+                self._drop_own()
+            lock.release()
         return None, None if row is None else str(row[0]), stamp
 
     def append(
@@ -253,51 +256,83 @@ class SqliteHotPath:
         events, deadlines (None: left as they are), the idempotency key (rows, each
         in its table's column order); or ``ConcurrencyConflict`` and nothing written.
         Returns the stamp to cache the new snapshot with (None: none can be given)."""
-        case_id = case[0]
-        db, cursor, pooled = self._take()
+        lock = self._own_lock
+        if not lock.acquire(False):
+            pooled = self._writer.raw_connection()
+            try:
+                db = pooled.driver_connection
+                self._write(
+                    db, db, case, expected_version, events, deadlines, idempotency, unchanged
+                )
+            finally:
+                pooled.close()
+            return None
         failed = True
         try:
-            cursor.execute(BEGIN)
-            try:
-                if unchanged:
-                    self._check_unchanged(db, unchanged)
-                if expected_version == 0:
-                    cursor.execute(self._insert_case.sql, self._insert_case.bind(case))
-                else:
-                    update = self._update_case
-                    params = update.bind((*case[1:], case_id, expected_version))
-                    if cursor.execute(update.sql, params).rowcount != 1:
-                        found = self._version(db, case_id)
-                        raise ConcurrencyConflict(case_id, expected_version, found)
-                insert = self._insert_events
-                if len(events) == 1:
-                    cursor.execute(insert.sql, insert.bind(events[0]))
-                else:
-                    cursor.executemany(insert.sql, [insert.bind(e) for e in events])
-                if deadlines is not None:
-                    cursor.execute(self._clear_deadlines_sql, (case_id,))
-                    if deadlines:
-                        insert = self._sql["insert_deadlines"]
-                        cursor.executemany(insert.sql, [insert.bind(d) for d in deadlines])
-                if idempotency is not None:
-                    insert = self._sql["insert_idempotency"]
-                    cursor.execute(insert.sql, insert.bind(idempotency))
-                cursor.execute("COMMIT")
-            except BaseException:
-                if db.in_transaction:
-                    db.rollback()
-                raise
+            if self._own_pid != _PID:  # none yet, or a parent's (after a fork)
+                self._connect()
+            db = self._own_db
+            self._write(
+                db, self._own_cursor, case, expected_version, events, deadlines, idempotency,
+                unchanged,
+            )  # fmt: skip
             failed = False
             # As of the data version last read on this connection (another connection's
             # commit since then changes it); total_changes now counts this commit.
-            if pooled is None and self._stamps and self._data_version is not None:
+            if self._stamps and self._data_version is not None:
                 return (self._epoch, self._data_version, db.total_changes)
             return None
         except ConcurrencyConflict:
             failed = False  # the transaction was rolled back cleanly
             raise
         finally:
-            self._give_back(pooled, failed)
+            if failed:
+                self._drop_own()
+            lock.release()
+
+    def _write(
+        self,
+        db: Any,
+        cursor: Any,
+        case: Sequence[Any],
+        expected_version: int,
+        events: Sequence[Sequence[Any]],
+        deadlines: Sequence[Sequence[Any]] | None,
+        idempotency: Sequence[Any] | None,
+        unchanged: Mapping[str, int] | None,
+    ) -> None:
+        """``append``'s transaction on ``db`` (through ``cursor``), rolled back on any
+        error."""
+        case_id = case[0]
+        cursor.execute(BEGIN)
+        try:
+            if unchanged:
+                self._check_unchanged(db, unchanged)
+            if expected_version == 0:
+                cursor.execute(self._insert_case.sql, self._insert_case.bind(case))
+            else:
+                update = self._update_case
+                if cursor.execute(update.sql, update.bind((*case, expected_version))).rowcount != 1:
+                    found = self._version(db, case_id)
+                    raise ConcurrencyConflict(case_id, expected_version, found)
+            insert = self._insert_events
+            if len(events) == 1:
+                cursor.execute(insert.sql, insert.bind(events[0]))
+            else:
+                cursor.executemany(insert.sql, [insert.bind(e) for e in events])
+            if deadlines is not None:
+                cursor.execute(self._clear_deadlines_sql, (case_id,))
+                if deadlines:
+                    insert = self._sql["insert_deadlines"]
+                    cursor.executemany(insert.sql, [insert.bind(d) for d in deadlines])
+            if idempotency is not None:
+                insert = self._sql["insert_idempotency"]
+                cursor.execute(insert.sql, insert.bind(idempotency))
+            cursor.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.rollback()
+            raise
 
     def _version(self, db: Any, case_id: str) -> int | None:
         row = db.execute(self._sql["case_version"].sql, (case_id,)).fetchone()
@@ -315,19 +350,14 @@ class SqliteHotPath:
 _DATA_VERSION = "PRAGMA data_version"
 
 
-class _Process:
-    """This process's pid, kept current across ``fork`` by an at-fork hook (one
-    ``getpid`` system call per fork rather than two per step)."""
-
-    pid = os.getpid()
-
-    @classmethod
-    def forked(cls) -> None:
-        cls.pid = os.getpid()
+#: This process's pid, kept current across ``fork`` by an at-fork hook (one ``getpid``
+#: system call per fork rather than two per step).
+_PID = os.getpid()
 
 
-os.register_at_fork(after_in_child=_Process.forked)
+def _forked() -> None:
+    global _PID
+    _PID = os.getpid()
 
 
-def _pid() -> int:
-    return _Process.pid
+os.register_at_fork(after_in_child=_forked)

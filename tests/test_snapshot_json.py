@@ -171,3 +171,17 @@ def test_the_sql_store_writes_case_to_json(tmp_path: Path) -> None:
             ).fetchone()
         assert stored == _expected(case)
     store.close()
+
+
+def test_one_moment_in_several_fields_is_written_as_each_would_be() -> None:
+    """Datetime texts are remembered by identity: the same object in several fields,
+    and an equal instant in another zone (another text), both come out right."""
+    writer = SnapshotJson(2)
+    moment = datetime(2026, 11, 3, 10, 4, 5, 120, tzinfo=timezone(timedelta(hours=2)))
+    case = evolve(_CLOSED, updated_at=moment, state_since=moment, closed_at=moment)
+    assert writer.text(case) == _expected(case)
+    assert '"closed_at":"2026-11-03T10:04:05.000120+02:00"' in writer.text(case)
+    same_instant = moment.astimezone(UTC)
+    case = evolve(case, updated_at=same_instant, state_since=same_instant)
+    assert writer.text(case) == _expected(case)
+    assert '"state_since":"2026-11-03T08:04:05.000120Z"' in writer.text(case)

@@ -6,9 +6,10 @@ from __future__ import annotations
 import os
 import sqlite3
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
@@ -31,7 +32,7 @@ from workflow import (
     StoreError,
     StoreUnavailable,
 )
-from workflow.domain import Case
+from workflow.domain import Case, evolve
 from workflow.events import Event, make_event
 from workflow.replay import replay
 
@@ -193,6 +194,25 @@ def test_the_hot_path_refuses_naive_times_as_core_does() -> None:
     assert utc_text(None) is None
 
 
+def test_a_remembered_utc_text_serves_only_the_same_instant() -> None:
+    moment = datetime(2026, 11, 1, 5, 30, tzinfo=UTC)
+    assert utc_text(moment) == "2026-11-01 05:30:00.000000"  # now remembered
+    assert utc_text(moment.astimezone(timezone(timedelta(hours=2)))) == utc_text(moment)
+    # the same wall time in another zone is another instant
+    same_fields = datetime(2026, 11, 1, 5, 30, tzinfo=timezone(timedelta(hours=2)))
+    assert utc_text(same_fields) == "2026-11-01 03:30:00.000000"
+    # an ambiguous wall time: each fold its own instant, one of them the remembered one
+    new_york = ZoneInfo("America/New_York")
+    first, second = (datetime(2026, 11, 1, 1, 30, fold=f, tzinfo=new_york) for f in (0, 1))
+    assert utc_text(second.astimezone(UTC)) == "2026-11-01 06:30:00.000000"
+    assert (utc_text(first), utc_text(second)) == (
+        "2026-11-01 05:30:00.000000",
+        "2026-11-01 06:30:00.000000",
+    )
+    with pytest.raises(ValueError, match="naive"):
+        utc_text(moment.replace(tzinfo=None))
+
+
 def test_the_store_gives_its_own_connection_back_on_close_and_after_an_error(
     tmp_path: Path,
 ) -> None:
@@ -213,6 +233,51 @@ def test_the_store_gives_its_own_connection_back_on_close_and_after_an_error(
     assert pool.checkedout() == 1  # type: ignore[attr-defined]
     store.close()
     assert pool.checkedout() == 0  # type: ignore[attr-defined]
+
+
+def test_a_call_that_finds_the_stores_connection_busy_takes_a_pooled_one(
+    tmp_path: Path,
+) -> None:
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    hot = store._hot
+    assert hot is not None
+    own = hot._own
+    with hot._own_lock:  # as if another thread were in a call on it
+        case = engine.acknowledge(cid, actor="agent:a")  # loaded and written on another
+        assert store.load(cid) == case
+        snapshot, events, version = _note(engine, store, cid)
+        store.append(snapshot, events, version)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(snapshot, events, version)  # the same step again: stale
+        assert store.engine.pool.checkedout() == 1  # type: ignore[attr-defined]  # given back
+    assert hot._own is own
+    assert store.load(cid) == snapshot
+    assert engine.add_note(cid, actor="agent:a", text="n").version == 4
+    store.close()
+
+
+def test_a_single_event_that_does_not_continue_the_case_is_refused(tmp_path: Path) -> None:
+    """The store's quick check of one more event falls back to ``check_append``'s."""
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid, other = (
+        engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+        for _ in range(2)
+    )
+    snapshot, events, version = _note(engine, store, cid)
+    others = _note(engine, store, other)[1]
+    with pytest.raises(StoreError, match="appended to case"):
+        store.append(snapshot, others, version)
+    with pytest.raises(StoreError, match="event seq 2, expected 3"):
+        store.append(snapshot, events, version + 1)
+    with pytest.raises(StoreError, match="snapshot version 3"):
+        store.append(evolve(snapshot, version=3), events, version)
+    assert store.load(cid).version == 1
+    store.append(snapshot, events, version)
+    assert store.load(cid) == snapshot
+    store.close()
 
 
 def _step_in_child(store: SqlStore, cid: str, out: Any) -> None:
