@@ -199,19 +199,19 @@ def _canonical_pair(
         return canonical_json(body), None
     data_text = "".join(_encode_c(data, 0))
     # ``_assemble``, inlined, and ``format_at`` writes nothing JSON escapes.
-    enc_id, enc_type, enc_policy = _repeated(case_id, type_, policy_version)
+    enc_type, enc_policy = _repeated(type_, policy_version)
     enc = _encode_str
     text = (
-        f'{{"actor":{enc(actor)},"at":"{format_at(at)}","case_id":{enc_id},'
+        f'{{"actor":{enc(actor)},"at":"{format_at(at)}","case_id":{enc(case_id)},'
         f'"data":{data_text},"policy_version":{enc_policy},'
         f'"prev_hash":{enc(prev_hash)},"seq":{seq},"type":{enc_type}}}'
     )
     return text, data_text
 
 
-#: JSON string texts of case ids, step names and policy versions (see ``_repeated``).
+#: JSON string texts of step names and policy versions (see ``_repeated``).
 _ENCODED: dict[str, str] = {}
-_MAX_ENCODED = 4096
+_MAX_ENCODED = 256
 
 
 def _assemble(
@@ -226,27 +226,26 @@ def _assemble(
 ) -> str:
     """The canonical text from its parts, ``data`` already as canonical JSON text."""
     enc = _encode_str
-    enc_id, enc_type, enc_policy = _repeated(case_id, type_, policy_version)
+    enc_type, enc_policy = _repeated(type_, policy_version)
     return (
-        f'{{"actor":{enc(actor)},"at":{enc(at_text)},"case_id":{enc_id},'
+        f'{{"actor":{enc(actor)},"at":{enc(at_text)},"case_id":{enc(case_id)},'
         f'"data":{data_text},"policy_version":{enc_policy},'
         f'"prev_hash":{enc(prev_hash)},"seq":{seq},"type":{enc_type}}}'
     )
 
 
-def _repeated(case_id: str, type_: str, policy_version: str) -> tuple[str, str, str]:
-    """The JSON string texts of the three texts every event of a case repeats (its id,
-    the step, the policy version): encoded once, then looked up in a small table
-    (emptied when full)."""
+def _repeated(type_: str, policy_version: str) -> tuple[str, str]:
+    """The JSON string texts of the step and the policy version, which events share
+    with many others: encoded once, then looked up in a small table (emptied when
+    full). Case ids are not kept: there is one per case, without bound."""
     known = _ENCODED
-    enc_id, enc_type, enc_policy = known.get(case_id), known.get(type_), known.get(policy_version)
-    if enc_id is None or enc_type is None or enc_policy is None:
+    enc_type, enc_policy = known.get(type_), known.get(policy_version)
+    if enc_type is None or enc_policy is None:
         if len(known) >= _MAX_ENCODED:
             known.clear()
-        enc_id = known[case_id] = _encode_str(case_id)
         enc_type = known[type_] = _encode_str(type_)
         enc_policy = known[policy_version] = _encode_str(policy_version)
-    return enc_id, enc_type, enc_policy
+    return enc_type, enc_policy
 
 
 def stored_hash(
