@@ -94,6 +94,24 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
     return StoreError(f"{what}: the database refused it: {error}")
 
 
+#: SQLite's extended result codes for a unique or primary key constraint.
+_SQLITE_DUPLICATE = frozenset({"SQLITE_CONSTRAINT_UNIQUE", "SQLITE_CONSTRAINT_PRIMARYKEY"})
+#: PostgreSQL's SQLSTATE for unique_violation.
+_PG_DUPLICATE = "23505"
+
+
+def _is_duplicate(error: exc.IntegrityError | sqlite3.IntegrityError) -> bool:
+    """Whether an integrity error is a unique or primary key violation (what a race to
+    create the same row gives), not another constraint refusing the row."""
+    driver: Any = error.orig if isinstance(error, exc.IntegrityError) else error
+    name = getattr(driver, "sqlite_errorname", None)
+    if name is not None:
+        return name in _SQLITE_DUPLICATE
+    if isinstance(driver, sqlite3.IntegrityError):  # an SQLite without extended codes
+        return str(driver).startswith("UNIQUE constraint failed")
+    return getattr(driver, "sqlstate", None) == _PG_DUPLICATE
+
+
 #: How long a scrub waits for other connections to finish reading, in milliseconds.
 SCRUB_WAIT_MS = 5000
 
@@ -328,6 +346,8 @@ class SqlStore:
         try:
             stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
         except (exc.IntegrityError, sqlite3.IntegrityError) as error:
+            if not _is_duplicate(error):  # a foreign key, a check, a trigger: not a race
+                raise _store_error(f"writing case {snapshot.id}", error) from error
             # Two writers raced to create the same case or to record the same
             # idempotency key; the database's unique constraint let one through.
             raise ConcurrencyConflict(snapshot.id, expected_version, None) from error

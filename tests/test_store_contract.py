@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -159,3 +160,50 @@ def test_a_missing_table_names_the_schema_command_not_a_retry(tmp_path: Path) ->
         store.pending_deadlines("any")
     assert not isinstance(error.value, StoreUnavailable)
     store.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_a_constraint_that_is_not_a_duplicate_is_a_store_error_not_a_conflict(
+    backend: str, tmp_path: Path
+) -> None:
+    """Only a unique or primary key violation means two writers raced (a conflict to
+    retry); any other refusal by the database is an error that a retry would repeat."""
+    from sqlalchemy import text
+
+    from workflow import ConcurrencyConflict, Engine, ManualClock
+
+    stores = postgres_store() if backend == "postgres" else None
+    store = next(stores) if stores is not None else SqlStore(sqlite_url(tmp_path), create=True)
+    assert isinstance(store, SqlStore)
+    try:
+        events = store.tables.events.name
+        with store.engine.begin() as conn:
+            if backend == "sqlite":
+                conn.execute(text(
+                    f"CREATE TRIGGER refuse BEFORE INSERT ON {events} "
+                    "WHEN NEW.actor = 'agent:refused' BEGIN SELECT RAISE(ABORT, 'refused'); END"
+                ))  # fmt: skip
+            else:
+                conn.execute(text(
+                    f"ALTER TABLE {events} ADD CONSTRAINT refuse CHECK (actor <> 'agent:refused')"
+                ))  # fmt: skip
+        engine = Engine(store, clock=ManualClock(datetime(2026, 11, 2, 9, tzinfo=UTC)))
+        cid = engine.open_case(
+            actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="email"
+        ).id
+        with pytest.raises(StoreError, match=f"writing case {cid}: the database refused it"):
+            engine.add_note(cid, actor="agent:refused", text="not this one")
+        with pytest.raises(ConcurrencyConflict):  # a duplicate still is a race
+            engine.open_case(
+                actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="email",
+                case_id=cid,
+            )  # fmt: skip
+        assert [e.type for e in store.events(cid)] == ["open"]
+        assert engine.add_note(cid, actor="agent:a", text="fine").version == 2
+    finally:
+        if stores is not None:
+            stores.close()
+        else:
+            store.close()
