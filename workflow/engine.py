@@ -71,8 +71,7 @@ _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
 @lru_cache(maxsize=4096)
 def _actor_text(actor: Actor) -> str:
-    """``str(actor)``, kept: an actor's text is shared by its events and records instead
-    of a new string per step."""
+    """``str(actor)``: the ``role:id`` text events and records carry."""
     return str(actor)
 
 
