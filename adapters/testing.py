@@ -285,6 +285,23 @@ class StoreContract:
         store.append(apply(after, again, after.state), [again], after.version)
         assert store.events(cid)[1:] == [forged, again]
 
+    def test_an_event_changed_after_it_was_made_is_stored_as_changed(self, store: Store) -> None:
+        """Verify must be able to find it: a store writes the data it is given."""
+        from workflow import audit
+
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        snapshot = replay([*store.events(cid), event])
+        event.data["text"] = "changed after it was hashed"
+        store.append(snapshot, [event], case.version)
+        assert store.events(cid)[1].data == {"text": "changed after it was hashed"}
+        assert any(
+            f.seq == 2 and "does not match its hash" in f.problem
+            for f in audit.verify_store(store, cid)
+        )
+
     def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
         engine = _engine(store)
         ids = [_open(engine, f"case-{n}") for n in range(3)]

@@ -116,11 +116,12 @@ def test_an_edited_event_no_longer_matches_its_hash(
 
 
 @given(st.dictionaries(st.text(), json_values, max_size=6), st.text())
-def test_a_made_event_keeps_its_data_as_the_text_it_hashed(
+def test_an_engine_made_event_keeps_its_data_as_the_text_it_hashed(
     data: dict[str, Any], actor: str
 ) -> None:
     at = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    event = make_event("case-1", 1, "open", at, actor, data, "p", GENESIS)
+    assert make_event("case-1", 1, "open", at, actor, data, "p", GENESIS).data_text is None
+    event = make_event("case-1", 1, "open", at, actor, data, "p", GENESIS, keep_text=True)
     assert event.data_text == canonical_json(data)
     assert event.data_text is not None
     assert event.data_text.encode() in canonical("case-1", 1, "open", at, actor, data, "p",

@@ -276,7 +276,9 @@ class Engine:
                     )
             plain = data
             data, sealed = seal_data(OPEN_EVENT, data)
-            event = make_event(cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS)
+            event = make_event(
+                cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS, keep_text=True
+            )
             case = opened_case(event, _NO_VAULT, cust, (plain, sealed))
         except ValidationError as exc:
             raise InvalidStepData(
@@ -398,6 +400,7 @@ class Engine:
             data,
             self._stamp if step == "migrate_policy" else policy.stamp,
             work.head_hash,
+            keep_text=True,  # this event reaches nothing but ``apply`` before the append
         )
         new = apply(work, event, state, vault)
         events.append(event)
@@ -451,8 +454,9 @@ class Engine:
                 data = {**data, "resume_to": work.state}
             state, _ = fire(step, work, data)
             event = make_event(
-                work.id, work.version + 1, step, now, SLA_ACTOR, data, stamp, work.head_hash
-            )
+                work.id, work.version + 1, step, now, SLA_ACTOR, data, stamp, work.head_hash,
+                keep_text=True,
+            )  # fmt: skip
             work = apply(work, event, state)
             events.append(event)
         return work, events
@@ -658,7 +662,7 @@ class Engine:
         state, _ = fire(ERASE_EVENT, case, data)
         event = make_event(
             case_id, case.version + 1, ERASE_EVENT, now, who, data, case.policy_version,
-            case.head_hash,
+            case.head_hash, keep_text=True,
         )  # fmt: skip
         new = apply(case, event, state)
         self.store.append(new, (event,), case.version)

@@ -54,9 +54,10 @@ class Event:
     """One accepted step. ``data`` holds JSON values only (amounts as strings); like the
     record, it is never changed once the event is made.
 
-    ``data_text`` is ``data`` as the canonical JSON text the hash was computed over,
-    when that text is at hand (``make_event`` keeps it, so a store need not encode the
-    data a second time); None otherwise. It is not compared and not shown."""
+    ``data_text`` is ``data`` as the canonical JSON text the hash was computed over, on
+    the events the engine makes and appends itself (``make_event(keep_text=True)``), so
+    that a store need not encode the data a second time; None otherwise. It is not
+    compared and not shown."""
 
     case_id: str
     seq: Annotated[int, Field(ge=1)]
@@ -345,15 +346,24 @@ def make_event(
     data: dict[str, Any],
     policy_version: str,
     prev_hash: str,
+    *,
+    keep_text: bool = False,
 ) -> Event:
-    """Build and hash an event from values the engine has already validated."""
+    """Build and hash an event from values the engine has already validated.
+
+    ``keep_text``: keep the data's canonical text on the event (``data_text``), for the
+    store to write as it is instead of encoding the data again. Only for an event that
+    nothing else can reach before it is appended (the engine's own): a store writes that
+    text even if ``data`` were changed in between, where it must write what it is given
+    (for verify to find the change)."""
     text, data_text = _canonical_pair(
         case_id, seq, type_, at, actor, data, policy_version, prev_hash
     )
     digest = _sha256(text.encode()).hexdigest()
     return restored_event(
-        case_id, seq, type_, at, actor, data, policy_version, prev_hash, digest, data_text
-    )
+        case_id, seq, type_, at, actor, data, policy_version, prev_hash, digest,
+        data_text if keep_text else None,
+    )  # fmt: skip
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
