@@ -164,7 +164,8 @@ class MemoryStore:
 _HEAD = struct.Struct("<qIIHI")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
-_ZERO_HASH = bytes(32)
+#: What stands in the packed history for an event kept whole.
+_EMPTY_RECORD = struct.pack("<qIIHI", 0, 0, 0, 0, 0) + bytes(32)
 
 
 class _Histories:
@@ -204,40 +205,56 @@ class _Histories:
         parts: list[bytes] = []
         odd: dict[int, Event] = {}
         prev = self._head_hash(case_id, version)
-        ids, head = self._text_ids, _HEAD.pack
         for event in events:
-            try:
-                text = event.data_text
-                data = (text if text is not None else canonical_json(event.data)).encode()
-            except (TypeError, ValueError) as exc:
-                raise StoreError(
-                    f"case {case_id} event {event.seq}: its data is not JSON ({exc})"
-                ) from None
-            actor = event.actor.encode()
-            digest = _digest(event.hash)
-            at = event.at
-            if (
-                digest is None
-                or event.prev_hash != prev
-                or type(at) is not datetime
-                or at.tzinfo is not UTC
-                or len(actor) > 0xFFFF
-            ):
+            text = event.data_text  # the engine's own events: exactly their data's text
+            if text is None:
+                try:
+                    text = canonical_json(event.data)
+                except (TypeError, ValueError) as exc:
+                    raise StoreError(
+                        f"case {case_id} event {event.seq}: its data is not JSON ({exc})"
+                    ) from None
+                if json.loads(text) != event.data:  # tuples, keys that are not text...
+                    text = None
+            record = None
+            if text is not None and event.prev_hash == prev:
+                try:
+                    record = self._record(event, text)
+                except (TypeError, AttributeError, ValueError):  # not text where text goes
+                    record = None
+            if record is None:  # kept whole: what would not come back exactly
                 odd[event.seq] = event
-                actor, micros, digest = b"", 0, digest or _ZERO_HASH
-            else:
-                micros = (at - _EPOCH) // _MICROSECOND
-            type_id = ids.get(event.type)
-            if type_id is None:
-                type_id = self._text_id(event.type)
-            version_id = ids.get(event.policy_version)
-            if version_id is None:
-                version_id = self._text_id(event.policy_version)
-            parts.append(
-                head(micros, type_id, version_id, len(actor), len(data)) + actor + data + digest
-            )
+                record = _EMPTY_RECORD
+            parts.append(record)
             prev = event.hash
         return b"".join(parts), odd
+
+    def _record(self, event: Event, data_text: str) -> bytes | None:
+        """The packed record of an event that comes back from it exactly; None for one
+        that would not (its hash, time or actor)."""
+        digest = _digest(event.hash)
+        at = event.at
+        if digest is None or type(at) is not datetime or at.tzinfo is not UTC:
+            return None
+        actor = event.actor.encode()
+        if len(actor) > 0xFFFF or type(event.actor) is not str:
+            return None
+        ids = self._text_ids
+        type_id = ids.get(event.type)
+        if type_id is None:
+            if type(event.type) is not str:
+                return None
+            type_id = self._text_id(event.type)
+        version_id = ids.get(event.policy_version)
+        if version_id is None:
+            if type(event.policy_version) is not str:
+                return None
+            version_id = self._text_id(event.policy_version)
+        data = data_text.encode()
+        micros = (at - _EPOCH) // _MICROSECOND
+        return (
+            _HEAD.pack(micros, type_id, version_id, len(actor), len(data)) + actor + data + digest
+        )
 
     def extend(self, case_id: str, packed: tuple[bytes, dict[int, Event]]) -> None:
         records, odd = packed

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from adapters.memory import MemoryStore
 from workflow import Case, Engine, ManualClock, StoreError
+from workflow.domain import evolve
 from workflow.events import Event, make_event, restored_event
 from workflow.replay import apply
 from workflow.store import Tombstone
@@ -102,3 +103,41 @@ def test_a_purged_case_leaves_no_event_behind() -> None:
     )
     assert store._events._packed == {}  # nothing of the case is held
     assert store._events._odd == {}
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{"t": (1, 2)}, {1: "a"}, {"x": {True: 1}}, {"text": "lone \ud800 surrogate"}],
+    ids=["tuple", "int-key", "bool-key", "surrogate"],
+)
+def test_data_that_json_would_change_comes_back_as_given(data: dict[Any, Any]) -> None:
+    store = MemoryStore()
+    _, cid = opened(store)
+    case = store.load(cid)
+    event = restored_event(cid, 2, "add_note", START, "agent:a", data, "p", case.head_hash,
+                           "a" * 64)  # fmt: skip
+    store.append(evolve(case, version=2), [event], case.version)
+    back = store.events(cid)[-1]
+    assert back == event
+    assert type(back.data) is dict
+    assert back.data == data
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [{"hash_": None}, {"actor": None}, {"type_": ["x"]}, {"actor": "agent:\ud800"}],
+    ids=["no-hash", "no-actor", "list-type", "surrogate-actor"],
+)
+def test_a_malformed_event_is_kept_as_given(changes: dict[str, Any]) -> None:
+    store = MemoryStore()
+    _, cid = opened(store)
+    case = store.load(cid)
+    fields: dict[str, Any] = {
+        "case_id": cid, "seq": 2, "type_": "add_note", "at": START, "actor": "agent:a",
+        "data": {"text": "n"}, "policy_version": "p", "prev_hash": case.head_hash,
+        "hash_": "a" * 64,
+    }  # fmt: skip
+    event = restored_event(**{**fields, **changes})
+    store.append(evolve(case, version=2), [event], case.version)
+    assert store.events(cid)[-1] == event
+    assert store.events(cid, after_seq=1) == [event]
