@@ -334,25 +334,31 @@ class SqlStore:
         ):  # not simply one more event for this case (what nearly every step appends)
             check_append(snapshot, events, expected_version)
         text = self._json.text(snapshot)
-        row = _case_values(snapshot, text)
-        event_rows = (
-            [_event_values(events[0])] if len(events) == 1 else list(map(_event_values, events))
-        )
-        deadline_rows = None if deadlines is None else [_deadline_values(d) for d in deadlines]
-        key_row = None
-        if idempotency_key is not None:
-            key_row = (idempotency_key, snapshot.id, snapshot.version, snapshot.updated_at)
-        write = self._append if self._hot is None else self._hot.append
         try:
-            stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
-        except (exc.IntegrityError, sqlite3.IntegrityError) as error:
-            if not _is_duplicate(error):  # a foreign key, a check, a trigger: not a race
+            row = _case_values(snapshot, text)
+            event_rows = (
+                [_event_values(events[0])] if len(events) == 1 else list(map(_event_values, events))
+            )
+            deadline_rows = None if deadlines is None else [_deadline_values(d) for d in deadlines]
+            key_row = None
+            if idempotency_key is not None:
+                key_row = (idempotency_key, snapshot.id, snapshot.version, snapshot.updated_at)
+            write = self._append if self._hot is None else self._hot.append
+            try:
+                stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
+            except (exc.IntegrityError, sqlite3.IntegrityError) as error:
+                if not _is_duplicate(error):  # a foreign key, a check, a trigger: not a race
+                    raise _store_error(f"writing case {snapshot.id}", error) from error
+                # Two writers raced to create the same case or to record the same
+                # idempotency key; the database's unique constraint let one through.
+                raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
+            except (exc.SQLAlchemyError, sqlite3.Error) as error:
                 raise _store_error(f"writing case {snapshot.id}", error) from error
-            # Two writers raced to create the same case or to record the same
-            # idempotency key; the database's unique constraint let one through.
-            raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
-        except (exc.SQLAlchemyError, sqlite3.Error) as error:
-            raise _store_error(f"writing case {snapshot.id}", error) from error
+        except BaseException:
+            # Nothing was written: the writer must not remember this snapshot (its
+            # values, personal ones included, would outlive an erasure or a purge).
+            self._json.discard(snapshot.id)
+            raise
         self.cache.put(text, snapshot, stamp)
 
     def _append(

@@ -601,3 +601,27 @@ def test_referenced_reads_the_fields_sealing_finds(step: str, data: dict[str, An
     fields = _fields(data, paths)[1] if paths else []
     expected = [parent[key] for parent, key, _ in fields if is_reference(parent[key])]
     assert referenced(step, data) == expected
+
+
+def test_a_stale_write_after_an_erasure_leaves_no_value_in_the_stores_memory(
+    tmp_path: Path,
+) -> None:
+    """A writer that loaded the case before the erasure loses the race; the snapshot it
+    tried to write (with the values) must not stay anywhere in this process."""
+    from workflow import ConcurrencyConflict
+    from workflow.events import make_event
+    from workflow.replay import apply
+
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    _, open_, _ = two_customers(engine, clock)
+    stale = store.load(open_)
+    engine.erase_customer("cust-jane", actor="agent:dpo", reason="asked to be forgotten")
+    note = make_event(open_, stale.version + 1, "add_note", clock.now(), "agent:a",
+                      {"text": "late"}, stale.policy_version, stale.head_hash)  # fmt: skip
+    with pytest.raises(ConcurrencyConflict):
+        store.append(apply(stale, note, stale.state), [note], stale.version)
+    held = repr(store._json._last) + repr(store.cache._cases)
+    assert not [secret for secret in SECRETS if secret in held]
+    store.close()
