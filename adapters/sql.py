@@ -109,7 +109,8 @@ def _is_duplicate(error: exc.IntegrityError | sqlite3.IntegrityError) -> bool:
         return name in _SQLITE_DUPLICATE
     if isinstance(driver, sqlite3.IntegrityError):  # an SQLite without extended codes
         return str(driver).startswith("UNIQUE constraint failed")
-    return getattr(driver, "sqlstate", None) == _PG_DUPLICATE
+    # psycopg 3 says ``sqlstate``, psycopg2 ``pgcode``.
+    return _PG_DUPLICATE in (getattr(driver, "sqlstate", None), getattr(driver, "pgcode", None))
 
 
 #: How long a scrub waits for other connections to finish reading, in milliseconds.
