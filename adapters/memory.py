@@ -165,7 +165,7 @@ _HEAD = struct.Struct("<qIIHI")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 #: What stands in the packed history for an event kept whole.
-_EMPTY_RECORD = struct.pack("<qIIHI", 0, 0, 0, 0, 0) + bytes(32)
+_EMPTY_RECORD = _HEAD.pack(0, 0, 0, 0, 0) + bytes(32)
 
 
 class _Histories:
@@ -173,10 +173,11 @@ class _Histories:
     case id and seq are where an event is kept, ``prev_hash`` is the hash before it, and
     types and policy versions (few, and not personal) are kept once in a table.
 
-    An event that would not come back exactly from that form (a hash that is not 64
-    lower-case hex digits, a ``prev_hash`` that is not the hash before it, a time not in
-    UTC) is kept whole beside it as given, so a store fed a broken chain hands back
-    exactly what it was given, for ``audit.verify`` to report."""
+    An event that would not come back exactly from that form (a broken chain, a hash
+    that is not 64 lower-case hex digits, a time not in UTC, data JSON would change,
+    anything but text where text belongs: see ``pack`` and ``_record``) is kept whole
+    beside it as given, so a store hands back exactly what it was given, for
+    ``audit.verify`` to report."""
 
     def __init__(self) -> None:
         self._packed: dict[str, bytes] = {}
@@ -184,9 +185,12 @@ class _Histories:
         self._texts: list[str] = []
         self._text_ids: dict[str, int] = {}
 
-    def _text_id(self, text: str) -> int:
+    def _text_id(self, text: str) -> int | None:
+        """The id of ``text`` in the table (added if new); None if it is not text."""
         found = self._text_ids.get(text)
         if found is None:
+            if type(text) is not str:
+                return None
             found = self._text_ids[text] = len(self._texts)
             self._texts.append(text)
         return found
@@ -220,7 +224,7 @@ class _Histories:
             if text is not None and event.prev_hash == prev:
                 try:
                     record = self._record(event, text)
-                except (TypeError, AttributeError, ValueError):  # not text where text goes
+                except (TypeError, ValueError):  # unhashable, or text UTF-8 cannot encode
                     record = None
             if record is None:  # kept whole: what would not come back exactly
                 odd[event.seq] = event
@@ -236,20 +240,13 @@ class _Histories:
         at = event.at
         if digest is None or type(at) is not datetime or at.tzinfo is not UTC:
             return None
-        actor = event.actor.encode()
-        if len(actor) > 0xFFFF or type(event.actor) is not str:
+        if type(event.actor) is not str:
             return None
-        ids = self._text_ids
-        type_id = ids.get(event.type)
-        if type_id is None:
-            if type(event.type) is not str:
-                return None
-            type_id = self._text_id(event.type)
-        version_id = ids.get(event.policy_version)
-        if version_id is None:
-            if type(event.policy_version) is not str:
-                return None
-            version_id = self._text_id(event.policy_version)
+        actor = event.actor.encode()
+        type_id = self._text_id(event.type)
+        version_id = self._text_id(event.policy_version)
+        if len(actor) > 0xFFFF or type_id is None or version_id is None:
+            return None
         data = data_text.encode()
         micros = (at - _EPOCH) // _MICROSECOND
         return (
@@ -306,10 +303,9 @@ class _Histories:
         return out
 
     def drop(self, case_id: str) -> None:
-        count = len(self.read(case_id))
         del self._packed[case_id]
-        for seq in range(1, count + 1):
-            self._odd.pop((case_id, seq), None)
+        for key in [key for key in self._odd if key[0] == case_id]:
+            del self._odd[key]
 
 
 def _digest(text: str) -> bytes | None:
