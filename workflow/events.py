@@ -199,15 +199,10 @@ def _canonical_pair(
         body = _body(case_id, seq, type_, at, actor, data, policy_version, prev_hash)
         return canonical_json(body), None
     data_text = "".join(_encode_c(data, 0))
-    # ``_assemble``, inlined, and ``format_at`` writes nothing JSON escapes.
-    enc_type, enc_policy = _repeated(type_, policy_version)
-    enc = _encode_str
-    text = (
-        f'{{"actor":{enc(actor)},"at":"{format_at(at)}","case_id":{enc(case_id)},'
-        f'"data":{data_text},"policy_version":{enc_policy},'
-        f'"prev_hash":{enc(prev_hash)},"seq":{seq},"type":{enc_type}}}'
-    )
-    return text, data_text
+    # ``format_at`` writes nothing JSON escapes: its text is quoted as it is.
+    at_json = f'"{format_at(at)}"'
+    return _assemble(case_id, seq, type_, at_json, actor, data_text, policy_version,
+                     prev_hash), data_text  # fmt: skip
 
 
 #: JSON string texts of step names and policy versions (see ``_repeated``).
@@ -219,17 +214,17 @@ def _assemble(
     case_id: str,
     seq: int,
     type_: str,
-    at_text: str,
+    at_json: str,
     actor: str,
     data_text: str,
     policy_version: str,
     prev_hash: str,
 ) -> str:
-    """The canonical text from its parts, ``data`` already as canonical JSON text."""
+    """The canonical text from its parts, ``at`` and ``data`` already as JSON text."""
     enc = _encode_str
     enc_type, enc_policy = _repeated(type_, policy_version)
     return (
-        f'{{"actor":{enc(actor)},"at":{enc(at_text)},"case_id":{enc(case_id)},'
+        f'{{"actor":{enc(actor)},"at":{at_json},"case_id":{enc(case_id)},'
         f'"data":{data_text},"policy_version":{enc_policy},'
         f'"prev_hash":{enc(prev_hash)},"seq":{seq},"type":{enc_type}}}'
     )
@@ -267,8 +262,8 @@ def stored_hash(
         raise TypeError(f"seq is {type(seq).__name__}, not an integer")
     if type(data_text) is not str or type(at_text) is not str:
         raise TypeError("at and data must be text")
-    body = _assemble(case_id, seq, type_, at_text, actor, data_text, policy_version,
-                     prev_hash)  # fmt: skip
+    body = _assemble(case_id, seq, type_, _encode_str(at_text), actor, data_text,
+                     policy_version, prev_hash)  # fmt: skip
     return _sha256(body.encode("utf-8")).hexdigest()
 
 
