@@ -44,3 +44,17 @@ def test_the_audit_benchmark_runs_end_to_end() -> None:
 
     result = bench_audit.main(["--cases", "3", "--export-events", "300"])
     assert result["export_events"] == 300
+
+
+def test_the_floors_benchmark_runs_end_to_end() -> None:
+    from tests.benchmarks import bench_floors
+
+    result = bench_floors.main(["--rounds", "1", "--lifecycles", "3", "--cases", "3"])
+    assert set(result) == {
+        "engine_ratio",
+        "engine_best",
+        "sqlite_ratio",
+        "sqlite_store",
+        "audit_ratio",
+        "audit_floor",
+    }
