@@ -214,7 +214,8 @@ class _Histories:
             if text is None:
                 try:
                     text = canonical_json(event.data)
-                except (TypeError, ValueError) as exc:
+                except (TypeError, ValueError, RecursionError) as exc:
+                    # RecursionError: data that contains itself (no circular check)
                     raise StoreError(
                         f"case {case_id} event {event.seq}: its data is not JSON ({exc})"
                     ) from None

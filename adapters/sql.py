@@ -355,6 +355,13 @@ class SqlStore:
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
             except (exc.SQLAlchemyError, sqlite3.Error) as error:
                 raise _store_error(f"writing case {snapshot.id}", error) from error
+            except ValueError as error:
+                # A value the hot path's binds refuse (a naive time): Core reports it as a
+                # StatementError, translated above. The driver's own encoding errors pass
+                # through unwrapped on both paths.
+                if self._hot is None or isinstance(error, UnicodeError):
+                    raise
+                raise StoreError(f"writing case {snapshot.id}: {error}") from error
         except BaseException:
             # Nothing was written: the writer must not remember this snapshot (its
             # values, personal ones included, would outlive an erasure or a purge).

@@ -210,7 +210,8 @@ class SqliteHotPath:
     def snapshot(self, case_id: str, cache: SnapshotCache) -> tuple[Case | None, str | None, Stamp]:
         """``(cached, None, stamp)`` when the cache's entry is proven current without
         reading the row; else ``(None, stored text or None if no such case, stamp)``,
-        the stamp to put the case in the cache with."""
+        the stamp to put the case in the cache with. The stored value is passed on as
+        the driver gives it, as Core does (text, unless the row was given another type)."""
         lock = self._own_lock
         if not lock.acquire(False):
             pooled = self._writer.raw_connection()
@@ -219,7 +220,7 @@ class SqliteHotPath:
                 row = db.execute(self._snapshot_sql, (case_id,)).fetchone()
             finally:
                 pooled.close()
-            return None, None if row is None else str(row[0]), None
+            return None, None if row is None else row[0], None
         failed = True
         try:
             if self._own_pid != _PID:  # none yet, or a parent's (after a fork)
@@ -240,7 +241,7 @@ class SqliteHotPath:
             if failed:
                 self._drop_own()
             lock.release()
-        return None, None if row is None else str(row[0]), stamp
+        return None, None if row is None else row[0], stamp
 
     def append(
         self,

@@ -387,3 +387,22 @@ def _set_snapshot(url: str, case_id: str, text: str) -> None:
     with engine.begin() as conn:
         conn.exec_driver_sql("UPDATE cf_cases SET snapshot = ? WHERE case_id = ?", (text, case_id))
     engine.dispose()
+
+
+def test_a_snapshot_stored_as_bytes_is_located_not_a_crash(tmp_path: Path) -> None:
+    # SQLite keeps whatever type a row is given: a snapshot turned into a BLOB (the same
+    # bytes) is not the text the store wrote. Verify names the case, as it does for event
+    # columns that are not text, instead of failing with a TypeError; both read paths.
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock)
+    tamper(url, "UPDATE cf_cases SET snapshot = CAST(snapshot AS BLOB) WHERE case_id = 'case-0'")
+    core = SqlStore(url)
+    core._hot = None
+    for reader in (store, core):
+        findings = audit.verify_store(reader)
+        assert [(f.case_id, f.seq) for f in findings] == [("case-0", None)]
+        assert findings[0].problem == "the stored snapshot is unreadable: it is not text"
+    core.close()
+    store.close()

@@ -141,3 +141,21 @@ def test_a_malformed_event_is_kept_as_given(changes: dict[str, Any]) -> None:
     store.append(evolve(case, version=2), [event], case.version)
     assert store.events(cid)[-1] == event
     assert store.events(cid, after_seq=1) == [event]
+
+
+def test_data_that_contains_itself_is_refused_as_not_json() -> None:
+    """The canonical encoder runs without the standard encoder's circular-reference
+    check (it recurses until Python's limit instead): such data is still "not JSON",
+    refused with a ``StoreError`` naming the case and seq, and nothing is written."""
+    store = MemoryStore()
+    engine, cid = opened(store)
+    case, event = note(engine, cid, {"text": "n"}, START)
+    circular: dict[str, Any] = {"text": "n"}
+    circular["self"] = circular
+    bad = restored_event(
+        cid, 2, "add_note", START, "agent:a", circular, "p", case.head_hash, "0" * 64
+    )
+    with pytest.raises(StoreError, match="case case-m event 2: its data is not JSON"):
+        store.append(apply(case, event, case.state), [bad], case.version)
+    assert len(store.events(cid)) == 1
+    assert store.load(cid) == case

@@ -12,7 +12,8 @@ from freezegun import freeze_time
 from adapters.memory import CLAIM_LEASE, MemoryStore
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
-from workflow import Case, Engine, ManualClock, StepNotAllowed, StoreUnavailable
+from workflow import Case, Engine, ManualClock, StepNotAllowed, StoreUnavailable, audit
+from workflow.replay import replay
 
 HEL = ZoneInfo("Europe/Helsinki")
 POLICY = parse_policy(
@@ -459,3 +460,22 @@ calendars:
 sla:
   targets:
 """
+
+
+def test_the_events_tick_hands_out_are_stored_as_given_if_a_caller_changes_them() -> None:
+    """``tick`` returns the events it appended; from then on they are the caller's, like
+    any event, and carry no kept data text (``make_event(keep_text=True)`` is for events
+    nothing else reaches before the engine appends them). Changed and appended to another
+    store, the change is stored, for verify to find."""
+    engine, clock, store = make()
+    cid = open_on(engine, "social")
+    clock.advance(minutes=45)
+    (fired,) = engine.tick()
+    assert fired.data_text is None
+    earlier = store.events(cid)[: fired.seq - 1]
+    mirror = MemoryStore()
+    mirror.append(replay(earlier), earlier, 0)
+    fired.data["key"] = "changed after it was handed out"
+    mirror.append(replay([*earlier, fired]), [fired], len(earlier))
+    assert mirror.events(cid)[-1].data == fired.data
+    assert any("does not match its hash" in f.problem for f in audit.verify_store(mirror, cid))

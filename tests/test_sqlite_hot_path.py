@@ -307,3 +307,45 @@ def test_a_forked_child_takes_its_own_connection_not_its_parents(tmp_path: Path)
     assert (version, replaced, current) == (2, True, True)
     assert engine.add_note(cid, actor="agent:a", text="after the child").version == 3
     store.close()
+
+
+def test_a_snapshot_stored_as_bytes_loads_as_core_loads_it(tmp_path: Path) -> None:
+    """The hot path hands the stored value on as the driver gives it, as Core does: a
+    snapshot row turned into a BLOB of the same bytes loads as the same case both ways
+    (it used to be turned into the text ``"b'...'"`` and refused as invalid JSON)."""
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    case = engine.acknowledge(cid, actor="agent:a")
+    with sqlite3.connect(tmp_path / "cases.db") as conn:
+        conn.execute("UPDATE cf_cases SET snapshot = CAST(snapshot AS BLOB)")
+    core = _core_only(SqlStore(url))
+    assert core.load(cid) == case
+    assert store.load(cid) == case
+    core.close()
+    store.close()
+
+
+@pytest.mark.parametrize("hot", [True, False], ids=["hot", "core"])
+def test_an_event_with_a_naive_time_is_a_store_error_on_both_paths(
+    tmp_path: Path, hot: bool
+) -> None:
+    """Core reports a value its bind processors refuse as a ``StatementError``, which the
+    store translates into a ``StoreError``; the hot path says the same, and writes
+    nothing either."""
+    store = SqlStore(sqlite_url(tmp_path), create=True)
+    if not hot:
+        _core_only(store)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
+    case = store.load(cid)
+    naive = datetime(2026, 11, 2, 10, 0)  # noqa: DTZ001 (the point)
+    event = make_event(
+        cid, 2, "add_note", naive, "agent:a", {"text": "n"}, engine.policy.stamp, case.head_hash
+    )
+    with pytest.raises(StoreError, match=f"writing case {cid}: .*naive datetimes are refused"):
+        store.append(evolve(case, version=2, head_hash=event.hash), [event], 1)
+    assert store.load(cid) == case
+    assert len(store.events(cid)) == 1
+    store.close()

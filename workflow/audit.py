@@ -240,6 +240,9 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
     if unreadable:
         return findings
     text = history.snapshot
+    if type(text) is not str:  # a row of another type (SQLite keeps what it is given)
+        findings.append(Finding(cid, None, "the stored snapshot is unreadable: it is not text"))
+        return findings
     # The usual case first: the snapshot as ``case_to_json`` wrote it, its personal
     # values read from its last field alone. Text equal to the replay's JSON proves
     # both (see ``_stored_personal``); anything else is checked again in full below,

@@ -34,7 +34,7 @@ from workflow.errors import (
     InvalidStepData,
     StepNotAllowed,
 )
-from workflow.events import GENESIS, Event, format_at, make_event
+from workflow.events import GENESIS, Event, forget_text, format_at, make_event
 from workflow.guards import GUARDS, OCCURRED_ON_SLACK, DecideHook, StepContext
 from workflow.personal import (
     ERASE_EVENT,
@@ -499,6 +499,7 @@ class Engine:
         new, events = self._chain(case, items, now, policy.stamp)
         self.store.append(new, events, case.version, self._deadlines(new))
         for event in events:
+            forget_text(event)  # handed out by ``tick``: the caller's from here
             self._log.info("sla event", case_id=case_id, step=event.type, seq=event.seq)
         return events
 

@@ -361,6 +361,13 @@ def make_event(
     )  # fmt: skip
 
 
+def forget_text(event: Event) -> None:
+    """Drop the data text ``make_event(keep_text=True)`` kept, once the engine has
+    appended the event and hands it out: from then on the event is the caller's, and a
+    store it is given to must write its data as it is then."""
+    _object_setattr(event, "data_text", None)
+
+
 def event_from_json(obj: dict[str, Any]) -> Event:
     """An event from ``Event.to_json`` output, validated (the hash is not checked here)."""
     return Event(**obj)
