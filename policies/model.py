@@ -205,10 +205,37 @@ class Policy(Strict):
         ]
         for kind, playbook in self.playbooks.items():
             targets += [(("playbooks", kind, "sla", i), t) for i, t in enumerate(playbook.sla)]
+        first: dict[str, tuple[tuple[str | int, ...], Target]] = {}
+        listed: dict[tuple[tuple[str | int, ...], str], tuple[str | int, ...]] = {}
         for loc, target in targets:
             if target.calendar is not None and target.calendar not in self.calendars:
                 problems.append(
                     ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")
+                )
+            # Fired warnings and breaches are keyed by target id: an id names one
+            # (step, group) in the whole policy (decision 0017).
+            here = (loc[:-1], target.id)
+            if here in listed:
+                problems.append(
+                    (
+                        (*loc, "id"),
+                        f"target id {target.id!r} is already used by "
+                        f"{_target_place(listed[here])}; ids are unique in sla.targets and "
+                        "in each playbook's sla",
+                    )
+                )
+                continue
+            listed[here] = loc
+            where, other = first.setdefault(target.id, (loc, target))
+            if other.key != target.key:
+                problems.append(
+                    (
+                        (*loc, "id"),
+                        f"target id {target.id!r} is already used by {_target_place(where)} "
+                        f"for {other.describe_key()}; an id names one step (and group) in the "
+                        "whole policy, since warnings and breaches are recorded by id: choose "
+                        "another id, or keep that step and group to override the target",
+                    )
                 )
         if problems:
             raise LocatedError(problems)
@@ -268,6 +295,12 @@ class Policy(Strict):
             ):
                 chosen[target.key] = target
         return list(chosen.values())
+
+
+def _target_place(loc: tuple[str | int, ...]) -> str:
+    """``("playbooks", "meek", "sla", 0)`` as ``playbooks.meek.sla[0]``."""
+    *names, index = loc
+    return f"{'.'.join(str(n) for n in names)}[{index}]"
 
 
 def default_policy() -> Policy:

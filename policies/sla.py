@@ -82,6 +82,10 @@ class Target(Strict):
     def key(self) -> tuple[str, str]:
         return (self.step, self.group or self.step)
 
+    def describe_key(self) -> str:
+        """``acknowledge``, or ``close (group final)``."""
+        return self.step if self.group in (None, self.step) else f"{self.step} (group {self.group})"
+
 
 class SlaRules(Strict):
     """``warn_at``: percentages of a target at which a warning fires;
@@ -96,8 +100,4 @@ class SlaRules(Strict):
     def _checks(self) -> SlaRules:
         if any(not 0 < p < 100 for p in self.warn_at):
             raise ValueError("warn_at percentages must be between 0 and 100")
-        ids = [t.id for t in self.targets]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"target ids must be unique: {dupes}")
-        return self
+        return self  # target ids are checked with the playbooks' (``Policy``)

@@ -175,6 +175,56 @@ MISTAKES = [
         "unknown remedy kind 'voucher'",
     ),
     ("float-like authority in TOML", None, "roles.agent.authority", "more decimals"),
+    (
+        "duplicate SLA target id",
+        BASE
+        + "sla:\n  targets:\n"
+        + "    - {id: fast, step: acknowledge, within: PT1H}\n"
+        + "    - {id: fast, step: listen, within: PT1H}\n",
+        "sla.targets[1].id (line 12)",
+        "target id 'fast' is already used by sla.targets[0]",
+    ),
+    (
+        "a playbook target reusing a policy target's id for another step",
+        BASE
+        + "playbooks:\n  aggressive:\n    sla:\n"
+        + "      - {id: fast, step: listen, within: PT2H}\n"
+        + "sla:\n  targets:\n"
+        + "    - {id: fast, step: acknowledge, within: PT1H}\n",
+        "playbooks.aggressive.sla[0].id (line 12)",
+        "target id 'fast' is already used by sla.targets[0] for acknowledge",
+    ),
+    (
+        "a playbook target reusing a policy target's id for another group",
+        BASE
+        + "playbooks:\n  aggressive:\n    sla:\n"
+        + "      - {id: answer, step: close, group: summary, within: P1D}\n"
+        + "sla:\n  targets:\n"
+        + "    - {id: answer, step: close, group: final, within: P56D}\n",
+        "playbooks.aggressive.sla[0].id (line 12)",
+        "for close (group final)",
+    ),
+    (
+        "two playbooks using one id for different steps",
+        BASE
+        + "playbooks:\n  aggressive:\n    sla:\n"
+        + "      - {id: fast, step: listen, within: PT2H}\n"
+        + "  meek:\n    sla:\n"
+        + "      - {id: fast, step: record, within: PT2H}\n",
+        "playbooks.meek.sla[0].id (line 15)",
+        "already used by playbooks.aggressive.sla[0] for listen",
+    ),
+    (
+        "one id twice in a playbook",
+        BASE
+        + "playbooks:\n  aggressive:\n    sla:\n"
+        + "      - {id: fast, step: listen, within: PT2H, when: {channel: [chat]}}\n"
+        + "      - {id: fast, step: listen, within: PT4H}\n"
+        + "sla:\n  targets:\n"
+        + "    - {id: fast, step: listen, within: PT8H}\n",
+        "playbooks.aggressive.sla[1].id (line 13)",
+        "target id 'fast' is already used by playbooks.aggressive.sla[0]",
+    ),
 ]
 
 
@@ -220,6 +270,22 @@ def test_cross_field_problems_are_all_reported_with_their_locations() -> None:
         "roles.agent.limits.refnd (line 8)",
         "categories[1] (line 9)",
     ]
+
+
+def test_a_playbook_may_reuse_a_policy_target_id_for_the_same_step_to_override_it() -> None:
+    """An id names one (step, group) throughout the policy: a playbook's target with the
+    policy's id and step is that target, timed differently for the complainant type."""
+    policy = parse_policy(
+        BASE
+        + "playbooks:\n  aggressive:\n    sla:\n"
+        + "      - {id: ack, step: acknowledge, within: PT1H}\n"
+        + "  high-roller:\n    sla:\n"
+        + "      - {id: ack, step: acknowledge, within: PT30M}\n"
+        + "sla:\n  targets:\n"
+        + "    - {id: ack, step: acknowledge, within: PT24H}\n"
+    )
+    chosen = policy.sla_targets("email", "normal", "standard", "aggressive", None)
+    assert [(t.id, t.within) for t in chosen] == [("ack", timedelta(hours=1))]
 
 
 def test_words_like_no_off_and_on_stay_strings() -> None:

@@ -479,3 +479,25 @@ def test_the_events_tick_hands_out_are_stored_as_given_if_a_caller_changes_them(
     mirror.append(replay([*earlier, fired]), [fired], len(earlier))
     assert mirror.events(cid)[-1].data == fired.data
     assert any("does not match its hash" in f.problem for f in audit.verify_store(mirror, cid))
+
+
+def test_a_playbook_target_with_a_policy_targets_id_overrides_it_and_shares_its_warnings() -> None:
+    """A playbook target reusing a policy target's id (same step) is that target, timed
+    for the complainant type: a warning recorded under one is not recorded again."""
+    policy = parse_policy(
+        "name: p\nversion: '1'\ncurrency: EUR\n"
+        "playbooks:\n  aggressive:\n    sla:\n"
+        "      - {id: ack, step: acknowledge, within: PT4H}\n"
+        "sla:\n  targets:\n    - {id: ack, step: acknowledge, within: PT24H}\n"
+    )
+    clock = ManualClock(START)
+    engine = Engine(MemoryStore(), policy=policy, clock=clock)
+    cid = open_on(engine, "email")
+    clock.advance(hours=18)
+    assert [e.data["key"] for e in engine.tick()] == ["0:ack:warn75"]
+    engine.classify(cid, actor="agent:a", complainant_type="aggressive")
+    clock.advance(minutes=1)
+    fired = engine.tick()
+    assert [(e.type, e.data["key"]) for e in fired] == [("sla_breached", "0:ack:breach")]
+    assert fired[0].data["due_at"] == "2026-11-09T12:00:00.000000+00:00"  # opened + 4h
+    assert engine.replay(cid) == engine.get(cid)
