@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from datetime import timedelta
 from decimal import Decimal
 from functools import cached_property
@@ -255,6 +256,13 @@ class Policy(Strict):
     def stamp(self) -> str:
         """What every event records: ``<declared version>@<digest>`` (one shared string)."""
         return f"{self.version}@{self.digest}"
+
+    @cached_property
+    def sla_target_keys(self) -> Mapping[str, tuple[str, str]]:
+        """The ``(step, group)`` each SLA target id names, in the policy's own targets and
+        every playbook's (an id names one throughout the policy)."""
+        every = [*self.sla.targets, *(t for p in self.playbooks.values() for t in p.sla)]
+        return {target.id: target.key for target in every}
 
     @cached_property
     def remedy_kind_names(self) -> frozenset[str]:

@@ -501,3 +501,29 @@ def test_a_playbook_target_with_a_policy_targets_id_overrides_it_and_shares_its_
     assert [(e.type, e.data["key"]) for e in fired] == [("sla_breached", "0:ack:breach")]
     assert fired[0].data["due_at"] == "2026-11-09T12:00:00.000000+00:00"  # opened + 4h
     assert engine.replay(cid) == engine.get(cid)
+
+
+def test_a_step_breached_under_a_playbook_target_does_not_breach_again_once_reclassified() -> None:
+    """The breach was recorded under the aggressive playbook's target; classified meek,
+    the case gets the policy's target for the same step, which must not fire again."""
+    policy = parse_policy(
+        "name: p\nversion: '1'\ncurrency: EUR\n"
+        "playbooks:\n  aggressive:\n    sla:\n"
+        "      - {id: ack-aggressive, step: acknowledge, within: PT1H}\n"
+        "sla:\n  targets:\n    - {id: ack, step: acknowledge, within: PT24H}\n"
+    )
+    clock = ManualClock(START)
+    engine = Engine(MemoryStore(), policy=policy, clock=clock)
+    cid = open_on(engine, "email")
+    engine.classify(cid, actor="agent:a", complainant_type="aggressive")
+    clock.advance(hours=2)
+    assert [e.data["key"] for e in engine.tick()] == [
+        "0:ack-aggressive:warn75",
+        "0:ack-aggressive:breach",
+    ]
+    engine.classify(cid, actor="agent:a", complainant_type="meek")
+    clock.advance(hours=23)
+    assert engine.tick() == []
+    engine.acknowledge(cid, actor="agent:a")
+    assert types(engine, cid).count("sla_breached") == 1
+    assert engine.replay(cid) == engine.get(cid)

@@ -132,18 +132,17 @@ def _key(case: Case, target: Target, kind: str, percent: int) -> str:
 def _breached(case: Case, policy: Policy) -> set[tuple[str, str]]:
     """The (step, group) keys whose breach this cycle is recorded, under whichever target
     applied then: a step breaches once a cycle, even if the breach (raising the priority,
-    say) makes another target apply to it."""
+    say) or a new classification makes another target apply to it. Ids are looked up in
+    every playbook: an id names one (step, group) in the whole policy."""
     prefix, suffix = f"{case.reopened}:", ":breach"
-    ids = {
-        key[len(prefix) : -len(suffix)]
-        for key in case.sla_fired
-        if key.startswith(prefix) and key.endswith(suffix)
-    }
-    if not ids:
-        return set()
-    playbook = policy.playbook(case.complainant_type.value)
-    every = (*(playbook.sla if playbook else ()), *policy.sla.targets)
-    return {target.key for target in every if target.id in ids}
+    keys = policy.sla_target_keys
+    breached = set()
+    for key in case.sla_fired:
+        if key.startswith(prefix) and key.endswith(suffix):
+            step_group = keys.get(key[len(prefix) : -len(suffix)])
+            if step_group is not None:
+                breached.add(step_group)
+    return breached
 
 
 def deadlines(case: Case, policy: Policy, *, now: datetime | None = None) -> list[Deadline]:
