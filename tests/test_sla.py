@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from freezegun import freeze_time
 
 from adapters.memory import CLAIM_LEASE, MemoryStore
+from adapters.sql import SqlStore
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
+from policies.model import Policy
+from tests.stores import postgres_store, sqlite_url
 from workflow import Case, Engine, ManualClock, StepNotAllowed, StoreUnavailable, audit
 from workflow.replay import replay
+from workflow.store import Store
 
 HEL = ZoneInfo("Europe/Helsinki")
 POLICY = parse_policy(
@@ -526,4 +532,75 @@ def test_a_step_breached_under_a_playbook_target_does_not_breach_again_once_recl
     assert engine.tick() == []
     engine.acknowledge(cid, actor="agent:a")
     assert types(engine, cid).count("sla_breached") == 1
+    assert engine.replay(cid) == engine.get(cid)
+
+
+def _versioned(version: str, targets: str) -> Policy:
+    return parse_policy(
+        f"name: p\nversion: '{version}'\ncurrency: EUR\nsla:\n  targets:\n{targets}", file="p.yaml"
+    )
+
+
+ACK_V1 = _versioned("1", "    - {id: ack-v1, step: acknowledge, within: PT1H}\n")
+ACK_V2 = _versioned(
+    "2",
+    "    - {id: ack-v2, step: acknowledge, within: PT1H}\n"
+    "    - {id: listen-v2, step: listen, start: previous_step, within: PT4H}\n",
+)
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "sqlite":
+        store = SqlStore(sqlite_url(tmp_path), create=True)
+        yield store
+        store.close()
+    else:
+        yield from postgres_store()  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("given_the_old_policy", [True, False])
+def test_a_step_that_breached_does_not_breach_again_after_migrate_policy(
+    any_store: Store, given_the_old_policy: bool
+) -> None:
+    """The breach was recorded under version 1's target id; version 2 times the same
+    step under another id. The step breached this cycle: version 2's target must not
+    warn or breach for it again, whether or not the engine still has version 1."""
+    clock = ManualClock(START)
+    old = Engine(any_store, policy=ACK_V1, clock=clock)
+    cid = open_on(old, "email")
+    clock.advance(minutes=65)
+    assert [e.data["key"] for e in old.tick()] == ["0:ack-v1:warn75", "0:ack-v1:breach"]
+    previous = [ACK_V1] if given_the_old_policy else []
+    engine = Engine(any_store, policy=ACK_V2, previous_policies=previous, clock=clock)
+    engine.migrate_policy(cid, actor="team-lead:sam", reason="version 2")
+    assert any_store.pending_deadlines(cid) == []
+    clock.advance(hours=1)
+    assert engine.tick() == []
+    engine.acknowledge(cid, actor="agent:a")
+    assert [d.target for d in any_store.pending_deadlines(cid)] == ["listen-v2", "listen-v2"]
+    assert types(engine, cid).count("sla_breached") == 1
+    assert engine.replay(cid) == engine.get(cid)
+
+
+def test_after_migrate_policy_only_the_group_that_breached_is_spared() -> None:
+    """Two targets on one step (an FCA summary and final response): the summary breached
+    under version 1; version 2's final response (another id) still warns and breaches."""
+    targets = (
+        "    - {id: summary-VERSION, step: close, group: summary, within: PT1H}\n"
+        "    - {id: final-VERSION, step: close, group: final, within: PT4H}\n"
+    )
+    v1 = _versioned("1", targets.replace("VERSION", "v1"))
+    v2 = _versioned("2", targets.replace("VERSION", "v2"))
+    store, clock = MemoryStore(), ManualClock(START)
+    cid = open_on(Engine(store, policy=v1, clock=clock), "email")
+    clock.advance(minutes=65)
+    Engine(store, policy=v1, clock=clock).tick()
+    engine = Engine(store, policy=v2, previous_policies=[v1], clock=clock)
+    engine.migrate_policy(cid, actor="team-lead:sam", reason="version 2")
+    assert {d.target for d in store.pending_deadlines(cid)} == {"final-v2"}
+    clock.advance(hours=3)
+    assert [e.data["key"] for e in engine.tick()] == ["0:final-v2:warn75", "0:final-v2:breach"]
     assert engine.replay(cid) == engine.get(cid)

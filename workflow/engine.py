@@ -91,6 +91,7 @@ def retention_ends(closed_at: datetime, policy: Policy) -> datetime:
 MAX_IDEMPOTENCY_KEY = 200
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 _Item = tuple[str, dict[str, Any]]
+_NO_KEYS: frozenset[tuple[str, str]] = frozenset()
 
 
 def _sla_item(
@@ -427,7 +428,26 @@ class Engine:
         policy = self._policies.get(case.policy_version)
         if policy is None or not self._has_sla[policy.stamp]:
             return [] if changed_policy else None
-        return sla.deadlines(case, policy)
+        return sla.deadlines(case, policy, breached_before=self._breached_before(case, policy))
+
+    def _breached_before(self, case: Case, policy: Policy) -> frozenset[tuple[str, str]]:
+        """The (step, group) keys that breached this cycle under targets ``policy`` does
+        not have (before ``migrate_policy``), from their ``sla_breached`` events: the
+        target's key in the policy the event was recorded under, or, if this engine was
+        not given that policy, the event's step (in its default group). The history is
+        read only for such a case."""
+        if not case.sla_fired:
+            return _NO_KEYS
+        unknown = sla.unknown_breaches(case, policy)
+        if not unknown:
+            return _NO_KEYS
+        keys: set[tuple[str, str]] = set()
+        for event in self.store.events(case.id):
+            if event.type == "sla_breached" and event.data.get("key") in unknown:
+                then = self._policies.get(event.policy_version)
+                key = then.sla_target_keys.get(event.data["target"]) if then else None
+                keys.add(key or (event.data["step"], event.data["step"]))
+        return frozenset(keys)
 
     def _late(
         self, case: Case, policy: Policy, step: str, now: datetime, *, ends: bool = False
@@ -435,9 +455,10 @@ class Engine:
         """SLA events for this step's own deadlines that have passed unrecorded; when the
         step ends the case (close, withdraw), for every deadline that has passed, since
         the sweeper will not see them afterwards (recorded, without breach actions)."""
+        before = self._breached_before(case, policy)
         return [
             _sla_item(d, None, late=True)
-            for d in sla.deadlines(case, policy, now=now)
+            for d in sla.deadlines(case, policy, now=now, breached_before=before)
             if (ends or d.step == step) and d.due_at <= now
         ]
 
@@ -485,7 +506,8 @@ class Engine:
         if policy is None:
             self._log.warning("sla sweep: the case's policy is not loaded", case_id=case_id)
             return []
-        due = [d for d in sla.deadlines(case, policy) if d.due_at <= now]
+        before = self._breached_before(case, policy)
+        due = [d for d in sla.deadlines(case, policy, breached_before=before) if d.due_at <= now]
         if not due:
             return []
         targets = {t.id: t for t in sla.targets_for(case, policy)}

@@ -7,6 +7,7 @@ an indexed query and never loads every open case. ``status`` reports each target
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -129,6 +130,22 @@ def _key(case: Case, target: Target, kind: str, percent: int) -> str:
     return f"{case.reopened}:{target.id}:{suffix}"
 
 
+def unknown_breaches(case: Case, policy: Policy) -> frozenset[str]:
+    """The keys of this cycle's recorded breaches whose target id ``policy`` does not
+    have: recorded under the policy the case ran under before ``migrate_policy``. Which
+    (step, group) they breached is in their ``sla_breached`` events (the engine reads
+    them and passes ``breached_before`` to ``deadlines``)."""
+    prefix, suffix = f"{case.reopened}:", ":breach"
+    keys = policy.sla_target_keys
+    return frozenset(
+        key
+        for key in case.sla_fired
+        if key.startswith(prefix)
+        and key.endswith(suffix)
+        and key[len(prefix) : -len(suffix)] not in keys
+    )
+
+
 def _breached(case: Case, policy: Policy) -> set[tuple[str, str]]:
     """The (step, group) keys whose breach this cycle is recorded, under whichever target
     applied then: a step breaches once a cycle, even if the breach (raising the priority,
@@ -145,11 +162,19 @@ def _breached(case: Case, policy: Policy) -> set[tuple[str, str]]:
     return breached
 
 
-def deadlines(case: Case, policy: Policy, *, now: datetime | None = None) -> list[Deadline]:
+def deadlines(
+    case: Case,
+    policy: Policy,
+    *,
+    now: datetime | None = None,
+    breached_before: Collection[tuple[str, str]] = (),
+) -> list[Deadline]:
     """The case's pending deadlines, soonest first. None while the case is closed,
     withdrawn or its SLA clock is paused (unless ``now`` is given: then the pause so far
     counts as paused time, to find what a step taken now is late for); none for a step
-    already taken this cycle."""
+    already taken this cycle, or one that breached this cycle: under ``policy``'s
+    targets, or (``breached_before``: its (step, group) keys) under the targets of a
+    policy the case ran under before (see ``unknown_breaches``)."""
     if case.state in ("closed", "withdrawn"):
         return []
     pauses = case.pauses
@@ -158,7 +183,9 @@ def deadlines(case: Case, policy: Policy, *, now: datetime | None = None) -> lis
             return []
         pauses = (*pauses, (case.paused_since, now))
     out: list[Deadline] = []
-    breached = _breached(case, policy) if case.sla_fired else ()
+    breached: Collection[tuple[str, str]] = _breached(case, policy) if case.sla_fired else ()
+    if breached_before:
+        breached = {*breached, *breached_before}
     for target in targets_for(case, policy):
         if case.step_time(target.step) is not None or target.key in breached:
             continue
