@@ -32,6 +32,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Engine,
+    Select,
     String,
     Table,
     bindparam,
@@ -501,6 +502,26 @@ class SqlStore:
         the two queries (compiled from the same Core statements) run on the DBAPI
         connection: per row, Core's result machinery cost more than SQLite's own reading
         (docs/decisions/0014-fast-verify.md)."""
+        cases_q, events_q = self._history_queries()
+        if self._hot is not None:
+            with _translated("reading every case"):
+                yield from self._raw_histories(cases_q, events_q)
+            return
+        with _translated("reading every case"):
+            yield from self._core_histories(cases_q, events_q)
+
+    def stored_history(self, case_id: str) -> StoredHistory | None:
+        """One case's snapshot text and stored events, in one read transaction (for
+        ``audit.verify_store(store, case_id)``); None if neither is stored."""
+        cases_q, events_q = self._history_queries(case_id)
+        with _translated(f"reading case {case_id}"), self.reader.connect() as conn:
+            conn = self._one_snapshot(conn)
+            cases, events = conn.execute(cases_q).all(), conn.execute(events_q).all()
+        return next(_merged(cases, iter(events)), None)
+
+    def _history_queries(self, case_id: str | None = None) -> tuple[Select[Any], Select[Any]]:
+        """The two reads behind a stored history: case rows ``(case_id, snapshot)`` and
+        event rows, both ordered by case id (byte order), for every case or one."""
         t = self.tables
         e = t.events
         case_key: ColumnElement[Any] = t.cases.c.case_id
@@ -514,17 +535,24 @@ class SqlStore:
             e.c.case_id, e.c.seq, e.c.type, type_coerce(e.c.at, String), e.c.actor, e.c.data,
             e.c.policy_version, e.c.prev_hash, e.c.hash,
         ).order_by(event_key, e.c.seq)  # fmt: skip
-        if self._hot is not None:
-            with _translated("reading every case"):
-                yield from self._raw_histories(cases_q, events_q)
-            return
-        with _translated("reading every case"), self.reader.connect() as conn:
-            if self.dialect == "sqlite":
-                conn.exec_driver_sql("BEGIN")  # one snapshot of the WAL for both reads
-            else:
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            conn = conn.execution_options(yield_per=2000)
+        if case_id is not None:
+            cases_q = cases_q.where(t.cases.c.case_id == case_id)
+            events_q = events_q.where(e.c.case_id == case_id)
+        return cases_q, events_q
+
+    def _core_histories(
+        self, cases_q: Select[Any], events_q: Select[Any]
+    ) -> Iterator[StoredHistory]:
+        with self.reader.connect() as conn:
+            conn = self._one_snapshot(conn).execution_options(yield_per=2000)
             yield from _merged(conn.execute(cases_q), iter(conn.execute(events_q)))
+
+    def _one_snapshot(self, conn: Connection) -> Connection:
+        """``conn`` with its reads in one transaction that sees one state of the database."""
+        if self.dialect == "sqlite":
+            conn.exec_driver_sql("BEGIN")  # one snapshot of the WAL for every read
+            return conn
+        return conn.execution_options(isolation_level="REPEATABLE READ")
 
     def _raw_histories(
         self, cases_q: ClauseElement, events_q: ClauseElement

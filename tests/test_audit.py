@@ -22,6 +22,7 @@ from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
 from tests.test_properties import good_inputs
 from workflow import Engine, ManualClock, StepRefused, allowed_steps, audit
 from workflow.cli import main
+from workflow.errors import AuditFailure
 
 
 def history(engine: Engine, clock: ManualClock, n_cases: int = 2) -> list[str]:
@@ -136,6 +137,46 @@ def test_an_edited_snapshot_is_located(sql: tuple[SqlStore, str, str]) -> None:
     assert "snapshot differs" in findings[0].problem
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "problem"),
+    [
+        # A key the case does not have, holding anything at all.
+        ('"transfers":0', '"transfers":0,"note":"paid in cash"', "note: Unexpected keyword"),
+        # A field left at its default, renamed: read back, the case looked the same.
+        ('"escalation":null', '"escalated":null', "escalated: Unexpected keyword"),
+        # A key given twice: readers differ on which value counts.
+        ('"transfers":0', '"transfers":5,"transfers":0', "'transfers' appears twice"),
+    ],
+    ids=["added", "renamed", "twice"],
+)
+def test_a_snapshot_with_a_key_a_case_does_not_have_is_located(
+    sql: tuple[SqlStore, str, str], old: str, new: str, problem: str
+) -> None:
+    # Read back leniently, each of these snapshots gives the same case as a replay.
+    store, url, p = setup(sql)
+    tamper(url, f"UPDATE {p}cases SET snapshot = REPLACE(snapshot, '{old}', '{new}') "
+                f"WHERE case_id = 'case-0'")  # fmt: skip
+    assert new in _snapshot_of(url, p, "case-0")
+    fresh = SqlStore(url, prefix=p)
+    # The whole store, and the case alone (its snapshot as stored, not as ``load`` reads it).
+    for findings in (audit.verify_store(store), audit.verify_store(fresh, "case-0")):
+        assert [(f.case_id, f.seq) for f in findings] == [("case-0", None)]
+        assert findings[0].problem.startswith("the stored snapshot is unreadable: ")
+        assert problem in findings[0].problem
+    assert audit.verify_store(fresh, "case-1") == []
+    fresh.close()
+
+
+def _snapshot_of(url: str, prefix: str, case_id: str) -> str:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        text = conn.exec_driver_sql(
+            f"SELECT snapshot FROM {prefix}cases WHERE case_id = '{case_id}'"
+        ).scalar_one()
+    engine.dispose()
+    return str(text)
+
+
 def test_an_edited_personal_value_is_located(sql: tuple[SqlStore, str, str]) -> None:
     # The customer's name sits in the snapshot only (events hold its salted reference):
     # changing it there, even consistently, no longer gives the reference.
@@ -189,6 +230,28 @@ def test_an_export_verifies_offline_and_a_tampered_export_does_not() -> None:
     findings = audit.verify_export(forged.splitlines())
     assert {f.case_id for f in findings} == {"case-0", "case-1"}
     assert all("does not match its hash" in f.problem for f in findings)
+
+
+def test_an_export_line_with_a_key_twice_is_refused() -> None:
+    # Python reads the last of two equal keys, other readers the first: a line with a
+    # forged first value and the true last one must not verify as the true one.
+    from adapters.memory import MemoryStore
+
+    store = MemoryStore()
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock, n_cases=1)
+    out = io.StringIO()
+    audit.export_jsonl(store, out)
+    text = out.getvalue()
+    assert audit.verify_export(text.splitlines()) == []
+    forged = text.replace('"promise": "Refund 40 EUR"',
+                          '"promise": "Refund 400 EUR", "promise": "Refund 40 EUR"')  # fmt: skip
+    assert forged != text
+    lines = forged.splitlines()
+    number = next(n for n, line in enumerate(lines, start=1) if "Refund 400 EUR" in line)
+    with pytest.raises(AuditFailure, match=f"line {number} is not JSON: the key 'promise' "
+                                           "appears twice in one object"):  # fmt: skip
+        audit.verify_export(lines)
 
 
 def test_state_at_gives_the_case_as_it_stood(engine: Engine, clock: ManualClock,

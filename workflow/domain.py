@@ -14,7 +14,7 @@ from enum import StrEnum
 from functools import cache, lru_cache
 from typing import Annotated, Any, TypeVar
 
-from pydantic import Field, TypeAdapter, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, field_validator
 from pydantic.dataclasses import dataclass
 
 from policies.decision import Decision
@@ -23,6 +23,11 @@ from workflow.personal import Personal
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+#: The records a case holds refuse keys they do not have when read from JSON (a stored
+#: snapshot): an added or renamed key is an edit for ``audit.verify`` to report, and a
+#: field this version does not know must not be dropped silently when the case is written
+#: back (docs/decisions/0018-strict-snapshots.md).
+_STORED = ConfigDict(extra="forbid")
 
 
 class Channel(StrEnum):
@@ -103,7 +108,7 @@ def _parse_actor(value: str) -> Actor:
 MAX_CONTACT = 500
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Customer:
     """The complaining customer. ``account`` is their account number with the company."""
 
@@ -114,14 +119,14 @@ class Customer:
     tier: Slug = "standard"
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Note:
     text: Text
     by: str
     at: datetime
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Offer:
     """One offer: one or more remedy options for the customer to choose from."""
 
@@ -141,7 +146,7 @@ class Offer:
         return self.options[self.chosen - 1] if self.chosen is not None else None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Promise:
     """What was agreed and by when; ``kept_at`` and ``evidence`` once it is kept."""
 
@@ -156,7 +161,7 @@ class Promise:
     evidence: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Escalation:
     reason: Text
     to_role: Slug
@@ -165,7 +170,7 @@ class Escalation:
     resume_to: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Feedback:
     at: datetime
     by: str
@@ -173,7 +178,7 @@ class Feedback:
     comment: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=_STORED)
 class Case:
     """One complaint, as it stands after its last event (``version`` = that event's seq)."""
 

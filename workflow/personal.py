@@ -19,6 +19,7 @@ import secrets
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from pydantic import ConfigDict
 from pydantic.dataclasses import dataclass
 
 #: The event that records an erasure (no personal data in it).
@@ -37,7 +38,7 @@ PERSONAL_PATHS: dict[str, tuple[tuple[str, ...], ...]] = {
 Vault = Mapping[str, "Personal"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, config=ConfigDict(extra="forbid"))
 class Personal:
     """One personal value, its salt (hex) and the reference events carry for it."""
 

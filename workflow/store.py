@@ -131,3 +131,15 @@ class ReadsStoredHistories(Protocol):
     def stored_histories(self) -> Iterator[StoredHistory]:
         """Every case, in one consistent read, case by case, with bounded memory."""
         ...
+
+
+@runtime_checkable
+class ReadsStoredHistory(Protocol):
+    """An optional capability: one case's stored form, so that verifying one case checks
+    its snapshot as stored (text) rather than as ``load`` reads it
+    (``workflow.audit.verify_store(store, case_id)`` uses it when the store has it)."""
+
+    def stored_history(self, case_id: str) -> StoredHistory | None:
+        """The case's snapshot text and events in one consistent read; None if the store
+        holds neither."""
+        ...
