@@ -292,7 +292,7 @@ def _offer_number(ctx: StepContext, status: OfferStatus) -> int:
 def approve_offer(ctx: StepContext) -> dict[str, Any]:
     number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
     offer = ctx.case.offers[-1]
-    if Actor.parse(offer.offered_by).id.casefold() == ctx.actor.id.casefold():
+    if Actor.parse(offer.offered_by).person == ctx.actor.person:
         ctx.violation(
             Decision.denied(
                 "approval.four_eyes",
