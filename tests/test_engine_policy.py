@@ -334,3 +334,61 @@ def test_a_case_with_an_open_offer_cannot_move_to_a_policy_in_another_currency()
     dollars, _ = new_engine(usd, store=store, previous_policies=[POLICY])
     with pytest.raises(StepNotAllowed, match="open in EUR"):
         dollars.migrate_policy(cid, actor="team-lead:sam", reason="new policy")
+
+
+@pytest.mark.postgres
+def test_two_acceptances_for_one_customer_at_once_on_postgresql_never_deadlock() -> None:
+    """Regression: each acceptance locked the customer's *other* case (the cap was read
+    from it) and then updated its own, so two acceptances on two cases of one customer,
+    at the same moment, locked in opposite orders: PostgreSQL killed one as a deadlock,
+    reported as ``StoreUnavailable`` ("the database is unavailable or busy"), which
+    ``retrying`` does not retry. Now one goes through and the other gets a
+    ``ConcurrencyConflict`` (and, retried, is judged against the new total)."""
+    import threading
+
+    from sqlalchemy import event
+
+    from tests.stores import postgres_store
+
+    stores = postgres_store()
+    store = next(stores)
+    try:
+        engine, clock = new_engine(store=store)
+        first, second = apologised(engine), apologised(engine)
+        engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+        engine.offer_remedy(second, actor="agent:alice", options=[refund("50")])
+        due = clock.now() + timedelta(days=1)
+        both_locked = threading.Barrier(2)
+
+        @event.listens_for(store.engine, "before_cursor_execute")  # type: ignore[attr-defined]
+        def meet_before_the_update(*args: Any) -> None:
+            if args[2].lstrip().upper().startswith("UPDATE"):
+                try:  # both hold their locks here, if they can both get this far
+                    both_locked.wait(timeout=2)
+                except threading.BrokenBarrierError:
+                    pass
+
+        outcomes: dict[str, str] = {}
+
+        def accept(cid: str) -> None:
+            try:
+                engine.accept_remedy(cid, actor="customer:c", option=1, promise="r", due=due)
+                outcomes[cid] = "accepted"
+            except Exception as error:  # noqa: BLE001 - the outcome is what is checked
+                outcomes[cid] = type(error).__name__
+
+        workers = [threading.Thread(target=accept, args=(cid,)) for cid in (first, second)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        event.remove(store.engine, "before_cursor_execute", meet_before_the_update)  # type: ignore[attr-defined]
+        assert sorted(outcomes.values()) == ["ConcurrencyConflict", "accepted"]
+        loser = next(cid for cid, outcome in outcomes.items() if outcome != "accepted")
+        assert engine.get(loser).state == "remedy_offered"
+        retried = engine.retrying(
+            lambda: engine.accept_remedy(loser, actor="customer:c", option=1, promise="r", due=due)
+        )
+        assert retried.state == "promised"  # 50 + 50 is within the cap of 100
+    finally:
+        stores.close()
