@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from policies.calendar import WorkingCalendar
-from policies.money import minor_units
+from policies.money import currency_code, minor_units
 from policies.remedy import BUILTIN_REMEDY_KINDS, MONETARY_REMEDY_KINDS, Remedy
 from policies.sla import SlaRules, Target
 from policies.types import (
@@ -71,6 +71,16 @@ class CustomerCap(Strict):
 
     amount: Amount
     period: Duration
+
+    @field_validator("period")
+    @classmethod
+    def _some_time(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(
+                "a cap's period must be longer than zero (over no time at all, nothing "
+                "paid would ever count): write e.g. P365D"
+            )
+        return value
 
 
 class Caps(Strict):
@@ -151,8 +161,7 @@ class Policy(Strict):
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:
-        minor_units(value)
-        return value
+        return currency_code(value)  # ``eur`` is EUR, as in amounts
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
