@@ -193,8 +193,20 @@ class Policy(Strict):
             for kind, value in kinds.items():
                 kind_known(("normal_remedies", category, kind), kind)
                 amount(("normal_remedies", category, kind), value)
-        if self.caps.per_customer is not None:
-            amount(("caps", "per_customer", "amount"), self.caps.per_customer.amount)
+        cap = self.caps.per_customer
+        if cap is not None:
+            amount(("caps", "per_customer", "amount"), cap.amount)
+            kept = timedelta(days=365 * self.retention.years)  # a calendar year is no shorter
+            if cap.period > kept:
+                problems.append(
+                    (
+                        ("caps", "per_customer", "period"),
+                        f"the cap counts payments over {cap.period.days} days, longer than "
+                        f"closed cases are kept (retention.years: {self.retention.years}): "
+                        "payments on purged cases would drop out of the cap; shorten the "
+                        "period or keep records longer",
+                    )
+                )
         if self.categories is not None:
             seen: set[str] = set()
             for index, category in enumerate(self.categories):

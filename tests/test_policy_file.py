@@ -149,6 +149,12 @@ MISTAKES = [
         "longer than zero",
     ),
     (
+        "a cap that outlives the records it counts",
+        BASE + "caps:\n  per_customer:\n    amount: 300\n    period: P400D\nretention:\n  years: 1\n",
+        "caps.per_customer.period (line 12)",
+        "longer than closed cases are kept (retention.years: 1",
+    ),
+    (
         "undeclared category",
         BASE + "categories: [delivery]\nadjustments:\n  categories:\n    billing: 2\n",
         "adjustments.categories.billing (line 12)",
