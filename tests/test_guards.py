@@ -390,7 +390,7 @@ def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) ->
 def test_four_eyes_is_not_fooled_by_spaces_or_lookalike_forms_of_the_same_id(
     store: Any, clock: ManualClock, approver: str
 ) -> None:
-    """Regression: ``team-lead:alice `` (a trailing space) or a full-width ``ａlice``
+    """Regression: ``team-lead:alice `` (a trailing space) or a full-width ``\uff41lice``
     approved an offer ``agent:alice`` made: ids were compared as typed."""
     from workflow import Decision, OfferRequest
 

@@ -150,7 +150,8 @@ MISTAKES = [
     ),
     (
         "a cap that outlives the records it counts",
-        BASE + "caps:\n  per_customer:\n    amount: 300\n    period: P400D\nretention:\n  years: 1\n",
+        BASE + "caps:\n  per_customer:\n    amount: 300\n    period: P400D\n"
+        "retention:\n  years: 1\n",
         "caps.per_customer.period (line 12)",
         "longer than closed cases are kept (retention.years: 1",
     ),

@@ -80,7 +80,7 @@ class Actor:
     @property
     def person(self) -> str:
         """The person the id names, for comparing people (four eyes): compatibility-
-        normalised (NFKC, so a full-width ``ａlice`` is ``alice``), case-folded, and with
+        normalised (NFKC, so a full-width ``\uff41lice`` is ``alice``), case-folded, and with
         surrounding spaces dropped and inner runs of spaces made one (``alice `` is
         ``alice``)."""
         return " ".join(unicodedata.normalize("NFKC", self.id).casefold().split())
