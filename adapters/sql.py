@@ -415,11 +415,17 @@ class SqlStore:
     def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
         """Other cases the decision read must still be at those versions. On PostgreSQL
         their rows are locked until commit, so a concurrent writer waits and then sees
-        the change; SQLite's write lock serialises writers already."""
+        the change; SQLite's write lock serialises writers already. The case's own row
+        is locked with them, all in case id order: two writers that each read the
+        other's case (two acceptances for one customer) lock in the same order, so one
+        waits for the other instead of deadlocking."""
         c = self.tables.cases
-        query = select(c.c.case_id, c.c.version).where(c.c.case_id.in_(list(versions)))
+        query = select(c.c.case_id, c.c.version)
         if self.dialect == "postgresql":
-            query = query.with_for_update()
+            ids = sorted({case_id, *versions})
+            query = query.where(c.c.case_id.in_(ids)).order_by(c.c.case_id).with_for_update()
+        else:
+            query = query.where(c.c.case_id.in_(list(versions)))
         found = {row[0]: row[1] for row in conn.execute(query)}
         for other, version in versions.items():
             if found.get(other, 0) != version:

@@ -19,7 +19,7 @@ an agent can read. Rule ids:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal
+from decimal import ROUND_DOWN, Decimal, InvalidOperation
 
 from policies.decision import Decision, Outcome
 from policies.model import Policy
@@ -43,8 +43,13 @@ class OfferRequest:
     paid_in_period: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
-        if isinstance(self.paid_in_period, float):
+        paid = self.paid_in_period
+        if isinstance(paid, float):
             raise TypeError("paid_in_period is money: a Decimal, never a float")
+        if not isinstance(paid, Decimal | int) or isinstance(paid, bool):
+            raise TypeError(f"paid_in_period is money: a Decimal, got {type(paid).__name__}")
+        if not Decimal(paid).is_finite() or paid < 0:
+            raise ValueError(f"paid_in_period must be a finite amount of 0 or more, got {paid}")
 
 
 #: The strictest outcome first.
@@ -74,7 +79,13 @@ class _Verdicts:
 
 
 def _quantize(amount: Decimal, currency: str) -> Decimal:
-    return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_DOWN)
+    """``amount`` rounded down to the currency's minor units; an amount with more digits
+    than that leaves room for (beyond 10^25 or so) is returned as it is, not refused:
+    it is still compared exactly."""
+    try:
+        return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_DOWN)
+    except InvalidOperation:
+        return amount
 
 
 def limit_for(

@@ -24,7 +24,7 @@ from pydantic import (
 )
 
 from policies.calendar import WorkingCalendar
-from policies.money import minor_units
+from policies.money import currency_code, minor_units
 from policies.remedy import BUILTIN_REMEDY_KINDS, MONETARY_REMEDY_KINDS, Remedy
 from policies.sla import SlaRules, Target
 from policies.types import (
@@ -71,6 +71,16 @@ class CustomerCap(Strict):
 
     amount: Amount
     period: Duration
+
+    @field_validator("period")
+    @classmethod
+    def _some_time(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError(
+                "a cap's period must be longer than zero (over no time at all, nothing "
+                "paid would ever count): write e.g. P365D"
+            )
+        return value
 
 
 class Caps(Strict):
@@ -151,8 +161,7 @@ class Policy(Strict):
     @field_validator("currency")
     @classmethod
     def _iso_currency(cls, value: str) -> str:
-        minor_units(value)
-        return value
+        return currency_code(value)  # ``eur`` is EUR, as in amounts
 
     @model_validator(mode="after")
     def _consistent(self) -> Policy:
@@ -184,8 +193,20 @@ class Policy(Strict):
             for kind, value in kinds.items():
                 kind_known(("normal_remedies", category, kind), kind)
                 amount(("normal_remedies", category, kind), value)
-        if self.caps.per_customer is not None:
-            amount(("caps", "per_customer", "amount"), self.caps.per_customer.amount)
+        cap = self.caps.per_customer
+        if cap is not None:
+            amount(("caps", "per_customer", "amount"), cap.amount)
+            kept = timedelta(days=365 * self.retention.years)  # a calendar year is no shorter
+            if cap.period > kept:
+                problems.append(
+                    (
+                        ("caps", "per_customer", "period"),
+                        f"the cap counts payments over {cap.period.days} days, longer than "
+                        f"closed cases are kept (retention.years: {self.retention.years}): "
+                        "payments on purged cases would drop out of the cap; shorten the "
+                        "period or keep records longer",
+                    )
+                )
         if self.categories is not None:
             seen: set[str] = set()
             for index, category in enumerate(self.categories):

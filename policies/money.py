@@ -44,7 +44,8 @@ def _places(amount: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def _currency_code(value: Any) -> str:
+def currency_code(value: Any) -> str:
+    """``value`` as an ISO 4217 code (``" eur"`` is ``EUR``); ``MoneyError`` if unknown."""
     if not isinstance(value, str):
         raise ValueError("currency must be an ISO 4217 code such as 'EUR'")
     code = value.strip().upper()
@@ -73,7 +74,7 @@ def _validator_model() -> type[BaseModel]:
         @field_validator("currency", mode="before")
         @classmethod
         def _known_currency(cls, value: Any) -> Any:
-            return _currency_code(value)
+            return currency_code(value)
 
         @model_validator(mode="after")
         def _check_amount(self) -> Money:
@@ -250,7 +251,7 @@ def _fast(value: Any) -> Money | None:
     known = _KNOWN.get(currency)
     if known is None:
         try:
-            code = _currency_code(currency)
+            code = currency_code(currency)
             known = (code, minor_units(code))
         except (ValueError, MoneyError):
             return None

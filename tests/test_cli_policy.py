@@ -129,3 +129,15 @@ def test_docs_show_the_current_explain_and_check_output() -> None:
         _, out = run("policy", *args)
         out = out.replace(str(root) + "/", "")
         assert out in page, out
+
+
+@pytest.mark.parametrize("paid", ["nan", "-1000"])
+def test_explain_refuses_an_amount_paid_that_is_not_an_amount_cleanly(paid: str) -> None:
+    """Regression: ``--paid nan`` ended in a ``decimal.InvalidOperation`` traceback and
+    ``--paid -1000`` raised the customer's cap by 1000."""
+    code, out = run(
+        "policy", "explain", RETAIL, "--role", "agent", "--remedy", "refund:40.00EUR",
+        "--paid", paid,
+    )  # fmt: skip
+    assert code == 2, out
+    assert "paid_in_period" in out

@@ -185,3 +185,33 @@ def test_an_amount_on_a_kind_that_is_not_money_is_still_limited() -> None:
     with_amount = ask("replacement:60.00EUR")
     assert decided(with_amount) == ("needs_approval", ("limits.agent.replacement",))
     assert decided(ask("replacement")) == ("allowed", ("limits.agent.replacement",))
+
+
+HUGE = "1" + "0" * 30  # 10^30: more digits than Decimal's default 28 with the cents
+
+
+def test_an_amount_too_large_for_the_currencys_cents_is_decided_not_a_crash() -> None:
+    """Regression: showing an amount rounded to the currency's minor units raised a bare
+    ``decimal.InvalidOperation`` once it had more than 28 digits with them, so an absurd
+    offer (or a policy writing ``authority: 1e30`` for "no limit") crashed every
+    decision instead of being judged."""
+    decision = decide_offer(POLICY, ask(f"refund:{HUGE}EUR"))
+    assert decision.outcome.value == "denied"
+    assert decision.rule_ids == ("limits.none", "caps.per_customer")
+    assert f"no role may give {HUGE} EUR as refund" in decision.reasons[0]
+    unlimited = parse_policy(
+        "name: x\nversion: '1'\ncurrency: EUR\nroles: {director: {authority: 1e30}}\n"
+        "caps: {per_customer: {amount: 1e30, period: P30D}}\n"
+    )
+    assert decided(ask("refund:40.00EUR", role="director"), unlimited) == (
+        "allowed",
+        ("limits.director.refund", "caps.per_customer"),
+    )
+
+
+@pytest.mark.parametrize("paid", [Decimal("NaN"), Decimal("Infinity"), Decimal("-0.01")])
+def test_what_the_customer_was_paid_is_a_finite_amount_not_below_zero(paid: Decimal) -> None:
+    """Regression: ``paid_in_period=NaN`` crashed the cap check with a bare
+    ``decimal.InvalidOperation``, and a negative amount paid raised the cap."""
+    with pytest.raises(ValueError, match="paid_in_period"):
+        ask("refund:10.00EUR", paid_in_period=paid)

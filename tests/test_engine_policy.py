@@ -334,3 +334,114 @@ def test_a_case_with_an_open_offer_cannot_move_to_a_policy_in_another_currency()
     dollars, _ = new_engine(usd, store=store, previous_policies=[POLICY])
     with pytest.raises(StepNotAllowed, match="open in EUR"):
         dollars.migrate_policy(cid, actor="team-lead:sam", reason="new policy")
+
+
+@pytest.mark.postgres
+def test_two_acceptances_for_one_customer_at_once_on_postgresql_never_deadlock() -> None:
+    """Regression: each acceptance locked the customer's *other* case (the cap was read
+    from it) and then updated its own, so two acceptances on two cases of one customer,
+    at the same moment, locked in opposite orders: PostgreSQL killed one as a deadlock,
+    reported as ``StoreUnavailable`` ("the database is unavailable or busy"), which
+    ``retrying`` does not retry. Now one goes through and the other gets a
+    ``ConcurrencyConflict`` (and, retried, is judged against the new total)."""
+    import contextlib
+    import threading
+
+    from sqlalchemy import event
+
+    from tests.stores import postgres_store
+
+    stores = postgres_store()
+    store = next(stores)
+    try:
+        engine, clock = new_engine(store=store)
+        first, second = apologised(engine), apologised(engine)
+        engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+        engine.offer_remedy(second, actor="agent:alice", options=[refund("50")])
+        due = clock.now() + timedelta(days=1)
+        both_locked = threading.Barrier(2)
+
+        @event.listens_for(store.engine, "before_cursor_execute")  # type: ignore[attr-defined]
+        def meet_before_the_update(*args: Any) -> None:
+            if args[2].lstrip().upper().startswith("UPDATE"):
+                # Both hold their locks here, if they can both get this far.
+                with contextlib.suppress(threading.BrokenBarrierError):
+                    both_locked.wait(timeout=2)
+
+        outcomes: dict[str, str] = {}
+
+        def accept(cid: str) -> None:
+            try:
+                engine.accept_remedy(cid, actor="customer:c", option=1, promise="r", due=due)
+                outcomes[cid] = "accepted"
+            except Exception as error:  # the outcome is what is checked
+                outcomes[cid] = type(error).__name__
+
+        workers = [threading.Thread(target=accept, args=(cid,)) for cid in (first, second)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(timeout=60)
+        event.remove(store.engine, "before_cursor_execute", meet_before_the_update)  # type: ignore[attr-defined]
+        assert sorted(outcomes.values()) == ["ConcurrencyConflict", "accepted"]
+        loser = next(cid for cid, outcome in outcomes.items() if outcome != "accepted")
+        assert engine.get(loser).state == "remedy_offered"
+        retried = engine.retrying(
+            lambda: engine.accept_remedy(loser, actor="customer:c", option=1, promise="r", due=due)
+        )
+        assert retried.state == "promised"  # 50 + 50 is within the cap of 100
+    finally:
+        stores.close()
+
+
+def test_an_offer_classified_rip_off_while_it_awaits_approval_is_judged_as_one() -> None:
+    """Regression: approval only checked the approver's authority. An 80 EUR refund
+    offered before the customer was classified ``rip-off`` was approved and accepted,
+    though the company normally gives 30 EUR for delivery: offered now, it is denied.
+    Approval lifts ``needs_approval``; it never lifts a denial."""
+    engine, _ = new_engine()
+    cid = apologised(engine)
+    engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")])
+    engine.classify(cid, actor="agent:bob", complainant_type="rip-off")
+    before = engine.get(cid)
+    with pytest.raises(PolicyViolation) as refused:
+        engine.approve_offer(cid, actor="team-lead:sam")
+    assert refused.value.decision.rule_ids == ("playbooks.rip-off.normal",)
+    assert "more than the 30.00 EUR the company normally gives" in str(refused.value)
+    assert engine.get(cid) == before
+    assert engine.refuse_offer(cid, actor="team-lead:sam", reason="rip-off").state == "apologised"
+
+
+def test_an_offer_awaiting_approval_is_judged_under_the_policy_it_was_migrated_to() -> None:
+    """Regression: after ``migrate_policy`` to a policy with a lower cap, an offer made
+    under the old one was approved although the new policy denies it."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")])
+    lower = parse_policy(POLICY_TEXT.replace("{amount: 100.00,", "{amount: 60.00,"))
+    migrated, _ = new_engine(lower, store=store, previous_policies=[POLICY])
+    migrated.migrate_policy(cid, actor="team-lead:sam", reason="policy 2")
+    with pytest.raises(PolicyViolation) as refused:
+        migrated.approve_offer(cid, actor="team-lead:sam")
+    assert refused.value.decision.rule_ids == ("caps.per_customer",)
+    assert migrated.get(cid).state == "awaiting_approval"
+
+
+def test_an_offer_awaiting_approval_counts_what_was_paid_meanwhile() -> None:
+    engine, clock = new_engine()
+    cid = apologised(engine)
+    engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")])
+    pay(engine, apologised(engine), "30.00", clock)
+    with pytest.raises(PolicyViolation, match=r"paid 30\.00 EUR") as refused:
+        engine.approve_offer(cid, actor="team-lead:sam")
+    assert refused.value.decision.rule_ids == ("caps.per_customer",)
+
+
+def test_an_approval_is_judged_with_the_offers_made_before_it() -> None:
+    """The offer being approved is not counted against ``offers.max_per_case``."""
+    one = parse_policy(POLICY_TEXT + "offers: {max_per_case: 1}\n")
+    engine, _ = new_engine(one)
+    cid = apologised(engine)
+    engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")])
+    assert engine.approve_offer(cid, actor="team-lead:sam").state == "remedy_offered"

@@ -15,6 +15,7 @@ from pydantic import TypeAdapter
 from tests.conftest import AGENT, CUSTOMER, PATH, START, open_case
 from workflow import (
     STEP_NAMES,
+    Actor,
     Engine,
     InvalidStepData,
     ManualClock,
@@ -380,6 +381,33 @@ def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) ->
         engine.step(cid, step, actor=AGENT, **inputs)
     with pytest.raises(PolicyViolation, match="four_eyes"):
         engine.approve_offer(cid, actor="team-lead:ALICE")
+
+
+@pytest.mark.parametrize(
+    "approver",
+    ["team-lead:alice ", "team-lead:alice\t", "team-lead:\uff41lice", "team-lead:Alice\u00a0"],
+)
+def test_four_eyes_is_not_fooled_by_spaces_or_lookalike_forms_of_the_same_id(
+    store: Any, clock: ManualClock, approver: str
+) -> None:
+    """Regression: ``team-lead:alice `` (a trailing space) or a full-width ``\uff41lice``
+    approved an offer ``agent:alice`` made: ids were compared as typed."""
+    from workflow import Decision, OfferRequest
+
+    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
+        return Decision.needs_approval("test", "always")
+
+    engine = Engine(store, clock=clock, decide=always_approve)
+    cid = open_case(engine)
+    for step, inputs in PATH[:5]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    before = engine.get(cid)
+    with pytest.raises(PolicyViolation, match="four_eyes"):
+        engine.approve_offer(cid, actor=approver)
+    with pytest.raises(PolicyViolation, match="four_eyes"):
+        engine.approve_offer(cid, actor=Actor(role="team-lead", id=" alice"))
+    assert engine.get(cid) == before
+    assert engine.approve_offer(cid, actor="team-lead:alicia").state == "remedy_offered"
 
 
 def test_an_idempotency_key_must_be_short_text(engine: Engine) -> None:

@@ -143,6 +143,19 @@ MISTAKES = [
         "Field required",
     ),
     (
+        "a cap over no time at all",
+        BASE + "caps:\n  per_customer:\n    amount: 300\n    period: P0D\n",
+        "caps.per_customer.period (line 12)",
+        "longer than zero",
+    ),
+    (
+        "a cap that outlives the records it counts",
+        BASE + "caps:\n  per_customer:\n    amount: 300\n    period: P400D\n"
+        "retention:\n  years: 1\n",
+        "caps.per_customer.period (line 12)",
+        "longer than closed cases are kept (retention.years: 1",
+    ),
+    (
         "undeclared category",
         BASE + "categories: [delivery]\nadjustments:\n  categories:\n    billing: 2\n",
         "adjustments.categories.billing (line 12)",
@@ -456,3 +469,10 @@ def test_the_bundled_files_are_shipped_beside_their_expectations() -> None:
         "fca-financial.yaml",
         "fca-financial.cases.yaml",
     } <= names
+
+
+def test_the_currency_code_may_be_written_in_lower_case() -> None:
+    """Regression: ``currency: eur`` was refused as "'eur' is not an ISO 4217 currency
+    code", though amounts in offers read ``eur`` as EUR."""
+    assert parse_policy(BASE.replace("EUR", "eur")).currency == "EUR"
+    assert parse_policy(BASE.replace("EUR", "eur")).digest == parse_policy(BASE).digest

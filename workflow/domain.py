@@ -8,6 +8,7 @@ when many open cases are held in memory. Changing a case means building a new on
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
@@ -75,6 +76,14 @@ class Actor:
 
     def __str__(self) -> str:
         return f"{self.role}:{self.id}"
+
+    @property
+    def person(self) -> str:
+        """The person the id names, for comparing people (four eyes): compatibility-
+        normalised (NFKC, so a full-width ``\uff41lice`` is ``alice``), case-folded, and with
+        surrounding spaces dropped and inner runs of spaces made one (``alice `` is
+        ``alice``)."""
+        return " ".join(unicodedata.normalize("NFKC", self.id).casefold().split())
 
     @classmethod
     def parse(cls, value: Actor | str) -> Actor:

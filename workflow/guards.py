@@ -239,7 +239,9 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
     return remedies
 
 
-def _offer_request(ctx: StepContext, role: str, remedies: tuple[Remedy, ...]) -> OfferRequest:
+def _offer_request(
+    ctx: StepContext, role: str, remedies: tuple[Remedy, ...], offers_made: int | None = None
+) -> OfferRequest:
     case = ctx.case
     capped = ctx.policy.caps.per_customer is not None
     return OfferRequest(
@@ -248,7 +250,7 @@ def _offer_request(ctx: StepContext, role: str, remedies: tuple[Remedy, ...]) ->
         customer_tier=case.customer.tier,
         category=case.category,
         complainant_type=case.complainant_type.value,
-        offers_made=len(case.offers),
+        offers_made=len(case.offers) if offers_made is None else offers_made,
         declines=case.declines,
         paid_in_period=ctx.paid() if capped else Decimal(0),
     )
@@ -292,18 +294,23 @@ def _offer_number(ctx: StepContext, status: OfferStatus) -> int:
 def approve_offer(ctx: StepContext) -> dict[str, Any]:
     number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
     offer = ctx.case.offers[-1]
-    if Actor.parse(offer.offered_by).id.casefold() == ctx.actor.id.casefold():
+    if Actor.parse(offer.offered_by).person == ctx.actor.person:
         ctx.violation(
             Decision.denied(
                 "approval.four_eyes",
                 f"{ctx.actor.id} made offer {number}; a second person must approve it",
             )
         )
-    authority = decide_approval(
-        ctx.policy, _offer_request(ctx, ctx.actor.role, offer.options), ctx.actor.role
-    )
+    # The offer as the approver would make it now (the offers before it counted): under
+    # the case's policy and classification as they are now, with what the customer was
+    # paid meanwhile. Approval lifts ``needs_approval``, never a denial (decision 0019).
+    request = _offer_request(ctx, ctx.actor.role, offer.options, offers_made=number - 1)
+    authority = decide_approval(ctx.policy, request, ctx.actor.role)
     if authority.outcome is Outcome.DENIED:
         ctx.violation(authority)
+    now = ctx.decide(ctx.policy, request)
+    if now.outcome is Outcome.DENIED:
+        ctx.violation(now)
     return _drop_none({"offer": number, "note": ctx.text("note", required=False)})
 
 
