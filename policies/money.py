@@ -53,6 +53,11 @@ def currency_code(value: Any) -> str:
     return _CODES.setdefault(code, code)  # one string per code, shared by every amount
 
 
+#: The most digits an amount may have before its decimal point: no compensation comes
+#: near 10^15 of any currency, and sums of many such amounts stay exact in ``Decimal``'s
+#: default 28 digits (a larger amount is refused, naming the limit).
+MAX_WHOLE_DIGITS = 15
+
 #: Normalised codes, so that every amount in one currency shares its code's string.
 _CODES: dict[str, str] = {}
 
@@ -75,6 +80,20 @@ def _validator_model() -> type[BaseModel]:
         @classmethod
         def _known_currency(cls, value: Any) -> Any:
             return currency_code(value)
+
+        @field_validator("amount")
+        @classmethod
+        def _plain_amount(cls, amount: Decimal) -> Decimal:
+            if not amount.is_finite():
+                raise ValueError(f"amount {amount} is not a finite number")
+            if amount and amount.adjusted() >= MAX_WHOLE_DIGITS:
+                raise ValueError(
+                    f"amount {amount} is too large: at most {MAX_WHOLE_DIGITS} digits "
+                    "before the decimal point"
+                )
+            if amount.as_tuple().exponent > 0:  # type: ignore[operator]
+                amount = amount.quantize(Decimal(1))  # "1E+3" is written 1000
+            return amount
 
         @model_validator(mode="after")
         def _check_amount(self) -> Money:
@@ -248,6 +267,8 @@ def _fast(value: Any) -> Money | None:
         places = _places(amount)
     else:
         return None
+    if amount.adjusted() >= MAX_WHOLE_DIGITS or amount.as_tuple().exponent > 0:
+        return None  # the validator model refuses it, or writes it plainly
     known = _KNOWN.get(currency)
     if known is None:
         try:

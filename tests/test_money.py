@@ -39,11 +39,22 @@ def test_a_float_in_json_is_refused() -> None:
         ("1", "XAU", "no"),
         ("NaN", "EUR", "finite"),
         ("Infinity", "EUR", "finite"),
+        ("1e15", "EUR", "at most 15 digits"),
+        ("-1000000000000000", "EUR", "at most 15 digits"),
+        ("1e30", "JPY", "at most 15 digits"),
     ],
 )
 def test_amounts_must_fit_the_currency(amount: str, currency: str, problem: str) -> None:
     with pytest.raises((ValidationError, MoneyError), match=problem):
         Money.of(amount, currency)
+
+
+def test_the_largest_amount_is_allowed_and_an_exponent_is_written_plainly() -> None:
+    assert Money.of("999999999999999.99", "EUR").amount == Decimal("999999999999999.99")
+    for given in ("1e3", "1E+3", Decimal("1E+3")):
+        money = Money.model_validate({"amount": given, "currency": "EUR"})
+        assert str(money.amount) == "1000"
+        assert money.to_json() == {"amount": "1000", "currency": "EUR"}
 
 
 def test_the_currencys_minor_units_are_allowed() -> None:
