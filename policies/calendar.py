@@ -140,11 +140,32 @@ class WorkingCalendar(BaseModel):
         return [(s, e) for s, e in out if e > s]
 
     def _instant(self, day: date, minutes: int) -> datetime:
+        """The UTC instant of a wall-clock time on ``day``. A time the clocks skip (in the
+        gap when they go forward) is the instant they jump, as a wall clock shows it: the
+        first moment at or after that time. A repeated time (in the fold when they go
+        back) is its first occurrence."""
         if minutes == 24 * 60:
             local = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
         else:
             local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=self.zone)
-        return local.astimezone(UTC)
+        instant = local.astimezone(UTC)
+        if instant.astimezone(self.zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+            return instant
+        return self._jump(local.replace(fold=1).astimezone(UTC), instant)
+
+    def _jump(self, before: datetime, after: datetime) -> datetime:
+        """The instant the zone's offset changes, between ``before`` (the old offset) and
+        ``after`` (the new one); transitions fall on whole seconds."""
+        offset = after.astimezone(self.zone).utcoffset()
+        second = timedelta(seconds=1)
+        while after - before > second:
+            middle = before + (after - before) // 2
+            middle -= timedelta(microseconds=middle.microsecond)
+            if middle.astimezone(self.zone).utcoffset() == offset:
+                after = middle
+            else:
+                before = middle
+        return after
 
     def local_date(self, instant: datetime) -> date:
         return instant.astimezone(self.zone).date()
