@@ -353,6 +353,43 @@ def test_a_late_step_taken_while_paused_still_records_its_breach() -> None:
     assert engine.get(cid).first_breach_at == clock.now()
 
 
+def test_a_breach_that_passed_before_a_pause_is_still_fired_by_the_sweeper() -> None:
+    """Regression: the acknowledgement breached at 60 minutes; nobody ticked before the
+    agent paused at 70; the pause dropped every deadline, so the breach and its
+    escalation waited for the customer's reply."""
+    engine, clock, store = make()
+    cid = open_on(engine, "social")
+    clock.advance(minutes=70)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting for the order number")
+    assert [d.key for d in store.pending_deadlines(cid)] == [
+        "0:ack-social:warn75",
+        "0:ack-social:breach",
+    ]
+    clock.advance(minutes=5)
+    assert [e.type for e in engine.tick()] == ["sla_warning", "sla_breached", "escalate"]
+    case = engine.get(cid)
+    assert (case.state, case.sla_paused, store.pending_deadlines(cid)) == ("escalated", True, [])
+    clock.advance(days=3)
+    assert engine.tick() == []
+    engine.resume_sla(cid, actor="agent:a", note="customer replied")
+    later = engine.tick(clock.now() + timedelta(days=30))
+    assert [e.data["target"] for e in later] == ["remedy-agreed", "remedy-agreed"]
+    assert engine.replay(cid) == engine.get(cid)
+
+
+def test_a_pause_holds_the_deadlines_that_have_not_passed() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "social")
+    clock.advance(minutes=50)  # after the warning (45), before the breach (60)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    assert [d.key for d in store.pending_deadlines(cid)] == ["0:ack-social:warn75"]
+    clock.advance(hours=5)
+    assert [e.type for e in engine.tick()] == ["sla_warning"]
+    engine.resume_sla(cid, actor="agent:a")
+    breach = [d for d in store.pending_deadlines(cid) if d.key == "0:ack-social:breach"]
+    assert breach[0].due_at == START + timedelta(hours=6)
+
+
 def test_status_counts_a_new_offer_from_when_it_was_made() -> None:
     """Regression: after a decline, the remedy target's previous step is the new offer."""
     policy = parse_policy(

@@ -169,19 +169,22 @@ def deadlines(
     now: datetime | None = None,
     breached_before: Collection[tuple[str, str]] = (),
 ) -> list[Deadline]:
-    """The case's pending deadlines, soonest first. None while the case is closed,
-    withdrawn or its SLA clock is paused (unless ``now`` is given: then the pause so far
-    counts as paused time, to find what a step taken now is late for); none for a step
-    already taken this cycle, or one that breached this cycle: under ``policy``'s
-    targets, or (``breached_before``: its (step, group) keys) under the targets of a
-    policy the case ran under before (see ``unknown_breaches``)."""
+    """The case's pending deadlines, soonest first. None while the case is closed or
+    withdrawn; while its SLA clock is paused, only those that passed before the pause
+    (unless ``now`` is given: then the pause so far counts as paused time, to find what
+    a step taken now is late for); none for a step already taken this cycle, or one that
+    breached this cycle: under ``policy``'s targets, or (``breached_before``: its (step,
+    group) keys) under the targets of a policy the case ran under before (see
+    ``unknown_breaches``)."""
     if case.state in ("closed", "withdrawn"):
         return []
     pauses = case.pauses
+    passed_by: datetime | None = None  # paused: only what fell due before the pause
     if case.paused_since is not None:
         if now is None:
-            return []
-        pauses = (*pauses, (case.paused_since, now))
+            passed_by = case.paused_since
+        else:
+            pauses = (*pauses, (case.paused_since, now))
     out: list[Deadline] = []
     breached: Collection[tuple[str, str]] = _breached(case, policy) if case.sla_fired else ()
     if breached_before:
@@ -200,6 +203,8 @@ def deadlines(
             if key in case.sla_fired:
                 continue
             due = advance(calendar, start, amount * percent / 100, pauses)
+            if passed_by is not None and due > passed_by:
+                continue  # the pause holds it
             out.append(Deadline(case.id, key, target.id, target.step, kind, percent, due))
     out.sort(key=lambda d: (d.due_at, d.kind != "warn", d.key))
     return out
