@@ -176,6 +176,57 @@ def test_a_step_in_time_achieves_its_target_and_cancels_its_deadlines() -> None:
     assert (status.achieved, status.breached, status.elapsed) == (True, False, timedelta(hours=1))
 
 
+def test_a_step_taken_exactly_at_its_due_time_is_late_in_the_history_and_in_status() -> None:
+    """Regression: the sweeper and a late step treat the due time as the breach (due_at
+    <= now), but status called a step taken at that instant achieved, and breached too."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "social")
+    clock.advance(hours=1)
+    engine.acknowledge(cid, actor="agent:a")
+    assert types(engine, cid) == ["open", "sla_warning", "sla_breached", "acknowledge"]
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-social"]
+    assert (status.breached, status.achieved) == (True, False)
+
+
+def test_status_at_the_due_time_of_a_running_target_shows_it_breached() -> None:
+    engine, _, _ = make()
+    cid = open_on(engine, "social")
+    at_due = START + timedelta(hours=1)
+    status = {s.target: s for s in engine.sla_status(cid, at_due)}["ack-social"]
+    assert (status.remaining, status.breached) == (timedelta(0), True)
+    before = {s.target: s for s in engine.sla_status(cid, at_due - timedelta(seconds=1))}
+    assert before["ack-social"].breached is False
+
+
+def test_a_step_taken_late_still_shows_as_breached_while_the_clock_is_paused() -> None:
+    """Regression: while paused, status dropped every due time, and a step taken late
+    showed as achieved."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=25)
+    engine.acknowledge(cid, actor="agent:a")
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-email"]
+    assert (status.achieved, status.breached) == (False, True)
+    assert status.due_at == START + timedelta(hours=24)
+
+
+def test_status_while_paused_shows_the_time_left_on_the_stopped_clock() -> None:
+    """Regression: while paused, remaining time was None; it is what is left when the
+    clock stopped, and it stays so however long the pause."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "email")  # Monday 10:00 in Helsinki
+    clock.advance(hours=2)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    for later in (timedelta(hours=1), timedelta(days=4)):
+        rows = {s.target: s for s in engine.sla_status(cid, clock.now() + later)}
+        ack, remedy = rows["ack-email"], rows["remedy-agreed"]
+        assert (ack.paused, ack.due_at, ack.remaining) == (True, None, timedelta(hours=22))
+        # the close of Wednesday: 7 + 8 + 8 working hours, 2 of them used
+        assert remedy.remaining_business == timedelta(hours=21)
+        assert (ack.breached, remedy.breached) == (False, False)
+
+
 def test_business_time_targets_count_working_hours_from_the_previous_step() -> None:
     engine, clock, store = make()
     cid = open_on(engine, "email")

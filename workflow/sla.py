@@ -65,8 +65,8 @@ class TargetStatus:
 
     @property
     def achieved(self) -> bool:
-        """Done, and in time."""
-        return self.done_at is not None and (self.due_at is None or self.done_at <= self.due_at)
+        """Done, and in time: before the due time (at it, the breach is due and recorded)."""
+        return self.done_at is not None and (self.due_at is None or self.done_at < self.due_at)
 
 
 def targets_for(case: Case, policy: Policy) -> list[Target]:
@@ -212,7 +212,11 @@ def deadlines(
 
 def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
     """Each target's elapsed and remaining time (calendar time, and business time when
-    the target counts on a calendar), and whether it is paused, warned, breached, done."""
+    the target counts on a calendar), and whether it is paused, warned, breached, done.
+    While the case is paused, a target not yet done has no due time, and its remaining
+    time is what is left on its stopped clock (the due time were the clock to restart
+    ``now``); a done target keeps its due time, so whether it was achieved still shows.
+    A target breaches at its due time, as the sweeper and a late step record it."""
     out = []
     paused = case.paused_since is not None
     pauses = [*case.pauses, *(((case.paused_since, now),) if case.paused_since else ())]
@@ -224,12 +228,13 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
         due = wall = business = None
         if start is not None:
             amount = _amount(calendar, target, start)
-            due = advance(calendar, start, amount, pauses) if not paused else None
+            counted = [p for p in pauses if p[0] < until]  # a done target's clock stopped
+            due = advance(calendar, start, amount, counted)
             wall = elapsed(None, start, until, pauses)
             business = elapsed(calendar, start, until, pauses) if calendar else None
         warned = any(_key(case, target, "warn", p) in case.sla_fired for p in policy.sla.warn_at)
         breached = _key(case, target, "breach", 100) in case.sla_fired or (
-            due is not None and until > due
+            due is not None and until >= due
         )
         remaining = remaining_business = None
         if due is not None and done is None:
@@ -244,7 +249,7 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
                 step=target.step,
                 calendar=target.calendar,
                 start=start,
-                due_at=due,
+                due_at=None if paused and done is None else due,
                 done_at=done,
                 paused=paused,
                 elapsed=wall or timedelta(0),
