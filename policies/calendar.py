@@ -122,6 +122,17 @@ class WorkingCalendar(BaseModel):
             return None
         return holidays.country_holidays(self.country, subdiv=self.subdivision)
 
+    def too_long(self, within: timedelta | None, business_days: int | None) -> str | None:
+        """Why a target of ``within`` working time or ``business_days`` cannot be counted
+        on this calendar (more than two years of its weekly hours: the deadline is
+        searched for ``HORIZON_DAYS`` ahead), or None."""
+        weekly = [sum(end - start for start, end in spans) for spans in self.hours.values()]
+        if within is not None and within > timedelta(minutes=sum(weekly) * 104):
+            return f"within {within} is more than two years of working time"
+        if business_days is not None and business_days > 104 * sum(1 for m in weekly if m):
+            return f"business_days {business_days} is more than two years of business days"
+        return None
+
     def is_closed(self, day: date) -> bool:
         """No working time on ``day``: a public holiday, an extra holiday or a closure."""
         if day in self.extra_holidays:

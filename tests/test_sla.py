@@ -392,6 +392,30 @@ def test_bad_targets_are_refused_when_the_policy_loads(target: str, problem: str
     assert problem in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("within: P200D", "within 200 days, 0:00:00 is more than two years of working time"),
+        ("business_days: 105", "business_days 105 is more than two years of business days"),
+    ],
+)
+def test_a_target_longer_than_two_years_of_its_calendar_is_refused_when_the_policy_loads(
+    target: str, problem: str
+) -> None:
+    """Regression: such a policy loaded, and then every open_case raised a bare
+    ValueError ("no working time within three years")."""
+    text = (
+        "name: p\nversion: '1'\ncurrency: EUR\ncalendars:\n  saturdays:\n"
+        "    timezone: UTC\n    hours: {sat: ['10:00-11:00']}\nsla:\n  targets:\n"
+        f"    - {{id: slow, step: acknowledge, calendar: saturdays, {target}}}\n"
+    )
+    with pytest.raises(PolicyFileError) as error:
+        parse_policy(text, file="p.yaml")
+    assert f"{problem} on calendar 'saturdays'" in str(error.value)
+    assert error.value.problems[0].location.startswith("sla.targets[0]")
+    parse_policy(text.replace("P200D", "P4D").replace("105", "104"), file="p.yaml")
+
+
 def test_a_late_step_taken_while_paused_still_records_its_breach() -> None:
     """Regression: pause, then the late step, then resume lost the breach."""
     engine, clock, _ = make()
