@@ -122,6 +122,17 @@ class WorkingCalendar(BaseModel):
             return None
         return holidays.country_holidays(self.country, subdiv=self.subdivision)
 
+    def too_long(self, within: timedelta | None, business_days: int | None) -> str | None:
+        """Why a target of ``within`` working time or ``business_days`` cannot be counted
+        on this calendar (more than two years of its weekly hours: the deadline is
+        searched for ``HORIZON_DAYS`` ahead), or None."""
+        weekly = [sum(end - start for start, end in spans) for spans in self.hours.values()]
+        if within is not None and within > timedelta(minutes=sum(weekly) * 104):
+            return f"within {within} is more than two years of working time"
+        if business_days is not None and business_days > 104 * sum(1 for m in weekly if m):
+            return f"business_days {business_days} is more than two years of business days"
+        return None
+
     def is_closed(self, day: date) -> bool:
         """No working time on ``day``: a public holiday, an extra holiday or a closure."""
         if day in self.extra_holidays:
@@ -140,11 +151,32 @@ class WorkingCalendar(BaseModel):
         return [(s, e) for s, e in out if e > s]
 
     def _instant(self, day: date, minutes: int) -> datetime:
+        """The UTC instant of a wall-clock time on ``day``. A time the clocks skip (in the
+        gap when they go forward) is the instant they jump, as a wall clock shows it: the
+        first moment at or after that time. A repeated time (in the fold when they go
+        back) is its first occurrence."""
         if minutes == 24 * 60:
             local = datetime.combine(day + timedelta(days=1), time(0), tzinfo=self.zone)
         else:
             local = datetime.combine(day, time(minutes // 60, minutes % 60), tzinfo=self.zone)
-        return local.astimezone(UTC)
+        instant = local.astimezone(UTC)
+        if instant.astimezone(self.zone).replace(tzinfo=None) == local.replace(tzinfo=None):
+            return instant
+        return self._jump(local.replace(fold=1).astimezone(UTC), instant)
+
+    def _jump(self, before: datetime, after: datetime) -> datetime:
+        """The instant the zone's offset changes, between ``before`` (the old offset) and
+        ``after`` (the new one); transitions fall on whole seconds."""
+        offset = after.astimezone(self.zone).utcoffset()
+        second = timedelta(seconds=1)
+        while after - before > second:
+            middle = before + (after - before) // 2
+            middle -= timedelta(microseconds=middle.microsecond)
+            if middle.astimezone(self.zone).utcoffset() == offset:
+                after = middle
+            else:
+                before = middle
+        return after
 
     def local_date(self, instant: datetime) -> date:
         return instant.astimezone(self.zone).date()

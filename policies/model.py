@@ -234,6 +234,12 @@ class Policy(Strict):
                 problems.append(
                     ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")
                 )
+            elif target.calendar is not None:
+                calendar = self.calendars[target.calendar]
+                too_long = calendar.too_long(target.within, target.business_days)
+                if too_long is not None:
+                    problems.append(((*loc, "within" if target.within else "business_days"),
+                                     f"{too_long} on calendar {target.calendar!r}"))  # fmt: skip
             # Fired warnings and breaches are keyed by target id: an id names one
             # (step, group) in the whole policy (decision 0017).
             here = (loc[:-1], target.id)

@@ -99,6 +99,78 @@ def test_a_pause_over_a_weekend_does_not_count() -> None:
     assert business.astimezone(HEL) == datetime(2026, 11, 9, 11, 0, tzinfo=HEL)
 
 
+NIGHT_SHIFTS = {d: ["00:00-02:15", "02:45-06:00", "20:00-23:30"] for d in WEEKDAYS_9_TO_5}
+
+
+def test_a_shift_that_ends_in_the_spring_forward_gap_ends_when_the_clocks_jump() -> None:
+    # New York, Sunday 8 March 2026: 02:00 EST jumps to 03:00 EDT. Nobody can work
+    # until 02:30 that night: the first shift ends at the jump, the second starts at 03:00.
+    cal = calendar(tz="America/New_York", hours={"sun": ["00:00-02:30", "03:00-06:00"]})
+    start, end = local(NYC, 2026, 3, 8, 0, 0), local(NYC, 2026, 3, 8, 6, 0)
+    assert elapsed(cal, start, end) == end - start == timedelta(hours=5)
+    jump = datetime(2026, 3, 8, 7, 0, tzinfo=UTC)
+    assert cal.day_intervals(date(2026, 3, 8)) == [(start, jump), (jump, end)]
+    assert advance(cal, start, timedelta(hours=2)) == jump
+
+
+def test_a_shift_that_starts_in_a_half_hour_gap_starts_when_the_clocks_jump() -> None:
+    # Lord Howe Island, Sunday 4 October 2026: 02:00 (+10:30) jumps to 02:30 (+11).
+    lord_howe = ZoneInfo("Australia/Lord_Howe")
+    cal = calendar(tz=lord_howe.key, hours={"sun": ["00:00-02:15", "02:20-06:00"]})
+    start, end = local(lord_howe, 2026, 10, 4, 0, 0), local(lord_howe, 2026, 10, 4, 6, 0)
+    jump = datetime(2026, 10, 3, 15, 30, tzinfo=UTC)
+    assert cal.day_intervals(date(2026, 10, 4)) == [(start, jump), (jump, end)]
+    assert elapsed(cal, start, end) == end - start == timedelta(hours=5, minutes=30)
+
+
+@pytest.mark.parametrize(
+    ("tz", "day"),
+    [
+        ("America/New_York", (2026, 3, 7)),  # forward at 02:00 on Sunday
+        ("America/New_York", (2026, 10, 31)),  # back at 02:00 on Sunday
+        ("Europe/London", (2026, 3, 28)),
+        ("Europe/London", (2026, 10, 24)),
+        ("Australia/Lord_Howe", (2026, 10, 3)),  # forward half an hour
+        ("Australia/Lord_Howe", (2026, 4, 4)),  # back half an hour
+        ("America/Havana", (2026, 3, 7)),  # forward at midnight
+        ("Asia/Kathmandu", (2026, 3, 7)),  # +05:45, no daylight saving
+    ],
+)
+@pytest.mark.parametrize("minutes", [60, 135, 150, 170, 400, 480, 700])
+def test_night_shifts_across_a_daylight_saving_change_match_a_minute_by_minute_count(
+    tz: str, day: tuple[int, int, int], minutes: int
+) -> None:
+    cal = calendar(tz=tz, hours={d: NIGHT_SHIFTS["mon"] for d in ("sat", "sun", "mon")})
+    start = datetime(*day, 21, 0, tzinfo=ZoneInfo(tz)).astimezone(UTC)
+    due = advance(cal, start, timedelta(minutes=minutes))
+    assert due == _brute_force_due(cal, start, minutes)
+    assert elapsed(cal, start, due) == timedelta(minutes=minutes)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.datetimes(min_value=datetime(2026, 1, 1), max_value=datetime(2027, 12, 1)),  # noqa: DTZ001
+    st.integers(0, 60 * 24 * 10),
+    st.sampled_from(["America/New_York", "Australia/Lord_Howe", "Asia/Kathmandu", None]),
+    st.lists(st.tuples(st.integers(-600, 60 * 24 * 10), st.integers(0, 60 * 24 * 3)), max_size=3),
+)
+def test_elapsed_undoes_advance_with_overlapping_pauses(
+    naive_start: datetime, minutes: int, tz: str | None, raw_pauses: list[tuple[int, int]]
+) -> None:
+    """Pauses may overlap each other, non-working time or the start; ``advance`` is
+    monotonic and ``elapsed`` counts back exactly the amount it was given."""
+    cal = calendar(tz=tz, hours={**WEEKDAYS_9_TO_5, "sun": NIGHT_SHIFTS["mon"]}) if tz else None
+    start = naive_start.replace(tzinfo=UTC)
+    pauses = [
+        (start + timedelta(minutes=a), start + timedelta(minutes=a + b)) for a, b in raw_pauses
+    ]
+    amount = timedelta(minutes=minutes)
+    due = advance(cal, start, amount, pauses)
+    assert due >= start
+    assert elapsed(cal, start, due, pauses) == amount
+    assert advance(cal, start, amount + timedelta(minutes=1), pauses) > due
+
+
 BAD_CALENDARS = [
     ("hours:\n      mon: ['09:00-12:00', '11:00-17:00']", "intervals overlap"),
     ("hours:\n      mon: ['17:00-09:00']", "end after it starts"),

@@ -176,6 +176,57 @@ def test_a_step_in_time_achieves_its_target_and_cancels_its_deadlines() -> None:
     assert (status.achieved, status.breached, status.elapsed) == (True, False, timedelta(hours=1))
 
 
+def test_a_step_taken_exactly_at_its_due_time_is_late_in_the_history_and_in_status() -> None:
+    """Regression: the sweeper and a late step treat the due time as the breach (due_at
+    <= now), but status called a step taken at that instant achieved, and breached too."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "social")
+    clock.advance(hours=1)
+    engine.acknowledge(cid, actor="agent:a")
+    assert types(engine, cid) == ["open", "sla_warning", "sla_breached", "acknowledge"]
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-social"]
+    assert (status.breached, status.achieved) == (True, False)
+
+
+def test_status_at_the_due_time_of_a_running_target_shows_it_breached() -> None:
+    engine, _, _ = make()
+    cid = open_on(engine, "social")
+    at_due = START + timedelta(hours=1)
+    status = {s.target: s for s in engine.sla_status(cid, at_due)}["ack-social"]
+    assert (status.remaining, status.breached) == (timedelta(0), True)
+    before = {s.target: s for s in engine.sla_status(cid, at_due - timedelta(seconds=1))}
+    assert before["ack-social"].breached is False
+
+
+def test_a_step_taken_late_still_shows_as_breached_while_the_clock_is_paused() -> None:
+    """Regression: while paused, status dropped every due time, and a step taken late
+    showed as achieved."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "email")
+    clock.advance(hours=25)
+    engine.acknowledge(cid, actor="agent:a")
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    status = {s.target: s for s in engine.sla_status(cid)}["ack-email"]
+    assert (status.achieved, status.breached) == (False, True)
+    assert status.due_at == START + timedelta(hours=24)
+
+
+def test_status_while_paused_shows_the_time_left_on_the_stopped_clock() -> None:
+    """Regression: while paused, remaining time was None; it is what is left when the
+    clock stopped, and it stays so however long the pause."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "email")  # Monday 10:00 in Helsinki
+    clock.advance(hours=2)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    for later in (timedelta(hours=1), timedelta(days=4)):
+        rows = {s.target: s for s in engine.sla_status(cid, clock.now() + later)}
+        ack, remedy = rows["ack-email"], rows["remedy-agreed"]
+        assert (ack.paused, ack.due_at, ack.remaining) == (True, None, timedelta(hours=22))
+        # the close of Wednesday: 7 + 8 + 8 working hours, 2 of them used
+        assert remedy.remaining_business == timedelta(hours=21)
+        assert (ack.breached, remedy.breached) == (False, False)
+
+
 def test_business_time_targets_count_working_hours_from_the_previous_step() -> None:
     engine, clock, store = make()
     cid = open_on(engine, "email")
@@ -341,6 +392,30 @@ def test_bad_targets_are_refused_when_the_policy_loads(target: str, problem: str
     assert problem in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("target", "problem"),
+    [
+        ("within: P200D", "within 200 days, 0:00:00 is more than two years of working time"),
+        ("business_days: 105", "business_days 105 is more than two years of business days"),
+    ],
+)
+def test_a_target_longer_than_two_years_of_its_calendar_is_refused_when_the_policy_loads(
+    target: str, problem: str
+) -> None:
+    """Regression: such a policy loaded, and then every open_case raised a bare
+    ValueError ("no working time within three years")."""
+    text = (
+        "name: p\nversion: '1'\ncurrency: EUR\ncalendars:\n  saturdays:\n"
+        "    timezone: UTC\n    hours: {sat: ['10:00-11:00']}\nsla:\n  targets:\n"
+        f"    - {{id: slow, step: acknowledge, calendar: saturdays, {target}}}\n"
+    )
+    with pytest.raises(PolicyFileError) as error:
+        parse_policy(text, file="p.yaml")
+    assert f"{problem} on calendar 'saturdays'" in str(error.value)
+    assert error.value.problems[0].location.startswith("sla.targets[0]")
+    parse_policy(text.replace("P200D", "P4D").replace("105", "104"), file="p.yaml")
+
+
 def test_a_late_step_taken_while_paused_still_records_its_breach() -> None:
     """Regression: pause, then the late step, then resume lost the breach."""
     engine, clock, _ = make()
@@ -351,6 +426,43 @@ def test_a_late_step_taken_while_paused_still_records_its_breach() -> None:
     assert types(engine, cid) == ["open", "pause_sla", "sla_warning", "sla_breached",
                                   "acknowledge"]  # fmt: skip
     assert engine.get(cid).first_breach_at == clock.now()
+
+
+def test_a_breach_that_passed_before_a_pause_is_still_fired_by_the_sweeper() -> None:
+    """Regression: the acknowledgement breached at 60 minutes; nobody ticked before the
+    agent paused at 70; the pause dropped every deadline, so the breach and its
+    escalation waited for the customer's reply."""
+    engine, clock, store = make()
+    cid = open_on(engine, "social")
+    clock.advance(minutes=70)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting for the order number")
+    assert [d.key for d in store.pending_deadlines(cid)] == [
+        "0:ack-social:warn75",
+        "0:ack-social:breach",
+    ]
+    clock.advance(minutes=5)
+    assert [e.type for e in engine.tick()] == ["sla_warning", "sla_breached", "escalate"]
+    case = engine.get(cid)
+    assert (case.state, case.sla_paused, store.pending_deadlines(cid)) == ("escalated", True, [])
+    clock.advance(days=3)
+    assert engine.tick() == []
+    engine.resume_sla(cid, actor="agent:a", note="customer replied")
+    later = engine.tick(clock.now() + timedelta(days=30))
+    assert [e.data["target"] for e in later] == ["remedy-agreed", "remedy-agreed"]
+    assert engine.replay(cid) == engine.get(cid)
+
+
+def test_a_pause_holds_the_deadlines_that_have_not_passed() -> None:
+    engine, clock, store = make()
+    cid = open_on(engine, "social")
+    clock.advance(minutes=50)  # after the warning (45), before the breach (60)
+    engine.pause_sla(cid, actor="agent:a", reason="waiting")
+    assert [d.key for d in store.pending_deadlines(cid)] == ["0:ack-social:warn75"]
+    clock.advance(hours=5)
+    assert [e.type for e in engine.tick()] == ["sla_warning"]
+    engine.resume_sla(cid, actor="agent:a")
+    breach = [d for d in store.pending_deadlines(cid) if d.key == "0:ack-social:breach"]
+    assert breach[0].due_at == START + timedelta(hours=6)
 
 
 def test_status_counts_a_new_offer_from_when_it_was_made() -> None:

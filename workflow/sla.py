@@ -65,8 +65,8 @@ class TargetStatus:
 
     @property
     def achieved(self) -> bool:
-        """Done, and in time."""
-        return self.done_at is not None and (self.due_at is None or self.done_at <= self.due_at)
+        """Done, and in time: before the due time (at it, the breach is due and recorded)."""
+        return self.done_at is not None and (self.due_at is None or self.done_at < self.due_at)
 
 
 def targets_for(case: Case, policy: Policy) -> list[Target]:
@@ -169,19 +169,22 @@ def deadlines(
     now: datetime | None = None,
     breached_before: Collection[tuple[str, str]] = (),
 ) -> list[Deadline]:
-    """The case's pending deadlines, soonest first. None while the case is closed,
-    withdrawn or its SLA clock is paused (unless ``now`` is given: then the pause so far
-    counts as paused time, to find what a step taken now is late for); none for a step
-    already taken this cycle, or one that breached this cycle: under ``policy``'s
-    targets, or (``breached_before``: its (step, group) keys) under the targets of a
-    policy the case ran under before (see ``unknown_breaches``)."""
+    """The case's pending deadlines, soonest first. None while the case is closed or
+    withdrawn; while its SLA clock is paused, only those that passed before the pause
+    (unless ``now`` is given: then the pause so far counts as paused time, to find what
+    a step taken now is late for); none for a step already taken this cycle, or one that
+    breached this cycle: under ``policy``'s targets, or (``breached_before``: its (step,
+    group) keys) under the targets of a policy the case ran under before (see
+    ``unknown_breaches``)."""
     if case.state in ("closed", "withdrawn"):
         return []
     pauses = case.pauses
+    passed_by: datetime | None = None  # paused: only what fell due before the pause
     if case.paused_since is not None:
         if now is None:
-            return []
-        pauses = (*pauses, (case.paused_since, now))
+            passed_by = case.paused_since
+        else:
+            pauses = (*pauses, (case.paused_since, now))
     out: list[Deadline] = []
     breached: Collection[tuple[str, str]] = _breached(case, policy) if case.sla_fired else ()
     if breached_before:
@@ -200,6 +203,8 @@ def deadlines(
             if key in case.sla_fired:
                 continue
             due = advance(calendar, start, amount * percent / 100, pauses)
+            if passed_by is not None and due > passed_by:
+                continue  # the pause holds it
             out.append(Deadline(case.id, key, target.id, target.step, kind, percent, due))
     out.sort(key=lambda d: (d.due_at, d.kind != "warn", d.key))
     return out
@@ -207,7 +212,11 @@ def deadlines(
 
 def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
     """Each target's elapsed and remaining time (calendar time, and business time when
-    the target counts on a calendar), and whether it is paused, warned, breached, done."""
+    the target counts on a calendar), and whether it is paused, warned, breached, done.
+    While the case is paused, a target not yet done has no due time, and its remaining
+    time is what is left on its stopped clock (the due time were the clock to restart
+    ``now``); a done target keeps its due time, so whether it was achieved still shows.
+    A target breaches at its due time, as the sweeper and a late step record it."""
     out = []
     paused = case.paused_since is not None
     pauses = [*case.pauses, *(((case.paused_since, now),) if case.paused_since else ())]
@@ -219,12 +228,13 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
         due = wall = business = None
         if start is not None:
             amount = _amount(calendar, target, start)
-            due = advance(calendar, start, amount, pauses) if not paused else None
+            counted = [p for p in pauses if p[0] < until]  # a done target's clock stopped
+            due = advance(calendar, start, amount, counted)
             wall = elapsed(None, start, until, pauses)
             business = elapsed(calendar, start, until, pauses) if calendar else None
         warned = any(_key(case, target, "warn", p) in case.sla_fired for p in policy.sla.warn_at)
         breached = _key(case, target, "breach", 100) in case.sla_fired or (
-            due is not None and until > due
+            due is not None and until >= due
         )
         remaining = remaining_business = None
         if due is not None and done is None:
@@ -239,7 +249,7 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
                 step=target.step,
                 calendar=target.calendar,
                 start=start,
-                due_at=due,
+                due_at=None if paused and done is None else due,
                 done_at=done,
                 paused=paused,
                 elapsed=wall or timedelta(0),
