@@ -31,6 +31,7 @@ from workflow.errors import (
     ComplaintflowError,
     ConcurrencyConflict,
     ErasureRefused,
+    IdempotencyKeyReused,
     InvalidStepData,
     StepNotAllowed,
 )
@@ -244,7 +245,7 @@ class Engine:
     ) -> Case:
         """Open a complaint: the case starts ``received``, with an ``open`` event."""
         if idempotency_key is not None:
-            earlier = self._earlier_result(idempotency_key)
+            earlier = self._earlier_result(idempotency_key, case_id, OPEN_EVENT)
             if earlier is not None:
                 return earlier
         who = _actor_text(Actor.parse(actor))
@@ -300,7 +301,11 @@ class Engine:
         try:
             self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
         except ConcurrencyConflict:
-            earlier = self._earlier_result(idempotency_key) if idempotency_key else None
+            earlier = (
+                self._earlier_result(idempotency_key, case_id, OPEN_EVENT)
+                if idempotency_key
+                else None
+            )
             if earlier is None:
                 raise
             return earlier
@@ -325,7 +330,7 @@ class Engine:
         nothing.
         """
         if idempotency_key is not None:
-            earlier = self._earlier_result(idempotency_key)
+            earlier = self._earlier_result(idempotency_key, case_id, step)
             if earlier is not None:
                 return earlier
         who = actor if type(actor) is Actor else Actor.parse(actor)
@@ -413,7 +418,9 @@ class Engine:
             )
             self.store.append(new, events, case.version, deadlines, idempotency_key, ctx.read_cases)
         except ConcurrencyConflict:
-            earlier = self._earlier_result(idempotency_key) if idempotency_key else None
+            earlier = (
+                self._earlier_result(idempotency_key, case_id, step) if idempotency_key else None
+            )
             if earlier is None:
                 raise
             return earlier
@@ -538,18 +545,34 @@ class Engine:
         when = to_utc(now, "sla_status(now)") if now is not None else self.now()
         return sla.status(case, policy, when)
 
-    def _earlier_result(self, key: str) -> Case | None:
-        """The case as the command with idempotency ``key`` left it, if it ran."""
+    def _earlier_result(self, key: str, case_id: str | None, step: str) -> Case | None:
+        """The case as the command with idempotency ``key`` left it, if it ran: the same
+        command, ``step`` on ``case_id`` (None: ``open_case`` making its own id). A key
+        spent on another command raises ``IdempotencyKeyReused`` (docs/decisions/
+        0022-concurrency-idempotency-keys.md)."""
         if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
             raise ValueError(f"an idempotency key is text of 1 to {MAX_IDEMPOTENCY_KEY} characters")
         found = self.store.find_idempotent(key)
         if found is None:
             return None
-        case_id, version = found
-        current = self.store.load(case_id)
-        if current.version == version:
-            return current
-        return replay(self.store.events(case_id)[:version], vault_of(current.personal))
+        earlier_id, version = found
+        current = self.store.load(earlier_id)
+        # The command's own event is the last one it appended, seq ``version`` (SLA
+        # events it recorded on the way come before it).
+        latest = current.version == version
+        events = self.store.events(earlier_id, version - 1 if latest else 0)[
+            : 1 if latest else version
+        ]
+        earlier_step = events[-1].type
+        if (case_id is not None and case_id != earlier_id) or earlier_step != step:
+            raise IdempotencyKeyReused(
+                key,
+                case_id=case_id,
+                step=step,
+                earlier_case_id=earlier_id,
+                earlier_step=earlier_step,
+            )
+        return current if latest else replay(events, vault_of(current.personal))
 
     def _policy_for(self, case: Case, step: str) -> Policy:
         """The policy the case runs under (the one it was opened or migrated under)."""

@@ -23,6 +23,7 @@ __all__ = [
     "ConcurrencyConflict",
     "CurrencyMismatch",
     "ErasureRefused",
+    "IdempotencyKeyReused",
     "InvalidStepData",
     "MissingInformation",
     "MoneyError",
@@ -166,6 +167,35 @@ class ConcurrencyConflict(ComplaintflowError):
         super().__init__(
             f"case {case_id} changed under you: expected version {expected}, found {found}. "
             "Nothing was written; reload the case and try again."
+        )
+
+
+class IdempotencyKeyReused(ComplaintflowError):
+    """An idempotency key already spent on another command (another case, or another
+    step) was given again; nothing was written. ``key``, ``case_id`` and ``step`` say what
+    was asked now (``case_id`` None: ``open_case`` with an id still to make);
+    ``earlier_case_id`` and ``earlier_step`` what the key was spent on. Not retryable:
+    give each command its own key."""
+
+    def __init__(
+        self,
+        key: str,
+        *,
+        case_id: str | None,
+        step: str,
+        earlier_case_id: str,
+        earlier_step: str,
+    ) -> None:
+        self.key = key
+        self.case_id = case_id
+        self.step = step
+        self.earlier_case_id = earlier_case_id
+        self.earlier_step = earlier_step
+        now = f"'{step}' on case {case_id}" if case_id is not None else f"'{step}'"
+        super().__init__(
+            f"idempotency key {key!r} was already used for '{earlier_step}' on case "
+            f"{earlier_case_id}, so it cannot name {now}. Nothing was written; give each "
+            "command its own key."
         )
 
 

@@ -1,0 +1,110 @@
+"""Concurrency and idempotency across stores: keys reused for another command, a
+duplicate case id, forked workers, threads sharing one store."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters import MemoryStore
+from adapters.sql import SqlStore
+from tests.conftest import START
+from tests.stores import postgres_store, sqlite_url
+from workflow import Engine, IdempotencyKeyReused, ManualClock, Store
+
+CUSTOMER = {"id": "c-1", "name": "Ann Example"}
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
+    if request.param == "memory":
+        yield MemoryStore()
+    elif request.param == "sqlite":
+        sql = SqlStore(sqlite_url(tmp_path), create=True)
+        yield sql
+        sql.close()
+    else:
+        yield from postgres_store()
+
+
+def _engine(store: Store) -> Engine:
+    return Engine(store, clock=ManualClock(START))
+
+
+def _open(engine: Engine, case_id: str | None = None, **more: Any) -> str:
+    return engine.open_case(
+        actor="agent:a", customer=CUSTOMER, channel="web", case_id=case_id, **more
+    ).id
+
+
+# -- an idempotency key names one command ---------------------------------------------
+
+
+def test_a_key_reused_on_another_case_is_refused_not_answered_with_the_other_case(
+    store: Store,
+) -> None:
+    """The key was spent on case A: the same key on case B is a different command. It
+    must neither return case A (the caller asked about B) nor append to B."""
+    engine = _engine(store)
+    first, second = _open(engine, "case-a"), _open(engine, "case-b")
+    engine.add_note(first, actor="agent:a", text="on a", idempotency_key="k-1")
+    with pytest.raises(IdempotencyKeyReused) as refused:
+        engine.add_note(second, actor="agent:a", text="on b", idempotency_key="k-1")
+    error = refused.value
+    assert (error.key, error.case_id, error.step) == ("k-1", "case-b", "add_note")
+    assert (error.earlier_case_id, error.earlier_step) == ("case-a", "add_note")
+    assert "'k-1' was already used for 'add_note' on case case-a" in str(error)
+    assert [e.type for e in engine.history(second)] == ["open"]
+
+
+def test_a_key_reused_for_another_step_on_the_same_case_is_refused(store: Store) -> None:
+    engine = _engine(store)
+    cid = _open(engine)
+    engine.add_note(cid, actor="agent:a", text="x", idempotency_key="k-1")
+    with pytest.raises(IdempotencyKeyReused, match="add_note"):
+        engine.acknowledge(cid, actor="agent:a", idempotency_key="k-1")
+    assert engine.get(cid).state == "received"
+    assert [e.type for e in engine.history(cid)] == ["open", "add_note"]
+
+
+def test_a_key_spent_on_a_step_is_refused_for_open_case_and_the_other_way(store: Store) -> None:
+    engine = _engine(store)
+    cid = _open(engine, idempotency_key="open-1")
+    engine.add_note(cid, actor="agent:a", text="x", idempotency_key="note-1")
+    with pytest.raises(IdempotencyKeyReused):
+        engine.open_case(
+            actor="agent:a", customer=CUSTOMER, channel="web", idempotency_key="note-1"
+        )
+    with pytest.raises(IdempotencyKeyReused):
+        engine.add_note(cid, actor="agent:a", text="y", idempotency_key="open-1")
+    assert list(store.case_ids()) == [cid]
+    assert engine.get(cid).version == 2
+
+
+def test_open_case_with_a_key_spent_on_another_case_id_is_refused(store: Store) -> None:
+    engine = _engine(store)
+    _open(engine, "case-a", idempotency_key="open-1")
+    with pytest.raises(IdempotencyKeyReused, match="case-a"):
+        _open(engine, "case-b", idempotency_key="open-1")
+    assert list(store.case_ids()) == ["case-a"]
+
+
+def test_a_retried_command_still_returns_the_first_result(store: Store) -> None:
+    """The same command again (same case, same step; open_case with or without its
+    explicit id) returns what the first one left, after later steps too."""
+    engine = _engine(store)
+    opened = engine.open_case(
+        actor="agent:a", customer=CUSTOMER, channel="web", idempotency_key="open-1"
+    )
+    again = engine.open_case(
+        actor="agent:a", customer=CUSTOMER, channel="web", idempotency_key="open-1"
+    )
+    assert again == opened
+    assert _open(engine, opened.id, idempotency_key="open-1") == opened.id
+    noted = engine.add_note(opened.id, actor="agent:a", text="x", idempotency_key="note-1")
+    engine.acknowledge(opened.id, actor="agent:a")
+    assert engine.add_note(opened.id, actor="agent:a", text="x", idempotency_key="note-1") == noted
+    assert engine.get(opened.id).version == 3
