@@ -21,7 +21,9 @@ never deadlock on a lock upgrade.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import weakref
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -182,6 +184,7 @@ class SqlStore:
         engine_options: dict[str, Any] | None = None,
     ) -> None:
         self.url = url
+        _STORES.add(self)
         self.cache = SnapshotCache(snapshot_cache)
         self._json = SnapshotJson(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
@@ -660,6 +663,16 @@ class SqlStore:
                     for table in (t.cases, t.events, t.deadlines, t.idempotency):
                         conn.exec_driver_sql(f"VACUUM {quote(table)}")
 
+    def _forget_parent_connections(self) -> None:
+        """In a child after ``fork``: the pools hold the parent's connections, which the
+        child must neither use nor close (closing a PostgreSQL one ends the parent's
+        session). Fresh pools, opened on first use; the old ones are kept, untouched."""
+        for engine in dict.fromkeys((self.engine, self.reader)):
+            _INHERITED.append(engine.pool)
+            engine.dispose(close=False)
+        if self._hot is not None:
+            _INHERITED.append(self._hot.inherited())
+
     def close(self) -> None:
         self.cache.clear()
         self._json.clear()
@@ -789,3 +802,18 @@ def _deadline(row: Any) -> Deadline:
         percent=row.percent,
         due_at=row.due_at,
     )
+
+
+#: Every open ``SqlStore`` in this process, for the at-fork hook.
+_STORES: weakref.WeakSet[SqlStore] = weakref.WeakSet()
+#: What a forked child inherited from its parent (pools, connections): kept referenced,
+#: never used or closed, so no finaliser touches the parent's connections from here.
+_INHERITED: list[Any] = []
+
+
+def _after_fork_in_child() -> None:
+    for store in list(_STORES):
+        store._forget_parent_connections()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)

@@ -183,6 +183,16 @@ class SqliteHotPath:
         self._epoch += 1
         self._data_version = None
 
+    def inherited(self) -> PoolProxiedConnection | None:
+        """In a child after ``fork``: the parent's own connection, forgotten here (the
+        next call checks out a new one) and handed to the caller to keep, unused. The
+        lock is new too: a parent thread holding it at the fork never releases it here."""
+        self._own_lock = threading.Lock()
+        own, self._own = self._own, None
+        self._own_db = self._own_cursor = None
+        self._own_pid = 0
+        return own
+
     def _drop_own(self) -> None:
         """After a driver error, in doubt about the own connection's state: back to the
         pool (which rolls back or discards it), and a fresh one next time. The caller

@@ -3,6 +3,7 @@ duplicate case id, forked workers, threads sharing one store."""
 
 from __future__ import annotations
 
+import multiprocessing
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -108,3 +109,36 @@ def test_a_retried_command_still_returns_the_first_result(store: Store) -> None:
     engine.acknowledge(opened.id, actor="agent:a")
     assert engine.add_note(opened.id, actor="agent:a", text="x", idempotency_key="note-1") == noted
     assert engine.get(opened.id).version == 3
+
+
+# -- a forked worker ------------------------------------------------------------------
+
+
+def _step_and_close_in_child(store: SqlStore, case_id: str) -> None:
+    """A forked worker uses the store it inherited, then closes it, as workers do."""
+    engine = _engine(store)
+    engine.add_note(case_id, actor="agent:child", text="from the child")
+    assert store.find_idempotent("no-such-key") is None
+    assert store.due_deadlines(START) == []
+    store.close()
+
+
+def test_a_forked_worker_never_uses_or_closes_its_parents_connections(store: Any) -> None:
+    """After ``fork`` the child must open its own connections: sharing the parent's (a
+    PostgreSQL socket, an SQLite handle) mixes two processes' traffic, and the child's
+    ``close`` used to end the parent's PostgreSQL session under it."""
+    if not isinstance(store, SqlStore):
+        pytest.skip("the memory store has no connections")
+    engine = _engine(store)
+    cid = _open(engine)
+    engine.add_note(cid, actor="agent:parent", text="before")
+    assert store.find_idempotent("no-such-key") is None  # the reader pool holds one now
+    child = multiprocessing.get_context("fork").Process(
+        target=_step_and_close_in_child, args=(store, cid)
+    )
+    child.start()
+    child.join(timeout=30)
+    assert child.exitcode == 0
+    after = engine.add_note(cid, actor="agent:parent", text="after")
+    assert [n.text for n in after.notes] == ["before", "from the child", "after"]
+    assert store.find_idempotent("no-such-key") is None
