@@ -4,6 +4,7 @@ duplicate case id, forked workers, threads sharing one store."""
 from __future__ import annotations
 
 import multiprocessing
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -14,7 +15,14 @@ from adapters import MemoryStore
 from adapters.sql import SqlStore
 from tests.conftest import START
 from tests.stores import postgres_store, sqlite_url
-from workflow import Engine, IdempotencyKeyReused, ManualClock, Store
+from workflow import (
+    CaseAlreadyExists,
+    ConcurrencyConflict,
+    Engine,
+    IdempotencyKeyReused,
+    ManualClock,
+    Store,
+)
 
 CUSTOMER = {"id": "c-1", "name": "Ann Example"}
 
@@ -142,3 +150,43 @@ def test_a_forked_worker_never_uses_or_closes_its_parents_connections(store: Any
     after = engine.add_note(cid, actor="agent:parent", text="after")
     assert [n.text for n in after.notes] == ["before", "from the child", "after"]
     assert store.find_idempotent("no-such-key") is None
+
+
+# -- open_case with one explicit id from two workers -----------------------------------
+
+
+def test_two_workers_opening_one_case_id_one_wins_and_the_other_is_told_it_exists(
+    store: Store,
+) -> None:
+    """Two threads open the same ticket id at once: one case, one ``open`` event; the
+    loser gets ``CaseAlreadyExists`` (still a ``ConcurrencyConflict``), which
+    ``retrying`` does not retry: a reload cannot make the id free."""
+    engine = _engine(store)
+    barrier = threading.Barrier(2)
+    outcomes: dict[str, str] = {}
+    calls: list[str] = []
+
+    def open_it(who: str) -> None:
+        def action() -> str:
+            calls.append(who)
+            return _open(engine, "ticket-42")
+
+        barrier.wait()
+        try:
+            engine.retrying(action, attempts=5)
+            outcomes[who] = "opened"
+        except CaseAlreadyExists as error:
+            outcomes[who] = (
+                f"exists: {error.case_id}, a conflict: {isinstance(error, ConcurrencyConflict)}"
+            )
+
+    threads = [threading.Thread(target=open_it, args=(w,)) for w in ("a", "b")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert sorted(outcomes.values()) == ["exists: ticket-42, a conflict: True", "opened"]
+    assert len(calls) == 2  # the loser was not retried
+    assert [e.type for e in engine.history("ticket-42")] == ["open"]
+    with pytest.raises(CaseAlreadyExists, match="ticket-42 already exists"):
+        _open(engine, "ticket-42")

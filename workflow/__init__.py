@@ -30,6 +30,7 @@ from workflow.domain import (
 from workflow.engine import Engine, Guidance
 from workflow.errors import (
     AuditFailure,
+    CaseAlreadyExists,
     CaseNotFound,
     ComplaintflowError,
     ConcurrencyConflict,
@@ -60,6 +61,7 @@ __all__ = [
     "Actor",
     "AuditFailure",
     "Case",
+    "CaseAlreadyExists",
     "CaseNotFound",
     "Channel",
     "Clock",

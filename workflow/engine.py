@@ -28,6 +28,7 @@ from workflow.checklist import ESCALATABLE, FINAL_STATES, allowed_steps, fire, i
 from workflow.clock import Clock, SystemClock, to_utc
 from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
 from workflow.errors import (
+    CaseAlreadyExists,
     ComplaintflowError,
     ConcurrencyConflict,
     ErasureRefused,
@@ -307,7 +308,8 @@ class Engine:
                 else None
             )
             if earlier is None:
-                raise
+                # The key was free: the id is taken, which no retry changes.
+                raise CaseAlreadyExists(cid) from None
             return earlier
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
@@ -634,7 +636,9 @@ class Engine:
 
     def retrying(self, action: Callable[[], T], *, attempts: int = 3) -> T:
         """Run ``action`` (which loads the case afresh each time, as every ``Engine`` step
-        does), retrying it when another writer changed the case first.
+        does), retrying it when another writer changed the case first: at most
+        ``attempts`` runs in all, then the last ``ConcurrencyConflict`` is raised.
+        ``CaseAlreadyExists`` is raised at once, not retried.
 
         >>> engine.retrying(lambda: engine.add_note(case_id, actor="agent:a", text="…"))
         """
@@ -643,6 +647,8 @@ class Engine:
         for attempt in range(1, attempts + 1):
             try:
                 return action()
+            except CaseAlreadyExists:
+                raise  # a reload cannot make the id free
             except ConcurrencyConflict:
                 if attempt == attempts:
                     raise

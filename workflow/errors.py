@@ -18,6 +18,7 @@ from policies.errors import (
 
 __all__ = [
     "AuditFailure",
+    "CaseAlreadyExists",
     "CaseNotFound",
     "ComplaintflowError",
     "ConcurrencyConflict",
@@ -196,6 +197,20 @@ class IdempotencyKeyReused(ComplaintflowError):
             f"idempotency key {key!r} was already used for '{earlier_step}' on case "
             f"{earlier_case_id}, so it cannot name {now}. Nothing was written; give each "
             "command its own key."
+        )
+
+
+class CaseAlreadyExists(ConcurrencyConflict):
+    """``open_case`` with an explicit ``case_id`` that a case already has (opened
+    earlier, or by another worker at the same moment); nothing was written. A
+    ``ConcurrencyConflict`` (what the store reports), but ``Engine.retrying`` does not
+    retry it: reloading cannot make the id free."""
+
+    def __init__(self, case_id: str) -> None:
+        super().__init__(case_id, 0, None)
+        self.args = (
+            f"case {case_id} already exists; nothing was written. Open the complaint under "
+            "another id, or pass an idempotency key to make a retried open return the case.",
         )
 
 
