@@ -131,12 +131,13 @@ def _step_and_close_in_child(store: SqlStore, case_id: str) -> None:
     store.close()
 
 
-def test_a_forked_worker_never_uses_or_closes_its_parents_connections(store: Any) -> None:
+@pytest.mark.parametrize(
+    "store", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True
+)  # the memory store has no connections
+def test_a_forked_worker_never_uses_or_closes_its_parents_connections(store: SqlStore) -> None:
     """After ``fork`` the child must open its own connections: sharing the parent's (a
     PostgreSQL socket, an SQLite handle) mixes two processes' traffic, and the child's
     ``close`` used to end the parent's PostgreSQL session under it."""
-    if not isinstance(store, SqlStore):
-        pytest.skip("the memory store has no connections")
     engine = _engine(store)
     cid = _open(engine)
     engine.add_note(cid, actor="agent:parent", text="before")
