@@ -118,6 +118,16 @@ def _is_duplicate(error: exc.IntegrityError | sqlite3.IntegrityError) -> bool:
 SCRUB_WAIT_MS = 5000
 
 
+#: PostgreSQL's SQLSTATE for lock_not_available (``lock_timeout`` passed).
+_PG_LOCK_TIMEOUT = "55P03"
+_SCRUB_BLOCKED = (
+    "scrubbing the database: another connection held a table the scrub rewrites for "
+    f"longer than {SCRUB_WAIT_MS / 1000:g} seconds, so old row versions may remain in its "
+    "pages; the erasure or purge itself is committed. Run `complaintflow privacy scrub "
+    "--store URL` when no other connection is using the tables."
+)
+
+
 def _checkpoint(driver: Any) -> None:
     """Copy the whole WAL into the database file and truncate it; raise if another
     connection's read kept part of it (its old page images would stay readable)."""
@@ -635,8 +645,9 @@ class SqlStore:
     def scrub(self) -> None:
         """SQLite: checkpoint the WAL into the file, ``VACUUM`` (rewrites the file without
         free pages, where overwritten rows linger) and truncate the WAL. PostgreSQL:
-        ``VACUUM`` the tables, removing dead row versions (the server's own WAL and
-        backups follow their own retention: see docs/audit.md)."""
+        ``VACUUM FULL`` the tables, rewriting them without dead row versions (each table
+        is locked while it is rewritten; the server's own WAL and backups follow their
+        own retention: see docs/audit.md)."""
         t = self.tables
         with _translated("scrubbing the database"):
             if self.dialect == "sqlite":
@@ -654,11 +665,23 @@ class SqlStore:
                     driver.execute("PRAGMA busy_timeout=30000")
                     raw.close()
             elif self.dialect == "postgresql":
+                # ``VACUUM FULL``: a plain ``VACUUM`` frees a dead row's space but leaves
+                # its bytes in the page until a later row overwrites them, readable in
+                # the data files (and in any copy of them). Rewriting the table does not.
                 quote = self.engine.dialect.identifier_preparer.format_table
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    for table in (t.cases, t.events, t.deadlines, t.idempotency):
-                        conn.exec_driver_sql(f"VACUUM {quote(table)}")
+                    conn.exec_driver_sql(f"SET lock_timeout = {SCRUB_WAIT_MS}")
+                    try:
+                        for table in (t.cases, t.events, t.deadlines, t.idempotency):
+                            try:
+                                conn.exec_driver_sql(f"VACUUM FULL {quote(table)}")
+                            except exc.OperationalError as error:
+                                if getattr(error.orig, "sqlstate", None) == _PG_LOCK_TIMEOUT:
+                                    raise StoreUnavailable(_SCRUB_BLOCKED) from error
+                                raise
+                    finally:
+                        conn.exec_driver_sql("RESET lock_timeout")
 
     def close(self) -> None:
         self.cache.clear()
