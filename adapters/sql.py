@@ -195,8 +195,12 @@ class SqlStore:
         self.cache = SnapshotCache(snapshot_cache)
         self._json = SnapshotJson(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
+        # A statement's parameters (a snapshot holds the customer's personal values) are
+        # kept out of SQLAlchemy's error messages, which callers log and no erasure
+        # reaches; ``engine_options={"hide_parameters": False}`` shows them when debugging.
+        options = {"hide_parameters": True, **(engine_options or {})}
         with _translated(f"opening {url}"):
-            self.engine = create_engine(url, **(engine_options or {}))
+            self.engine = create_engine(url, **options)
             self.dialect = self.engine.dialect.name
             # Reads need no write lock: on SQLite they use their own engine, whose
             # statements run in autocommit (WAL gives each one a consistent snapshot).
@@ -204,7 +208,7 @@ class SqlStore:
             if self.dialect == "sqlite":
                 synchronous = "FULL" if durability == "full" else "NORMAL"
                 _sqlite_setup(self.engine, synchronous, immediate=True)
-                self.reader = create_engine(url, **(engine_options or {}))
+                self.reader = create_engine(url, **options)
                 _sqlite_setup(self.reader, synchronous, immediate=False)
         self._prepare_statements()
         # SQLite through the standard library's driver: the hot path below Core.

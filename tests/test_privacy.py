@@ -416,6 +416,37 @@ def test_a_postgresql_scrub_kept_from_a_table_by_a_reader_says_so_and_can_be_run
         drop_tables(url, prefix)
 
 
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_driver_error_carries_no_personal_value_in_its_traceback(
+    kind: str, tmp_path: Path
+) -> None:
+    """A write the database refuses (here a second case with the same id: a race)
+    raises with the driver's error chained; the statement's parameters (the snapshot,
+    with the customer's name, contact and salts) must not be in that text, which ends
+    up in logs an erasure cannot reach."""
+    import traceback
+
+    from workflow import ConcurrencyConflict
+
+    url, prefix = (sqlite_url(tmp_path), "cf_") if kind == "sqlite" else (
+        postgres_url(), fresh_prefix())  # fmt: skip
+    store = SqlStore(url, prefix=prefix, create=True)
+    try:
+        engine = Engine(store, clock=ManualClock(START))
+        engine.open_case(actor="agent:a", customer={"id": "c", "name": "Bob"}, channel="web",
+                         case_id="dup-1")  # fmt: skip
+        jane = {"id": "cust-jane", "name": NAME, "contact": CONTACT, "account": ACCOUNT}
+        with pytest.raises(ConcurrencyConflict) as raised:
+            engine.open_case(actor="agent:a", customer=jane, channel="web", case_id="dup-1")
+        told = "".join(traceback.format_exception(raised.value))
+        assert raised.value.__cause__ is not None  # the driver's error, chained
+        assert not [secret for secret in SECRETS if secret in told]
+    finally:
+        store.close()
+        if kind == "postgres":
+            drop_tables(url, prefix)
+
+
 def test_a_contact_longer_than_a_customer_record_holds_is_refused(engine: Engine) -> None:
     from workflow import InvalidStepData
 
