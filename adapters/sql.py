@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -121,11 +122,35 @@ SCRUB_WAIT_MS = 5000
 #: PostgreSQL's SQLSTATE for lock_not_available (``lock_timeout`` passed).
 _PG_LOCK_TIMEOUT = "55P03"
 _SCRUB_BLOCKED = (
-    "scrubbing the database: another connection held a table the scrub rewrites for "
-    f"longer than {SCRUB_WAIT_MS / 1000:g} seconds, so old row versions may remain in its "
-    "pages; the erasure or purge itself is committed. Run `complaintflow privacy scrub "
-    "--store URL` when no other connection is using the tables."
+    "scrubbing the database: another connection's transaction, begun before the scrub, "
+    f"was still open after {SCRUB_WAIT_MS / 1000:g} seconds (it may see old row versions, "
+    "or holds a table the scrub rewrites), so old row versions may remain; the erasure or "
+    "purge itself is committed. Run `complaintflow privacy scrub --store URL` when no "
+    "other connection is in a long transaction."
 )
+
+
+#: Other sessions of this database whose transaction began before ``:since`` and holds
+#: a snapshot or a transaction id (either keeps ``VACUUM`` from dropping row versions
+#: replaced after it; autovacuum's own do not).
+_OLDER_TRANSACTIONS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() "
+    "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) "
+    "AND backend_type <> 'autovacuum worker' AND xact_start < :since"
+)
+
+
+def _wait_for_older_transactions(conn: Connection) -> None:
+    """Wait (up to ``SCRUB_WAIT_MS``) until no other session of this database is in a
+    transaction that began before now: one that is could still see the row versions an
+    erasure or purge replaced, and ``VACUUM FULL`` would keep them."""
+    since = conn.exec_driver_sql("SELECT clock_timestamp()").scalar()
+    give_up = time.monotonic() + SCRUB_WAIT_MS / 1000
+    while conn.execute(_OLDER_TRANSACTIONS, {"since": since}).scalar():
+        if time.monotonic() >= give_up:
+            raise StoreUnavailable(_SCRUB_BLOCKED)
+        time.sleep(0.05)
 
 
 def _checkpoint(driver: Any) -> None:
@@ -672,9 +697,12 @@ class SqlStore:
                 # ``VACUUM FULL``: a plain ``VACUUM`` frees a dead row's space but leaves
                 # its bytes in the page until a later row overwrites them, readable in
                 # the data files (and in any copy of them). Rewriting the table does not.
+                # A row version a transaction older than the scrub may still see is
+                # copied, not dropped: wait for such transactions first.
                 quote = self.engine.dialect.identifier_preparer.format_table
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+                    _wait_for_older_transactions(conn)
                     conn.exec_driver_sql(f"SET lock_timeout = {SCRUB_WAIT_MS}")
                     try:
                         for table in (t.cases, t.events, t.deadlines, t.idempotency):
