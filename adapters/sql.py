@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import time
 import weakref
 from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -120,6 +121,40 @@ def _is_duplicate(error: exc.IntegrityError | sqlite3.IntegrityError) -> bool:
 SCRUB_WAIT_MS = 5000
 
 
+#: PostgreSQL's SQLSTATE for lock_not_available (``lock_timeout`` passed).
+_PG_LOCK_TIMEOUT = "55P03"
+_SCRUB_BLOCKED = (
+    "scrubbing the database: another connection's transaction, begun before the scrub, "
+    f"was still open after {SCRUB_WAIT_MS / 1000:g} seconds (it may see old row versions, "
+    "or holds a table the scrub rewrites), so old row versions may remain; the erasure or "
+    "purge itself is committed. Run `complaintflow privacy scrub --store URL` when no "
+    "other connection is in a long transaction."
+)
+
+
+#: Other sessions of this database whose transaction began before ``:since`` and holds
+#: a snapshot or a transaction id (either keeps ``VACUUM`` from dropping row versions
+#: replaced after it; autovacuum's own do not).
+_OLDER_TRANSACTIONS = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid() "
+    "AND (backend_xmin IS NOT NULL OR backend_xid IS NOT NULL) "
+    "AND backend_type <> 'autovacuum worker' AND xact_start < :since"
+)
+
+
+def _wait_for_older_transactions(conn: Connection) -> None:
+    """Wait (up to ``SCRUB_WAIT_MS``) until no other session of this database is in a
+    transaction that began before now: one that is could still see the row versions an
+    erasure or purge replaced, and ``VACUUM FULL`` would keep them."""
+    since = conn.exec_driver_sql("SELECT clock_timestamp()").scalar()
+    give_up = time.monotonic() + SCRUB_WAIT_MS / 1000
+    while conn.execute(_OLDER_TRANSACTIONS, {"since": since}).scalar():
+        if time.monotonic() >= give_up:
+            raise StoreUnavailable(_SCRUB_BLOCKED)
+        time.sleep(0.05)
+
+
 def _checkpoint(driver: Any) -> None:
     """Copy the whole WAL into the database file and truncate it; raise if another
     connection's read kept part of it (its old page images would stay readable)."""
@@ -188,8 +223,12 @@ class SqlStore:
         self.cache = SnapshotCache(snapshot_cache)
         self._json = SnapshotJson(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
+        # A statement's parameters (a snapshot holds the customer's personal values) are
+        # kept out of SQLAlchemy's error messages, which callers log and no erasure
+        # reaches; ``engine_options={"hide_parameters": False}`` shows them when debugging.
+        options = {"hide_parameters": True, **(engine_options or {})}
         with _translated(f"opening {url}"):
-            self.engine = create_engine(url, **(engine_options or {}))
+            self.engine = create_engine(url, **options)
             self.dialect = self.engine.dialect.name
             # Reads need no write lock: on SQLite they use their own engine, whose
             # statements run in autocommit (WAL gives each one a consistent snapshot).
@@ -197,7 +236,7 @@ class SqlStore:
             if self.dialect == "sqlite":
                 synchronous = "FULL" if durability == "full" else "NORMAL"
                 _sqlite_setup(self.engine, synchronous, immediate=True)
-                self.reader = create_engine(url, **(engine_options or {}))
+                self.reader = create_engine(url, **options)
                 _sqlite_setup(self.reader, synchronous, immediate=False)
         self._prepare_statements()
         # SQLite through the standard library's driver: the hot path below Core.
@@ -638,8 +677,9 @@ class SqlStore:
     def scrub(self) -> None:
         """SQLite: checkpoint the WAL into the file, ``VACUUM`` (rewrites the file without
         free pages, where overwritten rows linger) and truncate the WAL. PostgreSQL:
-        ``VACUUM`` the tables, removing dead row versions (the server's own WAL and
-        backups follow their own retention: see docs/audit.md)."""
+        ``VACUUM FULL`` the tables, rewriting them without dead row versions (each table
+        is locked while it is rewritten; the server's own WAL and backups follow their
+        own retention: see docs/audit.md)."""
         t = self.tables
         with _translated("scrubbing the database"):
             if self.dialect == "sqlite":
@@ -657,11 +697,26 @@ class SqlStore:
                     driver.execute("PRAGMA busy_timeout=30000")
                     raw.close()
             elif self.dialect == "postgresql":
+                # ``VACUUM FULL``: a plain ``VACUUM`` frees a dead row's space but leaves
+                # its bytes in the page until a later row overwrites them, readable in
+                # the data files (and in any copy of them). Rewriting the table does not.
+                # A row version a transaction older than the scrub may still see is
+                # copied, not dropped: wait for such transactions first.
                 quote = self.engine.dialect.identifier_preparer.format_table
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    for table in (t.cases, t.events, t.deadlines, t.idempotency):
-                        conn.exec_driver_sql(f"VACUUM {quote(table)}")
+                    _wait_for_older_transactions(conn)
+                    conn.exec_driver_sql(f"SET lock_timeout = {SCRUB_WAIT_MS}")
+                    try:
+                        for table in (t.cases, t.events, t.deadlines, t.idempotency):
+                            try:
+                                conn.exec_driver_sql(f"VACUUM FULL {quote(table)}")
+                            except exc.OperationalError as error:
+                                if getattr(error.orig, "sqlstate", None) == _PG_LOCK_TIMEOUT:
+                                    raise StoreUnavailable(_SCRUB_BLOCKED) from error
+                                raise
+                    finally:
+                        conn.exec_driver_sql("RESET lock_timeout")
 
     def _forget_parent_connections(self) -> None:
         """In a child after ``fork``: the pools hold the parent's connections, which the

@@ -91,8 +91,35 @@ def everything_stored(store: Store, url: str, tmp_path: Path) -> str:
     with engine.connect() as conn:
         for table in store.tables.metadata.sorted_tables:
             out.extend(repr(tuple(row)) for row in conn.execute(table.select()))
+            out.append(postgres_pages(conn, table.name))
     engine.dispose()
     return "".join(out)
+
+
+def postgres_pages(conn: Any, table: str) -> str:
+    """The raw bytes of every page of ``table`` and of its TOAST table, as the data files
+    hold them (free space included: a dead row's bytes stay there until the page is
+    rewritten), read with the ``pageinspect`` extension (a superuser's)."""
+    try:
+        with conn.begin_nested():
+            conn.exec_driver_sql("CREATE EXTENSION IF NOT EXISTS pageinspect")
+    except Exception:  # another test run created it at the same moment
+        pass
+    relations = [table]
+    toast = conn.execute(
+        text("SELECT reltoastrelid::regclass::text FROM pg_class WHERE relname = :t"), {"t": table}
+    ).scalar()
+    if toast and toast != "-":
+        relations.append(toast)
+    pages = []
+    for relation in relations:
+        blocks = conn.execute(
+            text("SELECT pg_relation_size(CAST(:r AS regclass)) / 8192"), {"r": relation}
+        ).scalar()
+        for block in range(blocks):
+            page = conn.execute(text("SELECT get_raw_page(:r, :b)"), {"r": relation, "b": block})
+            pages.append(bytes(page.scalar()).decode("latin-1"))
+    return "".join(pages)
 
 
 def test_events_never_hold_personal_values_only_salted_references() -> None:
@@ -361,6 +388,65 @@ def test_a_scrub_kept_from_the_wal_by_a_reader_says_so_and_can_be_run_again(
     store.close()
 
 
+@pytest.mark.postgres
+def test_a_postgresql_scrub_kept_from_a_table_by_a_reader_says_so_and_can_be_run_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import adapters.sql
+    from workflow import StoreUnavailable
+
+    monkeypatch.setattr(adapters.sql, "SCRUB_WAIT_MS", 50)
+    url, prefix = postgres_url(), fresh_prefix()
+    store = SqlStore(url, prefix=prefix, create=True)
+    try:
+        clock = ManualClock(START)
+        engine = Engine(store, clock=clock)
+        two_customers(engine, clock)
+        other = create_engine(url)
+        with other.connect() as reader:
+            reader.execute(text(f"SELECT count(*) FROM {prefix}cases"))  # holds its table
+            with pytest.raises(StoreUnavailable, match="privacy scrub"):
+                engine.erase_customer("cust-jane", actor="dpo:kim", reason="DSR-7")
+        other.dispose()
+        assert engine.get("jane-1").customer.name == ERASED  # the erasure is committed
+        store.scrub()
+        assert not [s for s in SECRETS if s in everything_stored(store, url, tmp_path)]
+    finally:
+        store.close()
+        drop_tables(url, prefix)
+
+
+@pytest.mark.parametrize("kind", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def test_a_driver_error_carries_no_personal_value_in_its_traceback(
+    kind: str, tmp_path: Path
+) -> None:
+    """A write the database refuses (here a second case with the same id: a race)
+    raises with the driver's error chained; the statement's parameters (the snapshot,
+    with the customer's name, contact and salts) must not be in that text, which ends
+    up in logs an erasure cannot reach."""
+    import traceback
+
+    from workflow import ConcurrencyConflict
+
+    url, prefix = (sqlite_url(tmp_path), "cf_") if kind == "sqlite" else (
+        postgres_url(), fresh_prefix())  # fmt: skip
+    store = SqlStore(url, prefix=prefix, create=True)
+    try:
+        engine = Engine(store, clock=ManualClock(START))
+        engine.open_case(actor="agent:a", customer={"id": "c", "name": "Bob"}, channel="web",
+                         case_id="dup-1")  # fmt: skip
+        jane = {"id": "cust-jane", "name": NAME, "contact": CONTACT, "account": ACCOUNT}
+        with pytest.raises(ConcurrencyConflict) as raised:
+            engine.open_case(actor="agent:a", customer=jane, channel="web", case_id="dup-1")
+        told = "".join(traceback.format_exception(raised.value))
+        assert raised.value.__cause__ is not None  # the driver's error, chained
+        assert not [secret for secret in SECRETS if secret in told]
+    finally:
+        store.close()
+        if kind == "postgres":
+            drop_tables(url, prefix)
+
+
 def test_a_contact_longer_than_a_customer_record_holds_is_refused(engine: Engine) -> None:
     from workflow import InvalidStepData
 
@@ -442,6 +528,31 @@ def test_cases_past_their_retention_are_purged_leaving_tombstones(
     assert audit.store_digest(store) == digest
     assert engine.verify() == []
     assert engine.purge_expired(actor="system:retention", now=now) == []
+
+
+def test_a_purged_case_leaves_nothing_of_its_content_in_the_database(
+    any_store: tuple[Store, str], tmp_path: Path
+) -> None:
+    """A purge deletes the case's rows and scrubs: its personal values and its free text
+    are gone from the database's files too, not only from its tables."""
+    store, url = any_store
+    clock = ManualClock(START)
+    engine = Engine(store, policy=parse_policy(RETENTION_POLICY, file="r.yaml"), clock=clock)
+    jane = {"id": "cust-jane", "name": NAME, "contact": CONTACT, "account": ACCOUNT}
+    cid = engine.open_case(actor="agent:a", customer=jane, channel="email",
+                           subject="purged subject text", case_id="jane-old").id  # fmt: skip
+    drive(engine, clock, cid, len(PATH), LATER_CONTACT)
+    engine.add_note(cid, actor="agent:a", text="a purged note about the vase")
+    kept = engine.open_case(actor="agent:a", customer={"id": "cust-bob", "name": "Bob Kept"},
+                            channel="email", case_id="bob-1").id  # fmt: skip
+    done = engine.purge_expired(actor="system:retention", now=START + timedelta(days=3 * 366))
+    assert [t.case_id for t in done] == [cid]
+    stored = everything_stored(store, url, tmp_path)
+    gone = (*SECRETS, "purged subject text", "a purged note about the vase")
+    assert not [text for text in gone if text in stored]
+    assert "Bob Kept" in stored
+    assert engine.get(kept).customer.name == "Bob Kept"
+    assert engine.verify() == []
 
 
 def test_a_forged_tombstone_does_not_satisfy_a_saved_digest() -> None:

@@ -82,7 +82,7 @@ def purged(store_url: str) -> None:
 @_STORE
 def scrub(store_url: str) -> None:
     """Physically remove what erasures and purges overwrote or deleted (SQLite: empty the
-    WAL and VACUUM; PostgreSQL: VACUUM). Erase and purge run it themselves; run it again
+    WAL and VACUUM; PostgreSQL: VACUUM FULL). Erase and purge run it themselves; run it again
     if they reported that another connection was reading."""
     engine = _engine(store_url, ())
     try:
