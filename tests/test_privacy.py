@@ -420,10 +420,10 @@ def test_a_postgresql_scrub_kept_from_a_table_by_a_reader_says_so_and_can_be_run
 def test_a_driver_error_carries_no_personal_value_in_its_traceback(
     kind: str, tmp_path: Path
 ) -> None:
-    """A write the database refuses (here a second case with the same id: a race)
-    raises with the driver's error chained; the statement's parameters (the snapshot,
-    with the customer's name, contact and salts) must not be in that text, which ends
-    up in logs an erasure cannot reach."""
+    """A write the database refuses (here the same case row written twice: a race the
+    unique constraint settles) raises with the driver's error chained; the statement's
+    parameters (the snapshot, with the customer's name, contact and salts) must not be
+    in that text, which ends up in logs an erasure cannot reach."""
     import traceback
 
     from workflow import ConcurrencyConflict
@@ -433,11 +433,10 @@ def test_a_driver_error_carries_no_personal_value_in_its_traceback(
     store = SqlStore(url, prefix=prefix, create=True)
     try:
         engine = Engine(store, clock=ManualClock(START))
-        engine.open_case(actor="agent:a", customer={"id": "c", "name": "Bob"}, channel="web",
-                         case_id="dup-1")  # fmt: skip
         jane = {"id": "cust-jane", "name": NAME, "contact": CONTACT, "account": ACCOUNT}
+        case = engine.open_case(actor="agent:a", customer=jane, channel="web", case_id="dup-1")
         with pytest.raises(ConcurrencyConflict) as raised:
-            engine.open_case(actor="agent:a", customer=jane, channel="web", case_id="dup-1")
+            store.append(case, engine.history("dup-1"), 0)  # the open, a second time
         told = "".join(traceback.format_exception(raised.value))
         assert raised.value.__cause__ is not None  # the driver's error, chained
         assert not [secret for secret in SECRETS if secret in told]
