@@ -8,6 +8,7 @@ import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -73,3 +74,27 @@ def postgres_store(**options: object) -> Iterator[object]:
     finally:
         store.close()
         drop_tables(url, prefix)
+
+
+#: The stores a test runs on when it holds for every store (PostgreSQL carries the
+#: ``postgres`` mark: see ``postgres_url`` for when it is skipped or fails).
+STORE_KINDS = ["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def each_store(kind: str, tmp_path: Path) -> Iterator[Any]:
+    """A fresh store of ``kind`` (one of ``STORE_KINDS``) for one test; closed after it,
+    and on PostgreSQL its tables dropped."""
+    if kind == "memory":
+        from adapters.memory import MemoryStore
+
+        yield MemoryStore()
+    elif kind == "sqlite":
+        from adapters.sql import SqlStore
+
+        store = SqlStore(sqlite_url(tmp_path), create=True)
+        try:
+            yield store
+        finally:
+            store.close()
+    else:
+        yield from postgres_store()

@@ -11,10 +11,9 @@ from typing import Any
 
 import pytest
 
-from adapters import MemoryStore
 from adapters.sql import SqlStore
 from tests.conftest import START
-from tests.stores import postgres_store, sqlite_url
+from tests.stores import STORE_KINDS, each_store
 from workflow import (
     CaseAlreadyExists,
     ConcurrencyConflict,
@@ -27,16 +26,9 @@ from workflow import (
 CUSTOMER = {"id": "c-1", "name": "Ann Example"}
 
 
-@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=STORE_KINDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
-    if request.param == "memory":
-        yield MemoryStore()
-    elif request.param == "sqlite":
-        sql = SqlStore(sqlite_url(tmp_path), create=True)
-        yield sql
-        sql.close()
-    else:
-        yield from postgres_store()
+    yield from each_store(request.param, tmp_path)
 
 
 def _engine(store: Store) -> Engine:

@@ -12,11 +12,10 @@ import pytest
 from freezegun import freeze_time
 
 from adapters.memory import CLAIM_LEASE, MemoryStore
-from adapters.sql import SqlStore
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
 from policies.model import Policy
-from tests.stores import postgres_store, sqlite_url
+from tests.stores import STORE_KINDS, each_store
 from workflow import Case, Engine, ManualClock, StepNotAllowed, StoreUnavailable, audit
 from workflow.replay import replay
 from workflow.store import Store
@@ -661,16 +660,9 @@ ACK_V2 = _versioned(
 )
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=STORE_KINDS)
 def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
-    if request.param == "memory":
-        yield MemoryStore()
-    elif request.param == "sqlite":
-        store = SqlStore(sqlite_url(tmp_path), create=True)
-        yield store
-        store.close()
-    else:
-        yield from postgres_store()  # type: ignore[misc]
+    yield from each_store(request.param, tmp_path)
 
 
 @pytest.mark.parametrize("given_the_old_policy", [True, False])
