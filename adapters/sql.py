@@ -51,6 +51,7 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 
 from adapters.memory import CLAIM_LEASE, check_append
@@ -96,6 +97,29 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
     if isinstance(error, sqlite3.OperationalError):
         return _operational(what, error)
     return StoreError(f"{what}: the database refused it: {error}")
+
+
+def _require_sqlite_file(url: str) -> None:
+    """Opening a SQLite file that is not there would create an empty one (a mistyped path
+    would leave a stray database behind): refused unless asked to ``create``."""
+    try:
+        parsed = make_url(url)
+    except exc.ArgumentError:
+        return  # create_engine says what is wrong with it
+    database = parsed.database
+    if (
+        parsed.get_backend_name() != "sqlite"
+        or not database
+        or database == ":memory:"
+        or database.startswith("file:")
+        or parsed.query.get("uri")
+    ):
+        return
+    if not os.path.exists(database):
+        raise SchemaVersionError(
+            f"{url} has no complaintflow tables: there is no file {database}; "
+            f"run `complaintflow db init {url}`"
+        )
 
 
 #: SQLite's extended result codes for a unique or primary key constraint.
@@ -218,6 +242,8 @@ class SqlStore:
         snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
+        if not create:
+            _require_sqlite_file(url)
         self.url = url
         _STORES.add(self)
         self.cache = SnapshotCache(snapshot_cache)

@@ -123,7 +123,8 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Location, int]]:
 
 def _read_toml(text: str, file: str) -> Any:
     try:
-        return tomllib.loads(text, parse_float=Decimal)
+        # A byte order mark (Windows editors write one) is not TOML; YAML skips it too.
+        return tomllib.loads(text.removeprefix("\ufeff"), parse_float=Decimal)
     except (tomllib.TOMLDecodeError, RecursionError, ValueError) as exc:
         raise PolicyFileError(file, [Problem("", f"not valid TOML: {exc}")]) from None
 

@@ -8,11 +8,15 @@ step's guard before the machine tries any transition.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Mapping
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, cast
 
-from transitions import EventData, Machine
+# ``transitions`` adds a filter to the process's warning filters when it is imported; a
+# library configures nothing global, so the filters are put back as they were.
+with warnings.catch_warnings():
+    from transitions import EventData, Machine
 
 if TYPE_CHECKING:
     from workflow.domain import Case

@@ -55,8 +55,12 @@ def demo(store_url: str) -> None:
     """Run a realistic complaint through every step, on a simulated clock, and print
     its timeline and final state."""
     from workflow.cli.demo import run_demo
+    from workflow.errors import ComplaintflowError
 
-    run_demo(store_url, click.echo)
+    try:
+        run_demo(store_url, click.echo)
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 main.add_command(audit_group)

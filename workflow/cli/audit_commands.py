@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-from datetime import datetime
 from pathlib import Path
 from typing import IO
 
@@ -12,6 +11,7 @@ import click
 
 from adapters import open_store
 from workflow import audit
+from workflow.cli.common import instant, opened, output_file
 from workflow.errors import ComplaintflowError
 from workflow.personal import vault_of
 from workflow.store import Store
@@ -20,10 +20,30 @@ _STORE = click.option("--store", "store_url", required=True, help="The store's U
 
 
 def _open(url: str) -> Store:
+    return opened(lambda: open_store(url))
+
+
+def _saved_heads(file: str) -> dict[str, tuple[int, str]]:
+    """The case heads in a digest file written by ``audit digest``."""
     try:
-        return open_store(url)
-    except ComplaintflowError as exc:
-        raise click.ClickException(str(exc)) from None
+        saved = json.loads(Path(file).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise click.ClickException(f"cannot read the digest {file}: {exc.strerror}") from None
+    except ValueError:
+        saved = None
+    heads = saved.get("heads") if isinstance(saved, dict) else None
+    if not isinstance(heads, dict) or not all(
+        isinstance(head, list)
+        and len(head) == 2
+        and isinstance(head[0], int)
+        and isinstance(head[1], str)
+        for head in heads.values()
+    ):
+        raise click.ClickException(
+            f"{file} is not a digest written by `complaintflow audit digest` "
+            '(a JSON object with "heads": {case id: [seq, head hash]})'
+        )
+    return {cid: (seq, head) for cid, (seq, head) in heads.items()}
 
 
 def _report(findings: list[audit.Finding], what: str) -> None:
@@ -48,12 +68,11 @@ def audit_group() -> None:
 def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None:
     """Check every chain, seq and snapshot (and, with --digest, that nothing was rewritten
     since the digest was taken). Exits 1 on any problem, naming case and event."""
+    heads = _saved_heads(digest_file) if digest_file else None
     store = _open(store_url)
     try:
         findings = audit.verify_store(store, case_id)
-        if digest_file:
-            saved = json.loads(Path(digest_file).read_text())
-            heads = {cid: (seq, head) for cid, (seq, head) in saved["heads"].items()}
+        if heads is not None:
             findings += audit.check_digest(store, heads)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
@@ -73,6 +92,8 @@ def digest(store_url: str) -> None:
             "digest": audit.store_digest(store),
             "heads": {cid: [seq, head] for cid, seq, head in heads},
         }
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     click.echo(json.dumps(document, indent=2, sort_keys=True))
@@ -84,12 +105,10 @@ def digest(store_url: str) -> None:
 @click.option("--at", "at", default=None, help="ISO 8601 instant: the case as it stood then.")
 def show(case_id: str, store_url: str, at: str | None) -> None:
     """The case's timeline (who did what, when, under which policy) up to --at."""
+    when = instant(at, "--at")
     store = _open(store_url)
     try:
         events = store.events(case_id)
-        when = datetime.fromisoformat(at) if at else None
-        if when is not None and when.tzinfo is None:
-            raise click.BadParameter("--at needs a time zone, e.g. 2026-11-02T12:00:00+00:00")
         shown = [e for e in events if when is None or e.at <= when]
         vault = vault_of(store.load(case_id).personal)
         case = audit.state_at(events, when, vault) if when is not None else store.load(case_id)
@@ -102,15 +121,6 @@ def show(case_id: str, store_url: str, at: str | None) -> None:
                    f"{e.policy_version.split('@')[0]:<10} "
                    f"{json.dumps(audit.revealed(e, vault), ensure_ascii=False)[:120]}")  # fmt: skip
     click.echo(f"state: {case.state}, version {case.version}, priority {case.priority.value}")
-
-
-def _instant(value: str | None, name: str) -> datetime | None:
-    if value is None:
-        return None
-    moment = datetime.fromisoformat(value)
-    if moment.tzinfo is None:
-        raise click.BadParameter(f"{name} needs a time zone, e.g. 2026-11-01T00:00:00+00:00")
-    return moment
 
 
 @audit_group.command()
@@ -136,10 +146,12 @@ def export(
     """Export events: JSON Lines (full fidelity, verifiable offline) or CSV (one row per
     event, for a spreadsheet); streamed case by case."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
-    since_at, until_at = _instant(since, "--since"), _instant(until, "--until")
+    since_at, until_at = instant(since, "--since"), instant(until, "--until")
     store = _open(store_url)
     try:
         ids = [case_id] if case_id else None
+        if case_id is not None:
+            store.load(case_id)  # an unknown case: refused before a line is written
 
         def write(out: IO[str]) -> int:
             return writer(
@@ -149,8 +161,10 @@ def export(
         if output == "-":
             count = write(sys.stdout)
         else:
-            with open(output, "w", encoding="utf-8", newline="") as out:
+            with output_file(output) as out:
                 count = write(out)
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         store.close()
     click.echo(f"{count} events exported", err=True)

@@ -3,11 +3,10 @@ retention period has ended."""
 
 from __future__ import annotations
 
-from datetime import datetime
-
 import click
 
 from policies.errors import ComplaintflowError
+from workflow.cli.common import instant
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 
 
@@ -47,9 +46,9 @@ def purge(
 ) -> None:
     """Delete the closed cases whose retention period (``retention.years`` of their
     policy) has ended, keeping a tombstone of each (a saved digest still verifies)."""
+    when = instant(at, "--at")
     engine = _engine(store_url, policy_files)
     try:
-        when = datetime.fromisoformat(at) if at else None
         done = engine.purge_expired(actor=actor, now=when, dry_run=dry_run)
     except (ComplaintflowError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
@@ -68,6 +67,8 @@ def purged(store_url: str) -> None:
     engine = _engine(store_url, ())
     try:
         tombstones = list(engine.store.tombstones())
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         engine.store.close()
     for t in tombstones:

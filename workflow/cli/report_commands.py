@@ -10,7 +10,9 @@ from typing import Any
 import click
 
 from workflow import reports
+from workflow.cli.common import output_file
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
+from workflow.errors import ComplaintflowError
 from workflow.report_html import render
 
 REPORTS = ("sla", "steps", "spend", "handling", "summary", "recurring", "regulatory")
@@ -69,12 +71,14 @@ def report(
             calendars = engine.policy.calendars
             business = calendars.get(calendar or next(iter(calendars), ""))
             page = render(engine, business, f"complaintflow report: {store_url}")
+        except ComplaintflowError as exc:
+            raise click.ClickException(str(exc)) from None
         finally:
             engine.store.close()
         if output == "-":
             click.echo(page)
         else:
-            with open(output, "w", encoding="utf-8") as out:
+            with output_file(output) as out:
                 out.write(page)
         return
     try:
@@ -98,6 +102,8 @@ def report(
             if chosen not in calendars:
                 raise click.ClickException(f"no calendar {chosen!r} in the policy")
             rows = reports.regulatory_buckets(engine, calendars[chosen])
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     finally:

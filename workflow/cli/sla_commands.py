@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import click
 
@@ -10,6 +10,7 @@ from adapters import open_store
 from policies.errors import ComplaintflowError, PolicyFileError
 from policies.loader import bundled_policy, load_policy
 from policies.model import Policy
+from workflow.cli.common import instant, opened
 from workflow.engine import Engine
 
 _STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
@@ -36,7 +37,7 @@ def _policies(files: tuple[str, ...]) -> list[Policy]:
 
 def _engine(store_url: str, files: tuple[str, ...]) -> Engine:
     policies = _policies(files)
-    store = open_store(store_url)
+    store = opened(lambda: open_store(store_url))
     if not policies:
         return Engine(store)
     return Engine(store, policy=policies[0], previous_policies=policies[1:])
@@ -65,6 +66,8 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
     engine = _engine(store_url, policy_files)
     try:
         fired = engine.tick(limit=limit)
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
     finally:
         engine.store.close()
     for event in fired:
@@ -79,14 +82,18 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
 @click.option("--at", "at", default=None, help="ISO 8601 instant (default: now).")
 def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str | None) -> None:
     """Show each SLA target of CASE_ID: elapsed, remaining, warned, breached, achieved."""
+    when = instant(at, "--at")
     engine = _engine(store_url, policy_files)
     try:
-        when = datetime.fromisoformat(at) if at else None
+        case = engine.get(case_id)
+        if engine.policy_of(case).stamp != case.policy_version:
+            raise click.ClickException(
+                f"case {case_id} runs under policy {case.policy_version}, which was not "
+                "given: pass its file with --policy (bundled:NAME for a bundled one)"
+            )
         rows = engine.sla_status(case_id, when)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
     finally:
         engine.store.close()
     click.echo(f"{'target':<24}{'step':<18}{'due (UTC)':<18}{'elapsed':>9}{'business':>10}"

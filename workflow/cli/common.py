@@ -1,0 +1,76 @@
+"""What every ``complaintflow`` command shares: reading a time option, turning the
+library's errors into one-line messages, writing an output file whole or not at all."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from typing import IO, TypeVar
+
+import click
+
+from workflow.errors import ComplaintflowError
+
+T = TypeVar("T")
+
+
+def instant(value: str | None, option: str) -> datetime | None:
+    """The ISO 8601 instant given to ``option``; None when not given. Malformed or naive
+    (no time zone) is a usage error naming the option."""
+    if value is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(
+            f"{value!r} is not an ISO 8601 time, e.g. 2026-11-02T12:00:00+00:00",
+            param_hint=option,
+        ) from None
+    if moment.tzinfo is None:
+        raise click.BadParameter(
+            f"{value!r} is naive: give its time zone, e.g. 2026-11-02T12:00:00+00:00",
+            param_hint=option,
+        )
+    return moment
+
+
+def opened(open_: Callable[[], T]) -> T:
+    """``open_()`` (a store, an engine), its ``ComplaintflowError`` a one-line message."""
+    try:
+        return open_()
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextlib.contextmanager
+def output_file(path: str) -> Iterator[IO[str]]:
+    """A text file written whole or not at all: written beside ``path`` under another
+    name and renamed over it when the block succeeds (an earlier file stays as it was
+    if it fails). A path that cannot be written is a one-line message naming it."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        if os.path.isdir(path):
+            raise IsADirectoryError(21, "Is a directory")
+        handle, temporary = tempfile.mkstemp(
+            dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part"
+        )
+    except OSError as exc:
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+    try:
+        with open(handle, "w", encoding="utf-8", newline="") as out:
+            umask = os.umask(0)
+            os.umask(umask)
+            os.fchmod(out.fileno(), 0o666 & ~umask)  # as open(path, "w") would make it
+            yield out
+        os.replace(temporary, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise click.ClickException(f"cannot write {path}: {exc.strerror}") from None
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
