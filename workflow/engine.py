@@ -582,14 +582,17 @@ class Engine:
         if policy is None:
             if step == "migrate_policy":
                 return self.policy
+            # A closed or withdrawn case cannot be migrated: only the policy helps.
+            migrates = is_allowed(case.state, "migrate_policy")
             raise StepNotAllowed(
                 case_id=case.id,
                 state=case.state,
                 step=step,
-                allowed=("migrate_policy",),
+                allowed=("migrate_policy",) if migrates else (),
                 reason=(
                     f"the case runs under policy {case.policy_version}, which this engine "
-                    "was not given: pass it in previous_policies, or migrate_policy the case"
+                    "was not given: pass it in previous_policies"
+                    + (", or migrate_policy the case" if migrates else "")
                 ),
             )
         return policy

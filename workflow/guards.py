@@ -431,15 +431,17 @@ def migrate_policy(ctx: StepContext) -> dict[str, Any]:
     if ctx.case.policy_version == target.stamp:
         ctx.invalid("policy", f"the case already runs under {target.stamp}")
     offer = ctx.case.current_offer
-    if (
-        offer is not None
-        and offer.status in (OfferStatus.OPEN, OfferStatus.AWAITING_APPROVAL)
-        and target.currency != ctx.policy.currency
-    ):
-        ctx.not_allowed(
-            f"offer {offer.number} is open in {ctx.policy.currency}; the new policy's currency "
-            f"is {target.currency}: settle or decline the offer first"
-        )
+    if offer is not None and offer.status in (OfferStatus.OPEN, OfferStatus.AWAITING_APPROVAL):
+        # The offer's amounts say its currency even when the engine was not given the
+        # case's policy (``ctx.policy`` is then the target itself).
+        currencies = [ctx.policy.currency]
+        currencies += [o.amount.currency for o in offer.options if o.amount is not None]
+        other = next((c for c in currencies if c != target.currency), None)
+        if other is not None:
+            ctx.not_allowed(
+                f"offer {offer.number} is open in {other}; the new policy's currency "
+                f"is {target.currency}: settle or decline the offer first"
+            )
     return {"from": ctx.case.policy_version, "to": target.stamp, "reason": reason}
 
 
