@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from tests.conftest import AGENT, CUSTOMER, PATH, START, open_case
+from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, START, open_case
 from workflow import (
     STEP_NAMES,
     Actor,
@@ -423,3 +423,29 @@ def test_an_aware_due_time_reads_as_validating_and_converting_it_would(when: dat
     read = ctx.aware_datetime("due", required=True)
     expected = to_utc(TypeAdapter(datetime).validate_python(when), "due")
     assert (read, read.tzinfo if read else None) == (expected, UTC)
+
+
+@pytest.mark.parametrize("maker_id", [" bob", "bob\nsmith"])
+def test_an_offer_by_an_actor_whose_text_does_not_parse_can_be_approved(
+    store: Any, clock: ManualClock, maker_id: str
+) -> None:
+    """Regression: an offer made by ``Actor(role="agent", id=" bob")`` was recorded as
+    made by ``agent: bob``, text ``Actor.parse`` refuses; approving it then failed with a
+    bare ``ValueError`` for every approver, so the case could never be approved. Four
+    eyes now reads the recorded id after the role."""
+    from workflow import Decision, OfferRequest
+
+    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
+        return Decision.needs_approval("test", "always")
+
+    engine = Engine(store, clock=clock, decide=always_approve)
+    cid = open_case(engine)
+    for step, inputs in PATH[:4]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    maker = Actor(role="agent", id=maker_id)
+    engine.step(cid, "offer_remedy", actor=maker, **_inputs("offer_remedy"))
+    assert engine.get(cid).offers[-1].offered_by == str(maker)
+    with pytest.raises(PolicyViolation, match="four_eyes"):
+        engine.approve_offer(cid, actor=Actor(role="team-lead", id=maker_id.upper()))
+    assert engine.approve_offer(cid, actor=LEAD).state == "remedy_offered"
+    assert engine.replay(cid) == engine.get(cid)

@@ -29,6 +29,7 @@ from workflow.domain import (
     ComplainantType,
     OfferStatus,
     Slug,
+    person_of,
 )
 from workflow.errors import (
     InvalidStepData,
@@ -294,7 +295,9 @@ def _offer_number(ctx: StepContext, status: OfferStatus) -> int:
 def approve_offer(ctx: StepContext) -> dict[str, Any]:
     number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
     offer = ctx.case.offers[-1]
-    if Actor.parse(offer.offered_by).person == ctx.actor.person:
+    # The id after the role as recorded: an ``Actor`` built directly may have recorded
+    # text that ``Actor.parse`` refuses (``Actor(role="agent", id=" bob")``: ``agent: bob``).
+    if person_of(offer.offered_by.partition(":")[2]) == ctx.actor.person:
         ctx.violation(
             Decision.denied(
                 "approval.four_eyes",
