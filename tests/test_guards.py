@@ -449,3 +449,60 @@ def test_an_offer_by_an_actor_whose_text_does_not_parse_can_be_approved(
         engine.approve_offer(cid, actor=Actor(role="team-lead", id=maker_id.upper()))
     assert engine.approve_offer(cid, actor=LEAD).state == "remedy_offered"
     assert engine.replay(cid) == engine.get(cid)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("subject", 42, "expected text, got int"),
+        ("details", ["broken"], "expected text, got list"),
+        ("subject", "x" * 10_001, "longer than 10000 characters"),
+        ("details", "x" * 10_001, "longer than 10000 characters"),
+        ("category", "Delivery", "should match pattern"),
+        ("category", 7, "valid string"),
+        ("occurred_on", "2026-13-01", "month"),
+        ("occurred_on", "2099-01-01", "2099-01-01 is in the future"),
+        ("channel", "fax", "'fax' is not a valid Channel"),
+        ("priority", "asap", "'asap' is not a valid Priority"),
+        ("complainant_type", "rude", "'rude' is not a valid ComplainantType"),
+    ],
+)
+def test_opening_a_case_with_bad_data_names_the_field_it_is_in(
+    engine: Engine, field: str, value: Any, problem: str
+) -> None:
+    """Regression: a subject that is not text raised a bare ``AttributeError``; a subject
+    or details of any length was taken (``record`` refuses more than 10,000 characters);
+    a bad category or date was reported under no field (``": Input should be ..."``) or
+    under ``open``, and an unknown channel under ``open``."""
+    with pytest.raises(InvalidStepData) as info:
+        engine.open_case(**{"actor": AGENT, "customer": {"id": "c", "name": "N"},
+                            "channel": "web", field: value})  # fmt: skip
+    ((named, what),) = info.value.problems
+    assert named == field
+    assert problem in what
+    assert list(engine.store.case_ids()) == []
+
+
+def test_a_blank_contact_given_at_opening_is_not_a_contact(engine: Engine) -> None:
+    """Regression: a customer opened with contact ``"   "`` counted as having one, so
+    ``record`` did not ask for it and the case went on with no way to reach the customer.
+    Blank contact or account is not information (as blank subject or details)."""
+    case = engine.open_case(
+        actor=AGENT, customer={"id": "c", "name": "N", "contact": "  ", "account": "\t"},
+        channel="web", subject="s", category="delivery", occurred_on="2026-11-01",
+        details="d",
+    )  # fmt: skip
+    assert (case.customer.contact, case.customer.account) == (None, None)
+    engine.acknowledge(case.id, actor=AGENT)
+    engine.listen(case.id, actor=AGENT, note="their account")
+    error = refused(engine, case.id, MissingInformation, "record")
+    assert error.fields == ("contact",)
+    assert engine.replay(case.id) == engine.get(case.id)
+
+
+def test_a_blank_customer_name_or_id_is_refused_at_opening(engine: Engine) -> None:
+    for customer, field in (({"id": "c", "name": "  "}, "name"), ({"id": " ", "name": "N"}, "id")):
+        with pytest.raises(InvalidStepData) as info:
+            engine.open_case(actor=AGENT, customer=customer, channel="web")
+        assert info.value.problems[0][0] == field
+    assert list(engine.store.case_ids()) == []

@@ -7,6 +7,7 @@ the store with the version it was loaded at, log, return the new case.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,7 +38,7 @@ from workflow.errors import (
     StepNotAllowed,
 )
 from workflow.events import GENESIS, Event, forget_text, format_at, make_event
-from workflow.guards import GUARDS, OCCURRED_ON_SLACK, DecideHook, StepContext
+from workflow.guards import GUARDS, MAX_TEXT, OCCURRED_ON_SLACK, DecideHook, StepContext
 from workflow.personal import (
     ERASE_EVENT,
     ERASED,
@@ -147,6 +148,16 @@ def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], val
     return kind(value).value
 
 
+def _without_blanks(customer: Customer) -> Customer:
+    """``customer`` without a blank contact or account: blank text is not information."""
+    blank = {
+        name: None
+        for name in ("contact", "account")
+        if (value := getattr(customer, name)) is not None and not value.strip()
+    }
+    return dataclasses.replace(customer, **blank) if blank else customer
+
+
 def _new_case_id() -> str:
     """``case-`` + a random (version 4) UUID's hex, as ``uuid.uuid4().hex`` writes it."""
     raw = bytearray(os.urandom(16))
@@ -252,31 +263,46 @@ class Engine:
         who = _actor_text(Actor.parse(actor))
         cid = case_id if case_id is not None else self._new_case_id()
         now = self.now()
+        field = "customer"  # what is being read, for the problem's name
         try:
             cust = (
                 customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(customer)
             )
-            data: dict[str, Any] = {
-                "customer": customer_data(cust),
-                "channel": _enum_text(Channel, channel),
-                "priority": _enum_text(Priority, priority),
-                "complainant_type": _enum_text(ComplainantType, complainant_type),
-            }
-            for name, text in (("subject", subject), ("details", details)):
-                if text is not None and text.strip():  # blank text is not information
-                    data[name] = text.strip()
+            for field in ("id", "name"):
+                if not getattr(cust, field).strip():
+                    raise ValueError("it is blank")
+            cust = _without_blanks(cust)
+            data: dict[str, Any] = {"customer": customer_data(cust)}
+            for field, kind, value in (
+                ("channel", Channel, channel),
+                ("priority", Priority, priority),
+                ("complainant_type", ComplainantType, complainant_type),
+            ):
+                data[field] = _enum_text(kind, value)
+            for field, text in (("subject", subject), ("details", details)):
+                if text is None:
+                    continue
+                if not isinstance(text, str):
+                    raise ValueError(f"expected text, got {type(text).__name__}")
+                if len(text) > MAX_TEXT:
+                    raise ValueError(f"longer than {MAX_TEXT} characters")
+                if text.strip():  # blank text is not information
+                    data[field] = text.strip()
             if occurred_on is not None:
+                field = "occurred_on"
                 day = _DATE.validate_python(occurred_on)
                 if day > (now + OCCURRED_ON_SLACK).date():
-                    raise ValueError(f"occurred_on {day.isoformat()} is in the future")
+                    raise ValueError(f"{day.isoformat()} is in the future")
                 data["occurred_on"] = day.isoformat()
             if category is not None:
+                field = "category"
                 data["category"] = _SLUG.validate_python(category)
                 known = self.policy.categories
                 if known is not None and data["category"] not in known:
                     raise ValueError(
-                        f"category {category!r} is not one of the policy's: {', '.join(known)}"
+                        f"{category!r} is not one of the policy's categories: {', '.join(known)}"
                     )
+            field = OPEN_EVENT
             plain = data
             data, sealed = seal_data(OPEN_EVENT, data)
             event = make_event(
@@ -284,12 +310,16 @@ class Engine:
             )
             case = opened_case(event, _NO_VAULT, cust, (plain, sealed))
         except ValidationError as exc:
+            # A customer's fields are named as before (``name``); a value's own error has
+            # no location: it is the field being read.
             raise InvalidStepData(
                 case_id=cid,
                 state="(new)",
                 step=OPEN_EVENT,
                 allowed=(OPEN_EVENT,),
-                problems=[(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()],
+                problems=[
+                    (".".join(str(p) for p in e["loc"]) or field, e["msg"]) for e in exc.errors()
+                ],
             ) from None
         except ValueError as exc:
             raise InvalidStepData(
@@ -297,7 +327,7 @@ class Engine:
                 state="(new)",
                 step=OPEN_EVENT,
                 allowed=(OPEN_EVENT,),
-                problems=[("open", str(exc))],
+                problems=[(field, str(exc))],
             ) from None
         try:
             self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
