@@ -506,3 +506,38 @@ def test_a_blank_customer_name_or_id_is_refused_at_opening(engine: Engine) -> No
             engine.open_case(actor=AGENT, customer=customer, channel="web")
         assert info.value.problems[0][0] == field
     assert list(engine.store.case_ids()) == []
+
+
+@pytest.mark.parametrize("value", [0, 20_000, 1.5, datetime(2026, 11, 1, tzinfo=UTC)])
+def test_the_date_it_happened_is_a_date_or_its_text_at_opening_and_at_record(
+    engine: Engine, case_in: Callable[[str], str], value: Any
+) -> None:
+    """Regression: ``occurred_on=0`` was read as 1 January 1970 (a number of seconds),
+    and ``open_case`` took a datetime that ``record`` refuses."""
+    cid = case_in("listening")
+    error = refused(engine, cid, InvalidStepData, "record", **{**_inputs("record"),
+                                                              "occurred_on": value})  # fmt: skip
+    assert error.problems[0][0] == "occurred_on"
+    with pytest.raises(InvalidStepData) as info:
+        engine.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="web",
+                         occurred_on=value)  # fmt: skip
+    assert info.value.problems[0][0] == "occurred_on"
+
+
+@pytest.mark.parametrize("value", [1_900_000_000, 1.9e9, True])
+def test_a_due_time_is_a_datetime_or_its_text_not_a_number(
+    engine: Engine, case_in: Callable[[str], str], value: Any
+) -> None:
+    """Regression: ``due=1.9e9`` was read as a number of seconds (March 2030)."""
+    cid = case_in("remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": value, "actor": CUSTOMER}
+    assert refused(engine, cid, InvalidStepData, "accept_remedy", **inputs).problems[0][0] == "due"
+
+
+def test_a_naive_due_time_is_named_once(engine: Engine, case_in: Callable[[str], str]) -> None:
+    """Regression: the problem read ``due: due: naive datetime ... refused``."""
+    cid = case_in("remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": "2026-11-05T12:00", "actor": CUSTOMER}
+    error = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs)
+    ((field, what),) = error.problems
+    assert (field, what.startswith("naive datetime 2026-11-05T12:00:00 refused")) == ("due", True)

@@ -38,7 +38,14 @@ from workflow.errors import (
     StepNotAllowed,
 )
 from workflow.events import GENESIS, Event, forget_text, format_at, make_event
-from workflow.guards import GUARDS, MAX_TEXT, OCCURRED_ON_SLACK, DecideHook, StepContext
+from workflow.guards import (
+    GUARDS,
+    MAX_TEXT,
+    OCCURRED_ON_SLACK,
+    DecideHook,
+    StepContext,
+    read_day,
+)
 from workflow.personal import (
     ERASE_EVENT,
     ERASED,
@@ -68,7 +75,6 @@ class Guidance:
 
 _CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
 _NO_VAULT: Mapping[str, Personal] = {}
-_DATE: TypeAdapter[date] = TypeAdapter(date)
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
 
@@ -290,7 +296,7 @@ class Engine:
                     data[field] = text.strip()
             if occurred_on is not None:
                 field = "occurred_on"
-                day = _DATE.validate_python(occurred_on)
+                day = read_day(occurred_on)
                 if day > (now + OCCURRED_ON_SLACK).date():
                     raise ValueError(f"{day.isoformat()} is in the future")
                 data["occurred_on"] = day.isoformat()

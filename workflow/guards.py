@@ -135,11 +135,29 @@ class StepContext:
             return None
         if type(value) is datetime and value.tzinfo is UTC:
             return value  # what validating and converting to UTC give (a test checks it)
+        if not isinstance(value, datetime | str):  # a number is not read as seconds
+            self.invalid(name, f"expected a datetime or ISO 8601 text, got {type(value).__name__}")
         try:
             parsed = _DATETIME.validate_python(value)
-            return to_utc(parsed, name)
-        except (ValidationError, ValueError, TypeError) as exc:
+        except ValidationError as exc:
             self.invalid(name, _first_line(exc))
+        if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+            self.invalid(
+                name,
+                f"naive datetime {parsed.isoformat()} refused; give a time zone "
+                "(for example datetime.now(timezone.utc))",
+            )
+        return to_utc(parsed, name)
+
+
+def read_day(value: Any) -> date:
+    """A date from a ``date`` or its ISO text. A datetime is refused (which day it is
+    depends on the zone), and so is a number (pydantic would read it as seconds)."""
+    if isinstance(value, datetime):
+        raise ValueError("give a date, not a datetime")
+    if not isinstance(value, date | str):
+        raise ValueError(f"expected a date or ISO 8601 text, got {type(value).__name__}")
+    return _DATE.validate_python(value)
 
 
 def _first_line(exc: Exception) -> str:
@@ -185,11 +203,9 @@ def record(ctx: StepContext) -> dict[str, Any]:
         )
     occurred = ctx.inputs.get("occurred_on")
     if occurred is not None:
-        if isinstance(occurred, datetime):
-            ctx.invalid("occurred_on", "give a date, not a datetime")
         try:
-            day = _DATE.validate_python(occurred)
-        except ValidationError as exc:
+            day = read_day(occurred)
+        except ValueError as exc:  # a ValidationError too
             ctx.invalid("occurred_on", _first_line(exc))
         if day > (ctx.now + OCCURRED_ON_SLACK).date():
             ctx.invalid("occurred_on", f"{day.isoformat()} is in the future")
