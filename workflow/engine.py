@@ -156,12 +156,13 @@ def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], val
 
 def _without_blanks(customer: Customer) -> Customer:
     """``customer`` without a blank contact or account: blank text is not information."""
-    blank = {
-        name: None
-        for name in ("contact", "account")
-        if (value := getattr(customer, name)) is not None and not value.strip()
-    }
-    return dataclasses.replace(customer, **blank) if blank else customer
+    contact, account = (
+        None if value is not None and not value.strip() else value
+        for value in (customer.contact, customer.account)
+    )
+    if contact is customer.contact and account is customer.account:
+        return customer
+    return dataclasses.replace(customer, contact=contact, account=account)
 
 
 def _new_case_id() -> str:
