@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, START, open_case
+from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, START, drive, open_case
 from workflow import (
     STEP_NAMES,
     Actor,
@@ -48,7 +48,7 @@ def refused(
         engine.step(case_id, step, actor=actor, **inputs)
     assert info.value.case_id == case_id
     assert info.value.step == step
-    assert info.value.allowed == allowed_steps(engine.get(case_id).state)
+    assert info.value.allowed == engine.allowed_steps(case_id)
     return info.value
 
 
@@ -241,6 +241,29 @@ def test_closing_needs_feedback_requested_when_the_policy_says_so(
     error = refused(engine, cid, MissingInformation, "close")
     assert error.fields == ("feedback request",)
     assert "request_feedback" in str(error)
+
+
+def test_close_is_not_listed_as_allowed_before_feedback_when_the_policy_needs_it(
+    engine: Engine, store: Any, clock: ManualClock, case_in: Callable[[str], str]
+) -> None:
+    """Regression: refusing ``close`` from ``promise_kept`` (the policy needs feedback
+    requested first) listed ``close`` among the steps allowed now, as did
+    ``Engine.allowed_steps`` and every other refusal in that state."""
+    cid = case_in("promise_kept")
+    assert "close" in allowed_steps("promise_kept")  # the machine's graph has the route
+    assert "close" not in engine.allowed_steps(cid)
+    for step, error in (("close", MissingInformation), ("approve_offer", StepNotAllowed)):
+        with pytest.raises(error) as info:
+            engine.step(cid, step, actor=AGENT)
+        assert "close" not in info.value.allowed
+    assert "close" not in str(info.value).split("Allowed now:")[1]
+    waiving = Engine(store, clock=clock,
+                     policy=Policy(name="w", version="1", currency="EUR",
+                                   feedback={"required_before_close": False}))  # fmt: skip
+    wid = case_in("received")
+    waiving.migrate_policy(wid, actor=LEAD, reason="feedback waived")
+    drive(waiving, wid, "promise_kept")
+    assert "close" in waiving.allowed_steps(wid)
 
 
 def test_escalating_needs_a_reason_and_a_target_role(

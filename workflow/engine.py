@@ -25,7 +25,7 @@ from policies.money import Money
 from policies.remedy import Remedy
 from policies.sla import Target
 from workflow import audit, sla
-from workflow.checklist import ESCALATABLE, FINAL_STATES, allowed_steps, fire, is_allowed
+from workflow.checklist import ESCALATABLE, FINAL_STATES, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
 from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
 from workflow.errors import (
@@ -44,6 +44,7 @@ from workflow.guards import (
     OCCURRED_ON_SLACK,
     DecideHook,
     StepContext,
+    allowed_under,
     read_day,
 )
 from workflow.personal import (
@@ -237,7 +238,8 @@ class Engine:
 
     def allowed_steps(self, case_id: str) -> tuple[str, ...]:
         """The steps and actions the case accepts now."""
-        return allowed_steps(self.store.load(case_id).state)
+        case = self.store.load(case_id)
+        return allowed_under(case.state, self._policies.get(case.policy_version))
 
     def now(self) -> datetime:
         now = self.clock.now()
@@ -381,14 +383,17 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_steps(case.state),
+                allowed=allowed_under(case.state, self._policies.get(case.policy_version)),
                 reason=f"there is no step called {step!r}",
             ) from None
         guard, accepted = spec
         if not is_allowed(case.state, step):
             self._refused(case, step, "out of order")
             raise StepNotAllowed(
-                case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state)
+                case_id=case_id,
+                state=case.state,
+                step=step,
+                allowed=allowed_under(case.state, self._policies.get(case.policy_version)),
             )
         if not accepted.issuperset(inputs):
             unknown = inputs.keys() - accepted
@@ -396,7 +401,7 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_steps(case.state),
+                allowed=allowed_under(case.state, self._policies.get(case.policy_version)),
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
         # A case's events never go back in time, even when workers' clocks disagree.
@@ -657,7 +662,7 @@ class Engine:
         case = self.store.load(case_id)
         policy = self._policies.get(case.policy_version, self.policy)
         playbook = policy.playbook(case.complainant_type.value)
-        allowed = allowed_steps(case.state)
+        allowed = allowed_under(case.state, policy)
         steps = {
             step: text
             for step, text in (playbook.guidance.items() if playbook else ())

@@ -47,6 +47,19 @@ MAX_OPTIONS = 10
 OCCURRED_ON_SLACK = timedelta(days=1)
 
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+_KEPT_NOT_CLOSING = tuple(s for s in allowed_steps(State.PROMISE_KEPT) if s != "close")
+
+
+def allowed_under(state: str, policy: Policy | None) -> tuple[str, ...]:
+    """The steps a case in ``state`` accepts under ``policy``: the machine's
+    (``allowed_steps``), less ``close`` from ``promise_kept`` when the policy needs
+    feedback requested first (the one route that no input can open). Without the
+    policy, the machine's."""
+    if state == State.PROMISE_KEPT and policy is not None and policy.feedback.required_before_close:
+        return _KEPT_NOT_CLOSING
+    return allowed_steps(state)
+
+
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
@@ -78,7 +91,7 @@ class StepContext:
             "case_id": self.case.id,
             "state": self.case.state,
             "step": self.step,
-            "allowed": allowed_steps(self.case.state),
+            "allowed": allowed_under(self.case.state, self.policy),
         }
 
     def paid(self) -> Decimal:
