@@ -564,3 +564,24 @@ def test_a_naive_due_time_is_named_once(engine: Engine, case_in: Callable[[str],
     error = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs)
     ((field, what),) = error.problems
     assert (field, what.startswith("naive datetime 2026-11-05T12:00:00 refused")) == ("due", True)
+
+
+@pytest.mark.parametrize("options", ["", b"", "refund"])
+def test_options_given_as_text_are_malformed_not_missing(
+    engine: Engine, case_in: Callable[[str], str], options: Any
+) -> None:
+    """Regression: ``options=""`` was reported as missing options."""
+    cid = case_in("apologised")
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options=options)
+    assert error.problems == (("options", "expected a list of remedies"),)
+
+
+def test_a_text_within_the_limit_once_trimmed_is_taken(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """Regression: the 10,000-character limit counted the spaces around a text, which
+    are not recorded: a 10,000-character note with a trailing newline was refused."""
+    cid = case_in("acknowledged")
+    note = "x" * 10_000
+    assert engine.listen(cid, actor=AGENT, note=note + "\n").state == "listening"
+    assert engine.history(cid)[-1].data == {"note": note}

@@ -293,10 +293,11 @@ class Engine:
                     continue
                 if not isinstance(text, str):
                     raise ValueError(f"expected text, got {type(text).__name__}")
+                text = text.strip()
                 if len(text) > MAX_TEXT:
                     raise ValueError(f"longer than {MAX_TEXT} characters")
-                if text.strip():  # blank text is not information
-                    data[field] = text.strip()
+                if text:  # blank text is not information
+                    data[field] = text
             if occurred_on is not None:
                 field = "occurred_on"
                 day = read_day(occurred_on)

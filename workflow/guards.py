@@ -127,9 +127,10 @@ class StepContext:
             return None
         if not isinstance(value, str):
             self.invalid(name, f"expected text, got {type(value).__name__}")
+        value = value.strip()  # what is recorded, and so what the limit counts
         if len(value) > longest:
             self.invalid(name, f"longer than {longest} characters")
-        return value.strip()
+        return value
 
     def slug(self, name: str, *, required: bool) -> str | None:
         value = self.text(name, required=required)
@@ -245,10 +246,10 @@ def apologise(ctx: StepContext) -> dict[str, Any]:
 
 def _remedies(ctx: StepContext) -> list[Remedy]:
     options = ctx.inputs.get("options")
-    if options is None or (isinstance(options, Sequence) and len(options) == 0):
-        ctx.missing("options", hint="one or more remedies for the customer to choose from")
-    if isinstance(options, str | bytes) or not isinstance(options, Sequence):
+    if isinstance(options, str | bytes) or not isinstance(options, Sequence | None):
         ctx.invalid("options", "expected a list of remedies")
+    if not options:
+        ctx.missing("options", hint="one or more remedies for the customer to choose from")
     if len(options) > MAX_OPTIONS:
         ctx.invalid("options", f"at most {MAX_OPTIONS} options per offer")
     remedies: list[Remedy] = []
