@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, START, drive, open_case
+from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, REFUND, START, drive, open_case
 from workflow import (
     STEP_NAMES,
     Actor,
@@ -564,6 +564,23 @@ def test_a_naive_due_time_is_named_once(engine: Engine, case_in: Callable[[str],
     error = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs)
     ((field, what),) = error.problems
     assert (field, what.startswith("naive datetime 2026-11-05T12:00:00 refused")) == ("due", True)
+
+
+def test_an_offer_with_the_same_remedy_twice_is_refused_naming_both_options(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """Regression: ``[refund 40 EUR, refund 40.00 EUR]`` was offered; the customer's
+    choice of option 1 or 3 then meant nothing
+    (docs/decisions/0023-guards-duplicate-options.md)."""
+    cid = case_in("apologised")
+    other = {"kind": "coupon", "amount": {"amount": "10", "currency": "EUR"}}
+    twice = {"kind": "refund", "amount": {"amount": "40", "currency": "EUR"}}
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options=[REFUND, other, twice])
+    assert error.problems == (("options[3]", "the same remedy as options[1]"),)
+    described = {**twice, "description": "refund to the card"}
+    assert engine.offer_remedy(cid, actor=AGENT, options=[REFUND, described]).state == (
+        "remedy_offered"
+    )
 
 
 @pytest.mark.parametrize("options", ["", b"", "refund"])

@@ -266,6 +266,10 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
         problem = ctx.policy.check_remedy(remedy)
         if problem is not None:
             ctx.invalid(f"options[{i}]", problem)
+        if remedy in remedies:  # a choice must mean something (0023-guards-duplicate-options)
+            ctx.invalid(
+                f"options[{i}]", f"the same remedy as options[{remedies.index(remedy) + 1}]"
+            )
         remedies.append(remedy)
     return remedies
 
