@@ -485,3 +485,24 @@ def test_a_closed_case_under_a_policy_not_given_is_not_told_to_migrate() -> None
     with pytest.raises(StepNotAllowed, match="or migrate_policy the case") as info:
         other.add_note(open_cid, actor="agent:a", text="x")
     assert info.value.allowed == ("migrate_policy",)
+
+
+def test_the_steps_allowed_by_an_engine_without_the_cases_policy_are_the_ones_it_takes() -> None:
+    """Regression: ``allowed_steps`` listed the machine's steps for a case whose policy
+    the engine was not given, every one of which it refuses but ``migrate_policy``; and
+    a refused ``migrate_policy`` (no reason) listed them too."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    closed = apologised(engine)
+    engine.withdraw(closed, actor="customer:c-1", reason="done")
+    other, _ = new_engine(parse_policy(POLICY_TEXT.replace('version: "1"', 'version: "2"')),
+                          store=store)  # fmt: skip
+    assert other.allowed_steps(cid) == ("migrate_policy",)
+    assert other.allowed_steps(closed) == ()
+    with pytest.raises(StepRefused) as info:
+        other.step(cid, "migrate_policy", actor="team-lead:sam")
+    assert info.value.allowed == ("migrate_policy",)
+    with pytest.raises(StepNotAllowed) as refused:
+        other.step(closed, "reopen", actor="team-lead:sam", reason="x")
+    assert refused.value.allowed == ()

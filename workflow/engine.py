@@ -238,8 +238,15 @@ class Engine:
 
     def allowed_steps(self, case_id: str) -> tuple[str, ...]:
         """The steps and actions the case accepts now."""
-        case = self.store.load(case_id)
-        return allowed_under(case.state, self._policies.get(case.policy_version))
+        return self._allowed(self.store.load(case_id))
+
+    def _allowed(self, case: Case) -> tuple[str, ...]:
+        """The steps ``case`` accepts from this engine: under the case's policy, or only
+        ``migrate_policy`` (if the state has it) when the engine was not given it."""
+        policy = self._policies.get(case.policy_version)
+        if policy is None:
+            return ("migrate_policy",) if is_allowed(case.state, "migrate_policy") else ()
+        return allowed_under(case.state, policy)
 
     def now(self) -> datetime:
         now = self.clock.now()
@@ -384,7 +391,7 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_under(case.state, self._policies.get(case.policy_version)),
+                allowed=self._allowed(case),
                 reason=f"there is no step called {step!r}",
             ) from None
         guard, accepted = spec
@@ -394,7 +401,7 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_under(case.state, self._policies.get(case.policy_version)),
+                allowed=self._allowed(case),
             )
         if not accepted.issuperset(inputs):
             unknown = inputs.keys() - accepted
@@ -402,7 +409,7 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_under(case.state, self._policies.get(case.policy_version)),
+                allowed=self._allowed(case),
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
         # A case's events never go back in time, even when workers' clocks disagree.
@@ -410,8 +417,10 @@ class Engine:
         if now < case.updated_at:
             now = case.updated_at
         policy = self._policies.get(case.policy_version)
+        allowed = None  # the guard reads them under ``policy``
         if policy is None:
             policy = self._policy_for(case, step)
+            allowed = self._allowed(case)
         ctx = StepContext(
             case,
             step,
@@ -422,6 +431,7 @@ class Engine:
             self._decide,
             paid_within_cap=self._paid,
             current_policy=self.policy,
+            allowed=allowed,
         )
         try:
             # ``fire`` would run the guard first too; running it here saves a closure.
@@ -631,7 +641,7 @@ class Engine:
                 case_id=case.id,
                 state=case.state,
                 step=step,
-                allowed=("migrate_policy",) if migrates else (),
+                allowed=self._allowed(case),
                 reason=(
                     f"the case runs under policy {case.policy_version}, which this engine "
                     "was not given: pass it in previous_policies"

@@ -85,13 +85,17 @@ class StepContext:
     read_cases: dict[str, int] | None = None
     #: The engine's current policy (``migrate_policy`` moves a case to it).
     current_policy: Policy | None = None
+    #: The steps the case accepts now, when they are not read under ``policy`` (the
+    #: engine was not given the case's policy: only ``migrate_policy``).
+    allowed: tuple[str, ...] | None = None
 
     def _where(self) -> dict[str, Any]:
+        allowed = self.allowed
         return {
             "case_id": self.case.id,
             "state": self.case.state,
             "step": self.step,
-            "allowed": allowed_under(self.case.state, self.policy),
+            "allowed": allowed_under(self.case.state, self.policy) if allowed is None else allowed,
         }
 
     def paid(self) -> Decimal:
