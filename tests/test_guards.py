@@ -602,3 +602,31 @@ def test_a_text_within_the_limit_once_trimmed_is_taken(
     note = "x" * 10_000
     assert engine.listen(cid, actor=AGENT, note=note + "\n").state == "listening"
     assert engine.history(cid)[-1].data == {"note": note}
+
+
+@pytest.mark.parametrize(
+    "due",
+    [datetime(9999, 12, 31, 23, 0, tzinfo=UTC), START + timedelta(days=3653, seconds=1)],
+)
+def test_a_promise_due_more_than_ten_years_ahead_is_refused(
+    store: Any, clock: ManualClock, due: datetime
+) -> None:
+    """Regression: a promise due on 31 December 9999 was taken by the guard, then its SLA
+    deadline (due + 1 day) could not be computed and the step failed with a bare
+    ``ValueError`` ("the calendar has no working time within three years", under a
+    policy without calendars); one due in the year 9000 was stored
+    (docs/decisions/0023-guards-promise-horizon.md)."""
+    from policies.loader import parse_policy
+
+    policy = parse_policy(
+        'name: t\nversion: "1"\ncurrency: EUR\nsla:\n  targets:\n'
+        "    - {id: kept, step: keep_promise, within: P1D, start: promise_due}\n"
+    )
+    engine = Engine(store, clock=clock, policy=policy)
+    cid = open_case(engine)
+    drive(engine, cid, "remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": due, "actor": CUSTOMER}
+    ((field, what),) = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs).problems
+    assert (field, "more than 10 years" in what) == ("due", True)
+    inputs["due"] = START + timedelta(days=3652)
+    assert engine.step(cid, "accept_remedy", **inputs).state == "promised"

@@ -45,6 +45,8 @@ MAX_TEXT = 10_000
 MAX_OPTIONS = 10
 #: How far past today (UTC) a "date it happened" may be: the customer's day can be ahead.
 OCCURRED_ON_SLACK = timedelta(days=1)
+#: How far ahead a promise may be due: ten years (docs/decisions/0023-guards-promise-horizon.md).
+PROMISE_HORIZON = timedelta(days=3653)
 
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 _KEPT_NOT_CLOSING = tuple(s for s in allowed_steps(State.PROMISE_KEPT) if s != "close")
@@ -375,6 +377,8 @@ def accept_remedy(ctx: StepContext) -> dict[str, Any]:
     assert due is not None
     if due <= ctx.now:
         ctx.invalid("due", f"{format_at(due)} is not after now ({format_at(ctx.now)})")
+    if due - ctx.now > PROMISE_HORIZON:
+        ctx.invalid("due", f"{format_at(due)} is more than 10 years after now")
     if ctx.policy.caps.per_customer is not None:
         cap = decide_acceptance(ctx.policy, offer.options[option - 1], ctx.paid())
         if cap.outcome is Outcome.DENIED:
