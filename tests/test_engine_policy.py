@@ -445,3 +445,64 @@ def test_an_approval_is_judged_with_the_offers_made_before_it() -> None:
     cid = apologised(engine)
     engine.offer_remedy(cid, actor="agent:alice", options=[refund("80")])
     assert engine.approve_offer(cid, actor="team-lead:sam").state == "remedy_offered"
+
+
+def test_an_open_offer_blocks_a_move_to_another_currency_also_from_a_policy_not_given() -> None:
+    """Regression: when the engine was not given the case's policy, ``migrate_policy``
+    compared the new policy's currency with itself, so an open EUR offer moved to a USD
+    policy and could then be accepted there (a EUR payment under a USD policy, which
+    every later cap sum over the customer's cases fails on)."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    engine.offer_remedy(cid, actor="agent:alice", options=[refund("40")])
+    usd = parse_policy(POLICY_TEXT.replace("currency: EUR", "currency: USD"))
+    dollars, _ = new_engine(usd, store=store)  # the case's policy is not given
+    before = (dollars.get(cid), len(dollars.history(cid)))
+    with pytest.raises(StepNotAllowed, match="open in EUR"):
+        dollars.migrate_policy(cid, actor="team-lead:sam", reason="new policy")
+    assert (dollars.get(cid), len(dollars.history(cid))) == before
+    dollars_too, _ = new_engine(usd, store=store, previous_policies=[POLICY])
+    with pytest.raises(StepNotAllowed, match="open in EUR"):
+        dollars_too.migrate_policy(cid, actor="team-lead:sam", reason="new policy")
+
+
+def test_a_closed_case_under_a_policy_not_given_is_not_told_to_migrate() -> None:
+    """Regression: a closed case whose policy the engine was not given refused
+    ``add_note`` naming ``migrate_policy`` as the one step allowed, which a closed case
+    cannot take: the error named a step that is refused too."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    engine.withdraw(cid, actor="customer:c-1", reason="sorted it out myself")
+    other, _ = new_engine(parse_policy(POLICY_TEXT.replace('version: "1"', 'version: "2"')),
+                          store=store)  # fmt: skip
+    with pytest.raises(StepNotAllowed, match="pass it in previous_policies") as info:
+        other.add_note(cid, actor="agent:a", text="x")
+    assert info.value.allowed == ()
+    assert "migrate_policy" not in str(info.value)
+    open_cid = apologised(engine)
+    with pytest.raises(StepNotAllowed, match="or migrate_policy the case") as info:
+        other.add_note(open_cid, actor="agent:a", text="x")
+    assert info.value.allowed == ("migrate_policy",)
+
+
+def test_the_steps_allowed_by_an_engine_without_the_cases_policy_are_the_ones_it_takes() -> None:
+    """Regression: ``allowed_steps`` listed the machine's steps for a case whose policy
+    the engine was not given, every one of which it refuses but ``migrate_policy``; and
+    a refused ``migrate_policy`` (no reason) listed them too."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    closed = apologised(engine)
+    engine.withdraw(closed, actor="customer:c-1", reason="done")
+    other, _ = new_engine(parse_policy(POLICY_TEXT.replace('version: "1"', 'version: "2"')),
+                          store=store)  # fmt: skip
+    assert other.allowed_steps(cid) == ("migrate_policy",)
+    assert other.allowed_steps(closed) == ()
+    with pytest.raises(StepRefused) as info:
+        other.step(cid, "migrate_policy", actor="team-lead:sam")
+    assert info.value.allowed == ("migrate_policy",)
+    with pytest.raises(StepNotAllowed) as refused:
+        other.step(closed, "reopen", actor="team-lead:sam", reason="x")
+    assert refused.value.allowed == ()

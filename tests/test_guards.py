@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from tests.conftest import AGENT, CUSTOMER, PATH, START, open_case
+from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, REFUND, START, drive, open_case
 from workflow import (
     STEP_NAMES,
     Actor,
@@ -48,7 +48,7 @@ def refused(
         engine.step(case_id, step, actor=actor, **inputs)
     assert info.value.case_id == case_id
     assert info.value.step == step
-    assert info.value.allowed == allowed_steps(engine.get(case_id).state)
+    assert info.value.allowed == engine.allowed_steps(case_id)
     return info.value
 
 
@@ -243,6 +243,29 @@ def test_closing_needs_feedback_requested_when_the_policy_says_so(
     assert "request_feedback" in str(error)
 
 
+def test_close_is_not_listed_as_allowed_before_feedback_when_the_policy_needs_it(
+    engine: Engine, store: Any, clock: ManualClock, case_in: Callable[[str], str]
+) -> None:
+    """Regression: refusing ``close`` from ``promise_kept`` (the policy needs feedback
+    requested first) listed ``close`` among the steps allowed now, as did
+    ``Engine.allowed_steps`` and every other refusal in that state."""
+    cid = case_in("promise_kept")
+    assert "close" in allowed_steps("promise_kept")  # the machine's graph has the route
+    assert "close" not in engine.allowed_steps(cid)
+    for step, error in (("close", MissingInformation), ("approve_offer", StepNotAllowed)):
+        with pytest.raises(error) as info:
+            engine.step(cid, step, actor=AGENT)
+        assert "close" not in info.value.allowed
+    assert "close" not in str(info.value).split("Allowed now:")[1]
+    waiving = Engine(store, clock=clock,
+                     policy=Policy(name="w", version="1", currency="EUR",
+                                   feedback={"required_before_close": False}))  # fmt: skip
+    wid = case_in("received")
+    waiving.migrate_policy(wid, actor=LEAD, reason="feedback waived")
+    drive(waiving, wid, "promise_kept")
+    assert "close" in waiving.allowed_steps(wid)
+
+
 def test_escalating_needs_a_reason_and_a_target_role(
     engine: Engine, case_in: Callable[[str], str]
 ) -> None:
@@ -423,3 +446,187 @@ def test_an_aware_due_time_reads_as_validating_and_converting_it_would(when: dat
     read = ctx.aware_datetime("due", required=True)
     expected = to_utc(TypeAdapter(datetime).validate_python(when), "due")
     assert (read, read.tzinfo if read else None) == (expected, UTC)
+
+
+@pytest.mark.parametrize("maker_id", [" bob", "bob\nsmith"])
+def test_an_offer_by_an_actor_whose_text_does_not_parse_can_be_approved(
+    store: Any, clock: ManualClock, maker_id: str
+) -> None:
+    """Regression: an offer made by ``Actor(role="agent", id=" bob")`` was recorded as
+    made by ``agent: bob``, text ``Actor.parse`` refuses; approving it then failed with a
+    bare ``ValueError`` for every approver, so the case could never be approved. Four
+    eyes now reads the recorded id after the role."""
+    from workflow import Decision, OfferRequest
+
+    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
+        return Decision.needs_approval("test", "always")
+
+    engine = Engine(store, clock=clock, decide=always_approve)
+    cid = open_case(engine)
+    for step, inputs in PATH[:4]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    maker = Actor(role="agent", id=maker_id)
+    engine.step(cid, "offer_remedy", actor=maker, **_inputs("offer_remedy"))
+    assert engine.get(cid).offers[-1].offered_by == str(maker)
+    with pytest.raises(PolicyViolation, match="four_eyes"):
+        engine.approve_offer(cid, actor=Actor(role="team-lead", id=maker_id.upper()))
+    assert engine.approve_offer(cid, actor=LEAD).state == "remedy_offered"
+    assert engine.replay(cid) == engine.get(cid)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "problem"),
+    [
+        ("subject", 42, "expected text, got int"),
+        ("details", ["broken"], "expected text, got list"),
+        ("subject", "x" * 10_001, "longer than 10000 characters"),
+        ("details", "x" * 10_001, "longer than 10000 characters"),
+        ("category", "Delivery", "should match pattern"),
+        ("category", 7, "valid string"),
+        ("occurred_on", "2026-13-01", "month"),
+        ("occurred_on", "2099-01-01", "2099-01-01 is in the future"),
+        ("channel", "fax", "'fax' is not a valid Channel"),
+        ("priority", "asap", "'asap' is not a valid Priority"),
+        ("complainant_type", "rude", "'rude' is not a valid ComplainantType"),
+    ],
+)
+def test_opening_a_case_with_bad_data_names_the_field_it_is_in(
+    engine: Engine, field: str, value: Any, problem: str
+) -> None:
+    """Regression: a subject that is not text raised a bare ``AttributeError``; a subject
+    or details of any length was taken (``record`` refuses more than 10,000 characters);
+    a bad category or date was reported under no field (``": Input should be ..."``) or
+    under ``open``, and an unknown channel under ``open``."""
+    with pytest.raises(InvalidStepData) as info:
+        engine.open_case(**{"actor": AGENT, "customer": {"id": "c", "name": "N"},
+                            "channel": "web", field: value})  # fmt: skip
+    ((named, what),) = info.value.problems
+    assert named == field
+    assert problem in what
+    assert list(engine.store.case_ids()) == []
+
+
+def test_a_blank_contact_given_at_opening_is_not_a_contact(engine: Engine) -> None:
+    """Regression: a customer opened with contact ``"   "`` counted as having one, so
+    ``record`` did not ask for it and the case went on with no way to reach the customer.
+    Blank contact or account is not information (as blank subject or details)."""
+    case = engine.open_case(
+        actor=AGENT, customer={"id": "c", "name": "N", "contact": "  ", "account": "\t"},
+        channel="web", subject="s", category="delivery", occurred_on="2026-11-01",
+        details="d",
+    )  # fmt: skip
+    assert (case.customer.contact, case.customer.account) == (None, None)
+    engine.acknowledge(case.id, actor=AGENT)
+    engine.listen(case.id, actor=AGENT, note="their account")
+    error = refused(engine, case.id, MissingInformation, "record")
+    assert error.fields == ("contact",)
+    assert engine.replay(case.id) == engine.get(case.id)
+
+
+def test_a_blank_customer_name_or_id_is_refused_at_opening(engine: Engine) -> None:
+    for customer, field in (({"id": "c", "name": "  "}, "name"), ({"id": " ", "name": "N"}, "id")):
+        with pytest.raises(InvalidStepData) as info:
+            engine.open_case(actor=AGENT, customer=customer, channel="web")
+        assert info.value.problems[0][0] == field
+    assert list(engine.store.case_ids()) == []
+
+
+@pytest.mark.parametrize("value", [0, 20_000, 1.5, datetime(2026, 11, 1, tzinfo=UTC)])
+def test_the_date_it_happened_is_a_date_or_its_text_at_opening_and_at_record(
+    engine: Engine, case_in: Callable[[str], str], value: Any
+) -> None:
+    """Regression: ``occurred_on=0`` was read as 1 January 1970 (a number of seconds),
+    and ``open_case`` took a datetime that ``record`` refuses."""
+    cid = case_in("listening")
+    error = refused(engine, cid, InvalidStepData, "record", **{**_inputs("record"),
+                                                              "occurred_on": value})  # fmt: skip
+    assert error.problems[0][0] == "occurred_on"
+    with pytest.raises(InvalidStepData) as info:
+        engine.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="web",
+                         occurred_on=value)  # fmt: skip
+    assert info.value.problems[0][0] == "occurred_on"
+
+
+@pytest.mark.parametrize("value", [1_900_000_000, 1.9e9, True])
+def test_a_due_time_is_a_datetime_or_its_text_not_a_number(
+    engine: Engine, case_in: Callable[[str], str], value: Any
+) -> None:
+    """Regression: ``due=1.9e9`` was read as a number of seconds (March 2030)."""
+    cid = case_in("remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": value, "actor": CUSTOMER}
+    assert refused(engine, cid, InvalidStepData, "accept_remedy", **inputs).problems[0][0] == "due"
+
+
+def test_a_naive_due_time_is_named_once(engine: Engine, case_in: Callable[[str], str]) -> None:
+    """Regression: the problem read ``due: due: naive datetime ... refused``."""
+    cid = case_in("remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": "2026-11-05T12:00", "actor": CUSTOMER}
+    error = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs)
+    ((field, what),) = error.problems
+    assert (field, what.startswith("naive datetime 2026-11-05T12:00:00 refused")) == ("due", True)
+
+
+def test_an_offer_with_the_same_remedy_twice_is_refused_naming_both_options(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """Regression: ``[refund 40 EUR, refund 40.00 EUR]`` was offered; the customer's
+    choice of option 1 or 3 then meant nothing
+    (docs/decisions/0025-guards-duplicate-options.md)."""
+    cid = case_in("apologised")
+    other = {"kind": "coupon", "amount": {"amount": "10", "currency": "EUR"}}
+    twice = {"kind": "refund", "amount": {"amount": "40", "currency": "EUR"}}
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options=[REFUND, other, twice])
+    assert error.problems == (("options[3]", "the same remedy as options[1]"),)
+    described = {**twice, "description": "refund to the card"}
+    assert engine.offer_remedy(cid, actor=AGENT, options=[REFUND, described]).state == (
+        "remedy_offered"
+    )
+
+
+@pytest.mark.parametrize("options", ["", b"", "refund"])
+def test_options_given_as_text_are_malformed_not_missing(
+    engine: Engine, case_in: Callable[[str], str], options: Any
+) -> None:
+    """Regression: ``options=""`` was reported as missing options."""
+    cid = case_in("apologised")
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options=options)
+    assert error.problems == (("options", "expected a list of remedies"),)
+
+
+def test_a_text_within_the_limit_once_trimmed_is_taken(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """Regression: the 10,000-character limit counted the spaces around a text, which
+    are not recorded: a 10,000-character note with a trailing newline was refused."""
+    cid = case_in("acknowledged")
+    note = "x" * 10_000
+    assert engine.listen(cid, actor=AGENT, note=note + "\n").state == "listening"
+    assert engine.history(cid)[-1].data == {"note": note}
+
+
+@pytest.mark.parametrize(
+    "due",
+    [datetime(9999, 12, 31, 23, 0, tzinfo=UTC), START + timedelta(days=3653, seconds=1)],
+)
+def test_a_promise_due_more_than_ten_years_ahead_is_refused(
+    store: Any, clock: ManualClock, due: datetime
+) -> None:
+    """Regression: a promise due on 31 December 9999 was taken by the guard, then its SLA
+    deadline (due + 1 day) could not be computed and the step failed with a bare
+    ``ValueError`` ("the calendar has no working time within three years", under a
+    policy without calendars); one due in the year 9000 was stored
+    (docs/decisions/0026-guards-promise-horizon.md)."""
+    from policies.loader import parse_policy
+
+    policy = parse_policy(
+        'name: t\nversion: "1"\ncurrency: EUR\nsla:\n  targets:\n'
+        "    - {id: kept, step: keep_promise, within: P1D, start: promise_due}\n"
+    )
+    engine = Engine(store, clock=clock, policy=policy)
+    cid = open_case(engine)
+    drive(engine, cid, "remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": due, "actor": CUSTOMER}
+    ((field, what),) = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs).problems
+    assert (field, "more than 10 years" in what) == ("due", True)
+    inputs["due"] = START + timedelta(days=3652)
+    assert engine.step(cid, "accept_remedy", **inputs).state == "promised"

@@ -67,6 +67,11 @@ class OfferStatus(StrEnum):
 _ACTOR = re.compile(r"^(?P<role>[a-z][a-z0-9_-]*):(?P<id>\S.*)$")
 
 
+def person_of(id_: str) -> str:
+    """The person an actor id names (see ``Actor.person``)."""
+    return " ".join(unicodedata.normalize("NFKC", id_).casefold().split())
+
+
 @dataclass(frozen=True, slots=True)
 class Actor:
     """Who takes a step: a role and an id. Written ``role:id``, e.g. ``agent:alice``."""
@@ -83,7 +88,7 @@ class Actor:
         normalised (NFKC, so a full-width ``\uff41lice`` is ``alice``), case-folded, and with
         surrounding spaces dropped and inner runs of spaces made one (``alice `` is
         ``alice``)."""
-        return " ".join(unicodedata.normalize("NFKC", self.id).casefold().split())
+        return person_of(self.id)
 
     @classmethod
     def parse(cls, value: Actor | str) -> Actor:

@@ -7,6 +7,7 @@ the store with the version it was loaded at, log, return the new case.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -24,7 +25,7 @@ from policies.money import Money
 from policies.remedy import Remedy
 from policies.sla import Target
 from workflow import audit, sla
-from workflow.checklist import ESCALATABLE, FINAL_STATES, allowed_steps, fire, is_allowed
+from workflow.checklist import ESCALATABLE, FINAL_STATES, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
 from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
 from workflow.errors import (
@@ -37,7 +38,15 @@ from workflow.errors import (
     StepNotAllowed,
 )
 from workflow.events import GENESIS, Event, forget_text, format_at, make_event
-from workflow.guards import GUARDS, OCCURRED_ON_SLACK, DecideHook, StepContext
+from workflow.guards import (
+    GUARDS,
+    MAX_TEXT,
+    OCCURRED_ON_SLACK,
+    DecideHook,
+    StepContext,
+    allowed_under,
+    read_day,
+)
 from workflow.personal import (
     ERASE_EVENT,
     ERASED,
@@ -67,7 +76,6 @@ class Guidance:
 
 _CUSTOMER: TypeAdapter[Customer] = TypeAdapter(Customer)
 _NO_VAULT: Mapping[str, Personal] = {}
-_DATE: TypeAdapter[date] = TypeAdapter(date)
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
 
@@ -147,6 +155,17 @@ def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], val
     return kind(value).value
 
 
+def _without_blanks(customer: Customer) -> Customer:
+    """``customer`` without a blank contact or account: blank text is not information."""
+    contact, account = (
+        None if value is not None and not value.strip() else value
+        for value in (customer.contact, customer.account)
+    )
+    if contact is customer.contact and account is customer.account:
+        return customer
+    return dataclasses.replace(customer, contact=contact, account=account)
+
+
 def _new_case_id() -> str:
     """``case-`` + a random (version 4) UUID's hex, as ``uuid.uuid4().hex`` writes it."""
     raw = bytearray(os.urandom(16))
@@ -219,7 +238,15 @@ class Engine:
 
     def allowed_steps(self, case_id: str) -> tuple[str, ...]:
         """The steps and actions the case accepts now."""
-        return allowed_steps(self.store.load(case_id).state)
+        return self._allowed(self.store.load(case_id))
+
+    def _allowed(self, case: Case) -> tuple[str, ...]:
+        """The steps ``case`` accepts from this engine: under the case's policy, or only
+        ``migrate_policy`` (if the state has it) when the engine was not given it."""
+        policy = self._policies.get(case.policy_version)
+        if policy is None:
+            return ("migrate_policy",) if is_allowed(case.state, "migrate_policy") else ()
+        return allowed_under(case.state, policy)
 
     def now(self) -> datetime:
         now = self.clock.now()
@@ -252,31 +279,47 @@ class Engine:
         who = _actor_text(Actor.parse(actor))
         cid = case_id if case_id is not None else self._new_case_id()
         now = self.now()
+        field = "customer"  # what is being read, for the problem's name
         try:
             cust = (
                 customer if isinstance(customer, Customer) else _CUSTOMER.validate_python(customer)
             )
-            data: dict[str, Any] = {
-                "customer": customer_data(cust),
-                "channel": _enum_text(Channel, channel),
-                "priority": _enum_text(Priority, priority),
-                "complainant_type": _enum_text(ComplainantType, complainant_type),
-            }
-            for name, text in (("subject", subject), ("details", details)):
-                if text is not None and text.strip():  # blank text is not information
-                    data[name] = text.strip()
+            for field in ("id", "name"):
+                if not getattr(cust, field).strip():
+                    raise ValueError("it is blank")
+            cust = _without_blanks(cust)
+            data: dict[str, Any] = {"customer": customer_data(cust)}
+            for field, kind, value in (
+                ("channel", Channel, channel),
+                ("priority", Priority, priority),
+                ("complainant_type", ComplainantType, complainant_type),
+            ):
+                data[field] = _enum_text(kind, value)
+            for field, text in (("subject", subject), ("details", details)):
+                if text is None:
+                    continue
+                if not isinstance(text, str):
+                    raise ValueError(f"expected text, got {type(text).__name__}")
+                text = text.strip()
+                if len(text) > MAX_TEXT:
+                    raise ValueError(f"longer than {MAX_TEXT} characters")
+                if text:  # blank text is not information
+                    data[field] = text
             if occurred_on is not None:
-                day = _DATE.validate_python(occurred_on)
+                field = "occurred_on"
+                day = read_day(occurred_on)
                 if day > (now + OCCURRED_ON_SLACK).date():
-                    raise ValueError(f"occurred_on {day.isoformat()} is in the future")
+                    raise ValueError(f"{day.isoformat()} is in the future")
                 data["occurred_on"] = day.isoformat()
             if category is not None:
+                field = "category"
                 data["category"] = _SLUG.validate_python(category)
                 known = self.policy.categories
                 if known is not None and data["category"] not in known:
                     raise ValueError(
-                        f"category {category!r} is not one of the policy's: {', '.join(known)}"
+                        f"{category!r} is not one of the policy's categories: {', '.join(known)}"
                     )
+            field = OPEN_EVENT
             plain = data
             data, sealed = seal_data(OPEN_EVENT, data)
             event = make_event(
@@ -284,12 +327,16 @@ class Engine:
             )
             case = opened_case(event, _NO_VAULT, cust, (plain, sealed))
         except ValidationError as exc:
+            # A customer's fields are named as before (``name``); a value's own error has
+            # no location: it is the field being read.
             raise InvalidStepData(
                 case_id=cid,
                 state="(new)",
                 step=OPEN_EVENT,
                 allowed=(OPEN_EVENT,),
-                problems=[(".".join(str(p) for p in e["loc"]), e["msg"]) for e in exc.errors()],
+                problems=[
+                    (".".join(str(p) for p in e["loc"]) or field, e["msg"]) for e in exc.errors()
+                ],
             ) from None
         except ValueError as exc:
             raise InvalidStepData(
@@ -297,7 +344,7 @@ class Engine:
                 state="(new)",
                 step=OPEN_EVENT,
                 allowed=(OPEN_EVENT,),
-                problems=[("open", str(exc))],
+                problems=[(field, str(exc))],
             ) from None
         try:
             self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
@@ -344,14 +391,17 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_steps(case.state),
+                allowed=self._allowed(case),
                 reason=f"there is no step called {step!r}",
             ) from None
         guard, accepted = spec
         if not is_allowed(case.state, step):
             self._refused(case, step, "out of order")
             raise StepNotAllowed(
-                case_id=case_id, state=case.state, step=step, allowed=allowed_steps(case.state)
+                case_id=case_id,
+                state=case.state,
+                step=step,
+                allowed=self._allowed(case),
             )
         if not accepted.issuperset(inputs):
             unknown = inputs.keys() - accepted
@@ -359,7 +409,7 @@ class Engine:
                 case_id=case_id,
                 state=case.state,
                 step=step,
-                allowed=allowed_steps(case.state),
+                allowed=self._allowed(case),
                 problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
             )
         # A case's events never go back in time, even when workers' clocks disagree.
@@ -367,8 +417,10 @@ class Engine:
         if now < case.updated_at:
             now = case.updated_at
         policy = self._policies.get(case.policy_version)
+        allowed = None  # the guard reads them under ``policy``
         if policy is None:
             policy = self._policy_for(case, step)
+            allowed = self._allowed(case)
         ctx = StepContext(
             case,
             step,
@@ -379,6 +431,7 @@ class Engine:
             self._decide,
             paid_within_cap=self._paid,
             current_policy=self.policy,
+            allowed=allowed,
         )
         try:
             # ``fire`` would run the guard first too; running it here saves a closure.
@@ -582,14 +635,17 @@ class Engine:
         if policy is None:
             if step == "migrate_policy":
                 return self.policy
+            # A closed or withdrawn case cannot be migrated: only the policy helps.
+            migrates = is_allowed(case.state, "migrate_policy")
             raise StepNotAllowed(
                 case_id=case.id,
                 state=case.state,
                 step=step,
-                allowed=("migrate_policy",),
+                allowed=self._allowed(case),
                 reason=(
                     f"the case runs under policy {case.policy_version}, which this engine "
-                    "was not given: pass it in previous_policies, or migrate_policy the case"
+                    "was not given: pass it in previous_policies"
+                    + (", or migrate_policy the case" if migrates else "")
                 ),
             )
         return policy
@@ -617,7 +673,7 @@ class Engine:
         case = self.store.load(case_id)
         policy = self._policies.get(case.policy_version, self.policy)
         playbook = policy.playbook(case.complainant_type.value)
-        allowed = allowed_steps(case.state)
+        allowed = allowed_under(case.state, policy)
         steps = {
             step: text
             for step, text in (playbook.guidance.items() if playbook else ())

@@ -29,6 +29,7 @@ from workflow.domain import (
     ComplainantType,
     OfferStatus,
     Slug,
+    person_of,
 )
 from workflow.errors import (
     InvalidStepData,
@@ -44,8 +45,23 @@ MAX_TEXT = 10_000
 MAX_OPTIONS = 10
 #: How far past today (UTC) a "date it happened" may be: the customer's day can be ahead.
 OCCURRED_ON_SLACK = timedelta(days=1)
+#: How far ahead a promise may be due: ten years (docs/decisions/0026-guards-promise-horizon.md).
+PROMISE_HORIZON = timedelta(days=3653)
 
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+_KEPT_NOT_CLOSING = tuple(s for s in allowed_steps(State.PROMISE_KEPT) if s != "close")
+
+
+def allowed_under(state: str, policy: Policy | None) -> tuple[str, ...]:
+    """The steps a case in ``state`` accepts under ``policy``: the machine's
+    (``allowed_steps``), less ``close`` from ``promise_kept`` when the policy needs
+    feedback requested first (the one route that no input can open). Without the
+    policy, the machine's."""
+    if state == State.PROMISE_KEPT and policy is not None and policy.feedback.required_before_close:
+        return _KEPT_NOT_CLOSING
+    return allowed_steps(state)
+
+
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
@@ -71,13 +87,17 @@ class StepContext:
     read_cases: dict[str, int] | None = None
     #: The engine's current policy (``migrate_policy`` moves a case to it).
     current_policy: Policy | None = None
+    #: The steps the case accepts now, when they are not read under ``policy`` (the
+    #: engine was not given the case's policy: only ``migrate_policy``).
+    allowed: tuple[str, ...] | None = None
 
     def _where(self) -> dict[str, Any]:
+        allowed = self.allowed
         return {
             "case_id": self.case.id,
             "state": self.case.state,
             "step": self.step,
-            "allowed": allowed_steps(self.case.state),
+            "allowed": allowed_under(self.case.state, self.policy) if allowed is None else allowed,
         }
 
     def paid(self) -> Decimal:
@@ -113,9 +133,10 @@ class StepContext:
             return None
         if not isinstance(value, str):
             self.invalid(name, f"expected text, got {type(value).__name__}")
+        value = value.strip()  # what is recorded, and so what the limit counts
         if len(value) > longest:
             self.invalid(name, f"longer than {longest} characters")
-        return value.strip()
+        return value
 
     def slug(self, name: str, *, required: bool) -> str | None:
         value = self.text(name, required=required)
@@ -134,11 +155,29 @@ class StepContext:
             return None
         if type(value) is datetime and value.tzinfo is UTC:
             return value  # what validating and converting to UTC give (a test checks it)
+        if not isinstance(value, datetime | str):  # a number is not read as seconds
+            self.invalid(name, f"expected a datetime or ISO 8601 text, got {type(value).__name__}")
         try:
             parsed = _DATETIME.validate_python(value)
-            return to_utc(parsed, name)
-        except (ValidationError, ValueError, TypeError) as exc:
+        except ValidationError as exc:
             self.invalid(name, _first_line(exc))
+        if parsed.tzinfo is None or parsed.tzinfo.utcoffset(parsed) is None:
+            self.invalid(
+                name,
+                f"naive datetime {parsed.isoformat()} refused; give a time zone "
+                "(for example datetime.now(timezone.utc))",
+            )
+        return to_utc(parsed, name)
+
+
+def read_day(value: Any) -> date:
+    """A date from a ``date`` or its ISO text. A datetime is refused (which day it is
+    depends on the zone), and so is a number (pydantic would read it as seconds)."""
+    if isinstance(value, datetime):
+        raise ValueError("give a date, not a datetime")
+    if not isinstance(value, date | str):
+        raise ValueError(f"expected a date or ISO 8601 text, got {type(value).__name__}")
+    return _DATE.validate_python(value)
 
 
 def _first_line(exc: Exception) -> str:
@@ -184,11 +223,9 @@ def record(ctx: StepContext) -> dict[str, Any]:
         )
     occurred = ctx.inputs.get("occurred_on")
     if occurred is not None:
-        if isinstance(occurred, datetime):
-            ctx.invalid("occurred_on", "give a date, not a datetime")
         try:
-            day = _DATE.validate_python(occurred)
-        except ValidationError as exc:
+            day = read_day(occurred)
+        except ValueError as exc:  # a ValidationError too
             ctx.invalid("occurred_on", _first_line(exc))
         if day > (ctx.now + OCCURRED_ON_SLACK).date():
             ctx.invalid("occurred_on", f"{day.isoformat()} is in the future")
@@ -215,10 +252,10 @@ def apologise(ctx: StepContext) -> dict[str, Any]:
 
 def _remedies(ctx: StepContext) -> list[Remedy]:
     options = ctx.inputs.get("options")
-    if options is None or (isinstance(options, Sequence) and len(options) == 0):
-        ctx.missing("options", hint="one or more remedies for the customer to choose from")
-    if isinstance(options, str | bytes) or not isinstance(options, Sequence):
+    if isinstance(options, str | bytes) or not isinstance(options, Sequence | None):
         ctx.invalid("options", "expected a list of remedies")
+    if not options:
+        ctx.missing("options", hint="one or more remedies for the customer to choose from")
     if len(options) > MAX_OPTIONS:
         ctx.invalid("options", f"at most {MAX_OPTIONS} options per offer")
     remedies: list[Remedy] = []
@@ -235,6 +272,10 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
         problem = ctx.policy.check_remedy(remedy)
         if problem is not None:
             ctx.invalid(f"options[{i}]", problem)
+        if remedy in remedies:  # a choice must mean something (0025-guards-duplicate-options)
+            ctx.invalid(
+                f"options[{i}]", f"the same remedy as options[{remedies.index(remedy) + 1}]"
+            )
         remedies.append(remedy)
     return remedies
 
@@ -294,7 +335,9 @@ def _offer_number(ctx: StepContext, status: OfferStatus) -> int:
 def approve_offer(ctx: StepContext) -> dict[str, Any]:
     number = _offer_number(ctx, OfferStatus.AWAITING_APPROVAL)
     offer = ctx.case.offers[-1]
-    if Actor.parse(offer.offered_by).person == ctx.actor.person:
+    # The id after the role as recorded: an ``Actor`` built directly may have recorded
+    # text that ``Actor.parse`` refuses (``Actor(role="agent", id=" bob")``: ``agent: bob``).
+    if person_of(offer.offered_by.partition(":")[2]) == ctx.actor.person:
         ctx.violation(
             Decision.denied(
                 "approval.four_eyes",
@@ -334,6 +377,8 @@ def accept_remedy(ctx: StepContext) -> dict[str, Any]:
     assert due is not None
     if due <= ctx.now:
         ctx.invalid("due", f"{format_at(due)} is not after now ({format_at(ctx.now)})")
+    if due - ctx.now > PROMISE_HORIZON:
+        ctx.invalid("due", f"{format_at(due)} is more than 10 years after now")
     if ctx.policy.caps.per_customer is not None:
         cap = decide_acceptance(ctx.policy, offer.options[option - 1], ctx.paid())
         if cap.outcome is Outcome.DENIED:
@@ -431,15 +476,17 @@ def migrate_policy(ctx: StepContext) -> dict[str, Any]:
     if ctx.case.policy_version == target.stamp:
         ctx.invalid("policy", f"the case already runs under {target.stamp}")
     offer = ctx.case.current_offer
-    if (
-        offer is not None
-        and offer.status in (OfferStatus.OPEN, OfferStatus.AWAITING_APPROVAL)
-        and target.currency != ctx.policy.currency
-    ):
-        ctx.not_allowed(
-            f"offer {offer.number} is open in {ctx.policy.currency}; the new policy's currency "
-            f"is {target.currency}: settle or decline the offer first"
-        )
+    if offer is not None and offer.status in (OfferStatus.OPEN, OfferStatus.AWAITING_APPROVAL):
+        # The offer's amounts say its currency even when the engine was not given the
+        # case's policy (``ctx.policy`` is then the target itself).
+        currencies = [ctx.policy.currency]
+        currencies += [o.amount.currency for o in offer.options if o.amount is not None]
+        other = next((c for c in currencies if c != target.currency), None)
+        if other is not None:
+            ctx.not_allowed(
+                f"offer {offer.number} is open in {other}; the new policy's currency "
+                f"is {target.currency}: settle or decline the offer first"
+            )
     return {"from": ctx.case.policy_version, "to": target.stamp, "reason": reason}
 
 
