@@ -210,17 +210,10 @@ class _Histories:
         odd: dict[int, Event] = {}
         prev = self._head_hash(case_id, version)
         for event in events:
-            text = event.data_text  # the engine's own events: exactly their data's text
-            if text is None:
-                try:
-                    text = canonical_json(event.data)
-                except (TypeError, ValueError, RecursionError) as exc:
-                    # RecursionError: data that contains itself (no circular check)
-                    raise StoreError(
-                        f"case {case_id} event {event.seq}: its data is not JSON ({exc})"
-                    ) from None
-                if json.loads(text) != event.data:  # tuples, keys that are not text...
-                    text = None
+            written = event_data_text(event)
+            text: str | None = written
+            if event.data_text is None and json.loads(written) != event.data:
+                text = None  # tuples, keys that are not text...: kept whole
             record = None
             if text is not None and event.prev_hash == prev:
                 try:
@@ -318,6 +311,22 @@ def _digest(text: str) -> bytes | None:
     except (binascii.Error, ValueError):
         return None
     return raw if raw.hex() == text else None
+
+
+def event_data_text(event: Event) -> str:
+    """The text a store writes for an event's data: the canonical JSON text the engine
+    hashed, kept on its own events (``data_text``), else the data's canonical JSON as it
+    is now; a ``StoreError`` naming the case and seq for data JSON cannot hold (a set,
+    an object, data that contains itself). Every adapter writes this."""
+    text = event.data_text
+    if text is not None:
+        return text
+    try:
+        return canonical_json(event.data)
+    except (TypeError, ValueError, RecursionError) as exc:  # Recursion: no circular check
+        raise StoreError(
+            f"case {event.case_id} event {event.seq}: its data is not JSON ({exc})"
+        ) from None
 
 
 def check_append(snapshot: Case, events: Sequence[Event], expected_version: int) -> None:

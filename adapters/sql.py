@@ -54,7 +54,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 
-from adapters.memory import CLAIM_LEASE, check_append
+from adapters.memory import CLAIM_LEASE, check_append, event_data_text
 from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
@@ -68,7 +68,7 @@ from workflow.errors import (
     StoreError,
     StoreUnavailable,
 )
-from workflow.events import Event, canonical_json, format_at
+from workflow.events import Event, format_at
 from workflow.sla import Deadline
 from workflow.store import StoredEvent, StoredHistory, Tombstone
 
@@ -804,7 +804,7 @@ def _case_values(case: Case, snapshot: str) -> tuple[Any, ...]:
 def _event_values(e: Event) -> tuple[Any, ...]:
     return (
         e.case_id, e.seq, e.type, e.at, e.actor,
-        e.data_text if e.data_text is not None else canonical_json(e.data), e.policy_version,
+        e.data_text if e.data_text is not None else event_data_text(e), e.policy_version,
         e.prev_hash, e.hash,
     )  # fmt: skip
 

@@ -302,6 +302,24 @@ class StoreContract:
             for f in audit.verify_store(store, cid)
         )
 
+    def test_data_that_is_not_json_is_refused_and_nothing_is_written(self, store: Store) -> None:
+        """An event whose data JSON cannot hold (a set, an object, a loop) is refused
+        with a ``StoreError`` naming the case and seq, not the encoder's own error."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        snapshot = apply(case, event, case.state)
+        loop: dict[str, object] = {"text": "n"}
+        loop["self"] = loop
+        for data in ({"text": "n", "tags": {"a"}}, {"text": "n", "at": object()}, loop):
+            event.data.clear()
+            event.data.update(data)
+            with pytest.raises(StoreError, match=f"case {cid} event 2: its data is not JSON"):
+                store.append(snapshot, [event], case.version)
+            assert len(store.events(cid)) == 1
+            assert store.load(cid) == case
+
     def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
         engine = _engine(store)
         ids = [_open(engine, f"case-{n}") for n in range(3)]
