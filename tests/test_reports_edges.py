@@ -4,14 +4,22 @@ cells, an empty CSV, ``-o`` for every format, the HTML page's title and calendar
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
 
 from adapters.memory import MemoryStore
 from policies.loader import parse_policy
 from policies.model import Policy
 from tests.test_reports import POLICY, REPLACEMENT, START, Settable, refund
 from workflow import Engine, Money, Remedy, reports
+from workflow.cli import main
 
 HEL = ZoneInfo("Europe/Helsinki")
 
@@ -141,3 +149,74 @@ def test_handling_rounds_the_mean_feedback_score_as_the_summary_does() -> None:
     for score in (1, 1, 2):
         engine.step("F", "record_feedback", actor="customer:c", score=score)
     assert reports.handling(engine)[0]["feedback"] == "1.33"
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def _cli(engine: Engine, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: engine.store)
+    monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [engine.policy])
+    return CliRunner().invoke(main, ["report", *args])
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = _engine()
+    subjects = ['=HYPERLINK("http://evil","x")', "+1", "-2", "@SUM(A1)", 'a, "b"']
+    for i, subject in enumerate(subjects):
+        _open(engine, f"c{i}", START, subject)
+    result = _cli(engine, monkeypatch, "recurring", "--store", "x://", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    cells = sorted(row["subject"] for row in csv.DictReader(io.StringIO(result.output)))
+    assert cells == ["'+1", "'-2", '\'=hyperlink("http://evil","x")', "'@sum(a1)", 'a, "b"']
+
+
+def test_an_empty_csv_report_is_its_header_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _cli(_engine(), monkeypatch, "sla", "--store", "x://", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["target,step,channel,met,breached,attainment_pct"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_output_option_writes_every_format_to_the_file(
+    fmt: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    out = tmp_path / f"summary.{fmt}"
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", fmt,
+                  "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    assert "reopen_rate_pct" in out.read_text()
+    if fmt == "json":
+        assert json.loads(out.read_text())[0]["cases"] == 0
+
+
+def test_the_html_title_does_not_show_the_store_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql+psycopg://shop:s3cret@db.example:5432/complaints"
+    result = _cli(_engine(), monkeypatch, "summary", "--store", url, "--format", "html")
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "postgresql+psycopg://shop:***@db.example:5432/complaints" in result.output
+
+
+def test_the_html_report_refuses_an_unknown_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html",
+                  "--calendar", "ofice")  # fmt: skip
+    assert result.exit_code == 1
+    assert "no calendar 'ofice' in the policy" in result.output
+
+
+def test_the_sla_report_command_refuses_cases_whose_policy_was_not_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    _open(_engine(_variant("EUR", "old", "ack-old"), store), "O", START)
+    engine = Engine(store, policy=POLICY, clock=Settable())
+    result = _cli(engine, monkeypatch, "sla", "--store", "x://")
+    assert result.exit_code == 1
+    assert "not given" in result.output
+    assert "--policy" in result.output
