@@ -220,3 +220,17 @@ def test_the_sla_report_command_refuses_cases_whose_policy_was_not_given(
     assert result.exit_code == 1
     assert "not given" in result.output
     assert "--policy" in result.output
+
+
+def test_reopen_rate_leaves_withdrawn_cases_out() -> None:
+    """Only a closed case can be reopened: a withdrawn case is not in the rate's base.
+    A closed, B closed and reopened, W withdrawn: 1 of 2, not 1 of 3."""
+    engine = _engine()
+    for cid in ("A", "B"):
+        _open(engine, cid, START)
+        _to_offer(engine, cid)
+        _settle(engine, cid, REPLACEMENT, START + timedelta(days=1))
+    engine.step("B", "reopen", actor="customer:c", reason="again")
+    _open(engine, "W", START)
+    engine.step("W", "withdraw", actor="customer:c", reason="sorted out")
+    assert reports.summary(engine)[0]["reopen_rate_pct"] == "50.0"

@@ -156,9 +156,10 @@ def handling(engine: Engine) -> list[Row]:
 
 
 def summary(engine: Engine) -> list[Row]:
-    """Cases, closed, reopen rate (reopened closed cases / closed), mean feedback score."""
+    """Cases, closed, reopen rate (reopened closed cases / cases ever closed; a withdrawn
+    case was never closed, and cannot be reopened), mean feedback score."""
     cases = list(_cases(engine))
-    closed = [c for c in cases if c.closed_at is not None or c.reopened]
+    closed = [c for c in cases if c.state == "closed" or c.reopened]
     reopened = [c for c in closed if c.reopened]
     scores = [f.score for c in cases for f in c.feedback if f.score is not None]
     rate = Decimal(100) * len(reopened) / len(closed) if closed else Decimal(0)
