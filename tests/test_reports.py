@@ -137,12 +137,12 @@ def test_sla_attainment_per_target_and_channel(shop: Shop) -> None:
 
 def test_compensation_spend_per_kind_with_approvals_and_declines(shop: Shop) -> None:
     assert reports.compensation_spend(shop.engine) == [
-        {"kind": "coupon", "currency": "", "paid": "0", "offers": 1, "approved": 0,
-         "declined": 1, "accepted": 0},
+        {"kind": "coupon", "currency": "EUR", "paid": "0.00", "offers": 1, "approved": 0,
+         "declined": 1, "refused": 0, "accepted": 0},
         {"kind": "refund", "currency": "EUR", "paid": "130.00", "offers": 2, "approved": 1,
-         "declined": 0, "accepted": 2},
-        {"kind": "replacement", "currency": "", "paid": "0", "offers": 3, "approved": 0,
-         "declined": 0, "accepted": 3},
+         "declined": 0, "refused": 0, "accepted": 2},
+        {"kind": "replacement", "currency": "EUR", "paid": "0.00", "offers": 3, "approved": 0,
+         "declined": 0, "refused": 0, "accepted": 3},
     ]  # fmt: skip
     by_agent = reports.compensation_spend(shop.engine, by="agent")
     assert [(r["agent"], r["paid"], r["offers"]) for r in by_agent] == [
@@ -155,7 +155,8 @@ def test_handling_counts_transfers_escalations_and_reopenings(shop: Shop) -> Non
     assert (rows["C"]["transfers"], rows["C"]["escalations"], rows["C"]["state"]) == (
         1, 1, "escalated",
     )  # fmt: skip
-    assert (rows["E"]["reopened"], rows["A"]["feedback"], rows["B"]["feedback"]) == (1, "5", "3")
+    assert rows["E"]["reopened"] == 1
+    assert (rows["A"]["feedback"], rows["B"]["feedback"]) == ("5.00", "3.00")
 
 
 def test_summary_reopen_rate_and_feedback(shop: Shop) -> None:
@@ -187,8 +188,8 @@ def test_the_report_command_prints_table_json_and_csv(
     assert [r["cases"] for r in __import__("json").loads(as_json.output)] == [1, 1, 1, 1]
     as_csv = runner.invoke(main, ["report", "spend", "--store", "x://", "--format", "csv",
                                   "--by", "category"])  # fmt: skip
-    assert (
-        as_csv.output.splitlines()[0] == "category,currency,paid,offers,approved,declined,accepted"
+    assert as_csv.output.splitlines()[0] == (
+        "category,currency,paid,offers,approved,declined,refused,accepted"
     )
 
 

@@ -16,7 +16,7 @@ from policies.calendar import WorkingCalendar
 from policies.money import minor_units
 from workflow import sla
 from workflow.checklist import CHECKLIST
-from workflow.domain import Case, OfferStatus
+from workflow.domain import Case, Offer, OfferStatus
 from workflow.engine import Engine
 from workflow.replay import replay
 
@@ -35,11 +35,21 @@ def _cycles(engine: Engine, case: Case) -> list[Case]:
     return [*ends, case]
 
 
+def policy_not_given(engine: Engine, case: Case) -> bool:
+    """Whether ``case`` (or one of its cycles) runs under a policy the engine was not
+    given: its SLA targets are then unknown."""
+    return engine.policy_of(case).stamp != case.policy_version
+
+
 def sla_attainment(engine: Engine) -> list[Row]:
     """Per target, step and channel, over every cycle of every case: targets met,
-    breached, and the attainment (met / decided, a percentage with one decimal)."""
+    breached, and the attainment (met / decided, a percentage with one decimal). A
+    cycle run under a policy the engine was not given is left out (never judged by
+    another policy's targets): give the engine every policy the cases ran under."""
     counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for case in (cycle for current in _cases(engine) for cycle in _cycles(engine, current)):
+        if policy_not_given(engine, case):
+            continue
         policy = engine.policy_of(case)
         for status in sla.status(case, policy, case.updated_at):
             if status.done_at is None and not status.breached:
@@ -64,12 +74,15 @@ def sla_attainment(engine: Engine) -> list[Row]:
 
 def compensation_spend(engine: Engine, by: str = "kind") -> list[Row]:
     """Accepted money remedies summed per ``by`` (``kind``, ``agent``, ``category`` or
-    ``customer``) and currency, with the offers made, approved and declined."""
+    ``customer``) and currency, with the offers made, approved, declined, refused (by the
+    approver) and accepted. Each offer is counted once, in the row of its currency: the
+    accepted option's, else its first option with an amount, else (no money offered)
+    the currency of the policy its case runs under ("" if that policy was not given)."""
     if by not in ("kind", "agent", "category", "customer"):
         raise ValueError("by must be kind, agent, category or customer")
     totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    # per group: offers made, approved, declined, accepted
-    tallies: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0, 0])
+    # per group and currency: offers made, approved, declined, refused, accepted
+    tallies: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for case in _cases(engine):
         for offer in case.offers:
             keys = {
@@ -79,31 +92,43 @@ def compensation_spend(engine: Engine, by: str = "kind") -> list[Row]:
             }
             paid = offer.paid
             group = (paid.kind if paid else offer.options[0].kind) if by == "kind" else keys[by]
-            tally = tallies[group]
+            key = (group, _currency(engine, case, offer))
+            tally = tallies[key]
             tally[0] += 1
             tally[1] += offer.approved_by is not None
             tally[2] += offer.status is OfferStatus.DECLINED
+            tally[3] += offer.status is OfferStatus.REFUSED
             if offer.status is OfferStatus.ACCEPTED and paid is not None:
-                tally[3] += 1
+                tally[4] += 1
                 if paid.amount is not None:
-                    totals[(group, paid.amount.currency)] += paid.amount.amount
+                    totals[key] += paid.amount.amount
     rows = []
-    for group in sorted(tallies):
-        offers, approved, declined, accepted = tallies[group]
-        currencies = sorted(c for g, c in totals if g == group) or [""]
-        for currency in currencies:
-            rows.append(
-                {
-                    by: group,
-                    "currency": currency,
-                    "paid": _money(totals.get((group, currency), Decimal(0)), currency),
-                    "offers": offers,
-                    "approved": approved,
-                    "declined": declined,
-                    "accepted": accepted,
-                }
-            )
+    for (group, currency), (offers, approved, declined, refused, accepted) in sorted(
+        tallies.items()
+    ):
+        rows.append(
+            {
+                by: group,
+                "currency": currency,
+                "paid": _money(totals.get((group, currency), Decimal(0)), currency),
+                "offers": offers,
+                "approved": approved,
+                "declined": declined,
+                "refused": refused,
+                "accepted": accepted,
+            }
+        )
     return rows
+
+
+def _currency(engine: Engine, case: Case, offer: Offer) -> str:
+    paid = offer.paid
+    if paid is not None and paid.amount is not None:
+        return paid.amount.currency
+    for option in offer.options:
+        if option.amount is not None:
+            return option.amount.currency
+    return "" if policy_not_given(engine, case) else engine.policy_of(case).currency
 
 
 def _money(amount: Decimal, currency: str) -> str:
@@ -124,28 +149,35 @@ def handling(engine: Engine) -> list[Row]:
                 "transfers": case.transfers,
                 "escalations": case.escalations,
                 "reopened": case.reopened,
-                "feedback": str(Decimal(sum(scores)) / len(scores)) if scores else "",
+                "feedback": _mean(scores),
             }
         )
     return rows
 
 
 def summary(engine: Engine) -> list[Row]:
-    """Cases, closed, reopen rate (reopened closed cases / closed), mean feedback score."""
+    """Cases, closed, reopen rate (reopened closed cases / cases ever closed; a withdrawn
+    case was never closed, and cannot be reopened), mean feedback score."""
     cases = list(_cases(engine))
-    closed = [c for c in cases if c.closed_at is not None or c.reopened]
+    closed = [c for c in cases if c.state == "closed" or c.reopened]
     reopened = [c for c in closed if c.reopened]
     scores = [f.score for c in cases for f in c.feedback if f.score is not None]
     rate = Decimal(100) * len(reopened) / len(closed) if closed else Decimal(0)
-    mean = Decimal(sum(scores)) / len(scores) if scores else None
     return [
         {
             "cases": len(cases),
             "closed": len([c for c in cases if c.state == "closed"]),
             "reopen_rate_pct": str(rate.quantize(Decimal("0.1"))),
-            "feedback_mean": str(mean.quantize(Decimal("0.01"))) if mean is not None else "",
+            "feedback_mean": _mean(scores),
         }
     ]
+
+
+def _mean(scores: list[int]) -> str:
+    """The mean of ``scores`` to two decimals; "" when there are none."""
+    if not scores:
+        return ""
+    return str((Decimal(sum(scores)) / len(scores)).quantize(Decimal("0.01")))
 
 
 def _duration(delta: timedelta) -> str:
@@ -184,6 +216,12 @@ def time_per_step(engine: Engine) -> list[Row]:
     return rows
 
 
+def subject_key(subject: str | None) -> str:
+    """The subject as the recurring report counts it: case-folded, runs of white space
+    (spaces, tabs, line breaks) as one space, none at either end."""
+    return " ".join((subject or "").split()).casefold()
+
+
 def recurring(engine: Engine) -> list[Row]:
     """Complaints counted per category, subject and ISO week of opening; a row is
     ``rising`` when its count is at least 2 and higher than the week before."""
@@ -192,7 +230,7 @@ def recurring(engine: Engine) -> list[Row]:
         iso = case.opened_at.isocalendar()
         key = (
             case.category or "(none)",
-            (case.subject or "").strip().lower(),
+            subject_key(case.subject),
             f"{iso.year}-W{iso.week:02d}",
         )
         counts[key] += 1
@@ -227,11 +265,14 @@ def regulatory_buckets(engine: Engine, calendar: WorkingCalendar) -> list[Row]:
         if case.state != "closed" or case.closed_at is None or case.cycle_started_at is None:
             continue
         received, closed = case.cycle_started_at, case.closed_at
+        # weeks on the calendar's clock: both in one zone, so a clock change in between
+        # does not move the boundary by an hour
+        taken = closed.astimezone(calendar.zone) - received.astimezone(calendar.zone)
         if closed <= calendar.close_of_business_day(received, 3):
             counts[BUCKETS[0]] += 1
-        elif closed - received <= timedelta(weeks=4):
+        elif taken <= timedelta(weeks=4):
             counts[BUCKETS[1]] += 1
-        elif closed - received <= timedelta(weeks=8):
+        elif taken <= timedelta(weeks=8):
             counts[BUCKETS[2]] += 1
         else:
             counts[BUCKETS[3]] += 1

@@ -1,40 +1,95 @@
-"""``complaintflow report``: reports over the store, as a table, JSON or CSV."""
+"""``complaintflow report``: reports over the store, as a table, JSON, CSV or HTML."""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import sys
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import click
 
 from workflow import reports
 from workflow.cli.common import output_file
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
+from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
 from workflow.report_html import render
 
 REPORTS = ("sla", "steps", "spend", "handling", "summary", "recurring", "regulatory")
+#: Each report's columns, for the header of a CSV report without rows (``spend``'s
+#: first column is named by ``--by``).
+COLUMNS = {
+    "sla": ("target", "step", "channel", "met", "breached", "attainment_pct"),
+    "steps": ("step", "taken", "mean", "median"),
+    "spend": ("", "currency", "paid", "offers", "approved", "declined", "refused", "accepted"),
+    "handling": ("case_id", "state", "transfers", "escalations", "reopened", "feedback"),
+    "summary": ("cases", "closed", "reopen_rate_pct", "feedback_mean"),
+    "recurring": ("category", "subject", "week", "count", "previous_week", "rising"),
+    "regulatory": ("bucket", "cases"),
+}
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _print(rows: list[dict[str, Any]], fmt: str) -> None:
+def _cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: text that would start a formula gets a
+    leading apostrophe (numbers are written as they are)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _format(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> str:
+    """The rows as the text ``fmt`` asks for (ending with a line break)."""
     if fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-        return
-    if not rows:
-        click.echo("(no rows)")
-        return
-    columns = list(rows[0])
+        return json.dumps(rows, indent=2) + "\n"
+    columns = list(rows[0]) if rows else columns
     if fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns)
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
-        writer.writerows(rows)
-        return
+        writer.writerows({c: _cell(v) for c, v in row.items()} for row in rows)
+        return out.getvalue()
+    if not rows:
+        return "(no rows)\n"
     widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
-    click.echo("  ".join(c.ljust(widths[c]) for c in columns))
-    for row in rows:
-        click.echo("  ".join(str(row[c]).ljust(widths[c]) for c in columns))
+    lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
+    lines += ["  ".join(str(row[c]).ljust(widths[c]) for c in columns) for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _write(text: str, output: str) -> None:
+    if output == "-":
+        click.echo(text, nl=False)
+        return
+    with output_file(output) as out:
+        out.write(text)
+
+
+def _shown(url: str) -> str:
+    """``url`` with its password, if it has one, as ``***`` (for the HTML page's title,
+    a file meant to be passed on)."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}:***@{host}"
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def _refuse_policies_not_given(engine: Engine) -> None:
+    """Refuse, naming them, when cases run under policies the engine was not given (the
+    SLA report would leave them out: its figures would read as complete)."""
+    cases = (engine.get(case_id) for case_id in engine.store.case_ids())
+    missing = sorted({c.policy_version for c in cases if reports.policy_not_given(engine, c)})
+    if missing:
+        raise click.ClickException(
+            f"cases run under policy {', '.join(missing)}, which was not given: pass "
+            "every policy file the cases ran under with --policy (bundled:NAME for a "
+            "bundled one)"
+        )
 
 
 @click.command()
@@ -44,7 +99,7 @@ def _print(rows: list[dict[str, Any]], fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True,
               help="html: every report in one self-contained file with charts.")  # fmt: skip
-@click.option("-o", "--output", default="-", help="File to write (html; default: stdout).")
+@click.option("-o", "--output", default="-", help="File to write (default: stdout).")
 @click.option("--by", default="kind", show_default=True,
               help="spend: group by kind, agent, category or customer.")  # fmt: skip
 @click.option(
@@ -69,20 +124,20 @@ def report(
     if fmt == "html":
         try:
             calendars = engine.policy.calendars
+            if calendar is not None and calendar not in calendars:
+                raise click.ClickException(f"no calendar {calendar!r} in the policy")
+            _refuse_policies_not_given(engine)
             business = calendars.get(calendar or next(iter(calendars), ""))
-            page = render(engine, business, f"complaintflow report: {store_url}")
+            page = render(engine, business, f"complaintflow report: {_shown(store_url)}")
         except ComplaintflowError as exc:
             raise click.ClickException(str(exc)) from None
         finally:
             engine.store.close()
-        if output == "-":
-            click.echo(page)
-        else:
-            with output_file(output) as out:
-                out.write(page)
+        _write(page + "\n", output)
         return
     try:
         if name == "sla":
+            _refuse_policies_not_given(engine)
             rows = reports.sla_attainment(engine)
         elif name == "steps":
             rows = reports.time_per_step(engine)
@@ -108,4 +163,5 @@ def report(
         raise click.BadParameter(str(exc)) from None
     finally:
         engine.store.close()
-    _print(rows, fmt)
+    columns = [by if c == "" else c for c in COLUMNS[name]]
+    _write(_format(rows, fmt, columns), output)

@@ -1,0 +1,236 @@
+"""Reports on the edges: several currencies, policies not given, subjects spaced apart,
+daylight saving at the four-week boundary, and the command line's outputs (CSV formula
+cells, an empty CSV, ``-o`` for every format, the HTML page's title and calendar)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.memory import MemoryStore
+from policies.loader import parse_policy
+from policies.model import Policy
+from tests.test_reports import POLICY, REPLACEMENT, START, Settable, refund
+from workflow import Engine, Money, Remedy, reports
+from workflow.cli import main
+
+HEL = ZoneInfo("Europe/Helsinki")
+
+
+def _variant(currency: str, version: str, target: str) -> Policy:
+    """POLICY with another currency, version and acknowledgement target."""
+    return parse_policy(
+        f"""
+name: shop {version}
+version: "{version}"
+currency: {currency}
+roles:
+  agent: {{authority: 50.00}}
+sla:
+  targets:
+    - {{id: {target}, step: acknowledge, within: PT1M}}
+feedback:
+  required_before_close: false
+"""
+    )
+
+
+def _engine(policy: Policy = POLICY, store: MemoryStore | None = None) -> Engine:
+    return Engine(store or MemoryStore(), policy=policy, clock=Settable())
+
+
+def _clock(engine: Engine) -> Settable:
+    assert isinstance(engine.clock, Settable)
+    return engine.clock
+
+
+def _open(engine: Engine, cid: str, at: datetime, subject: str = "s") -> None:
+    _clock(engine).moment = at
+    engine.open_case(actor="system:in", customer={"id": cid, "name": "N"}, channel="email",
+                     subject=subject, category="cat", case_id=cid, details="d",
+                     occurred_on="2026-10-01")  # fmt: skip
+
+
+def _to_offer(engine: Engine, cid: str) -> None:
+    engine.step(cid, "acknowledge", actor="agent:a")
+    for step, data in (("listen", {"note": "n"}), ("record", {"contact": "c"}),
+                       ("apologise", {"message": "m"})):  # fmt: skip
+        engine.step(cid, step, actor="agent:a", **data)
+
+
+def _settle(engine: Engine, cid: str, remedy: Remedy, closed_at: datetime) -> None:
+    engine.step(cid, "offer_remedy", actor="agent:a", options=[remedy])
+    engine.step(cid, "accept_remedy", actor="customer:c", option=1, promise="p",
+                due=_clock(engine).now() + timedelta(days=300))  # fmt: skip
+    engine.step(cid, "keep_promise", actor="agent:a", evidence="e")
+    _clock(engine).moment = closed_at
+    engine.step(cid, "close", actor="agent:a")
+
+
+def test_spend_counts_each_offer_once_in_the_row_of_its_currency() -> None:
+    """Two shops (EUR and USD) in one store: each currency's row counts its own offers;
+    the counts are not repeated on every currency row of the group."""
+    store = MemoryStore()
+    usd = _variant("USD", "us-1", "ack-us")
+    us_engine = _engine(usd, store)
+    _open(us_engine, "U", START)
+    _to_offer(us_engine, "U")
+    _settle(us_engine, "U", Remedy(kind="refund", amount=Money.of("7", "USD")), START)
+    engine = Engine(store, policy=POLICY, previous_policies=[usd], clock=Settable())
+    _open(engine, "E", START)
+    _to_offer(engine, "E")
+    engine.step("E", "offer_remedy", actor="agent:a", options=[refund("5")])
+    engine.step("E", "decline_remedy", actor="customer:c")
+    _settle(engine, "E", refund("10"), START)
+    rows = [(r["currency"], r["paid"], r["offers"], r["declined"], r["accepted"])
+            for r in reports.compensation_spend(engine)]  # fmt: skip
+    assert rows == [("EUR", "10.00", 2, 1, 1), ("USD", "7.00", 1, 0, 1)]
+
+
+def test_spend_counts_offers_refused_by_the_approver() -> None:
+    """An offer refused by the second person is counted as refused, so offers made add
+    up (approved, declined, refused, accepted)."""
+    engine = _engine()
+    _open(engine, "R", START)
+    _to_offer(engine, "R")
+    engine.step("R", "offer_remedy", actor="agent:a", options=[refund("90")])
+    engine.step("R", "refuse_offer", actor="team-lead:sam", reason="too much")
+    [row] = reports.compensation_spend(engine)
+    assert (row["offers"], row["approved"], row["declined"], row["refused"]) == (1, 0, 0, 1)
+
+
+def test_sla_report_does_not_judge_a_case_by_a_policy_it_did_not_run_under() -> None:
+    """A case under a policy the engine was not given is left out of the SLA report
+    (its targets are unknown), not counted against the current policy's targets."""
+    store = MemoryStore()
+    old = _engine(_variant("EUR", "old", "ack-old"), store)
+    _open(old, "O", START)
+    _clock(old).moment = START + timedelta(minutes=5)
+    old.step("O", "acknowledge", actor="agent:a")  # late for ack-old, fine for POLICY's
+    assert reports.sla_attainment(Engine(store, policy=POLICY, clock=Settable())) == []
+
+
+def test_recurring_counts_subjects_differing_only_in_spacing_together() -> None:
+    engine = _engine()
+    for i, subject in enumerate(("Parcel late", "Parcel  late", " PARCEL\tLATE ")):
+        _open(engine, f"c{i}", START + timedelta(hours=i), subject)
+    assert [(r["subject"], r["count"]) for r in reports.recurring(engine)] == [("parcel late", 3)]
+
+
+def test_a_case_closed_four_weeks_to_the_minute_across_a_clock_change_is_within_4_weeks() -> None:
+    """Received 10:00 on 20 October, closed 10:00 on 17 November (Helsinki time): four
+    weeks on the calendar, though 28 days and an hour of elapsed time (clocks went back
+    on 25 October)."""
+    engine = _engine()
+    received = datetime(2026, 10, 20, 10, 0, tzinfo=HEL)
+    _open(engine, "D", received)
+    _to_offer(engine, "D")
+    _settle(engine, "D", REPLACEMENT, datetime(2026, 11, 17, 10, 0, tzinfo=HEL))
+    rows = reports.regulatory_buckets(engine, POLICY.calendars["office"])
+    assert [r["cases"] for r in rows] == [0, 1, 0, 0]
+
+
+def test_handling_rounds_the_mean_feedback_score_as_the_summary_does() -> None:
+    engine = _engine()
+    _open(engine, "F", START)
+    _to_offer(engine, "F")
+    engine.step("F", "offer_remedy", actor="agent:a", options=[REPLACEMENT])
+    engine.step("F", "accept_remedy", actor="customer:c", option=1, promise="p",
+                due=START + timedelta(days=9))  # fmt: skip
+    engine.step("F", "keep_promise", actor="agent:a", evidence="e")
+    engine.step("F", "request_feedback", actor="agent:a")
+    for score in (1, 1, 2):
+        engine.step("F", "record_feedback", actor="customer:c", score=score)
+    assert reports.handling(engine)[0]["feedback"] == "1.33"
+
+
+# -- the command line ------------------------------------------------------------------
+
+
+def _cli(engine: Engine, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
+    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: engine.store)
+    monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [engine.policy])
+    return CliRunner().invoke(main, ["report", *args])
+
+
+def test_csv_cells_that_a_spreadsheet_would_run_as_formulas_are_neutralised(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = _engine()
+    subjects = ['=HYPERLINK("http://evil","x")', "+1", "-2", "@SUM(A1)", 'a, "b"']
+    for i, subject in enumerate(subjects):
+        _open(engine, f"c{i}", START, subject)
+    result = _cli(engine, monkeypatch, "recurring", "--store", "x://", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    cells = sorted(row["subject"] for row in csv.DictReader(io.StringIO(result.output)))
+    assert cells == ["'+1", "'-2", '\'=hyperlink("http://evil","x")', "'@sum(a1)", 'a, "b"']
+
+
+def test_an_empty_csv_report_is_its_header_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _cli(_engine(), monkeypatch, "sla", "--store", "x://", "--format", "csv")
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == ["target,step,channel,met,breached,attainment_pct"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "json", "csv"])
+def test_output_option_writes_every_format_to_the_file(
+    fmt: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    out = tmp_path / f"summary.{fmt}"
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", fmt,
+                  "-o", str(out))  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.output == ""
+    assert "reopen_rate_pct" in out.read_text()
+    if fmt == "json":
+        assert json.loads(out.read_text())[0]["cases"] == 0
+
+
+def test_the_html_title_does_not_show_the_store_password(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = "postgresql+psycopg://shop:s3cret@db.example:5432/complaints"
+    result = _cli(_engine(), monkeypatch, "summary", "--store", url, "--format", "html")
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "postgresql+psycopg://shop:***@db.example:5432/complaints" in result.output
+
+
+def test_the_html_report_refuses_an_unknown_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html",
+                  "--calendar", "ofice")  # fmt: skip
+    assert result.exit_code == 1
+    assert "no calendar 'ofice' in the policy" in result.output
+
+
+def test_the_sla_report_command_refuses_cases_whose_policy_was_not_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = MemoryStore()
+    _open(_engine(_variant("EUR", "old", "ack-old"), store), "O", START)
+    engine = Engine(store, policy=POLICY, clock=Settable())
+    result = _cli(engine, monkeypatch, "sla", "--store", "x://")
+    assert result.exit_code == 1
+    assert "not given" in result.output
+    assert "--policy" in result.output
+
+
+def test_reopen_rate_leaves_withdrawn_cases_out() -> None:
+    """Only a closed case can be reopened: a withdrawn case is not in the rate's base.
+    A closed, B closed and reopened, W withdrawn: 1 of 2, not 1 of 3."""
+    engine = _engine()
+    for cid in ("A", "B"):
+        _open(engine, cid, START)
+        _to_offer(engine, cid)
+        _settle(engine, cid, REPLACEMENT, START + timedelta(days=1))
+    engine.step("B", "reopen", actor="customer:c", reason="again")
+    _open(engine, "W", START)
+    engine.step("W", "withdraw", actor="customer:c", reason="sorted out")
+    assert reports.summary(engine)[0]["reopen_rate_pct"] == "50.0"
