@@ -95,6 +95,27 @@ def _lines(node: yaml.Node, path: Location, out: dict[Location, int]) -> None:
             _lines(item, (*path, index), out)
 
 
+def _at(mark: yaml.Mark) -> str:
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
+def _yaml_problem(exc: yaml.MarkedYAMLError) -> Problem:
+    """Located where the construct PyYAML was reading starts (an unclosed ``[``, ``{`` or
+    quote is noticed only at the end of the file), except a block collection: its start
+    (often line 1) says less than the problem's place. The other place is in the text."""
+    context, problem = exc.context_mark, exc.problem_mark
+    use_context = context is not None and not str(exc.context).startswith("while parsing a block")
+    mark = context if use_context else problem or context
+    parts = []
+    if exc.context:
+        parts.append(
+            str(exc.context) + (f" ({_at(context)})" if context and not use_context else "")
+        )
+    if exc.problem:
+        parts.append(str(exc.problem) + (f" at {_at(problem)}" if problem and use_context else ""))
+    return Problem(_at(mark) if mark else "", f"not valid YAML: {': '.join(parts)}")
+
+
 def _read_yaml(text: str, file: str) -> tuple[Any, dict[Location, int]]:
     loader: _CoreLoader | None = None
     try:
@@ -106,10 +127,7 @@ def _read_yaml(text: str, file: str) -> tuple[Any, dict[Location, int]]:
         _lines(node, (), lines)
         return loader.construct_document(node), lines
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        what = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise PolicyFileError(file, [Problem(where, f"not valid YAML: {what}")]) from None
+        raise PolicyFileError(file, [_yaml_problem(exc)]) from None
     except yaml.reader.ReaderError as exc:
         raise PolicyFileError(
             file, [Problem(f"character {exc.position + 1}", f"not valid YAML: {exc.reason}")]

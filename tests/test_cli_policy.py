@@ -141,3 +141,28 @@ def test_explain_refuses_an_amount_paid_that_is_not_an_amount_cleanly(paid: str)
     )  # fmt: skip
     assert code == 2, out
     assert "paid_in_period" in out
+
+
+def test_a_yaml_syntax_error_is_located_where_the_unclosed_construct_starts(
+    tmp_path: Path,
+) -> None:
+    """Regression: an unclosed ``{`` on line 5 of a 5-line file was reported at line 6,
+    column 1 (the end of the file, where PyYAML noticed), not where it starts."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('name: Shop\nversion: "1"\ncurrency: EUR\nroles:\n  agent: {limits: 1\n')
+    code, out = run("policy", "check", str(bad))
+    assert code == 1, out
+    assert "line 5, column 10: not valid YAML: while parsing a flow mapping:" in out
+    assert "line 6" in out  # where it was noticed, still said, in the message
+
+
+def test_a_yaml_indentation_error_is_located_at_the_problem_not_the_enclosing_block(
+    tmp_path: Path,
+) -> None:
+    """The start of the enclosing block mapping (line 1) says nothing: the problem's
+    place is kept when the context is a block collection."""
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('name: Shop\nversion: "1"\ncurrency: EUR\ncategories:\n  - a\n - b\n')
+    code, out = run("policy", "check", str(bad))
+    assert code == 1, out
+    assert "line 6, column 2: not valid YAML: while parsing a block mapping" in out

@@ -81,7 +81,7 @@ MISTAKES = [
         "reopen.window (line 10)",
         "cannot be negative",
     ),
-    ("bad YAML", BASE + "roles: [unclosed\n", "line 10, column 1", "not valid YAML"),
+    ("bad YAML", BASE + "roles: [unclosed\n", "line 9, column 8", "while parsing a flow sequence"),
     (
         "tab indentation",
         BASE + "offers:\n\tmax_per_case: 2\n",
