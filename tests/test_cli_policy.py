@@ -166,3 +166,26 @@ def test_a_yaml_indentation_error_is_located_at_the_problem_not_the_enclosing_bl
     code, out = run("policy", "check", str(bad))
     assert code == 1, out
     assert "line 6, column 2: not valid YAML: while parsing a block mapping" in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "said"),
+    [
+        ("--remedy", "refund:40EURO", "not an amount like '40.00EUR'"),
+        ("--paid", "lots", "'lots' is not an amount"),
+        ("--paid", "nan", "paid_in_period"),
+    ],
+)
+def test_explain_names_the_option_a_bad_value_was_given_to(
+    option: str, value: str, said: str
+) -> None:
+    """Regression: both said ``Invalid value:`` without naming the option, and ``--paid
+    lots`` said ``[<class 'decimal.ConversionSyntax'>]``."""
+    args = {"--remedy": "refund:40.00EUR", "--paid": "0", option: value}
+    code, out = run(
+        "policy", "explain", RETAIL, "--role", "agent",
+        "--remedy", args["--remedy"], "--paid", args["--paid"],
+    )  # fmt: skip
+    assert code == 2, out
+    assert f"Invalid value for '{option}': " in out
+    assert said in out

@@ -71,6 +71,9 @@ def explain(
     loaded = _load(file)
     try:
         options = tuple(parse_remedy(text) for text in remedies)
+    except (MoneyError, ValueError, ArithmeticError) as exc:
+        raise click.BadParameter(str(exc), param_hint="'--remedy'") from None
+    try:
         request = OfferRequest(
             role=role,
             remedies=options,
@@ -80,8 +83,10 @@ def explain(
             offers_made=offers_made,
             paid_in_period=Decimal(paid),
         )
-    except (MoneyError, ValueError, ArithmeticError) as exc:
-        raise click.BadParameter(str(exc)) from None
+    except ArithmeticError:  # decimal.InvalidOperation: not a number at all
+        raise click.BadParameter(f"{paid!r} is not an amount", param_hint="'--paid'") from None
+    except ValueError as exc:  # OfferRequest checks only the amount paid
+        raise click.BadParameter(str(exc), param_hint="'--paid'") from None
     decision = decide_offer(loaded, request)
     click.echo(f"decision: {decision.outcome.value}")
     for rule, reason in zip(decision.rule_ids, decision.reasons, strict=True):
