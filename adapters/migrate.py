@@ -8,6 +8,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import Engine, create_engine
 
+from adapters.sql import _require_sqlite_file, _translated
 from adapters.sql_schema import Tables, build_tables
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
@@ -30,8 +31,10 @@ def init_schema(engine: Engine, tables: Tables) -> None:
 
 def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None:
     """``complaintflow db init|upgrade URL``: create or upgrade the tables."""
-    engine = create_engine(url)
-    try:
-        init_schema(engine, build_tables(prefix, schema))
-    finally:
-        engine.dispose()
+    _require_sqlite_file(url, create=True)
+    with _translated(f"setting up the tables in {url}"):
+        engine = create_engine(url)
+        try:
+            init_schema(engine, build_tables(prefix, schema))
+        finally:
+            engine.dispose()

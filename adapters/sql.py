@@ -99,9 +99,11 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
     return StoreError(f"{what}: the database refused it: {error}")
 
 
-def _require_sqlite_file(url: str) -> None:
+def _require_sqlite_file(url: str, *, create: bool = False) -> None:
     """Opening a SQLite file that is not there would create an empty one (a mistyped path
-    would leave a stray database behind): refused unless asked to ``create``."""
+    would leave a stray database behind): refused unless asked to ``create``. A path
+    that is a directory, or (to create) in a folder that does not exist, is refused
+    naming it: SQLite would only say "unable to open database file"."""
     try:
         parsed = make_url(url)
     except exc.ArgumentError:
@@ -115,7 +117,12 @@ def _require_sqlite_file(url: str) -> None:
         or parsed.query.get("uri")
     ):
         return
-    if not os.path.exists(database):
+    if os.path.isdir(database):
+        raise StoreError(f"{url}: {database} is a directory, not a SQLite database file")
+    folder = os.path.dirname(os.path.abspath(database))
+    if create and not os.path.isdir(folder):
+        raise StoreError(f"{url}: there is no folder {folder} to create the database in")
+    if not create and not os.path.exists(database):
         raise SchemaVersionError(
             f"{url} has no complaintflow tables: there is no file {database}; "
             f"run `complaintflow db init {url}`"
@@ -242,8 +249,7 @@ class SqlStore:
         snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
-        if not create:
-            _require_sqlite_file(url)
+        _require_sqlite_file(url, create=create)
         self.url = url
         _STORES.add(self)
         self.cache = SnapshotCache(snapshot_cache)

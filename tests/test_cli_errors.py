@@ -230,3 +230,38 @@ def test_a_digest_of_the_store_still_verifies(demo_store: tuple[str, str], tmp_p
     assert case_id in json.loads(digest.output)["heads"]
     result = _run("audit", "verify", "--store", url, "--digest", str(saved))
     assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["db", "init", "{url}"], ["db", "upgrade", "{url}"], ["demo", "--store", "{url}"],
+     ["audit", "verify", "--store", "{url}"]],
+)  # fmt: skip
+def test_a_store_url_naming_a_directory_is_refused_naming_it(
+    command: list[str], tmp_path: Path
+) -> None:
+    """Regression: ``db init sqlite:///some/dir`` showed SQLAlchemy's own text, with a
+    link to sqlalche.me; the read commands said the database was "unavailable or busy"."""
+    url = f"sqlite:///{tmp_path}"
+    result = _run(*(part.format(url=url) for part in command))
+    _refused(result, f"{tmp_path} is a directory, not a SQLite database file")
+    assert "sqlalche.me" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_db_init_in_a_folder_that_does_not_exist_is_refused_naming_it(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'nofolder' / 'cases.db'}"
+    result = _run("db", "init", url)
+    _refused(result, f"there is no folder {tmp_path / 'nofolder'}")
+    assert "sqlalche.me" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+def test_db_init_on_a_file_that_is_not_a_database_says_so_in_one_line(tmp_path: Path) -> None:
+    """Regression: the driver's error came with SQLAlchemy's link to sqlalche.me."""
+    text = tmp_path / "notes.txt"
+    text.write_text("not a database\n")
+    result = _run("db", "init", f"sqlite:///{text}")
+    _refused(result, str(text), "file is not a database")
+    assert "sqlalche.me" not in result.output
+    assert len(result.output.strip().splitlines()) == 1, result.output
