@@ -158,6 +158,8 @@ def heads(store: Store) -> list[tuple[str, int, str]]:
     out = []
     for case_id in store.case_ids():
         events = store.events(case_id)
+        if not events:  # a case row whose events were deleted: no head to commit to
+            raise AuditFailure(case_id, None, "has no events (run `audit verify`)")
         last = events[-1]
         out.append((case_id, last.seq, last.hash))
     out.extend((t.case_id, t.version, t.head_hash) for t in store.tombstones())
@@ -168,7 +170,12 @@ def store_digest(store: Store) -> str:
     """SHA-256 over every case's head: ``case_id seq hash`` lines, sorted, newline-ended.
     Save it outside the database; verifying against it later proves that no case's
     history up to then was rewritten (a case's head hash commits to all its events)."""
-    lines = "".join(f"{cid} {seq} {head}\n" for cid, seq, head in heads(store))
+    return digest_of(heads(store))
+
+
+def digest_of(case_heads: Iterable[tuple[str, int, str]]) -> str:
+    """The digest of ``(case_id, seq, head hash)`` triples (as ``heads`` gives them)."""
+    lines = "".join(f"{cid} {seq} {head}\n" for cid, seq, head in sorted(case_heads))
     return "sha256:" + hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
@@ -345,9 +352,13 @@ def _stored_personal(snapshot: str) -> list[Personal] | None:
 def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None) -> Case:
     """The case as it stood at ``when``: a replay of the events up to then (with the
     personal values ``vault`` still holds)."""
-    upto = [e for e in events if e.at <= when]
+    history = list(events)
+    upto = [e for e in history if e.at <= when]
     if not upto:
-        raise AuditFailure("?", None, f"the case did not exist at {when.isoformat()}")
+        case_id = history[0].case_id if history else "?"
+        opened = f" (opened {history[0].at.isoformat()})" if history else ""
+        raise AuditFailure(case_id, None,
+                           f"the case did not exist at {when.isoformat()}{opened}")  # fmt: skip
     return replay(upto, vault or {})
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field
@@ -369,5 +369,10 @@ def forget_text(event: Event) -> None:
 
 
 def event_from_json(obj: dict[str, Any]) -> Event:
-    """An event from ``Event.to_json`` output, validated (the hash is not checked here)."""
-    return Event(**obj)
+    """An event from ``Event.to_json`` output, validated (the hash is not checked here).
+    ``at`` must be in UTC, as every event's time is (docs/audit.md): a time without a
+    zone or at another offset would be hashed as written, not as the page says."""
+    event = Event(**obj)
+    if event.at.utcoffset() != timedelta(0):
+        raise ValueError(f"at {obj.get('at')!r} is not a UTC time (+00:00)")
+    return event

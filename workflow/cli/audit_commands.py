@@ -43,7 +43,15 @@ def _saved_heads(file: str) -> dict[str, tuple[int, str]]:
             f"{file} is not a digest written by `complaintflow audit digest` "
             '(a JSON object with "heads": {case id: [seq, head hash]})'
         )
-    return {cid: (seq, head) for cid, (seq, head) in heads.items()}
+    found = {cid: (seq, head) for cid, (seq, head) in heads.items()}
+    recorded = saved.get("digest")
+    if recorded is not None and recorded != audit.digest_of(
+        (cid, seq, head) for cid, (seq, head) in found.items()
+    ):
+        raise click.ClickException(
+            f"{file}: its heads do not give its digest {recorded}: the file was edited"
+        )
+    return found
 
 
 def _report(findings: list[audit.Finding], what: str) -> None:
@@ -87,9 +95,9 @@ def digest(store_url: str) -> None:
     """Print a digest of every case's head (JSON): save it outside the database."""
     store = _open(store_url)
     try:
-        heads = audit.heads(store)
+        heads = audit.heads(store)  # read once: the digest is of the heads saved with it
         document = {
-            "digest": audit.store_digest(store),
+            "digest": audit.digest_of(heads),
             "heads": {cid: [seq, head] for cid, seq, head in heads},
         }
     except ComplaintflowError as exc:

@@ -1,0 +1,200 @@
+"""The audit tools at their edges: store digests, time travel, exports read offline."""
+
+from __future__ import annotations
+
+import io
+import json
+from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from adapters.memory import MemoryStore
+from adapters.sql import SqlStore
+from tests.conftest import START
+from tests.stores import sqlite_url
+from tests.test_audit import history, tamper
+from workflow import Engine, ManualClock, audit
+from workflow.cli import main
+from workflow.errors import AuditFailure
+from workflow.events import GENESIS, event_from_json, make_event
+
+
+def _sqlite_history(tmp_path: Path) -> tuple[str, Engine, ManualClock]:
+    url = sqlite_url(tmp_path)
+    clock = ManualClock(START)
+    engine = Engine(SqlStore(url, create=True), clock=clock)
+    history(engine, clock)
+    return url, engine, clock
+
+
+# -- store digests ---------------------------------------------------------------------
+
+
+def test_the_saved_digest_is_of_the_heads_saved_with_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A step landing while ``audit digest`` runs must not leave a "digest" that is not
+    the digest of the "heads" next to it (the store was read once)."""
+    url, engine, _ = _sqlite_history(tmp_path)
+    real_heads = audit.heads
+
+    def heads_then_a_step(store: object) -> list[tuple[str, int, str]]:
+        found = real_heads(store)  # type: ignore[arg-type]
+        engine.add_note("case-0", actor="agent:a", text="landed meanwhile")
+        return found
+
+    monkeypatch.setattr(audit, "heads", heads_then_a_step)
+    saved = json.loads(CliRunner().invoke(main, ["audit", "digest", "--store", url]).output)
+    triples = [(cid, seq, head) for cid, (seq, head) in saved["heads"].items()]
+    assert saved["digest"] == audit.digest_of(triples)
+
+
+def test_a_digest_file_whose_heads_were_edited_is_refused(tmp_path: Path) -> None:
+    """A case rewritten consistently and the saved heads edited to match: the heads no
+    longer give the digest saved with them, so verify refuses the file."""
+    url, _, _ = _sqlite_history(tmp_path)
+    runner = CliRunner()
+    saved = json.loads(runner.invoke(main, ["audit", "digest", "--store", url]).output)
+    tamper(url, "UPDATE cf_events SET hash = (CASE WHEN SUBSTR(hash, 1, 1) = 'f' THEN 'e' "
+                "ELSE 'f' END) || SUBSTR(hash, 2) "
+                "WHERE case_id = 'case-1' AND seq = 7")  # fmt: skip
+    check = SqlStore(url)
+    new_head = check.events("case-1")[-1].hash
+    check.close()
+    assert new_head != saved["heads"]["case-1"][1]
+    saved["heads"]["case-1"][1] = new_head
+    file = tmp_path / "digest.json"
+    file.write_text(json.dumps(saved))
+    result = runner.invoke(main, ["audit", "verify", "--store", url, "--digest", str(file)])
+    assert result.exit_code == 1, result.output
+    assert "its heads do not give its digest" in result.output
+
+
+def test_a_digest_of_a_case_without_events_is_an_error_not_a_crash(tmp_path: Path) -> None:
+    url, _, _ = _sqlite_history(tmp_path)
+    tamper(url, "DELETE FROM cf_events WHERE case_id = 'case-1'")
+    result = CliRunner().invoke(main, ["audit", "digest", "--store", url])
+    assert result.exit_code == 1
+    assert result.output.startswith("Error: case case-1: has no events"), result.output
+    assert not isinstance(result.exception, IndexError)
+
+
+def test_a_saved_digest_and_cases_added_deleted_or_of_another_store(tmp_path: Path) -> None:
+    """A case opened after the digest is fine; a case deleted entirely is found; a digest
+    of another store names every case it holds as missing."""
+    url, engine, _clock = _sqlite_history(tmp_path)
+    heads = {cid: (seq, head) for cid, seq, head in audit.heads(engine.store)}
+    engine.open_case(actor="agent:a", customer={"id": "c9", "name": "N"}, channel="chat",
+                     subject="later", case_id="case-9")  # fmt: skip
+    engine.add_note("case-0", actor="agent:a", text="later")
+    assert audit.check_digest(engine.store, heads) == []
+    tamper(url, "DELETE FROM cf_events WHERE case_id = 'case-0'")
+    tamper(url, "DELETE FROM cf_cases WHERE case_id = 'case-0'")
+    assert [(f.case_id, f.problem) for f in audit.check_digest(engine.store, heads)] == [
+        ("case-0", "is in the saved digest but not in the store")
+    ]
+    other = MemoryStore()
+    oclock = ManualClock(START)
+    oengine = Engine(other, clock=oclock)
+    oengine.open_case(actor="agent:a", customer={"id": "x", "name": "N"}, channel="chat",
+                      subject="s", case_id="other-1")  # fmt: skip
+    other_heads = {cid: (seq, head) for cid, seq, head in audit.heads(other)}
+    assert [f.case_id for f in audit.check_digest(engine.store, other_heads)] == ["other-1"]
+
+
+# -- time travel -----------------------------------------------------------------------
+
+
+def test_state_at_before_the_case_opened_names_the_case() -> None:
+    store = MemoryStore()
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    history(engine, clock, n_cases=1)
+    with pytest.raises(AuditFailure, match="case case-0: the case did not exist at "
+                                           r"2026-11-02T08:59:59\+00:00 \(opened "):  # fmt: skip
+        engine.state_at("case-0", START - timedelta(seconds=1))
+
+
+def test_state_at_an_events_own_time_includes_it_in_any_zone() -> None:
+    store = MemoryStore()
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    history(engine, clock, n_cases=1)
+    second = store.events("case-0")[1]
+    assert engine.state_at("case-0", second.at).version == 2
+    assert engine.state_at("case-0", second.at - timedelta(microseconds=1)).version == 1
+    elsewhere = second.at.astimezone(timezone(timedelta(hours=-5)))
+    assert engine.state_at("case-0", elsewhere).version == 2
+
+
+def test_show_after_an_erasure_reveals_no_personal_value(tmp_path: Path) -> None:
+    url, engine, _ = _sqlite_history(tmp_path)
+    engine.erase_customer("c0", actor="dpo:kim", reason="DSR-7")
+    shown = CliRunner().invoke(main, ["audit", "show", "case-0", "--store", url,
+                                      "--at", "2026-11-02T11:00:00Z"])  # fmt: skip
+    assert shown.exit_code == 0, shown.output
+    assert "Ann" not in shown.output
+    assert "ann@example.com" not in shown.output
+    assert "[erased]" in shown.output
+    assert engine.state_at("case-0", datetime(2026, 11, 2, 11, tzinfo=UTC)).customer.name == (
+        "[erased]"
+    )
+
+
+# -- exports read offline ----------------------------------------------------------------
+
+
+def _export(n_cases: int = 2) -> list[str]:
+    store = MemoryStore()
+    clock = ManualClock(START)
+    history(Engine(store, clock=clock), clock, n_cases=n_cases)
+    out = io.StringIO()
+    audit.export_jsonl(store, out)
+    return out.getvalue().splitlines()
+
+
+def test_an_export_with_times_not_in_utc_does_not_verify() -> None:
+    """Every event re-hashed consistently with its time written without a zone (or at
+    another offset): docs/audit.md hashes ``at`` as UTC ``+00:00``, so an auditor's own
+    check would fail these hashes; verify-file must not call the file sound."""
+    for shift in (lambda at: at.replace(tzinfo=None),
+                  lambda at: at.astimezone(timezone(timedelta(hours=-5)))):  # fmt: skip
+        lines, prev = [], GENESIS
+        for line in _export(n_cases=1):
+            obj = json.loads(line)
+            if "format" in obj or "personal" in obj:
+                lines.append(line)
+                continue
+            e = event_from_json(obj)
+            forged = make_event(e.case_id, e.seq, e.type, shift(e.at), e.actor, e.data,
+                                e.policy_version, prev)  # fmt: skip
+            prev = forged.hash
+            lines.append(json.dumps(forged.to_json()))
+        not_utc = r"line \d+ is not an event: at .* is not a UTC time"
+        with pytest.raises(AuditFailure, match=not_utc):
+            audit.verify_export(lines)
+
+
+def test_exports_as_files_mangle_them() -> None:
+    """What verify-file says of the usual accidents to an export file."""
+    lines = _export()
+    assert audit.verify_export(lines) == []
+    # CRLF line endings and an extra blank line change nothing.
+    assert audit.verify_export([line + "\r\n" for line in lines] + ["\r\n", ""]) == []
+    assert audit.verify_export([*lines[:4], "", *lines[4:]]) == []
+    # The last line cut: refused, naming the line.
+    with pytest.raises(AuditFailure, match=f"line {len(lines)} is not JSON"):
+        audit.verify_export([*lines[:-1], lines[-1][:40]])
+    # No header: refused.
+    with pytest.raises(AuditFailure, match="not a complaintflow export"):
+        audit.verify_export(lines[1:])
+    # A duplicated line: located.
+    dup = [*lines[:6], lines[5], *lines[6:]]
+    assert "case-0" in {f.case_id for f in audit.verify_export(dup)}
+    # Two cases' events interleaved: located.
+    first = next(n for n, line in enumerate(lines) if '"case_id": "case-1"' in line and
+             '"personal"' not in line)  # fmt: skip
+    mixed = [*lines[:5], lines[first], *lines[5:first], *lines[first + 1 :]]
+    assert audit.verify_export(mixed) != []
