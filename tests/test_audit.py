@@ -332,6 +332,28 @@ def test_csv_export_has_one_row_per_event_and_a_time_window() -> None:
     assert audit.export_csv(store, window, ["case-0"], since=since, until=until) == 2
 
 
+def test_csv_export_cells_a_spreadsheet_would_run_as_formulas_are_neutralised() -> None:
+    import csv
+
+    from adapters.memory import MemoryStore
+
+    store = MemoryStore()
+    engine = Engine(store, clock=ManualClock(START))
+    engine.open_case(
+        actor="agent:a",
+        customer={"id": "c", "name": "Ann"},
+        channel="email",
+        subject='=HYPERLINK("http://evil")',
+        case_id="=cmd|' /C calc'!A0",
+    )
+    out = io.StringIO()
+    audit.export_csv(store, out)
+    (row,) = csv.DictReader(io.StringIO(out.getvalue()))
+    assert row["case_id"] == "'=cmd|' /C calc'!A0"
+    assert row["data"].startswith("{")  # JSON text: never a formula, left as it is
+    assert json.loads(row["data"])["subject"] == '=HYPERLINK("http://evil")'
+
+
 def test_sqlite_reads_stored_histories_below_core_as_core_reads_them(tmp_path: Path) -> None:
     # The whole-store read on SQLite runs on the DBAPI connection: the same histories as
     # through Core, odd rows included (events without a case before and after the

@@ -416,6 +416,18 @@ CSV_COLUMNS = ("case_id", "seq", "type", "at", "actor", "policy_version", "data"
                "hash")  # fmt: skip
 
 
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_cell(value: Any) -> Any:
+    """A CSV cell a spreadsheet shows as text: text that would start a formula gets a
+    leading apostrophe (other values are written as they are)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
 def export_csv(
     store: Store,
     out: IO[str],
@@ -427,7 +439,8 @@ def export_csv(
 ) -> int:
     """One row per event for a spreadsheet: the fields, ``data`` as compact JSON with
     the personal values in place of their references (``[erased]`` once erased; the
-    references stay with ``personal=False``)."""
+    references stay with ``personal=False``). A cell a spreadsheet would run as a
+    formula (a case id starting with ``=``, say) starts with ``'`` (``spreadsheet_cell``)."""
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     written = 0
@@ -439,7 +452,7 @@ def export_csv(
             if vault is not None:
                 data = revealed(event, vault)
             body["data"] = json.dumps(data, ensure_ascii=False, sort_keys=True)
-            writer.writerow([body[column] for column in CSV_COLUMNS])
+            writer.writerow([spreadsheet_cell(body[column]) for column in CSV_COLUMNS])
             written += 1
     return written
 

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit, urlunsplit
 import click
 
 from workflow import reports
+from workflow.audit import spreadsheet_cell
 from workflow.cli.common import output_file
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 from workflow.engine import Engine
@@ -29,16 +30,6 @@ COLUMNS = {
     "recurring": ("category", "subject", "week", "count", "previous_week", "rising"),
     "regulatory": ("bucket", "cases"),
 }
-#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def _cell(value: Any) -> Any:
-    """A CSV cell a spreadsheet shows as text: text that would start a formula gets a
-    leading apostrophe (numbers are written as they are)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _format(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> str:
@@ -50,7 +41,7 @@ def _format(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> str:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({c: _cell(v) for c, v in row.items()} for row in rows)
+        writer.writerows({c: spreadsheet_cell(v) for c, v in row.items()} for row in rows)
         return out.getvalue()
     if not rows:
         return "(no rows)\n"
