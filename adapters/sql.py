@@ -251,7 +251,6 @@ class SqlStore:
     ) -> None:
         _require_sqlite_file(url, create=create)
         self.url = url
-        _STORES.add(self)
         self.cache = SnapshotCache(snapshot_cache)
         self._json = SnapshotJson(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
@@ -275,6 +274,9 @@ class SqlStore:
         self._hot: SqliteHotPath | None = None
         if self.dialect == "sqlite" and self.engine.dialect.driver == "pysqlite":
             self._hot = SqliteHotPath(self.engine, self._hot_statements(), stamps=schema is None)
+        # Known to the at-fork hook once it has what the hook reads (engines, hot path):
+        # a store whose engine could not be made is no store, and must not trip the hook.
+        _STORES.add(self)
         if create:
             from adapters.migrate import init_schema
 

@@ -21,6 +21,7 @@ from workflow import (
     IdempotencyKeyReused,
     ManualClock,
     Store,
+    StoreError,
 )
 
 CUSTOMER = {"id": "c-1", "name": "Ann Example"}
@@ -183,3 +184,30 @@ def test_two_workers_opening_one_case_id_one_wins_and_the_other_is_told_it_exist
     assert [e.type for e in engine.history("ticket-42")] == ["open"]
     with pytest.raises(CaseAlreadyExists, match="ticket-42 already exists"):
         _open(engine, "ticket-42")
+
+
+_UNRAISABLE: list[str] = []
+
+
+def _fork_hooks_ran_cleanly() -> None:
+    """In the child: the at-fork hooks reported nothing (an exception in one is only
+    reported, and the stores after it kept their parent's pools)."""
+    assert _UNRAISABLE == [], _UNRAISABLE
+
+
+def test_a_store_that_failed_to_open_does_not_break_the_fork_hook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A ``SqlStore`` whose engine could not be made (an unknown driver), still held by
+    the error's traceback, is no open store: a later fork forgets the open stores'
+    parent connections without tripping over it."""
+    monkeypatch.setattr(
+        "sys.unraisablehook", lambda unraisable: _UNRAISABLE.append(repr(unraisable.exc_value))
+    )
+    with pytest.raises(StoreError) as failed:
+        SqlStore(f"sqlite+nosuchdriver:///{tmp_path / 'x.db'}", create=True)
+    child = multiprocessing.get_context("fork").Process(target=_fork_hooks_ran_cleanly)
+    child.start()
+    child.join(timeout=30)
+    assert failed.value is not None  # its traceback (and the half-made store) still held
+    assert child.exitcode == 0

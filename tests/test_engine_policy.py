@@ -506,3 +506,18 @@ def test_the_steps_allowed_by_an_engine_without_the_cases_policy_are_the_ones_it
     with pytest.raises(StepNotAllowed) as refused:
         other.step(closed, "reopen", actor="team-lead:sam", reason="x")
     assert refused.value.allowed == ()
+
+
+def test_guidance_offers_only_the_steps_an_engine_without_the_cases_policy_takes() -> None:
+    """Regression: ``guidance`` listed the playbook's text for every step of the state,
+    read under the engine's current policy, for a case whose policy the engine was not
+    given; that engine refuses all of them but ``migrate_policy``."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="phone").id
+    engine.acknowledge(cid, actor="agent:a")
+    engine.classify(cid, actor="agent:a", complainant_type="aggressive")
+    other, _ = new_engine(parse_policy(POLICY_TEXT.replace('version: "1"', 'version: "2"')),
+                          store=store)  # fmt: skip
+    assert other.allowed_steps(cid) == ("migrate_policy",)
+    assert other.guidance(cid).steps == {}

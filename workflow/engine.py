@@ -673,7 +673,7 @@ class Engine:
         case = self.store.load(case_id)
         policy = self._policies.get(case.policy_version, self.policy)
         playbook = policy.playbook(case.complainant_type.value)
-        allowed = allowed_under(case.state, policy)
+        allowed = self._allowed(case)  # what this engine takes, as its refusals list
         steps = {
             step: text
             for step, text in (playbook.guidance.items() if playbook else ())
