@@ -99,7 +99,9 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
     return StoreError(f"{what}: the database refused it: {error}")
 
 
-def _require_sqlite_file(url: str, *, create: bool = False) -> None:
+def _require_sqlite_file(
+    url: str, *, create: bool = False, prefix: str = "cf_", schema: str | None = None
+) -> None:
     """Opening a SQLite file that is not there would create an empty one (a mistyped path
     would leave a stray database behind): refused unless asked to ``create``. A path
     that is a directory, or (to create) in a folder that does not exist, is refused
@@ -125,7 +127,7 @@ def _require_sqlite_file(url: str, *, create: bool = False) -> None:
     if not create and not os.path.exists(database):
         raise SchemaVersionError(
             f"{url} has no complaintflow tables: there is no file {database}; "
-            f"run `complaintflow db init {url}`"
+            f"run `{schema_command('init', url, prefix, schema)}`"
         )
 
 
@@ -229,6 +231,23 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
             connection.exec_driver_sql(BEGIN)
 
 
+def shown_url(url: str) -> str:
+    """``url`` as messages show it: with its password masked (errors get logged)."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except exc.ArgumentError:
+        return url
+
+
+def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None = None) -> str:
+    """The ``complaintflow db`` command for these tables (their prefix and schema too:
+    without them it would set up the default tables beside them)."""
+    options = (f" --prefix {prefix}" if prefix != "cf_" else "") + (
+        f" --schema {schema}" if schema else ""
+    )
+    return f"complaintflow db {verb} {shown_url(url)}{options}"
+
+
 class SqlStore:
     """A ``workflow.Store`` on a SQL database, opened by URL.
 
@@ -249,8 +268,9 @@ class SqlStore:
         snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
-        _require_sqlite_file(url, create=create)
+        _require_sqlite_file(url, create=create, prefix=prefix, schema=schema)
         self.url = url
+        self.prefix = prefix
         self.cache = SnapshotCache(snapshot_cache)
         self._json = SnapshotJson(snapshot_cache)
         self.tables: Tables = build_tables(prefix, schema)
@@ -258,7 +278,7 @@ class SqlStore:
         # kept out of SQLAlchemy's error messages, which callers log and no erasure
         # reaches; ``engine_options={"hide_parameters": False}`` shows them when debugging.
         options = {"hide_parameters": True, **(engine_options or {})}
-        with _translated(f"opening {url}"):
+        with _translated(f"opening {shown_url(url)}"):
             self.engine = create_engine(url, **options)
             self.dialect = self.engine.dialect.name
             # Reads need no write lock: on SQLite they use their own engine, whose
@@ -280,9 +300,13 @@ class SqlStore:
         if create:
             from adapters.migrate import init_schema
 
-            with _translated(f"creating the tables in {url}"):
+            with _translated(f"creating the tables in {shown_url(url)}"):
                 init_schema(self.engine, self.tables)
-        self.check_schema()
+        try:
+            self.check_schema()
+        except BaseException:
+            self.close()  # no connection left open behind the refusal
+            raise
 
     def _prepare_statements(self) -> None:
         """Statements built once, executed with parameters (the hot path builds nothing)."""
@@ -353,17 +377,18 @@ class SqlStore:
         found = self.schema_revision()
         if found == SCHEMA_REVISION:
             return
+        url, schema = shown_url(self.url), self.tables.metadata.schema
         if found is None:
-            raise SchemaVersionError(
-                f"{self.url} has no complaintflow tables: run `complaintflow db init {self.url}`"
-            )
+            command = schema_command("init", self.url, self.prefix, schema)
+            raise SchemaVersionError(f"{url} has no complaintflow tables: run `{command}`")
         if found < SCHEMA_REVISION:
+            command = schema_command("upgrade", self.url, self.prefix, schema)
             raise SchemaVersionError(
-                f"{self.url} is at schema {found}; this complaintflow needs {SCHEMA_REVISION}: "
-                f"run `complaintflow db upgrade {self.url}`"
+                f"{url} is at schema {found}; this complaintflow needs {SCHEMA_REVISION}: "
+                f"run `{command}`"
             )
         raise SchemaVersionError(
-            f"{self.url} is at schema {found}, newer than this complaintflow knows "
+            f"{url} is at schema {found}, newer than this complaintflow knows "
             f"({SCHEMA_REVISION}): upgrade complaintflow"
         )
 

@@ -8,6 +8,7 @@ the store with the version it was loaded at, log, return the new case.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -201,6 +202,9 @@ class Engine:
         self.policy = policy if policy is not None else default_policy()
         self.clock = clock if clock is not None else SystemClock()
         self._decide = decide if decide is not None else decide_offer
+        if isinstance(logger, logging.Logger):
+            # A standard library logger takes no keywords: structlog renders the line.
+            logger = structlog.wrap_logger(logger, wrapper_class=structlog.stdlib.BoundLogger)
         self._log = logger if logger is not None else structlog.get_logger("complaintflow")
         self._new_case_id = new_case_id
         self._stamp = self.policy.stamp
@@ -705,10 +709,12 @@ class Engine:
                 return action()
             except CaseAlreadyExists:
                 raise  # a reload cannot make the id free
-            except ConcurrencyConflict:
+            except ConcurrencyConflict as conflict:
                 if attempt == attempts:
                     raise
-                self._log.info("retrying after a concurrent change", attempt=attempt)
+                self._log.info(
+                    "retrying after a concurrent change", case_id=conflict.case_id, attempt=attempt
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- personal data and retention -------------------------------------------------

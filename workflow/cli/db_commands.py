@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from adapters.migrate import upgrade as upgrade_schema
-from adapters.sql import SqlStore
+from adapters.sql import SqlStore, shown_url
 from workflow.errors import ComplaintflowError
 
 _PREFIX = click.option("--prefix", default="cf_", show_default=True, help="Table-name prefix.")
@@ -26,8 +26,8 @@ def _run(url: str, prefix: str, schema: str | None) -> None:
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # a driver or URL error: say it plainly
-        raise click.ClickException(f"{url}: {exc}") from None
-    click.echo(f"{url}: complaintflow schema at revision {revision}")
+        raise click.ClickException(f"{shown_url(url)}: {exc}") from None
+    click.echo(f"{shown_url(url)}: complaintflow schema at revision {revision}")
 
 
 @db.command()
