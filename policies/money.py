@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from decimal import Decimal, InvalidOperation
+from decimal import Context, Decimal, InvalidOperation
 from functools import lru_cache, total_ordering
 from typing import Any, Literal
 
@@ -53,10 +53,17 @@ def currency_code(value: Any) -> str:
     return _CODES.setdefault(code, code)  # one string per code, shared by every amount
 
 
-#: The most digits an amount may have before its decimal point: no compensation comes
-#: near 10^15 of any currency, and sums of many such amounts stay exact in ``Decimal``'s
-#: default 28 digits (a larger amount is refused, naming the limit).
+#: The most digits an amount offered to a customer may have before its decimal point
+#: (``too_large``; the offer step refuses more): no compensation comes near 10^15 of any
+#: currency, and sums of many such amounts stay exact in ``Decimal``'s default 28 digits.
+#: ``Money`` itself takes any size, so that stored data is always read back.
 MAX_WHOLE_DIGITS = 15
+
+
+def too_large(amount: Decimal) -> bool:
+    """Whether ``amount`` has more than ``MAX_WHOLE_DIGITS`` digits before its point."""
+    return bool(amount) and amount.adjusted() >= MAX_WHOLE_DIGITS
+
 
 #: Normalised codes, so that every amount in one currency shares its code's string.
 _CODES: dict[str, str] = {}
@@ -86,13 +93,9 @@ def _validator_model() -> type[BaseModel]:
         def _plain_amount(cls, amount: Decimal) -> Decimal:
             if not amount.is_finite():
                 raise ValueError(f"amount {amount} is not a finite number")
-            if amount and amount.adjusted() >= MAX_WHOLE_DIGITS:
-                raise ValueError(
-                    f"amount {amount} is too large: at most {MAX_WHOLE_DIGITS} digits "
-                    "before the decimal point"
-                )
             if amount.as_tuple().exponent > 0:  # type: ignore[operator]
-                amount = amount.quantize(Decimal(1))  # "1E+3" is written 1000
+                # "1E+3" is written 1000 (with as many digits as it takes).
+                amount = amount.quantize(Decimal(1), context=Context(prec=amount.adjusted() + 1))
             return amount
 
         @model_validator(mode="after")
@@ -267,8 +270,8 @@ def _fast(value: Any) -> Money | None:
         places = _places(amount)
     else:
         return None
-    if amount.adjusted() >= MAX_WHOLE_DIGITS or amount.as_tuple().exponent > 0:
-        return None  # the validator model refuses it, or writes it plainly
+    if amount.as_tuple().exponent > 0:
+        return None  # the validator model writes it plainly
     known = _KNOWN.get(currency)
     if known is None:
         try:

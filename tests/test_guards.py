@@ -583,6 +583,23 @@ def test_an_offer_with_the_same_remedy_twice_is_refused_naming_both_options(
     )
 
 
+def test_an_offer_of_more_than_fifteen_digits_is_refused_naming_the_option(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """An absurd amount (accepted under a policy with no limits, it crashed the spend
+    report) is refused where it is offered; ``Money`` reads any size, so stored data
+    always loads."""
+    cid = case_in("apologised")
+    huge = {"kind": "refund", "amount": {"amount": "1e15", "currency": "EUR"}}
+    error = refused(engine, cid, InvalidStepData, "offer_remedy", options=[REFUND, huge])
+    assert error.problems == (
+        ("options[2].amount", "1000000000000000 is too large: at most 15 digits before the "
+                              "decimal point"),
+    )  # fmt: skip
+    largest = {"kind": "refund", "amount": {"amount": "999999999999999.99", "currency": "EUR"}}
+    assert engine.offer_remedy(cid, actor=AGENT, options=[largest]).state == "remedy_offered"
+
+
 @pytest.mark.parametrize("options", ["", b"", "refund"])
 def test_options_given_as_text_are_malformed_not_missing(
     engine: Engine, case_in: Callable[[str], str], options: Any

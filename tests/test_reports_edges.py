@@ -234,3 +234,14 @@ def test_reopen_rate_leaves_withdrawn_cases_out() -> None:
     _open(engine, "W", START)
     engine.step("W", "withdraw", actor="customer:c", reason="sorted out")
     assert reports.summary(engine)[0]["reopen_rate_pct"] == "50.0"
+
+
+def test_an_amount_too_long_for_its_minor_units_is_shown_as_it_is() -> None:
+    """Stored before offers were limited to 15 digits, 10^30 EUR cannot be written to
+    the cent within ``Decimal``'s 28 digits: the report shows it as it is."""
+    from decimal import Decimal
+
+    from workflow.reports import _money
+
+    assert _money(Decimal("1E+30"), "EUR") == "1E+30"
+    assert _money(Decimal("40"), "EUR") == "40.00"

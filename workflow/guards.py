@@ -19,6 +19,7 @@ from pydantic import TypeAdapter, ValidationError
 from policies.decide import OfferRequest, decide_acceptance, decide_approval
 from policies.decision import Decision, Outcome
 from policies.model import Policy
+from policies.money import MAX_WHOLE_DIGITS, too_large
 from policies.remedy import Remedy
 from workflow.checklist import State, allowed_steps
 from workflow.clock import to_utc
@@ -268,6 +269,12 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
             ctx.invalid(
                 f"options[{i}].amount",
                 f"{remedy.amount.currency} given; the policy's currency is {ctx.policy.currency}",
+            )
+        if remedy.amount is not None and too_large(remedy.amount.amount):
+            ctx.invalid(
+                f"options[{i}].amount",
+                f"{remedy.amount.amount} is too large: at most {MAX_WHOLE_DIGITS} digits "
+                "before the decimal point",
             )
         problem = ctx.policy.check_remedy(remedy)
         if problem is not None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from datetime import date, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from statistics import median
 from typing import Any
 
@@ -132,9 +132,15 @@ def _currency(engine: Engine, case: Case, offer: Offer) -> str:
 
 
 def _money(amount: Decimal, currency: str) -> str:
+    """``amount`` to the currency's minor units; as it is when that would take more
+    digits than ``Decimal`` holds (an absurd amount accepted before offers were
+    limited to ``MAX_WHOLE_DIGITS``)."""
     if not currency:
         return str(amount)
-    return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))
+    try:
+        return str(amount.quantize(Decimal(1).scaleb(-minor_units(currency))))
+    except InvalidOperation:
+        return str(amount)
 
 
 def handling(engine: Engine) -> list[Row]:
