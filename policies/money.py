@@ -143,7 +143,8 @@ class Money(FrozenRecord):
     @classmethod
     def of(cls, amount: str | int | Decimal, currency: str) -> Money:
         """Build an amount, validated: ``Money.of("40.00", "EUR")``."""
-        return cls.model_validate({"amount": Decimal(amount), "currency": currency})
+        # As given: the validator refuses a float (``Decimal(40.5)`` would hide it).
+        return cls.model_validate({"amount": amount, "currency": currency})
 
     @classmethod
     def parse(cls, text: str) -> Money:

@@ -25,6 +25,14 @@ def test_a_float_is_refused(bad: float) -> None:
         Money(amount=bad, currency="EUR")  # type: ignore[arg-type]
 
 
+@pytest.mark.parametrize("bad", [40.5, 40.0, 1e3])
+def test_a_float_given_to_money_of_is_refused(bad: float) -> None:
+    """Regression: ``Money.of`` turned its amount into a ``Decimal`` before validating,
+    so ``Money.of(40.5, "EUR")`` was accepted."""
+    with pytest.raises(ValidationError, match="floats are never money"):
+        Money.of(bad, "EUR")  # type: ignore[arg-type]
+
+
 def test_a_float_in_json_is_refused() -> None:
     with pytest.raises(ValidationError, match="floats are never money"):
         Money.model_validate_json('{"amount": 40.5, "currency": "EUR"}')
