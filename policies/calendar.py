@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
+from decimal import Decimal
 from functools import cached_property
 from itertools import pairwise
 from typing import Annotated, Any, Literal
@@ -40,6 +41,17 @@ def _interval(value: Any) -> Any:
     return (h1 * 60 + m1, h2 * 60 + m2)
 
 
+def _date_not_number(value: Any) -> Any:
+    """A date is written as a date: pydantic would read a number as seconds since 1970
+    (``20261224`` as 23 August 1970)."""
+    if isinstance(value, int | float | Decimal):  # bool is an int
+        raise ValueError(f"{value!r} is not a date: write it as YYYY-MM-DD, e.g. 2026-12-24")
+    return value
+
+
+#: A day, from YAML text (``2026-12-24``) or a TOML date; never a number.
+Day = Annotated[date, BeforeValidator(_date_not_number)]
+
 #: Minutes from local midnight, start and end ("09:00-17:00" -> (540, 1020)).
 Hours = Annotated[tuple[int, int], BeforeValidator(_interval)]
 
@@ -49,8 +61,8 @@ class Closure(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    start: date = Field(alias="from")
-    end: date = Field(alias="to")
+    start: Day = Field(alias="from")
+    end: Day = Field(alias="to")
 
     @model_validator(mode="after")
     def _ordered(self) -> Closure:
@@ -69,7 +81,7 @@ class WorkingCalendar(BaseModel):
     country: str | None = None
     subdivision: str | None = None
     hours: dict[Weekday, list[Hours]]
-    extra_holidays: list[date] = []
+    extra_holidays: list[Day] = []
     closures: list[Closure] = []
 
     @field_validator("timezone")

@@ -21,13 +21,21 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictInt,
+    TypeAdapter,
+    ValidationError,
+)
 
 from policies.decide import OfferRequest, decide_offer
 from policies.decision import Decision
-from policies.errors import MoneyError, PolicyFileError
-from policies.loader import _problems, _read_yaml, read_text
-from policies.model import Policy
+from policies.errors import MoneyError, PolicyFileError, Problem
+from policies.loader import _located, _problems, _read_yaml, read_text
+from policies.model import COMPLAINANT_TYPES, Policy
 from policies.money import Money
 from policies.remedy import Remedy
 from policies.types import Amount
@@ -58,8 +66,8 @@ class Expectation(BaseModel):
     remedies: list[Annotated[Remedy, BeforeValidator(_remedy)]] = Field(min_length=1)
     tier: str = "standard"
     category: str | None = None
-    complainant_type: str = "unknown"
-    offers_made: int = Field(default=0, ge=0)
+    complainant_type: Literal[COMPLAINANT_TYPES] = "unknown"  # type: ignore[valid-type]
+    offers_made: StrictInt = Field(default=0, ge=0)
     paid: Amount = Decimal(0)
     expect: Literal["allowed", "needs_approval", "denied"]
     rules: list[str] = []
@@ -85,13 +93,28 @@ class Result(BaseModel):
 _EXPECTATIONS: TypeAdapter[list[Expectation]] = TypeAdapter(list[Expectation])
 
 
-def load_expectations(path: str | Path) -> list[Expectation]:
+def load_expectations(path: str | Path, policy: Policy | None = None) -> list[Expectation]:
+    """Read a cases file; with ``policy``, a category it does not declare is refused too
+    (the engine refuses such a case, so its decision would test nothing)."""
     file, text = read_text(path)
     data, lines = _read_yaml(text, file)
     try:
-        return _EXPECTATIONS.validate_python(data)
+        expectations = _EXPECTATIONS.validate_python(data)
     except ValidationError as exc:
         raise PolicyFileError(file, _problems(exc, lines)) from None
+    known = policy.categories if policy is not None else None
+    problems: list[Problem] = [
+        _located(
+            (index, "category"),
+            f"{item.category!r} is not one of the policy's categories: {', '.join(known)}",
+            lines,
+        )
+        for index, item in enumerate(expectations)
+        if known is not None and item.category is not None and item.category not in known
+    ]
+    if problems:
+        raise PolicyFileError(file, problems)
+    return expectations
 
 
 def run_expectations(policy: Policy, expectations: list[Expectation]) -> list[Result]:

@@ -83,16 +83,24 @@ _CoreLoader.add_constructor("tag:yaml.org,2002:int", _int)
 _CoreLoader.add_constructor("tag:yaml.org,2002:map", _mapping)
 
 
-def _lines(node: yaml.Node, path: Location, out: dict[Location, int]) -> None:
-    """Record the line of every value in the composed YAML tree, by path."""
+def _lines(
+    node: yaml.Node, path: Location, out: dict[Location, int], seen: set[int] | None = None
+) -> None:
+    """Record the line of every value in the composed YAML tree, by path. A collection
+    met again through an alias is not walked again (aliases of aliases would otherwise
+    be walked once per path, exponentially): its values are located at the alias."""
     out[path] = node.start_mark.line + 1
+    seen = set() if seen is None else seen
+    if id(node) in seen:
+        return
+    seen.add(id(node))
     if isinstance(node, yaml.MappingNode):
         for key_node, value_node in node.value:
             key = key_node.value if isinstance(key_node, yaml.ScalarNode) else "?"
-            _lines(value_node, (*path, key), out)
+            _lines(value_node, (*path, key), out, seen)
     elif isinstance(node, yaml.SequenceNode):
         for index, item in enumerate(node.value):
-            _lines(item, (*path, index), out)
+            _lines(item, (*path, index), out, seen)
 
 
 def _at(mark: yaml.Mark) -> str:

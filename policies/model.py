@@ -230,6 +230,14 @@ class Policy(Strict):
         first: dict[str, tuple[tuple[str | int, ...], Target]] = {}
         listed: dict[tuple[tuple[str | int, ...], str], tuple[str | int, ...]] = {}
         for loc, target in targets:
+            for index, category in enumerate(target.when.category):
+                if self.categories is not None and category not in self.categories:
+                    problems.append(
+                        (
+                            (*loc, "when", "category", index),
+                            f"{category!r} is not one of the policy's categories",
+                        )
+                    )
             if target.calendar is not None and target.calendar not in self.calendars:
                 problems.append(
                     ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")

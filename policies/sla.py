@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import Field, StrictInt, model_validator
+from pydantic import Field, StrictBool, StrictInt, model_validator
 
 from policies.types import Duration, Name, Strict
 
@@ -93,7 +93,7 @@ class SlaRules(Strict):
     remedy is offered."""
 
     warn_at: list[StrictInt] = Field(default=[75])
-    escalate_before_offer_when_breached: bool = False
+    escalate_before_offer_when_breached: StrictBool = False
     targets: list[Target] = []
 
     @model_validator(mode="after")

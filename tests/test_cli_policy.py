@@ -189,3 +189,56 @@ def test_explain_names_the_option_a_bad_value_was_given_to(
     assert code == 2, out
     assert f"Invalid value for '{option}': " in out
     assert said in out
+
+
+# --- review-policies -------------------------------------------------------------------
+
+CASE = "- name: a case\n  role: agent\n  remedies: [refund:40.00EUR]\n  expect: allowed\n"
+
+
+@pytest.mark.parametrize(
+    ("line", "where", "says"),
+    [
+        ("  complainant_type: ripoff\n", "[0].complainant_type (line 5)", "'rip-off'"),
+        ("  offers_made: true\n", "[0].offers_made (line 5)", "valid integer"),
+        ("  offers_made: '2'\n", "[0].offers_made (line 5)", "valid integer"),
+        ("  category: delivry\n", "[0].category (line 5)", "'delivry' is not one of"),
+    ],
+)
+def test_a_case_file_mistake_is_refused_with_its_location_not_run(
+    tmp_path: Path, line: str, where: str, says: str
+) -> None:
+    """A mistyped complainant type or category would be decided as no playbook or no
+    adjustment (and the engine refuses an undeclared category): the run would pass or
+    fail for the wrong reason. A count is a whole number, not ``true``."""
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(CASE + line)
+    code, out = run("policy", "test", RETAIL, str(cases))
+    assert code == 1, out
+    assert f"{cases}" in out
+    assert where in out, out
+    assert says in out, out
+    assert "PASS" not in out
+
+
+@pytest.mark.parametrize(
+    ("option", "value", "says"),
+    [
+        ("--complainant-type", "ripoff", "'rip-off'"),
+        ("--category", "delivry", "'delivry' is not one of the policy's categories"),
+        ("--offers-made", "-1", "-1"),
+        ("--paid", "1e9999999999", "--paid"),
+    ],
+)
+def test_explain_refuses_a_value_the_engine_would_never_see(
+    option: str, value: str, says: str
+) -> None:
+    """A typo in the complainant type or category is not explained as some other case;
+    an impossible count or an amount too large to add up is refused, not a traceback."""
+    code, out = run(
+        "policy", "explain", RETAIL, "--role", "agent", "--remedy", "refund:40.00EUR",
+        option, value,
+    )  # fmt: skip
+    assert code == 2, out
+    assert says in out, out
+    assert "decision:" not in out

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+import time
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -476,3 +477,85 @@ def test_the_currency_code_may_be_written_in_lower_case() -> None:
     code", though amounts in offers read ``eur`` as EUR."""
     assert parse_policy(BASE.replace("EUR", "eur")).currency == "EUR"
     assert parse_policy(BASE.replace("EUR", "eur")).digest == parse_policy(BASE).digest
+
+
+# --- review-policies -------------------------------------------------------------------
+
+CALENDAR = """calendars:
+  office:
+    timezone: Europe/Helsinki
+    hours: {mon: ["09:00-17:00"]}
+"""
+
+
+@pytest.mark.parametrize("value", ["yes", "no", "on", "off", "1", '"true"'])
+def test_escalate_before_offer_when_breached_is_a_strict_boolean(value: str) -> None:
+    """`yes`, `no`, `1` or a quoted "true" is a mistake, not a boolean, like every other
+    boolean in the file."""
+    with pytest.raises(PolicyFileError) as caught:
+        parse_policy(BASE + f"sla:\n  escalate_before_offer_when_breached: {value}\n")
+    assert "sla.escalate_before_offer_when_breached (line 10)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "where"),
+    [
+        ("    extra_holidays: [20261224]\n", "calendars.office.extra_holidays[0] (line 13)"),
+        (
+            "    closures: [{from: 1766534400, to: 2026-12-31}]\n",
+            "calendars.office.closures[0].from (line 13)",
+        ),
+    ],
+)
+def test_a_holiday_written_as_a_number_is_refused_not_read_as_seconds(
+    text: str, where: str
+) -> None:
+    """`20261224` is not 24 December 2026 read as seconds since 1970 (23 August 1970):
+    a date is written as a date."""
+    with pytest.raises(PolicyFileError) as caught:
+        parse_policy(BASE + CALENDAR + text)
+    assert where in str(caught.value)
+    assert "2026-12-24" in str(caught.value)
+
+
+def test_a_date_still_reads_from_yaml_text_and_toml_dates() -> None:
+    policy = parse_policy(BASE + CALENDAR + "    extra_holidays: [2026-12-24]\n")
+    assert policy.calendars["office"].is_closed(date(2026, 12, 24))
+    toml = parse_policy(
+        'name = "Shop"\nversion = "1"\ncurrency = "EUR"\n[calendars.office]\n'
+        'timezone = "UTC"\nhours = {mon = ["09:00-17:00"]}\nextra_holidays = [2026-12-24]\n',
+        fmt="toml",
+    )
+    assert toml.calendars["office"].is_closed(date(2026, 12, 24))
+
+
+def test_an_sla_condition_on_an_undeclared_category_is_refused() -> None:
+    """A target `when: {category: [delivry]}` would never match a case (the engine only
+    takes declared categories): a typo, named like the other undeclared categories."""
+    text = (
+        BASE
+        + "categories: [delivery]\nsla:\n  targets:\n"
+        + "  - {id: ack, step: acknowledge, within: PT4H, when: {category: [delivry]}}\n"
+        + "playbooks:\n  meek:\n    sla:\n"
+        + "    - {id: ack-meek, step: acknowledge, within: PT2H, when: {category: [biling]}}\n"
+    )
+    with pytest.raises(PolicyFileError) as caught:
+        parse_policy(text)
+    message = str(caught.value)
+    assert "sla.targets[0].when.category[0] (line 12): 'delivry' is not one of" in message
+    assert "playbooks.meek.sla[0].when.category[0] (line 16): 'biling' is not one of" in message
+
+
+def test_nested_yaml_aliases_are_read_in_linear_time() -> None:
+    """A file of aliases of aliases (nine of nine of ...) is refused quickly, not
+    walked once per path through it."""
+    text = (
+        BASE
+        + "x0: &a0 [a, a, a, a, a, a, a, a, a]\n"
+        + "".join(f"x{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]\n" for i in range(1, 8))
+    )
+    started = time.perf_counter()
+    with pytest.raises(PolicyFileError) as caught:
+        parse_policy(text)
+    assert time.perf_counter() - started < 5
+    assert "x7 (line 16): Extra inputs are not permitted" in str(caught.value)

@@ -11,7 +11,7 @@ from policies.decide import OfferRequest, decide_offer
 from policies.errors import MoneyError, PolicyFileError
 from policies.expectations import load_expectations, parse_remedy, run_expectations
 from policies.loader import load_policy
-from policies.model import Policy
+from policies.model import COMPLAINANT_TYPES, Policy
 
 
 def _load(file: str) -> Policy:
@@ -49,8 +49,10 @@ def check(file: str) -> None:
 )
 @click.option("--tier", default="standard", show_default=True)
 @click.option("--category", default=None)
-@click.option("--complainant-type", default="unknown", show_default=True)
-@click.option("--offers-made", default=0, show_default=True, type=int)
+@click.option(
+    "--complainant-type", default="unknown", show_default=True, type=click.Choice(COMPLAINANT_TYPES)
+)
+@click.option("--offers-made", default=0, show_default=True, type=click.IntRange(min=0))
 @click.option(
     "--paid",
     default="0",
@@ -87,7 +89,17 @@ def explain(
         raise click.BadParameter(f"{paid!r} is not an amount", param_hint="'--paid'") from None
     except ValueError as exc:  # OfferRequest checks only the amount paid
         raise click.BadParameter(str(exc), param_hint="'--paid'") from None
-    decision = decide_offer(loaded, request)
+    if category is not None and loaded.categories is not None and category not in loaded.categories:
+        raise click.BadParameter(
+            f"{category!r} is not one of the policy's categories: {', '.join(loaded.categories)}",
+            param_hint="'--category'",
+        )
+    try:
+        decision = decide_offer(loaded, request)
+    except ArithmeticError:  # decimal.Overflow: adding up an amount paid past any size
+        raise click.BadParameter(
+            f"{paid!r} is too large an amount", param_hint="'--paid'"
+        ) from None
     click.echo(f"decision: {decision.outcome.value}")
     for rule, reason in zip(decision.rule_ids, decision.reasons, strict=True):
         click.echo(f"  [{rule}] {reason}")
@@ -101,7 +113,7 @@ def test_(file: str, cases: str) -> None:
     """Run CASES (expected decisions, YAML) against FILE; exit 1 if any fails."""
     loaded = _load(file)
     try:
-        expectations = load_expectations(cases)
+        expectations = load_expectations(cases, loaded)
     except PolicyFileError as exc:
         raise click.ClickException(str(exc)) from None
     results = run_expectations(loaded, expectations)
