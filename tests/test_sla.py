@@ -708,3 +708,35 @@ def test_after_migrate_policy_only_the_group_that_breached_is_spared() -> None:
     clock.advance(hours=3)
     assert [e.data["key"] for e in engine.tick()] == ["0:final-v2:warn75", "0:final-v2:breach"]
     assert engine.replay(cid) == engine.get(cid)
+
+
+TWO_RAISES = parse_policy(
+    """
+name: two raises
+version: "1"
+currency: EUR
+sla:
+  warn_at: []
+  targets:
+    - {id: ack-urgent, step: acknowledge, group: fast, within: PT10M,
+       on_breach: raise_priority, raise_to: urgent}
+    - {id: ack-high, step: acknowledge, within: PT20M, on_breach: raise_priority, raise_to: high}
+"""
+)
+
+
+def test_two_breaches_in_one_tick_never_lower_the_priority_the_first_raised() -> None:
+    """Regression: each breach in one sweep compared its ``raise_to`` with the priority
+    the case had before the sweep, so a later breach raising to ``high`` brought back
+    down a case an earlier breach of the same sweep had raised to ``urgent``."""
+    clock = ManualClock(START)
+    engine = Engine(MemoryStore(), policy=TWO_RAISES, clock=clock)
+    cid = open_on(engine, "email")
+    clock.advance(minutes=30)
+    fired = engine.tick()
+    assert [(e.data["key"], e.data.get("priority")) for e in fired] == [
+        ("0:ack-urgent:breach", "urgent"),
+        ("0:ack-high:breach", None),
+    ]
+    assert engine.get(cid).priority == "urgent"
+    assert engine.replay(cid) == engine.get(cid)

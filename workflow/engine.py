@@ -578,9 +578,11 @@ class Engine:
             return []
         targets = {t.id: t for t in sla.targets_for(case, policy)}
         items: list[_Item] = []
+        priority = case.priority.value  # as the breaches before this one in the sweep left it
         for deadline in due:
             target = targets[deadline.target]
-            items.append(_sla_item(deadline, target, late=False, priority=case.priority.value))
+            items.append(_sla_item(deadline, target, late=False, priority=priority))
+            priority = items[-1][1].get("priority", priority)
             if deadline.kind == "breach" and target.on_breach == "escalate":
                 reason = f"SLA breached: {target.id} ({target.step})"
                 items.append(("escalate", {"reason": reason, "to_role": target.escalate_to}))
