@@ -43,6 +43,9 @@ class MemoryStore:
         # ``CLAIM_LEASE``, as in the SQL store, so one that is never swept cannot keep
         # the others from being handed out.
         self._due: list[tuple[datetime, int, str, str, datetime]] = []
+        # Deadlines handed out and not yet written again: an append that writes one
+        # anew releases its claim (as the SQL store's rewrite of the rows does).
+        self._claimed: set[tuple[str, str]] = set()
         self._tiebreak = itertools.count()
         self._idempotency: dict[str, tuple[str, int]] = {}
         self._tombstones: list[Tombstone] = []
@@ -88,6 +91,8 @@ class MemoryStore:
 
     def _replace_deadlines(self, case_id: str, deadlines: Sequence[Deadline]) -> None:
         before = self._deadlines.get(case_id, {})
+        claimed = {key for key in before if (case_id, key) in self._claimed}
+        self._claimed.difference_update((case_id, key) for key in claimed)
         if not deadlines:
             self._deadlines.pop(case_id, None)
             return
@@ -95,18 +100,21 @@ class MemoryStore:
         self._deadlines[case_id] = after
         for key, deadline in after.items():
             old = before.get(key)
-            if old is None or old.due_at != deadline.due_at:
+            if old is None or old.due_at != deadline.due_at or key in claimed:
                 due = deadline.due_at
                 heapq.heappush(self._due, (due, next(self._tiebreak), case_id, key, due))
 
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
         found: list[Deadline] = []
         with self._lock:
+            seen: set[tuple[str, str]] = set()  # a released claim leaves two entries
             while self._due and self._due[0][0] <= now and len(found) < limit:
                 _, _, case_id, key, due_at = heapq.heappop(self._due)
                 current = self._deadlines.get(case_id, {}).get(key)
-                if current is not None and current.due_at == due_at:
+                if current is not None and current.due_at == due_at and (case_id, key) not in seen:
+                    seen.add((case_id, key))
                     found.append(current)
+            self._claimed.update(seen)
             lease_ends = now + CLAIM_LEASE
             for d in found:  # still pending until the case's next append; claimed till then
                 entry = (lease_ends, next(self._tiebreak), d.case_id, d.key, d.due_at)
@@ -138,7 +146,8 @@ class MemoryStore:
                 raise ConcurrencyConflict(case_id, tombstone.version, found)
             del self._snapshots[case_id]
             self._events.drop(case_id)
-            self._deadlines.pop(case_id, None)  # heap entries are dropped as they come up
+            for key in self._deadlines.pop(case_id, {}):  # heap entries dropped as they come up
+                self._claimed.discard((case_id, key))
             ids = self._by_customer[current.customer.id]
             ids.remove(case_id)
             if not ids:

@@ -202,6 +202,24 @@ class StoreContract:
         assert store.due_deadlines(later + timedelta(minutes=1))[0].key == "0:t:breach"
         assert [d.due_at for d in store.pending_deadlines(cid)] == [later]
 
+    def test_an_append_releases_the_claim_on_the_deadlines_it_writes(self, store: Store) -> None:
+        """A sweeper that lost a case to another writer (its append conflicted) does not
+        keep that case's still-pending deadlines from the next tick for the lease."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(replay([*store.events(cid), note]), [note], case.version, due)
+        later = _START + timedelta(minutes=1)
+        assert [d.key for d in store.due_deadlines(later)] == ["0:t:breach"]  # claimed
+        assert store.due_deadlines(later) == []
+        case = store.load(cid)  # another writer's step: the same deadline, written anew
+        again = _note_event(engine, case)
+        store.append(replay([*store.events(cid), again]), [again], case.version, due)
+        assert [d.key for d in store.due_deadlines(later)] == ["0:t:breach"]
+        assert store.due_deadlines(later) == []
+
     def test_a_stale_append_leaves_the_deadlines_as_they_were(self, store: Store) -> None:
         engine = _engine(store)
         cid = _open(engine)
