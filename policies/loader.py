@@ -230,11 +230,23 @@ def load_policy(path: str | Path) -> Policy:
 BUNDLED = Path(__file__).resolve().parent / "bundled"
 
 
+def bundled_names() -> list[str]:
+    """The names of the policies shipped with complaintflow."""
+    return sorted({p.name.split(".")[0] for p in BUNDLED.glob("*.*") if ".cases" not in p.name})
+
+
+def bundled_path(name: str, *, cases: bool = False) -> Path:
+    """The file of the bundled policy ``name`` or, with ``cases``, of the expected
+    decisions shipped beside it (for ``complaintflow policy test``)."""
+    known = bundled_names()
+    if name in known:
+        for suffix in (".cases.yaml",) if cases else (".yaml", ".toml"):
+            if (BUNDLED / f"{name}{suffix}").exists():
+                return BUNDLED / f"{name}{suffix}"
+    what = "bundled cases file" if cases else "bundled policy"
+    raise PolicyFileError(name, [Problem("", f"no {what} {name!r}; known: {known}")])
+
+
 def bundled_policy(name: str) -> Policy:
     """A policy shipped with complaintflow: ``retail``, ``saas`` or ``fca-financial``."""
-    for suffix in (".yaml", ".toml"):
-        candidate = BUNDLED / f"{name}{suffix}"
-        if candidate.exists():
-            return load_policy(candidate)
-    known = sorted({p.stem for p in BUNDLED.glob("*.*") if ".cases" not in p.name})
-    raise PolicyFileError(name, [Problem("", f"no bundled policy {name!r}; known: {known}")])
+    return load_policy(bundled_path(name))

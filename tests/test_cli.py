@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from workflow import CHECKLIST, STEP_NAMES
 from workflow.checklist import MACHINE
 from workflow.cli import main
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The demo keeps its SQLite file in the current directory: not in the checkout."""
+    monkeypatch.chdir(tmp_path)
 
 
 def test_the_demo_runs_a_complaint_through_every_step_and_prints_its_timeline() -> None:
@@ -57,3 +65,20 @@ def test_verbose_logs_each_step_with_its_case_id_to_stderr() -> None:
     result = CliRunner().invoke(main, ["-v", "demo"])
     assert result.exit_code == 0
     assert re.search(r"step accepted .*case_id=case-\w+.*step=acknowledge", result.stderr)
+
+
+def test_a_second_demo_run_names_the_case_the_run_before_left() -> None:
+    """Every run opens its case at the same simulated instant: "the latest" is still the
+    previous run's case, not a random earlier one."""
+    ids = []
+    for _ in range(4):
+        result = CliRunner().invoke(main, ["demo"])
+        assert result.exit_code == 0, result.output
+        ids.append(re.search(r"demo: case (\S+)", result.output)[1])  # type: ignore[index]
+        if len(ids) > 1:
+            expected = (
+                f"this store already held {len(ids) - 1} case(s) from earlier runs, "
+                f"the latest {ids[-2]} (closed)"
+            )
+            assert expected in result.output
+    assert Path("complaintflow-demo.db").exists()

@@ -242,3 +242,37 @@ def test_explain_refuses_a_value_the_engine_would_never_see(
     assert code == 2, out
     assert says in out, out
     assert "decision:" not in out
+
+
+@pytest.mark.parametrize("name", ["retail", "saas", "fca-financial"])
+def test_policy_commands_take_a_bundled_policy_by_name_with_its_cases(name: str) -> None:
+    """`bundled:NAME` works in `policy check | explain | test` as it does for `--policy`
+    elsewhere; `policy test bundled:NAME` runs the cases shipped beside it."""
+    code, out = run("policy", "check", f"bundled:{name}")
+    assert code == 0, out
+    assert f"bundled:{name}: ok — " in out
+    code, out = run("policy", "test", f"bundled:{name}")
+    assert code == 0, out
+    assert out.splitlines()[-1].endswith(" passed, 0 failed")
+    code, same = run("policy", "test", f"bundled:{name}", f"bundled:{name}")
+    assert (code, same) == (0, out)
+
+
+def test_explain_takes_a_bundled_policy_by_name() -> None:
+    by_name = run("policy", "explain", "bundled:retail", "--role", "agent", "--remedy",
+                  "refund:40.00EUR")  # fmt: skip
+    by_path = run("policy", "explain", RETAIL, "--role", "agent", "--remedy", "refund:40.00EUR")
+    assert by_name == by_path
+    assert by_name[0] == 0
+
+
+def test_an_unknown_bundled_policy_is_refused_naming_the_ones_there_are() -> None:
+    code, out = run("policy", "check", "bundled:retial")
+    assert code == 1
+    assert "no bundled policy 'retial'; known: ['fca-financial', 'retail', 'saas']" in out
+
+
+def test_policy_test_needs_a_cases_file_for_a_policy_given_by_path() -> None:
+    result = CliRunner().invoke(main, ["policy", "test", RETAIL])
+    assert result.exit_code == 2
+    assert "CASES" in result.output

@@ -71,8 +71,11 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
     policy = bundled_policy("retail")
     engine = Engine(store, policy=policy, clock=clock)
     try:
+        # Every run opens at the same simulated instant, and stores list cases by when they
+        # opened, then by id: a numbered id keeps "the latest" the run before this one.
         case = engine.open_case(
             actor="system:mailbox",
+            case_id=f"case-demo-{len(earlier) + 1:04d}",
             customer={"id": "c-1042", "name": "Dana Whitfield", "tier": "standard"},
             channel="email",
             subject="Parcel arrived smashed - I want my money back NOW",

@@ -10,13 +10,32 @@ import click
 from policies.decide import OfferRequest, decide_offer
 from policies.errors import MoneyError, PolicyFileError
 from policies.expectations import load_expectations, parse_remedy, run_expectations
-from policies.loader import load_policy
+from policies.loader import bundled_path, bundled_policy, load_policy
 from policies.model import COMPLAINANT_TYPES, Policy
+
+BUNDLED_PREFIX = "bundled:"
 
 
 def _load(file: str) -> Policy:
+    """FILE, or ``bundled:NAME`` for a policy shipped with complaintflow."""
     try:
+        if file.startswith(BUNDLED_PREFIX):
+            return bundled_policy(file.removeprefix(BUNDLED_PREFIX))
         return load_policy(file)
+    except PolicyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _cases_file(file: str, cases: str | None) -> str:
+    """CASES, ``bundled:NAME`` for a bundled policy's cases, or (no CASES) the cases
+    shipped beside a policy given as ``bundled:NAME``."""
+    if cases is None and not file.startswith(BUNDLED_PREFIX):
+        raise click.UsageError("Missing argument 'CASES' (needed unless FILE is bundled:NAME).")
+    named = cases if cases is not None else file
+    if not named.startswith(BUNDLED_PREFIX):
+        return named
+    try:
+        return str(bundled_path(named.removeprefix(BUNDLED_PREFIX), cases=True))
     except PolicyFileError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -29,7 +48,7 @@ def policy() -> None:
 @policy.command()
 @click.argument("file", type=click.Path(dir_okay=False))
 def check(file: str) -> None:
-    """Validate FILE; list every problem with its location."""
+    """Validate FILE (or bundled:NAME); list every problem with its location."""
     loaded = _load(file)
     click.echo(f"{file}: ok — {loaded.name}, version {loaded.version}")
     click.echo(f"  digest   {loaded.digest}")
@@ -69,7 +88,7 @@ def explain(
     offers_made: int,
     paid: str,
 ) -> None:
-    """Decide on a hypothetical offer under FILE, and say why."""
+    """Decide on a hypothetical offer under FILE (or bundled:NAME), and say why."""
     loaded = _load(file)
     try:
         options = tuple(parse_remedy(text) for text in remedies)
@@ -108,12 +127,13 @@ def explain(
 
 @policy.command("test")
 @click.argument("file", type=click.Path(dir_okay=False))
-@click.argument("cases", type=click.Path(dir_okay=False))
-def test_(file: str, cases: str) -> None:
-    """Run CASES (expected decisions, YAML) against FILE; exit 1 if any fails."""
+@click.argument("cases", type=click.Path(dir_okay=False), required=False)
+def test_(file: str, cases: str | None) -> None:
+    """Run CASES (expected decisions, YAML) against FILE; exit 1 if any fails.
+    FILE may be bundled:NAME (a bundled policy), and then CASES defaults to its cases."""
     loaded = _load(file)
     try:
-        expectations = load_expectations(cases, loaded)
+        expectations = load_expectations(_cases_file(file, cases), loaded)
     except PolicyFileError as exc:
         raise click.ClickException(str(exc)) from None
     results = run_expectations(loaded, expectations)
