@@ -1,5 +1,6 @@
-"""A company rule as a decision hook: offers over 50 EUR need a team lead's approval,
-and no one approves their own offer. Run:  python examples/approval_hook.py
+"""A company rule as a decision hook: an option worth more than 50 (in the policy's
+currency) needs approval; a team lead approves, and no one approves their own offer.
+Run:  python examples/approval_hook.py
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from decimal import Decimal
 import structlog
 
 from adapters import open_store
+from policies import parse_policy
 from workflow import (
     Decision,
     Engine,
@@ -24,14 +26,29 @@ from workflow import (
 
 LIMIT = Decimal("50.00")
 
+#: Who may approve how much (``authority``): an agent up to the limit, a team lead more.
+POLICY = parse_policy(
+    """
+name: example
+version: "1"
+currency: EUR
+roles:
+  agent: {authority: 50}
+  team-lead: {authority: 500}
+"""
+)
+
 
 def decide(policy: Policy, request: OfferRequest) -> Decision:
-    total = sum((r.amount.amount for r in request.remedies if r.amount), start=Decimal(0))
-    if request.role != "team-lead" and total > LIMIT:
+    # The options are alternatives (the customer accepts one): judge the largest alone.
+    amounts = [r.amount for r in request.remedies if r.amount is not None]
+    largest = max(amounts, key=lambda money: money.amount, default=None)
+    if largest is not None and request.role != "team-lead" and largest.amount > LIMIT:
         return Decision.needs_approval(
-            "company.agent_limit", f"{total} EUR is above an agent's {LIMIT} EUR"
+            "company.agent_limit",
+            f"{largest.amount} {largest.currency} is above an agent's {LIMIT} {largest.currency}",
         )
-    return Decision.allowed("company.agent_limit", f"{total} EUR is within the limit")
+    return Decision.allowed("company.agent_limit", "every option is within the limit")
 
 
 def main() -> None:
@@ -39,6 +56,7 @@ def main() -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
     engine = Engine(
         open_store("memory://"),
+        policy=POLICY,
         clock=ManualClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC)),
         decide=decide,
     )
@@ -58,13 +76,17 @@ def main() -> None:
     case = engine.offer_remedy(
         cid,
         actor="agent:alice",
-        options=[Remedy(kind="partial_refund", amount=Money.of("120.00", "EUR"))],
+        options=[
+            Remedy(kind="partial_refund", amount=Money.of("120.00", "EUR")),
+            Remedy(kind="coupon", amount=Money.of("30.00", "EUR")),
+        ],
     )
     print(case.state, "-", case.offers[-1].decision.explain())
-    try:
-        engine.approve_offer(cid, actor="team-lead:alice")
-    except PolicyViolation as refused:
-        print("refused:", refused.decision.explain())
+    for approver in ("agent:bob", "team-lead:alice"):  # too little authority; her own offer
+        try:
+            engine.approve_offer(cid, actor=approver)
+        except PolicyViolation as refused:
+            print("refused:", refused.decision.explain())
     case = engine.approve_offer(cid, actor="team-lead:sam", note="fair for a new sofa")
     print(case.state, "- approved by", case.offers[-1].approved_by)
 

@@ -260,7 +260,7 @@ def decide_approval(policy: Policy, request: OfferRequest, approver_role: str) -
             v.add(
                 Outcome.DENIED,
                 "approval.authority",
-                f"a {approver_role} may approve up to {_fmt(limit, policy)} as {remedy.kind}; "
+                f"role {approver_role!r} may approve up to {_fmt(limit, policy)} as {remedy.kind}; "
                 f"this offer has {_fmt(_value(remedy), policy)}",
             )
     if not v.items:
