@@ -508,6 +508,26 @@ def test_the_steps_allowed_by_an_engine_without_the_cases_policy_are_the_ones_it
     assert refused.value.allowed == ()
 
 
+def test_migrate_policy_is_allowed_only_for_a_case_under_an_earlier_policy() -> None:
+    """A case already under the engine's policy cannot be migrated (the guard refuses
+    whatever the input): it is not listed as allowed, in ``allowed_steps`` or in a
+    refusal; a case under an earlier policy the engine was given lists it."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    cid = apologised(engine)
+    assert "migrate_policy" not in engine.allowed_steps(cid)
+    with pytest.raises(StepRefused) as info:
+        engine.step(cid, "migrate_policy", actor="team-lead:sam", reason="tidy up")
+    assert "already runs under" in str(info.value)
+    assert "migrate_policy" not in info.value.allowed
+    assert info.value.allowed == engine.allowed_steps(cid)
+    newer, _ = new_engine(parse_policy(POLICY_TEXT.replace('version: "1"', 'version: "2"')),
+                          store=store, previous_policies=[engine.policy])  # fmt: skip
+    assert "migrate_policy" in newer.allowed_steps(cid)
+    newer.step(cid, "migrate_policy", actor="team-lead:sam", reason="new rules")
+    assert "migrate_policy" not in newer.allowed_steps(cid)
+
+
 def test_guidance_offers_only_the_steps_an_engine_without_the_cases_policy_takes() -> None:
     """Regression: ``guidance`` listed the playbook's text for every step of the state,
     read under the engine's current policy, for a case whose policy the engine was not

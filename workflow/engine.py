@@ -45,7 +45,7 @@ from workflow.guards import (
     OCCURRED_ON_SLACK,
     DecideHook,
     StepContext,
-    allowed_under,
+    allowed_for,
     read_day,
 )
 from workflow.personal import (
@@ -250,7 +250,7 @@ class Engine:
         policy = self._policies.get(case.policy_version)
         if policy is None:
             return ("migrate_policy",) if is_allowed(case.state, "migrate_policy") else ()
-        return allowed_under(case.state, policy)
+        return allowed_for(case, policy, self._stamp)
 
     def now(self) -> datetime:
         now = self.clock.now()

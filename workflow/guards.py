@@ -63,6 +63,16 @@ def allowed_under(state: str, policy: Policy | None) -> tuple[str, ...]:
     return allowed_steps(state)
 
 
+def allowed_for(case: Case, policy: Policy | None, current: str | None) -> tuple[str, ...]:
+    """The steps ``case`` accepts under ``policy`` (``allowed_under``), less
+    ``migrate_policy`` when the case already runs under the current policy (``current``:
+    its stamp), which no input can make succeed either."""
+    steps = allowed_under(case.state, policy)
+    if case.policy_version == current and "migrate_policy" in steps:
+        return tuple(step for step in steps if step != "migrate_policy")
+    return steps
+
+
 _DATE: TypeAdapter[date] = TypeAdapter(date)
 _DATETIME: TypeAdapter[datetime] = TypeAdapter(datetime)
 
@@ -98,8 +108,15 @@ class StepContext:
             "case_id": self.case.id,
             "state": self.case.state,
             "step": self.step,
-            "allowed": allowed_under(self.case.state, self.policy) if allowed is None else allowed,
+            "allowed": (
+                allowed_for(self.case, self.policy, self._current_stamp())
+                if allowed is None
+                else allowed
+            ),
         }
+
+    def _current_stamp(self) -> str | None:
+        return self.current_policy.stamp if self.current_policy is not None else None
 
     def paid(self) -> Decimal:
         """What this case's customer was paid within the policy's cap period. The
