@@ -647,3 +647,24 @@ def test_a_promise_due_more_than_ten_years_ahead_is_refused(
     assert (field, "more than 10 years" in what) == ("due", True)
     inputs["due"] = START + timedelta(days=3652)
     assert engine.step(cid, "accept_remedy", **inputs).state == "promised"
+
+
+@pytest.mark.parametrize("returned", [None, "allowed", {"outcome": "allowed"}])
+def test_a_decide_hook_that_returns_no_decision_is_named_and_nothing_is_written(
+    store: Any, clock: ManualClock, returned: Any
+) -> None:
+    """Regression: a hook returning None failed deep in the guard with
+    ``AttributeError: 'NoneType' object has no attribute 'outcome'``."""
+    from workflow import OfferRequest
+
+    def sloppy(policy: Policy, request: OfferRequest) -> Any:
+        return returned
+
+    engine = Engine(store, clock=clock, decide=sloppy)
+    cid = open_case(engine)
+    for step, inputs in PATH[:4]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    before = engine.history(cid)
+    with pytest.raises(TypeError, match=r"decide hook .*sloppy.* returned .*; expected a Decision"):
+        engine.step(cid, "offer_remedy", actor=AGENT, **_inputs("offer_remedy"))
+    assert engine.history(cid) == before

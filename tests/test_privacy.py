@@ -21,7 +21,7 @@ from adapters.sql import SqlStore
 from policies.loader import parse_policy
 from tests.conftest import PATH, START
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
-from workflow import ERASED, Engine, ManualClock, Store, audit, replay, vault_of
+from workflow import ERASED, Engine, ManualClock, MissingInformation, Store, audit, replay, vault_of
 from workflow.cli import main
 from workflow.personal import Personal, is_reference, reference, seal, seal_data, unseal_data
 
@@ -735,3 +735,29 @@ def test_a_stale_write_after_an_erasure_leaves_no_value_in_the_stores_memory(
     held = repr(store._json._last) + repr(store.cache._cases)
     assert not [secret for secret in SECRETS if secret in held]
     store.close()
+
+
+def test_an_erased_contact_is_no_contact_when_the_complaint_is_recorded(
+    any_store: tuple[Store, str],
+) -> None:
+    """Regression: a case erased before ``record`` read ``[erased]`` as the customer's
+    contact, and ``record`` accepted it without asking for one."""
+    store, _ = any_store
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    jane = {"id": "cust-jane", "name": NAME, "contact": CONTACT}
+    cid = engine.open_case(actor="agent:a", customer=jane, channel="email",
+                           subject="broken vase", case_id="jane-erased").id  # fmt: skip
+    drive(engine, clock, cid, 2, CONTACT)
+    engine.erase_customer("cust-jane", actor="dpo:d", reason="asked to be forgotten")
+    assert engine.get(cid).customer.contact == ERASED
+    record = {k: v for k, v in PATH[2][1].items() if k != "contact"}
+    before = engine.history(cid)
+    with pytest.raises(MissingInformation) as refused:
+        engine.record(cid, actor="agent:a", **record)
+    assert refused.value.fields == ("contact",)
+    assert engine.history(cid) == before
+    assert engine.record(cid, actor="agent:a", contact=LATER_CONTACT, **record).state == "recorded"
+    assert engine.get(cid).customer.contact == LATER_CONTACT
+    assert engine.replay(cid) == engine.get(cid)
+    assert engine.verify(cid) == []

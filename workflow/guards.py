@@ -39,6 +39,7 @@ from workflow.errors import (
     StepNotAllowed,
 )
 from workflow.events import format_at
+from workflow.personal import ERASED
 
 DecideHook = Callable[[Policy, OfferRequest], Decision]
 
@@ -138,6 +139,19 @@ class StepContext:
 
     def violation(self, decision: Decision) -> NoReturn:
         raise PolicyViolation(decision=decision, **self._where())
+
+    def decided(self, request: OfferRequest) -> Decision:
+        """The decide hook's decision on ``request`` under the case's policy. A hook
+        that returns anything but a ``Decision`` is a bug in the embedding program:
+        ``TypeError`` naming the hook, rather than a failure deep in the guard."""
+        decision = self.decide(self.policy, request)
+        if not isinstance(decision, Decision):
+            hook = getattr(self.decide, "__qualname__", repr(self.decide))
+            raise TypeError(
+                f"the decide hook {hook} returned {decision!r}; expected a Decision "
+                "(policies.Decision.allowed/needs_approval/denied)"
+            )
+        return decision
 
     # -- reading inputs --------------------------------------------------------------
 
@@ -251,7 +265,8 @@ def record(ctx: StepContext) -> dict[str, Any]:
     have = {
         "category": case.category,
         "subject": case.subject,
-        "contact": case.customer.contact,
+        # An erased contact is no contact: the agent records how to reach them now.
+        "contact": None if case.customer.contact == ERASED else case.customer.contact,
         "occurred_on": case.occurred_on,
         "details": case.details,
     }
@@ -336,7 +351,7 @@ def offer_remedy(ctx: StepContext) -> dict[str, Any]:
     remedies = _remedies(ctx)
     case = ctx.case
     request = _offer_request(ctx, ctx.actor.role, tuple(remedies))
-    decision = ctx.decide(ctx.policy, request)
+    decision = ctx.decided(request)
     if decision.outcome is Outcome.DENIED:
         ctx.violation(decision)
     return _drop_none(
@@ -375,7 +390,7 @@ def approve_offer(ctx: StepContext) -> dict[str, Any]:
     authority = decide_approval(ctx.policy, request, ctx.actor.role)
     if authority.outcome is Outcome.DENIED:
         ctx.violation(authority)
-    now = ctx.decide(ctx.policy, request)
+    now = ctx.decided(request)
     if now.outcome is Outcome.DENIED:
         ctx.violation(now)
     return _drop_none({"offer": number, "note": ctx.text("note", required=False)})
