@@ -265,3 +265,21 @@ def test_db_init_on_a_file_that_is_not_a_database_says_so_in_one_line(tmp_path: 
     _refused(result, str(text), "file is not a database")
     assert "sqlalche.me" not in result.output
     assert len(result.output.strip().splitlines()) == 1, result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [["report", "sla"], ["sla", "status", "CASE"], ["report", "summary", "--format", "html"]],
+)
+def test_a_policy_not_given_that_is_bundled_is_named_with_the_option_to_pass(
+    demo_store: tuple[str, str], command: list[str]
+) -> None:
+    """The demo's cases run under ``bundled:retail``: a newcomer who runs a report on
+    the demo's store without ``--policy`` is told which option gives it."""
+    url, case_id = demo_store
+    args = [case_id if a == "CASE" else a for a in command]
+    result = _run(*args, "--store", url)
+    assert result.exit_code == 1, result.output
+    assert "which was not given" in result.output
+    assert "--policy bundled:retail" in result.output
+    assert _run(*args, "--store", url, "--policy", "bundled:retail").exit_code == 0

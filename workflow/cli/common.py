@@ -12,6 +12,8 @@ from typing import IO, TypeVar
 
 import click
 
+from policies.errors import PolicyFileError
+from policies.loader import bundled_names, bundled_policy
 from workflow.errors import ComplaintflowError
 
 T = TypeVar("T")
@@ -35,6 +37,28 @@ def instant(value: str | None, option: str) -> datetime | None:
             param_hint=option,
         )
     return moment
+
+
+def not_given(what: str, stamps: list[str]) -> click.ClickException:
+    """The error for ``what`` running under policy versions ``stamps`` the command was
+    not given; a bundled policy of that version is named with the option that gives it
+    (the demo's cases run under one)."""
+    bundled = []
+    for name in bundled_names():
+        try:
+            if bundled_policy(name).stamp in stamps:
+                bundled.append(f"--policy bundled:{name}")
+        except PolicyFileError:  # pragma: no cover - the bundled files load (tested)
+            continue
+    hint = (
+        f"; {' '.join(bundled)} gives {'it' if len(stamps) == 1 else 'one of them'}"
+        if bundled
+        else ""
+    )
+    return click.ClickException(
+        f"{what} {', '.join(stamps)}, which was not given: pass every policy file the "
+        f"cases ran under with --policy (bundled:NAME for a bundled one){hint}"
+    )
 
 
 def opened(open_: Callable[[], T]) -> T:

@@ -12,7 +12,7 @@ import click
 
 from workflow import reports
 from workflow.audit import spreadsheet_cell
-from workflow.cli.common import output_file
+from workflow.cli.common import not_given, output_file
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
@@ -76,11 +76,7 @@ def _refuse_policies_not_given(engine: Engine) -> None:
     cases = (engine.get(case_id) for case_id in engine.store.case_ids())
     missing = sorted({c.policy_version for c in cases if reports.policy_not_given(engine, c)})
     if missing:
-        raise click.ClickException(
-            f"cases run under policy {', '.join(missing)}, which was not given: pass "
-            "every policy file the cases ran under with --policy (bundled:NAME for a "
-            "bundled one)"
-        )
+        raise not_given("cases run under policy", missing)
 
 
 @click.command()

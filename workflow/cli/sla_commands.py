@@ -10,7 +10,7 @@ from adapters import open_store
 from policies.errors import ComplaintflowError, PolicyFileError
 from policies.loader import bundled_policy, load_policy
 from policies.model import Policy
-from workflow.cli.common import instant, opened
+from workflow.cli.common import instant, not_given, opened
 from workflow.engine import Engine
 
 _STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
@@ -87,10 +87,7 @@ def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str 
     try:
         case = engine.get(case_id)
         if engine.policy_of(case).stamp != case.policy_version:
-            raise click.ClickException(
-                f"case {case_id} runs under policy {case.policy_version}, which was not "
-                "given: pass its file with --policy (bundled:NAME for a bundled one)"
-            )
+            raise not_given(f"case {case_id} runs under policy", [case.policy_version])
         rows = engine.sla_status(case_id, when)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
