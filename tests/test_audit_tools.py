@@ -143,6 +143,49 @@ def test_show_after_an_erasure_reveals_no_personal_value(tmp_path: Path) -> None
     )
 
 
+#: The last instant of year 9999 five hours west of UTC: year 10000 in UTC, which a
+#: ``datetime`` cannot hold (and the first of year 1 east of UTC: year 0).
+BEYOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5)))
+BEFORE_ALL = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def test_state_at_far_in_the_future_is_the_case_as_it_stands() -> None:
+    store = MemoryStore()
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    history(engine, clock, n_cases=1)
+    assert engine.state_at("case-0", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)) == (
+        engine.get("case-0")
+    )
+
+
+@pytest.mark.parametrize("when", [BEYOND, BEFORE_ALL])
+def test_state_at_a_time_utc_cannot_hold_is_refused_naming_it(when: datetime) -> None:
+    """Not an ``OverflowError`` from deep inside: a ``ValueError`` that says which time
+    and why."""
+    store = MemoryStore()
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    history(engine, clock, n_cases=1)
+    with pytest.raises(ValueError, match=r"state_at\(when\): .* is outside the times UTC can "
+                                         "hold"):  # fmt: skip
+        engine.state_at("case-0", when)
+
+
+@pytest.mark.parametrize("option", ["--at", "--since", "--until"])
+def test_a_cli_time_utc_cannot_hold_is_a_usage_error_naming_the_option(
+    tmp_path: Path, option: str
+) -> None:
+    """The command line reads times as the API does: ``audit show --at`` agrees with
+    ``state_at`` instead of printing a timeline for a time the API refuses."""
+    url, _, _ = _sqlite_history(tmp_path)
+    command = ["audit", "show", "case-0"] if option == "--at" else ["audit", "export"]
+    result = CliRunner().invoke(main, [*command, "--store", url, option, BEYOND.isoformat()])
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert "outside the times UTC can hold" in result.output
+
+
 # -- exports read offline ----------------------------------------------------------------
 
 
