@@ -433,3 +433,18 @@ feedback:
         cells = [cell for rows in page.tables.values() for row in rows for cell in row]
         assert NASTY in cells  # shown as the text it is
         assert f"agent:{NASTY}" in cells or by != "agent"
+
+
+def test_the_html_page_of_an_empty_store_has_every_section_and_no_bar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html")
+    assert result.exit_code == 0, result.output
+    page = _page(result.output)
+    assert page.bars == {"Resolution time (regulatory buckets)": [
+        text for bucket in reports.BUCKETS for text in (bucket, "0")
+    ]}  # fmt: skip
+    assert 'width="0.0" height="16"' in result.output
+    assert page.tables["Summary"] == [["cases", "closed", "reopen_rate_pct", "feedback_mean"],
+                                      ["0", "0", "0.0", ""]]  # fmt: skip
+    assert "SLA attainment" not in page.tables  # "(no rows)", no table and no chart
