@@ -254,6 +254,24 @@ def test_show_gives_the_state_of_the_timeline_it_prints(
     assert shown.output.splitlines()[-1].startswith(f"state: promised, version {last},")
 
 
+@pytest.mark.parametrize("at", [[], ["--at", "2026-11-02T10:00:00Z"]])
+def test_show_of_a_case_whose_snapshot_was_edited_is_a_one_line_error(
+    tmp_path: Path, at: list[str]
+) -> None:
+    """Regression: an auditor looking at a tampered case got a Python traceback (the
+    snapshot failed validation); the error names the case and what to run."""
+    url, _, _ = _sqlite_history(tmp_path)
+    tamper(url, "UPDATE cf_cases SET snapshot = REPLACE(snapshot, '\"transfers\":0', "
+                "'\"transfers\":\"x\"') WHERE case_id = 'case-0'")  # fmt: skip
+    shown = CliRunner().invoke(main, ["audit", "show", "case-0", "--store", url, *at])
+    assert shown.exit_code == 1, shown.output
+    assert shown.output.splitlines() == [
+        "Error: case case-0: the stored snapshot is unreadable: transfers: Input should be "
+        "a valid integer, unable to parse string as an integer (run `complaintflow audit "
+        "verify`)"
+    ]
+
+
 #: The last instant of year 9999 five hours west of UTC: year 10000 in UTC, which a
 #: ``datetime`` cannot hold (and the first of year 1 east of UTC: year 0).
 BEYOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5)))
