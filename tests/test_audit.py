@@ -6,13 +6,13 @@ import io
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import create_engine
 
@@ -20,9 +20,11 @@ from adapters.sql import SqlStore
 from tests.conftest import PATH, START
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
 from tests.test_properties import good_inputs
-from workflow import Engine, ManualClock, StepRefused, allowed_steps, audit
+from workflow import Case, Engine, ManualClock, Money, Remedy, StepRefused, allowed_steps, audit
 from workflow.cli import main
+from workflow.domain import evolve
 from workflow.errors import AuditFailure
+from workflow.personal import ERASED
 
 
 def history(engine: Engine, clock: ManualClock, n_cases: int = 2) -> list[str]:
@@ -266,27 +268,131 @@ def test_state_at_gives_the_case_as_it_stood(engine: Engine, clock: ManualClock,
         engine.state_at(cid, datetime(2026, 11, 2))  # noqa: DTZ001
 
 
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.integers(0, 8), min_size=1, max_size=30), st.integers(1, 120))
-def test_state_at_matches_the_snapshot_after_every_step(picks: list[int], minutes: int) -> None:
+#: Steps to try: mostly the next main-path step (so walks get far: promises, closing,
+#: reopening), another allowed step (a side path), a withdrawal, a policy migration, an
+#: erasure of the customer; each after a wait that is often none (several events at one
+#: instant) and maybe a sweep of the SLA deadlines first.
+long_walks = st.lists(
+    st.tuples(
+        st.sampled_from(
+            ("next",) * 8 + (1, 3, 4, 5, 6, 7, 8, "withdraw", "migrate_policy", "erase")
+        ),
+        st.integers(0, 9),  # variant: which actor, which engine, which amount
+        st.one_of(st.just(0), st.integers(0, 60 * 30)),  # minutes to wait first
+        st.booleans(),  # whether the SLA sweeper runs first
+    ),
+    min_size=30,
+    max_size=100,
+)
+
+
+#: Who takes a step that not any agent may take.
+_ACTORS = {
+    "accept_remedy": "customer:c",
+    "decline_remedy": "customer:c",
+    "record_feedback": "customer:c",
+    "approve_offer": "team-lead:d",
+    "refuse_offer": "team-lead:d",
+}
+
+
+def _side(allowed: tuple[str, ...], pick: int) -> str:
+    """One of the steps ``allowed`` other than withdrawing (tried on its own, rarely)."""
+    steps = [step for step in allowed if step != "withdraw"]
+    return steps[pick % len(steps)]
+
+
+def _erased(case: Case) -> Case:
+    """``case`` with its personal values erased, as a replay reads it once they are."""
+    customer = case.customer
+    return evolve(
+        case,
+        customer=evolve(
+            customer,
+            name=ERASED,
+            contact=None if customer.contact is None else ERASED,
+            account=None if customer.account is None else ERASED,
+        ),
+        personal=(),
+    )
+
+
+@settings(max_examples=100, deadline=None)
+@given(long_walks, st.integers(-12 * 60, 14 * 60))
+def test_state_at_matches_the_snapshot_after_every_step(
+    plan: list[tuple[str | int, int, int, bool]], offset_minutes: int
+) -> None:
+    """Over long random cases under SLA targets (sweeps, late steps with their warnings
+    and breaches chained at one instant, escalations), migrations to another policy,
+    erasures, reopenings and withdrawals: ``state_at`` each instant something happened
+    is the case as the last thing at that instant left it (personal values erased since
+    read as erased), the same in any time zone, and just before it the case as the
+    instant before left it."""
     from adapters.memory import MemoryStore
+    from tests.test_properties import NEXT_POLICY, SLA_POLICY, needs_approval_above_50
 
     clock = ManualClock(START)
-    engine = Engine(MemoryStore(), clock=clock)
-    cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"},
-                           channel="chat", subject="s").id  # fmt: skip
-    snapshots = [(clock.now(), engine.get(cid))]
-    for pick in picks:
-        clock.advance(minutes=minutes)
-        allowed = allowed_steps(engine.get(cid).state)
-        step = allowed[pick % len(allowed)]
+    store = MemoryStore()
+    timed = Engine(store, clock=clock, policy=SLA_POLICY, decide=needs_approval_above_50)
+    moved = Engine(store, clock=clock, policy=NEXT_POLICY, previous_policies=[SLA_POLICY])
+    cid = timed.open_case(actor="agent:a", customer={"id": "c", "name": "N"},
+                          channel="chat", subject="s").id  # fmt: skip
+    at: dict[datetime, Case] = {clock.now(): store.load(cid)}  # the last case at each instant
+    for pick, variant, wait, sweep in plan:
+        clock.advance(minutes=wait)
+        engine = moved if variant >= 8 else timed
+        if sweep and engine.tick():
+            case = store.load(cid)
+            at[case.updated_at] = case
+        if pick == "erase":
+            for case in engine.erase_customer("c", actor="dpo:kim", reason="DSR-1"):
+                at[case.updated_at] = case
+            continue
+        case = store.load(cid)
+        allowed = allowed_steps(case.state)
+        step = (
+            ("record_feedback" if case.state == "feedback_requested" and not case.feedback
+             else allowed[0]) if pick == "next"
+            else pick if isinstance(pick, str)
+            else _side(allowed, pick)
+        )  # fmt: skip
+        inputs = good_inputs(step, clock.now(), variant)
+        if step == "migrate_policy":
+            inputs = {"reason": "policy 2 replaces 1"}
+        if step == "offer_remedy" and case.policy_version != SLA_POLICY.stamp:
+            inputs = {"options": [Remedy(kind="refund", amount=Money.of("40", "USD"))]}
+        actor = _ACTORS.get(step, ("agent:a", "agent:b")[variant % 2])
         try:
-            case = engine.step(cid, step, actor="agent:b", **good_inputs(step, clock.now(), pick))
+            case = engine.step(cid, step, actor=actor, **inputs)
         except StepRefused:
             continue
-        snapshots.append((clock.now(), case))
-    for when, snapshot in snapshots:
-        assert engine.state_at(cid, when) == snapshot
+        at[case.updated_at] = case
+    history = store.events(cid)
+    erasures = [e.seq for e in history if e.type == "erase_personal_data"]
+    zone = timezone(timedelta(minutes=offset_minutes))
+    instants = sorted(at)
+    for i, when in enumerate(instants):
+        snapshot = at[when]
+        expected = _erased(snapshot) if any(s > snapshot.version for s in erasures) else snapshot
+        assert timed.state_at(cid, when) == expected
+        assert moved.state_at(cid, when.astimezone(zone)) == expected
+        just_before = when - timedelta(microseconds=1)
+        if i == 0:
+            with pytest.raises(AuditFailure, match="did not exist"):
+                timed.state_at(cid, just_before)
+        else:
+            assert timed.state_at(cid, just_before).version == at[instants[i - 1]].version
+    types = [e.type for e in history]
+    times = [e.at for e in history]
+    event(f"events: {len(history) // 20 * 20}+")
+    event(f"closed: {'close' in types}")
+    event(f"reopened: {'reopen' in types}")
+    event(f"withdrawn: {'withdraw' in types}")
+    event(f"escalated: {'escalate' in types}")
+    event(f"sla breach: {'sla_breached' in types}")
+    event(f"migrated: {'migrate_policy' in types}")
+    event(f"erased: {bool(erasures)}")
+    event(f"events sharing an instant: {len(set(times)) < len(times)}")
 
 
 def test_the_audit_commands(tmp_path: Path) -> None:

@@ -143,6 +143,178 @@ def test_show_after_an_erasure_reveals_no_personal_value(tmp_path: Path) -> None
     )
 
 
+def _timed_history(url: str) -> Engine:
+    """case-t under the SLA policy: the acknowledgement breaches (warning, breach and
+    escalation recorded by the sweeper at 12:00), a team lead resumes, and the case
+    moves to another policy at 14:00."""
+    from tests.test_properties import NEXT_POLICY, SLA_POLICY
+
+    clock = ManualClock(START)
+    store = SqlStore(url, create=True)
+    engine = Engine(store, clock=clock, policy=SLA_POLICY)
+    engine.open_case(actor="agent:alice", customer={"id": "c-1", "name": "Ann Example"},
+                     channel="email", subject="Broken vase", case_id="case-t")  # fmt: skip
+    clock.set(datetime(2026, 11, 2, 12, 0, tzinfo=UTC))
+    engine.tick()
+    clock.advance(minutes=10, seconds=30)
+    engine.resume("case-t", actor="team-lead:sam", note="ok")
+    clock.set(datetime(2026, 11, 2, 14, 0, tzinfo=UTC))
+    moved = Engine(store, clock=clock, policy=NEXT_POLICY, previous_policies=[SLA_POLICY])
+    moved.migrate_policy("case-t", actor="agent:alice", reason="policy 2 replaces 1")
+    return engine
+
+
+def _line(output: str, seq: int) -> str:
+    return next(line for line in output.splitlines() if line.split()[:1] == [str(seq)])
+
+
+def test_show_gives_times_in_utc_the_policy_and_the_sla_verdicts_in_full(
+    tmp_path: Path,
+) -> None:
+    """An auditor reads each time to the second with its zone, the policy each event ran
+    under told apart by its digest (the declared version alone does not), and the whole
+    of each event's data: an SLA breach names its target and due time."""
+    from tests.test_properties import NEXT_POLICY, SLA_POLICY
+
+    url = sqlite_url(tmp_path)
+    _timed_history(url).store.close()
+    shown = CliRunner().invoke(main, ["audit", "show", "case-t", "--store", url])
+    assert shown.exit_code == 0, shown.output
+    out = shown.output
+    assert "UTC" in out.splitlines()[0]
+    old, new = SLA_POLICY.stamp, NEXT_POLICY.stamp
+    breach = _line(out, 3)
+    assert breach.split()[1:4] == ["2026-11-02T12:00:00Z", "system:sla", "sla_breached"]
+    assert old[: len("1@sha256:") + 8] in breach
+    assert '"target": "ack"' in breach
+    assert '"due_at": "2026-11-02T11:00:00.000000+00:00"' in breach
+    assert "2026-11-02T12:10:30Z" in _line(out, 5)
+    assert new[: len("2@sha256:") + 8] in _line(out, 6)
+    assert old in out  # each policy's full stamp, once
+    assert new in out
+    assert out.splitlines()[-1] == "state: received, version 6, priority normal"
+    at = CliRunner().invoke(main, ["audit", "show", "case-t", "--store", url,
+                                   "--at", "2026-11-02T13:00:00+01:00"])  # fmt: skip
+    assert at.exit_code == 0, at.output
+    assert "as it stood at 2026-11-02T12:00:00Z" in at.output.splitlines()[0]
+    assert at.output.splitlines()[-1] == "state: escalated, version 4, priority normal"
+
+
+def test_show_prints_no_control_character_from_the_history(tmp_path: Path) -> None:
+    """An actor id or a note holding a carriage return, a terminal escape or a
+    right-to-left override cannot overwrite or reorder what the auditor's terminal
+    shows: such characters are printed as escapes."""
+    url = sqlite_url(tmp_path)
+    clock = ManualClock(START)
+    engine = Engine(SqlStore(url, create=True), clock=clock)
+    engine.open_case(actor="agent:x\r  1 2026-11-02T09:00:00Z agent:alice",
+                     customer={"id": "c", "name": "N"}, channel="chat", case_id="case-c",
+                     subject="s")  # fmt: skip
+    engine.add_note("case-c", actor="agent:y\x1b[2K\x9b2K", text="paid \u202e0001 EUR")
+    shown = CliRunner().invoke(main, ["audit", "show", "case-c", "--store", url])
+    assert shown.exit_code == 0, shown.output
+    for char in "\r\x1b\x9b\u202e":
+        assert char not in shown.output
+    assert "agent:x\\r" in _line(shown.output, 1)
+    assert "\\u202e" in _line(shown.output, 2)
+
+
+@pytest.mark.parametrize("lands", ["before", "after"])
+def test_show_gives_the_state_of_the_timeline_it_prints(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lands: str
+) -> None:
+    """A step landing while ``audit show`` reads (before or after it reads the events)
+    must not give a state line of another version than the timeline's last event."""
+    url = sqlite_url(tmp_path)
+    clock = ManualClock(START)
+    engine = Engine(SqlStore(url, create=True), clock=clock)
+    history(engine, clock, n_cases=1)
+
+    class StepMeanwhile:
+        def __init__(self, store: SqlStore) -> None:
+            self._store = store
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(self._store, name)
+
+        def events(self, case_id: str) -> list[object]:
+            if lands == "before":
+                engine.add_note(case_id, actor="agent:a", text="landed meanwhile")
+            found = self._store.events(case_id)
+            if lands == "after":
+                engine.add_note(case_id, actor="agent:a", text="landed meanwhile")
+            return found  # type: ignore[return-value]
+
+    monkeypatch.setattr("workflow.cli.audit_commands.open_store",
+                        lambda u: StepMeanwhile(SqlStore(u)))  # fmt: skip
+    shown = CliRunner().invoke(main, ["audit", "show", "case-0", "--store", url])
+    assert shown.exit_code == 0, shown.output
+    rows = [line for line in shown.output.splitlines() if line.split()[0].isdigit()]
+    last = int(rows[-1].split()[0])
+    assert shown.output.splitlines()[-1].startswith(f"state: promised, version {last},")
+
+
+@pytest.mark.parametrize("at", [[], ["--at", "2026-11-02T10:00:00Z"]])
+def test_show_of_a_case_whose_snapshot_was_edited_is_a_one_line_error(
+    tmp_path: Path, at: list[str]
+) -> None:
+    """Regression: an auditor looking at a tampered case got a Python traceback (the
+    snapshot failed validation); the error names the case and what to run."""
+    url, _, _ = _sqlite_history(tmp_path)
+    tamper(url, "UPDATE cf_cases SET snapshot = REPLACE(snapshot, '\"transfers\":0', "
+                "'\"transfers\":\"x\"') WHERE case_id = 'case-0'")  # fmt: skip
+    shown = CliRunner().invoke(main, ["audit", "show", "case-0", "--store", url, *at])
+    assert shown.exit_code == 1, shown.output
+    assert shown.output.splitlines() == [
+        "Error: case case-0: the stored snapshot is unreadable: transfers: Input should be "
+        "a valid integer, unable to parse string as an integer (run `complaintflow audit "
+        "verify`)"
+    ]
+
+
+#: The last instant of year 9999 five hours west of UTC: year 10000 in UTC, which a
+#: ``datetime`` cannot hold (and the first of year 1 east of UTC: year 0).
+BEYOND = datetime(9999, 12, 31, 23, 59, 59, tzinfo=timezone(timedelta(hours=-5)))
+BEFORE_ALL = datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1)))
+
+
+def test_state_at_far_in_the_future_is_the_case_as_it_stands() -> None:
+    store = MemoryStore()
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    history(engine, clock, n_cases=1)
+    assert engine.state_at("case-0", datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC)) == (
+        engine.get("case-0")
+    )
+
+
+@pytest.mark.parametrize("when", [BEYOND, BEFORE_ALL])
+def test_state_at_a_time_utc_cannot_hold_is_refused_naming_it(when: datetime) -> None:
+    """Not an ``OverflowError`` from deep inside: a ``ValueError`` that says which time
+    and why."""
+    store = MemoryStore()
+    clock = ManualClock(START)
+    engine = Engine(store, clock=clock)
+    history(engine, clock, n_cases=1)
+    with pytest.raises(ValueError, match=r"state_at\(when\): .* is outside the times UTC can "
+                                         "hold"):  # fmt: skip
+        engine.state_at("case-0", when)
+
+
+@pytest.mark.parametrize("option", ["--at", "--since", "--until"])
+def test_a_cli_time_utc_cannot_hold_is_a_usage_error_naming_the_option(
+    tmp_path: Path, option: str
+) -> None:
+    """The command line reads times as the API does: ``audit show --at`` agrees with
+    ``state_at`` instead of printing a timeline for a time the API refuses."""
+    url, _, _ = _sqlite_history(tmp_path)
+    command = ["audit", "show", "case-0"] if option == "--at" else ["audit", "export"]
+    result = CliRunner().invoke(main, [*command, "--store", url, option, BEYOND.isoformat()])
+    assert result.exit_code == 2, result.output
+    assert option in result.output
+    assert "outside the times UTC can hold" in result.output
+
+
 # -- exports read offline ----------------------------------------------------------------
 
 

@@ -50,3 +50,24 @@ def test_status_of_an_unknown_case_is_a_clear_error(store: MemoryStore) -> None:
     result = CliRunner().invoke(main, ["sla", "status", "case-x", *ARGS])
     assert result.exit_code == 1
     assert "no case 'case-x' in the store" in result.output
+
+
+def test_status_at_an_earlier_time_judges_the_policy_the_case_ran_under_then(
+    store: MemoryStore,
+) -> None:
+    """Regression: ``sla status --at`` refused a time before ``migrate_policy`` unless
+    the policy the case moved to was given, and then judged that time by it."""
+    retail = bundled_policy("retail")
+    with freeze_time(START):
+        opened = Engine(store, policy=retail).open_case(
+            actor="system:x", customer={"id": "c", "name": "N"}, channel="social", subject="s"
+        )
+    cid = opened.id
+    with freeze_time(START + timedelta(hours=3)):
+        moved = Engine(store, policy=bundled_policy("saas"), previous_policies=[retail])
+        moved.migrate_policy(cid, actor="agent:a", reason="saas terms now")
+    then = (START + timedelta(minutes=30)).isoformat()
+    result = CliRunner().invoke(main, ["sla", "status", cid, *ARGS, "--at", then])
+    assert result.exit_code == 0, result.output
+    rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
+    assert rows["ack-social"][-1] == "running"

@@ -39,3 +39,17 @@ def test_times_in_other_zones_are_stored_as_utc() -> None:
 def test_naive_datetimes_are_refused_naming_where() -> None:
     with pytest.raises(ValueError, match="ManualClock start: naive datetime"):
         ManualClock(datetime(2026, 11, 2))  # noqa: DTZ001
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        datetime(9999, 12, 31, 23, 0, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1, 1, 1, 0, 30, tzinfo=timezone(timedelta(hours=1))),
+    ],
+)
+def test_a_time_utc_cannot_hold_is_refused_naming_where(when: datetime) -> None:
+    """Regression: ``astimezone`` raised a bare ``OverflowError`` ("date value out of
+    range") from ``tick``, ``sla_status``, ``state_at``..."""
+    with pytest.raises(ValueError, match=r"tick\(now\): .* is outside the times UTC can hold"):
+        Engine(MemoryStore()).tick(when)

@@ -668,3 +668,15 @@ def test_a_decide_hook_that_returns_no_decision_is_named_and_nothing_is_written(
     with pytest.raises(TypeError, match=r"decide hook .*sloppy.* returned .*; expected a Decision"):
         engine.step(cid, "offer_remedy", actor=AGENT, **_inputs("offer_remedy"))
     assert engine.history(cid) == before
+
+
+@pytest.mark.parametrize("due", ["9999-12-31T23:00:00-05:00", "0001-01-01T00:30:00+01:00"])
+def test_a_due_time_utc_cannot_hold_is_refused_naming_it(
+    engine: Engine, case_in: Callable[[str], str], due: str
+) -> None:
+    """Regression: a due time that is past year 9999 (or before year 1) once in UTC
+    escaped as a bare ``OverflowError``; it is bad step data, named."""
+    cid = case_in("remedy_offered")
+    inputs = {**_inputs("accept_remedy"), "due": due, "actor": CUSTOMER}
+    ((field, what),) = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs).problems
+    assert (field, "outside the times UTC can hold" in what) == ("due", True)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from datetime import datetime, timedelta
+from html.parser import HTMLParser
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -245,3 +247,204 @@ def test_an_amount_too_long_for_its_minor_units_is_shown_as_it_is() -> None:
 
     assert _money(Decimal("1E+30"), "EUR") == "1E+30"
     assert _money(Decimal("40"), "EUR") == "40.00"
+
+
+# -- the HTML page against the JSON reports ------------------------------------------------
+
+
+class _Page(HTMLParser):
+    """The tables of an HTML report (under each ``h2``: header and rows, as text), the
+    value labels of its bar charts, and the names of every element and attribute."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.section = ""
+        self.tables: dict[str, list[list[str]]] = {}
+        self.bars: dict[str, list[str]] = {}
+        self.tags: set[str] = set()
+        self.attributes: set[str] = set()
+        self._in: list[str] = []
+        self._text = ""
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.add(tag)
+        self.attributes.update(name for name, _ in attrs)
+        self._in.append(tag)
+        self._text = ""
+        if tag == "tr":
+            self.tables.setdefault(self.section, []).append([])
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "h2":
+            self.section = self._text
+        elif tag in ("td", "th"):
+            self.tables[self.section][-1].append(self._text)
+        elif tag == "text":
+            self.bars.setdefault(self.section, []).append(self._text)
+        if self._in:
+            self._in.pop()
+
+    def handle_data(self, data: str) -> None:
+        self._text += data
+
+
+def _page(html: str) -> _Page:
+    page = _Page()
+    page.feed(html)
+    page.close()
+    return page
+
+
+def _cell(value: Any) -> str:
+    return str(value)
+
+
+def test_every_figure_in_the_html_page_is_the_json_reports_figure(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each table under its heading holds the rows ``--format json`` gives for the same
+    store, and each bar's label is the figure of its row in the table beside it (the
+    label was the figure as a float: ``80%`` for ``80.0``)."""
+    from tests.test_reports import Shop
+
+    shop = Shop()
+    shop.open("A", "email", "delivery")
+    shop.up_to_offer("A", timedelta(hours=1))
+    shop.step("A", "offer_remedy", options=[refund("40")])
+    shop.settle("A", timedelta(days=2), score=5)
+    shop.open("B", "chat", "billing")
+    shop.up_to_offer("B", timedelta(minutes=20))
+    shop.step("B", "offer_remedy", options=[refund("12.5")])
+    shop.settle("B", timedelta(days=40), score=4)
+    shop.open("C", "email", "delivery")
+    result = _cli(shop.engine, monkeypatch, "summary", "--store", "x://", "--format", "html")
+    assert result.exit_code == 0, result.output
+    page = _page(result.output)
+    sections = {
+        "sla": "SLA attainment",
+        "steps": "Time per checklist step",
+        "spend": "Compensation by kind",
+        "summary": "Summary",
+        "recurring": "Recurring complaints",
+        "handling": "Handling per case",
+        "regulatory": "Resolution time (regulatory buckets)",
+    }
+    for name, heading in sections.items():
+        rows = json.loads(_cli(shop.engine, monkeypatch, name, "--store", "x://",
+                               "--format", "json").output)  # fmt: skip
+        assert rows, name
+        header, *cells = page.tables[heading]
+        assert header == list(rows[0]), name
+        assert cells == [[_cell(v) for v in row.values()] for row in rows], name
+    sla_rows = page.tables["SLA attainment"][1:]
+    assert page.bars["SLA attainment"][1::2] == [f"{row[-1]}%" for row in sla_rows]
+    assert "80.0%" not in page.bars["SLA attainment"]  # (the figures here are 100.0 and 0.0)
+    buckets = page.tables["Resolution time (regulatory buckets)"][1:]
+    assert page.bars["Resolution time (regulatory buckets)"][1::2] == [b[1] for b in buckets]
+
+
+def test_a_chart_shows_a_huge_count_as_the_table_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: a bucket of 1234567 cases was labelled ``1.23457e+06``."""
+    rows = [{"bucket": bucket, "cases": n} for bucket, n in
+            zip(reports.BUCKETS, (1234567, 0, 10**30, 1), strict=True)]  # fmt: skip
+    monkeypatch.setattr(reports, "regulatory_buckets", lambda engine, calendar: rows)
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html")
+    assert result.exit_code == 0, result.output
+    labels = _page(result.output).bars["Resolution time (regulatory buckets)"]
+    assert labels[1::2] == ["1234567", "0", str(10**30), "1"]
+
+
+def test_the_html_page_groups_spend_as_by_says(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Regression: ``--by agent`` was ignored by ``--format html`` (always per kind)."""
+    engine = _engine()
+    _open(engine, "A", START)
+    _to_offer(engine, "A")
+    _settle(engine, "A", refund("40"), START + timedelta(days=1))
+    result = _cli(engine, monkeypatch, "spend", "--store", "x://", "--format", "html",
+                  "--by", "agent")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    header, *rows = _page(result.output).tables["Compensation by agent"]
+    assert (header[0], rows) == ("agent", [["agent:a", "EUR", "40.00", "1", "0", "0", "0", "1"]])
+    bad = _cli(engine, monkeypatch, "spend", "--store", "x://", "--format", "html",
+               "--by", "mood")  # fmt: skip
+    assert bad.exit_code == 2
+    assert "by must be kind, agent, category or customer" in bad.output
+
+
+def test_the_html_title_does_not_show_a_password_given_as_a_url_parameter(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """libpq reads ``?password=`` too; it is masked like one in the URL's user part."""
+    url = "postgresql+psycopg://shop@db.example/complaints?sslmode=require&password=s3cret"
+    result = _cli(_engine(), monkeypatch, "summary", "--store", url, "--format", "html")
+    assert result.exit_code == 0, result.output
+    assert "s3cret" not in result.output
+    assert "sslmode=require&amp;password=***" in result.output
+
+
+NASTY = "</style></script><script>alert(1)</script>\"'&<b onmouseover=x>"
+
+
+def test_every_text_from_users_is_escaped_in_the_html_page(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Subjects, case and customer ids, agent ids, remedy kinds and target ids: every
+    text is shown as text, nothing becomes an element or an attribute, and the page
+    fetches nothing (no script, no link, no image, no URL but the SVG namespace)."""
+    policy = parse_policy(
+        """
+name: shop
+version: "1"
+currency: EUR
+roles:
+  agent: {authority: 1000000000.00}
+remedy_kinds:
+  goodwill_call: {description: a call, monetary: true}
+sla:
+  targets:
+    - {id: ack-x, step: acknowledge, within: PT1M}
+calendars:
+  office: {timezone: Europe/Helsinki, country: FI, hours: {mon: ["09:00-17:00"]}}
+feedback:
+  required_before_close: false
+"""
+    )
+    engine = _engine(policy)
+    _clock(engine).moment = START
+    engine.open_case(actor=f"agent:{NASTY}", customer={"id": NASTY, "name": "N"},
+                     channel="email", subject=NASTY, case_id=NASTY, category="cat",
+                     details=NASTY, occurred_on="2026-10-01")  # fmt: skip
+    _to_offer(engine, NASTY)
+    big = Remedy(kind="goodwill_call", amount=Money.of("999999999.99", "EUR"))
+    engine.step(NASTY, "offer_remedy", actor=f"agent:{NASTY}", options=[big])
+    for by in ("kind", "agent", "customer"):
+        result = _cli(engine, monkeypatch, "spend", "--store", "x://", "--format", "html",
+                      "--by", by)  # fmt: skip
+        assert result.exit_code == 0, result.output
+        page = _page(result.output)
+        assert page.tags <= {"html", "head", "meta", "title", "style", "body", "h1", "h2",
+                             "p", "table", "thead", "tbody", "tr", "th", "td", "svg", "text",
+                             "rect"}  # fmt: skip
+        assert page.attributes <= {"lang", "charset", "xmlns", "width", "height", "role",
+                                   "x", "y", "fill"}  # fmt: skip
+        assert set(re.findall(r"https?://[^\"' ]*", result.output)) == {
+            "http://www.w3.org/2000/svg"
+        }
+        cells = [cell for rows in page.tables.values() for row in rows for cell in row]
+        assert NASTY in cells  # shown as the text it is
+        assert f"agent:{NASTY}" in cells or by != "agent"
+
+
+def test_the_html_page_of_an_empty_store_has_every_section_and_no_bar(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html")
+    assert result.exit_code == 0, result.output
+    page = _page(result.output)
+    assert page.bars == {"Resolution time (regulatory buckets)": [
+        text for bucket in reports.BUCKETS for text in (bucket, "0")
+    ]}  # fmt: skip
+    assert 'width="0.0" height="16"' in result.output
+    assert page.tables["Summary"] == [["cases", "closed", "reopen_rate_pct", "feedback_mean"],
+                                      ["0", "0", "0.0", ""]]  # fmt: skip
+    assert "SLA attainment" not in page.tables  # "(no rows)", no table and no chart

@@ -740,3 +740,31 @@ def test_two_breaches_in_one_tick_never_lower_the_priority_the_first_raised() ->
     ]
     assert engine.get(cid).priority == "urgent"
     assert engine.replay(cid) == engine.get(cid)
+
+
+def test_status_at_an_earlier_time_reads_the_case_as_it_stood_then() -> None:
+    """Regression: ``sla_status(case, now)`` with ``now`` before the case's last event
+    judged the case as it is now: a step taken after ``now`` counted as done (achieved,
+    nothing remaining) and a breach recorded after ``now`` as breached already."""
+    engine, clock, _ = make()
+    cid = open_on(engine, "social")
+    clock.advance(minutes=40)
+    engine.acknowledge(cid, actor="agent:a")
+    then = START + timedelta(minutes=30)
+    ack = {s.target: s for s in engine.sla_status(cid, then)}["ack-social"]
+    assert (ack.done_at, ack.achieved, ack.remaining) == (None, False, timedelta(minutes=30))
+    assert ack.elapsed == timedelta(minutes=30)
+    late = open_on(engine, "social")
+    clock.advance(hours=2)
+    engine.tick()
+    before_breach = START + timedelta(minutes=40 + 50)
+    ack = {s.target: s for s in engine.sla_status(late, before_breach)}["ack-social"]
+    assert (ack.warned, ack.breached, ack.remaining) == (False, False, timedelta(minutes=10))
+    assert {s.target: s for s in engine.sla_status(late)}["ack-social"].breached
+
+
+def test_status_at_a_time_before_the_case_opened_names_the_case() -> None:
+    engine, _, _ = make()
+    cid = open_on(engine, "social")
+    with pytest.raises(audit.AuditFailure, match=f"case {cid}: the case did not exist at"):
+        engine.sla_status(cid, START - timedelta(seconds=1))

@@ -121,7 +121,9 @@ def verify_case(store: Store, case_id: str) -> list[Finding]:
     try:
         snapshot = store.load(case_id)
     except ValueError as exc:
-        findings.append(Finding(case_id, None, f"the stored snapshot is unreadable: {_why(exc)}"))
+        findings.append(
+            Finding(case_id, None, f"the stored snapshot is unreadable: {first_problem(exc)}")
+        )
         return findings
     return findings + _against_snapshot(
         case_id, events, snapshot.personal, lambda replayed: replayed == snapshot
@@ -276,7 +278,9 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
         entries = [Personal(**entry) for entry in stored.get("personal", ())]
         as_stored = case_from_json(text)
     except (TypeError, ValueError, AttributeError) as exc:
-        findings.append(Finding(cid, None, f"the stored snapshot is unreadable: {_why(exc)}"))
+        findings.append(
+            Finding(cid, None, f"the stored snapshot is unreadable: {first_problem(exc)}")
+        )
         return findings
     return findings + _against_snapshot(
         cid, events, entries, lambda replayed: replayed == as_stored
@@ -297,7 +301,7 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     return found
 
 
-def _why(error: Exception) -> str:
+def first_problem(error: Exception) -> str:
     """What is wrong, in one line: a validation error's first problem and where it is."""
     if isinstance(error, ValidationError):
         problems = error.errors()

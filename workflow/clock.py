@@ -46,7 +46,8 @@ class ManualClock:
 
 
 def to_utc(value: datetime, where: str) -> datetime:
-    """``value`` converted to UTC. A naive datetime is refused, naming ``where``."""
+    """``value`` converted to UTC. A naive datetime is refused, naming ``where``, and so
+    is one that UTC cannot hold (``9999-12-31T23:00-05:00`` is in year 10000 there)."""
     if not isinstance(value, datetime):
         raise TypeError(f"{where}: expected a datetime, got {type(value).__name__}")
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
@@ -54,4 +55,12 @@ def to_utc(value: datetime, where: str) -> datetime:
             f"{where}: naive datetime {value.isoformat()} refused; give a time zone "
             "(for example datetime.now(timezone.utc))"
         )
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(f"{where}: {outside_utc(value)}") from None
+
+
+def outside_utc(value: datetime) -> str:
+    """What is wrong with an aware ``value`` that UTC cannot hold."""
+    return f"{value.isoformat()} is outside the times UTC can hold (years 1 to 9999)"

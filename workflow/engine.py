@@ -600,10 +600,13 @@ class Engine:
 
     def sla_status(self, case_id: str, now: datetime | None = None) -> list[sla.TargetStatus]:
         """Each SLA target of the case: elapsed and remaining (calendar and business
-        time), paused, warned, breached, achieved."""
-        case = self.store.load(case_id)
-        policy = self._policies.get(case.policy_version, self.policy)
+        time), paused, warned, breached, achieved. A ``now`` before the case's last
+        event reads the case as it stood then (``state_at``)."""
         when = to_utc(now, "sla_status(now)") if now is not None else self.now()
+        case = self.store.load(case_id)
+        if when < case.updated_at:
+            case = audit.state_at(self.store.events(case_id), when, vault_of(case.personal))
+        policy = self._policies.get(case.policy_version, self.policy)
         return sla.status(case, policy, when)
 
     def _earlier_result(self, key: str, case_id: str | None, step: str) -> Case | None:

@@ -22,7 +22,7 @@ from policies.model import Policy
 from policies.money import MAX_WHOLE_DIGITS, too_large
 from policies.remedy import Remedy
 from workflow.checklist import State, allowed_steps
-from workflow.clock import to_utc
+from workflow.clock import outside_utc
 from workflow.domain import (
     MAX_CONTACT,
     Actor,
@@ -199,7 +199,10 @@ class StepContext:
                 f"naive datetime {parsed.isoformat()} refused; give a time zone "
                 "(for example datetime.now(timezone.utc))",
             )
-        return to_utc(parsed, name)
+        try:
+            return parsed.astimezone(UTC)
+        except OverflowError:
+            self.invalid(name, outside_utc(parsed))
 
 
 def read_day(value: Any) -> date:

@@ -3,6 +3,7 @@ no external files), for a quality lead who would rather look than read."""
 
 from __future__ import annotations
 
+from decimal import Decimal
 from html import escape
 from typing import Any
 
@@ -31,42 +32,52 @@ def _table(rows: list[Row]) -> str:
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def bar_chart(bars: list[tuple[str, float]], *, unit: str = "", width: int = 520) -> str:
-    """Horizontal bars as inline SVG: ``(label, value)`` pairs."""
+def bar_chart(bars: list[tuple[str, str]], *, unit: str = "", width: int = 520) -> str:
+    """Horizontal bars as inline SVG: ``(label, figure)`` pairs, each figure a report's
+    own text for a number (``"80.0"``, ``"1234567"``), shown as it is; only the bars'
+    lengths are computed from it."""
     if not bars:
         return ""
-    top = max(value for _, value in bars) or 1
+    figures = [Decimal(figure) for _, figure in bars]
+    top = max(figures) or Decimal(1)
     row = 22
     label_width = 220
+    room = width - label_width - 60
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" '
              f'height="{row * len(bars) + 4}" role="img">']  # fmt: skip
-    for i, (label, value) in enumerate(bars):
+    for i, ((label, figure), value) in enumerate(zip(bars, figures, strict=True)):
         y = i * row + 2
-        length = (width - label_width - 60) * value / top
+        length = float(room * max(value, Decimal(0)) / top)  # pixels, not a figure
         parts.append(
             f'<text x="0" y="{y + 14}">{escape(label)}</text>'
             f'<rect x="{label_width}" y="{y}" width="{length:.1f}" height="16" fill="#3b7dd8"/>'
-            f'<text x="{label_width + length + 4:.1f}" y="{y + 14}">{value:g}{escape(unit)}</text>'
+            f'<text x="{label_width + length + 4:.1f}" y="{y + 14}">'
+            f"{escape(figure)}{escape(unit)}</text>"
         )
     parts.append("</svg>")
     return "".join(parts)
 
 
-def render(engine: Engine, calendar: WorkingCalendar | None, title: str) -> str:
+def render(
+    engine: Engine, calendar: WorkingCalendar | None, title: str, *, by: str = "kind"
+) -> str:
+    """Every report as one page: a table per report, as ``--format json`` gives its rows,
+    with bar charts for SLA attainment and (given a ``calendar``) the regulatory
+    buckets; spend grouped ``by`` kind, agent, category or customer."""
     sla = reports.sla_attainment(engine)
     sections = [
         ("SLA attainment",
-         bar_chart([(f"{r['target']} ({r['channel']})", float(r["attainment_pct"])) for r in sla],
+         bar_chart([(f"{r['target']} ({r['channel']})", r["attainment_pct"]) for r in sla],
                    unit="%") + _table(sla)),
         ("Time per checklist step", _table(reports.time_per_step(engine))),
-        ("Compensation by remedy kind", _table(reports.compensation_spend(engine))),
+        (f"Compensation by {by}", _table(reports.compensation_spend(engine, by))),
         ("Summary", _table(reports.summary(engine))),
         ("Recurring complaints", _table(reports.recurring(engine))),
         ("Handling per case", _table(reports.handling(engine))),
     ]  # fmt: skip
     if calendar is not None:
         buckets = reports.regulatory_buckets(engine, calendar)
-        chart = bar_chart([(str(r["bucket"]), float(r["cases"])) for r in buckets])
+        chart = bar_chart([(str(r["bucket"]), str(r["cases"])) for r in buckets])
         sections.insert(1, ("Resolution time (regulatory buckets)", chart + _table(buckets)))
     body = "".join(f"<h2>{escape(name)}</h2>{html}" for name, html in sections)
     return (

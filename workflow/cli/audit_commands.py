@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+import unicodedata
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
 
@@ -13,7 +15,8 @@ from adapters import open_store
 from workflow import audit
 from workflow.cli.common import instant, opened, output_file
 from workflow.errors import ComplaintflowError
-from workflow.personal import vault_of
+from workflow.events import Event
+from workflow.personal import Vault, vault_of
 from workflow.store import Store
 
 _STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
@@ -112,23 +115,85 @@ def digest(store_url: str) -> None:
 @_STORE
 @click.option("--at", "at", default=None, help="ISO 8601 instant: the case as it stood then.")
 def show(case_id: str, store_url: str, at: str | None) -> None:
-    """The case's timeline (who did what, when, under which policy) up to --at."""
+    """The case's timeline (who did what, when, under which policy, with what data) up
+    to --at (an event at exactly --at included), then its state. Times are in UTC."""
     when = instant(at, "--at")
     store = _open(store_url)
     try:
-        events = store.events(case_id)
-        shown = [e for e in events if when is None or e.at <= when]
-        vault = vault_of(store.load(case_id).personal)
-        case = audit.state_at(events, when, vault) if when is not None else store.load(case_id)
+        # The snapshot first, then the events up to its version: a step landing meanwhile
+        # is left out of both, so the state printed is the timeline's.
+        try:
+            current = store.load(case_id)
+        except ValueError as exc:  # a snapshot edited into something that is not a case
+            raise click.ClickException(
+                f"case {case_id}: the stored snapshot is unreadable: "
+                f"{audit.first_problem(exc)} (run `complaintflow audit verify`)"
+            ) from None
+        events = [e for e in store.events(case_id) if e.seq <= current.version]
+        vault = vault_of(current.personal)
+        case = audit.state_at(events, when, vault) if when is not None else current
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
-    for e in shown:
-        click.echo(f"{e.seq:>3} {e.at:%Y-%m-%d %H:%M} {e.actor:<18} {e.type:<17} "
-                   f"{e.policy_version.split('@')[0]:<10} "
-                   f"{json.dumps(audit.revealed(e, vault), ensure_ascii=False)[:120]}")  # fmt: skip
+    shown = [e for e in events if e.seq <= case.version]
+    upto = f"as it stood at {utc_text(when)}" if when is not None else "every event"
+    for line in timeline(case_id, upto, shown, vault):
+        click.echo(line)
     click.echo(f"state: {case.state}, version {case.version}, priority {case.priority.value}")
+
+
+def utc_text(when: datetime) -> str:
+    """``when`` in UTC as ISO 8601 with ``Z``, to the second (microseconds when any)."""
+    text = when.astimezone(UTC).replace(tzinfo=None).isoformat()
+    return f"{text}Z"
+
+
+def short_stamp(stamp: str) -> str:
+    """A policy version as ``<declared version>@sha256:<first 8 hex digits>``: enough to
+    tell apart two policies with one declared version (the full stamps are listed)."""
+    version, at, digest = stamp.rpartition("@sha256:")
+    return f"{version}{at}{digest[:8]}" if at else stamp
+
+
+#: Characters a terminal acts on instead of showing (line breaks, escapes, bidi
+#: overrides...): printed as escapes, so that a history cannot forge what is shown.
+_UNSHOWN = frozenset(("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format or line-separator character as an escape."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if unicodedata.category(ch) not in _UNSHOWN else ascii(ch)[1:-1] for ch in text
+    )
+
+
+def timeline(case_id: str, upto: str, events: list[Event], vault: Vault) -> list[str]:
+    """The lines of ``audit show``: a heading, one row per event (seq, time in UTC,
+    actor, step, policy version, data as JSON with personal values revealed), and the
+    full policy versions the rows abbreviate."""
+    rows = [
+        (
+            str(e.seq),
+            utc_text(e.at),
+            printable(e.actor),
+            printable(e.type),
+            printable(short_stamp(e.policy_version)),
+            printable(json.dumps(audit.revealed(e, vault), ensure_ascii=False)),
+        )
+        for e in events
+    ]
+    head = ("seq", "time (UTC)", "actor", "step", "policy", "data")
+    widths = [max(len(row[i]) for row in (head, *rows)) for i in range(5)]
+    lines = [f"case {printable(case_id)}, {upto}; times in UTC"]
+    for row in (head, *rows):
+        cells = [row[0].rjust(widths[0]), *(row[i].ljust(widths[i]) for i in range(1, 5))]
+        lines.append("  ".join([*cells, row[5]]))
+    stamps = dict.fromkeys(e.policy_version for e in events)
+    lines += [f"policy {printable(short_stamp(s))}: {printable(s)}" for s in stamps]
+    return lines
 
 
 @audit_group.command()

@@ -7,21 +7,23 @@ import contextlib
 import os
 import tempfile
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import IO, TypeVar
 
 import click
 
 from policies.errors import PolicyFileError
 from policies.loader import bundled_names, bundled_policy
+from workflow.clock import outside_utc
 from workflow.errors import ComplaintflowError
 
 T = TypeVar("T")
 
 
 def instant(value: str | None, option: str) -> datetime | None:
-    """The ISO 8601 instant given to ``option``; None when not given. Malformed or naive
-    (no time zone) is a usage error naming the option."""
+    """The ISO 8601 instant given to ``option``, in UTC (as the library reads times);
+    None when not given. Malformed, naive (no time zone) or outside what UTC can hold
+    is a usage error naming the option."""
     if value is None:
         return None
     try:
@@ -36,7 +38,10 @@ def instant(value: str | None, option: str) -> datetime | None:
             f"{value!r} is naive: give its time zone, e.g. 2026-11-02T12:00:00+00:00",
             param_hint=option,
         )
-    return moment
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise click.BadParameter(outside_utc(moment), param_hint=option) from None
 
 
 def not_given(what: str, stamps: list[str]) -> click.ClickException:

@@ -59,15 +59,25 @@ def _write(text: str, output: str) -> None:
         out.write(text)
 
 
+#: URL parameters that carry a password (libpq reads ``?password=`` too).
+_SECRET_PARAMETERS = frozenset(("password", "pass", "passwd", "pwd"))
+
+
 def _shown(url: str) -> str:
     """``url`` with its password, if it has one, as ``***`` (for the HTML page's title,
-    a file meant to be passed on)."""
+    a file meant to be passed on): the user part's, and a ``password`` parameter's."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user, _, host = parts.netloc.rpartition("@")
-    netloc = f"{user.partition(':')[0]}:***@{host}"
-    return urlunsplit(parts._replace(netloc=netloc))
+    if parts.password is not None:
+        user, _, host = parts.netloc.rpartition("@")
+        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
+    if parts.query:
+        pairs = [pair.partition("=") for pair in parts.query.split("&")]
+        query = "&".join(
+            f"{name}{eq}{'***' if eq and name.lower() in _SECRET_PARAMETERS else value}"
+            for name, eq, value in pairs
+        )
+        parts = parts._replace(query=query)
+    return urlunsplit(parts)
 
 
 def _refuse_policies_not_given(engine: Engine) -> None:
@@ -106,7 +116,7 @@ def report(
     """Print a report: sla (attainment per target and channel), spend (compensation),
     handling (per case), summary (reopen rate, feedback), recurring (per category and
     week), regulatory (resolution buckets). ``--format html`` writes every report in one
-    self-contained page with charts (NAME is then ignored)."""
+    self-contained page with charts (NAME is then ignored; --by groups its spend)."""
     engine = _engine(store_url, policy_files)
     if fmt == "html":
         try:
@@ -115,9 +125,12 @@ def report(
                 raise click.ClickException(f"no calendar {calendar!r} in the policy")
             _refuse_policies_not_given(engine)
             business = calendars.get(calendar or next(iter(calendars), ""))
-            page = render(engine, business, f"complaintflow report: {_shown(store_url)}")
+            title = f"complaintflow report: {_shown(store_url)}"
+            page = render(engine, business, title, by=by)
         except ComplaintflowError as exc:
             raise click.ClickException(str(exc)) from None
+        except ValueError as exc:
+            raise click.BadParameter(str(exc), param_hint="--by") from None
         finally:
             engine.store.close()
         _write(page + "\n", output)

@@ -86,6 +86,8 @@ def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str 
     engine = _engine(store_url, policy_files)
     try:
         case = engine.get(case_id)
+        if when is not None and when < case.updated_at:
+            case = engine.state_at(case_id, when)  # the policy it ran under then
         if engine.policy_of(case).stamp != case.policy_version:
             raise not_given(f"case {case_id} runs under policy", [case.policy_version])
         rows = engine.sla_status(case_id, when)
