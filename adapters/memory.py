@@ -47,7 +47,8 @@ class MemoryStore:
         # anew releases its claim (as the SQL store's rewrite of the rows does).
         self._claimed: set[tuple[str, str]] = set()
         self._tiebreak = itertools.count()
-        self._idempotency: dict[str, tuple[str, int]] = {}
+        # key -> (case id, version, fingerprint or None)
+        self._idempotency: dict[str, tuple[str, int, str | None]] = {}
         self._tombstones: list[Tombstone] = []
 
     def load(self, case_id: str) -> Case:
@@ -64,6 +65,7 @@ class MemoryStore:
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
         unchanged: Mapping[str, int] | None = None,
+        idempotency_fingerprint: str | None = None,
     ) -> None:
         check_append(snapshot, events, expected_version)
         case_id = snapshot.id
@@ -81,7 +83,8 @@ class MemoryStore:
                 raise ConcurrencyConflict(case_id, expected_version, None)
             packed = self._events.pack(case_id, events, expected_version)  # may refuse data
             if idempotency_key is not None:
-                self._idempotency[idempotency_key] = (case_id, snapshot.version)
+                spent = (case_id, snapshot.version, idempotency_fingerprint)
+                self._idempotency[idempotency_key] = spent
             self._events.extend(case_id, packed)
             if current is None:
                 self._by_customer.setdefault(snapshot.customer.id, []).append(case_id)
@@ -121,7 +124,7 @@ class MemoryStore:
                 heapq.heappush(self._due, entry)
         return found
 
-    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
         return self._idempotency.get(key)
 
     def pending_deadlines(self, case_id: str) -> list[Deadline]:

@@ -428,6 +428,7 @@ class SqlStore:
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
         unchanged: Mapping[str, int] | None = None,
+        idempotency_fingerprint: str | None = None,
     ) -> None:
         if (
             len(events) != 1
@@ -445,7 +446,10 @@ class SqlStore:
             deadline_rows = None if deadlines is None else [_deadline_values(d) for d in deadlines]
             key_row = None
             if idempotency_key is not None:
-                key_row = (idempotency_key, snapshot.id, snapshot.version, snapshot.updated_at)
+                key_row = (
+                    idempotency_key, snapshot.id, snapshot.version, snapshot.updated_at,
+                    idempotency_fingerprint,
+                )  # fmt: skip
             write = self._append if self._hot is None else self._hot.append
             try:
                 stamp = write(row, expected_version, event_rows, deadline_rows, key_row, unchanged)
@@ -596,11 +600,12 @@ class SqlStore:
             ).all()
         return [_deadline(row) for row in rows]
 
-    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
         t = self.tables.idempotency
+        query = select(t.c.case_id, t.c.version, t.c.fingerprint).where(t.c.key == key)
         with _translated("reading an idempotency key"), self.reader.connect() as conn:
-            row = conn.execute(select(t.c.case_id, t.c.version).where(t.c.key == key)).first()
-        return (row[0], row[1]) if row else None
+            row = conn.execute(query).first()
+        return (row[0], row[1], row[2]) if row else None
 
     def stored_histories(self) -> Iterator[StoredHistory]:
         """Every case's snapshot text and stored events, in one read transaction (a
@@ -807,7 +812,7 @@ EVENT_COLUMNS = (
 DEADLINE_COLUMNS = (
     "case_id", "key", "target", "step", "kind", "percent", "status", "due_at", "claimed_until",
 )  # fmt: skip
-IDEMPOTENCY_COLUMNS = ("key", "case_id", "version", "created_at")
+IDEMPOTENCY_COLUMNS = ("key", "case_id", "version", "created_at", "fingerprint")
 
 
 def _columns(table: Table, names: tuple[str, ...]) -> tuple[str, ...]:

@@ -23,7 +23,7 @@ from sqlalchemy import (
 )
 
 #: The schema revision this code reads and writes (the Alembic head in adapters/migrations).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -117,6 +117,9 @@ def build_tables(prefix: str = "cf_", schema: str | None = None) -> Tables:
         Column("case_id", String(200), nullable=False),
         Column("version", Integer, nullable=False),
         Column("created_at", UtcDateTime, nullable=False),
+        # The command's fingerprint (workflow.idempotency); NULL for keys recorded
+        # before revision 0003.
+        Column("fingerprint", String(200)),
     )
     tombstones = Table(
         f"{prefix}tombstones",

@@ -27,8 +27,14 @@ import pytest
 from workflow.clock import ManualClock
 from workflow.domain import Case
 from workflow.engine import Engine
-from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
+from workflow.errors import (
+    CaseNotFound,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    StoreError,
+)
 from workflow.events import Event, make_event
+from workflow.idempotency import FINGERPRINT_SCHEME, fingerprint
 from workflow.personal import vault_of
 from workflow.replay import apply, replay
 from workflow.sla import Deadline
@@ -51,15 +57,14 @@ def _open(engine: Engine, case_id: str = "case-contract-1") -> str:
     ).id
 
 
-class _StaleReads:
-    """A store whose ``load`` returns an old snapshot: a writer that lost a race."""
+class _Wrapped:
+    """A store that hands every call to the store it wraps (subclasses change one)."""
 
-    def __init__(self, store: Store, snapshot: Case) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
-        self._snapshot = snapshot
 
     def load(self, case_id: str) -> Case:
-        return self._snapshot
+        return self._store.load(case_id)
 
     def append(
         self,
@@ -69,12 +74,14 @@ class _StaleReads:
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
         unchanged: Mapping[str, int] | None = None,
+        idempotency_fingerprint: str | None = None,
     ) -> None:
         self._store.append(
-            snapshot, events, expected_version, deadlines, idempotency_key, unchanged
-        )
+            snapshot, events, expected_version, deadlines, idempotency_key, unchanged,
+            idempotency_fingerprint,
+        )  # fmt: skip
 
-    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
         return self._store.find_idempotent(key)
 
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
@@ -103,6 +110,32 @@ class _StaleReads:
 
     def close(self) -> None:
         """The wrapped store is closed by its owner."""
+
+
+class _StaleReads(_Wrapped):
+    """A store whose ``load`` returns an old snapshot: a writer that lost a race."""
+
+    def __init__(self, store: Store, snapshot: Case) -> None:
+        super().__init__(store)
+        self._snapshot = snapshot
+
+    def load(self, case_id: str) -> Case:
+        return self._snapshot
+
+
+class _KeyNotYetSeen(_Wrapped):
+    """A store whose first lookup of an idempotency key finds nothing: the lookup a
+    duplicate delivery made before the other one committed the key."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._looked: set[str] = set()
+
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
+        if key not in self._looked:
+            self._looked.add(key)
+            return None
+        return self._store.find_idempotent(key)
 
 
 def _note_event(engine: Engine, case: Case) -> Event:
@@ -236,7 +269,8 @@ class StoreContract:
         engine = _engine(store)
         cid = _open(engine)
         first = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
-        assert store.find_idempotent("k-1") == (cid, first.version)
+        printed = fingerprint("add_note", cid, "agent:a", {"text": "once"})
+        assert store.find_idempotent("k-1") == (cid, first.version, printed)
         again = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
         assert again == first
         assert len(store.events(cid)) == first.version
@@ -255,6 +289,63 @@ class StoreContract:
                 replay([*store.events(second), event]), [event], case.version, None, "shared"
             )
         assert len(store.events(second)) == 1
+
+    def test_an_idempotency_key_keeps_the_fingerprint_recorded_with_it(self, store: Store) -> None:
+        """The fingerprint comes back as it was given, None when none was (a key
+        recorded before the store kept fingerprints); a taken key keeps its first one."""
+        engine = _engine(store)
+        cid = _open(engine)
+        given = FINGERPRINT_SCHEME + "0123456789abcdef" * 4
+        for key, print_ in (("k-given", given), ("k-none", None)):
+            case = store.load(cid)
+            event = _note_event(engine, case)
+            store.append(
+                replay([*store.events(cid), event]), [event], case.version, None, key,
+                idempotency_fingerprint=print_,
+            )  # fmt: skip
+            assert store.find_idempotent(key) == (cid, event.seq, print_)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(
+                replay([*store.events(cid), event]), [event], case.version, None, "k-given",
+                idempotency_fingerprint=FINGERPRINT_SCHEME + "f" * 64,
+            )  # fmt: skip
+        assert store.find_idempotent("k-given") == (cid, 2, given)
+        assert len(store.events(cid)) == 3
+
+    def test_a_key_retried_with_other_inputs_is_refused_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        noted = engine.add_note(cid, actor="agent:a", text="first", idempotency_key="k-1")
+        assert engine.add_note(cid, actor="agent:a", text="first", idempotency_key="k-1") == noted
+        with pytest.raises(IdempotencyKeyReused, match="the inputs differ"):
+            engine.add_note(cid, actor="agent:a", text="second", idempotency_key="k-1")
+        assert [e.type for e in store.events(cid)] == ["open", "add_note"]
+        assert store.load(cid) == noted
+
+    def test_a_key_a_racing_duplicate_took_first_is_checked_with_its_inputs(
+        self, store: Store
+    ) -> None:
+        """Two deliveries race: the loser looked the key up before the winner wrote it,
+        so its append fails on the key (``ConcurrencyConflict``) and the engine looks
+        the key up again. The same command gets the winner's result; other inputs or
+        another actor are refused; nothing of the loser's is written."""
+        engine = _engine(store)
+        cid = _open(engine)
+        noted = engine.add_note(cid, actor="agent:a", text="first", idempotency_key="race")
+
+        def late() -> Engine:
+            return _engine(_KeyNotYetSeen(store))
+
+        assert late().add_note(cid, actor="agent:a", text="first", idempotency_key="race") == noted
+        with pytest.raises(IdempotencyKeyReused, match="the inputs differ"):
+            late().add_note(cid, actor="agent:a", text="second", idempotency_key="race")
+        with pytest.raises(IdempotencyKeyReused, match="the actor differs"):
+            late().add_note(cid, actor="agent:b", text="first", idempotency_key="race")
+        assert [e.type for e in store.events(cid)] == ["open", "add_note"]
 
     def test_an_append_that_read_other_cases_conflicts_if_they_changed(self, store: Store) -> None:
         engine = _engine(store)

@@ -95,8 +95,9 @@ def test_open_case_with_a_key_spent_on_another_case_id_is_refused(store: Store) 
 
 
 def test_a_retried_command_still_returns_the_first_result(store: Store) -> None:
-    """The same command again (same case, same step; open_case with or without its
-    explicit id) returns what the first one left, after later steps too."""
+    """The same command again (same case, same step, same inputs) returns what the
+    first one left, after later steps too. An open_case retried with the id the first
+    one made is another command (its explicit id is one of its inputs: decision 0032)."""
     engine = _engine(store)
     opened = engine.open_case(
         actor="agent:a", customer=CUSTOMER, channel="web", idempotency_key="open-1"
@@ -105,11 +106,15 @@ def test_a_retried_command_still_returns_the_first_result(store: Store) -> None:
         actor="agent:a", customer=CUSTOMER, channel="web", idempotency_key="open-1"
     )
     assert again == opened
-    assert _open(engine, opened.id, idempotency_key="open-1") == opened.id
+    with pytest.raises(IdempotencyKeyReused, match="the inputs differ"):
+        _open(engine, opened.id, idempotency_key="open-1")
+    assert _open(engine, "case-x", idempotency_key="open-x") == "case-x"
+    assert _open(engine, "case-x", idempotency_key="open-x") == "case-x"
     noted = engine.add_note(opened.id, actor="agent:a", text="x", idempotency_key="note-1")
     engine.acknowledge(opened.id, actor="agent:a")
     assert engine.add_note(opened.id, actor="agent:a", text="x", idempotency_key="note-1") == noted
     assert engine.get(opened.id).version == 3
+    assert sorted(store.case_ids()) == sorted([opened.id, "case-x"])
 
 
 # -- a forked worker ------------------------------------------------------------------

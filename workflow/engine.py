@@ -14,7 +14,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from typing import Any, TypeVar
 
 import structlog
@@ -48,6 +48,7 @@ from workflow.guards import (
     allowed_for,
     read_day,
 )
+from workflow.idempotency import Uncanonical, check_key, comparable, fingerprint
 from workflow.personal import (
     ERASE_EVENT,
     ERASED,
@@ -99,7 +100,6 @@ def retention_ends(closed_at: datetime, policy: Policy) -> datetime:
         return closed_at.replace(year=closed_at.year + years, day=28)
 
 
-MAX_IDEMPOTENCY_KEY = 200
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
 _Item = tuple[str, dict[str, Any]]
 _NO_KEYS: frozenset[tuple[str, str]] = frozenset()
@@ -173,6 +173,34 @@ def _new_case_id() -> str:
     raw[6] = (raw[6] & 0x0F) | 0x40  # version 4
     raw[8] = (raw[8] & 0x3F) | 0x80  # RFC 4122 variant
     return f"case-{raw.hex()}"
+
+
+@dataclass(slots=True)
+class _Command:
+    """A command given an idempotency key: what its fingerprint is made of, and the
+    fingerprint, made once when first needed."""
+
+    key: str
+    case_id: str | None
+    step: str
+    actor: str
+    inputs: Mapping[str, Any]
+    printed: str | None = None
+
+    def fingerprint(self) -> str:
+        """Raises ``Uncanonical`` for inputs that have no canonical form."""
+        if self.printed is None:
+            self.printed = fingerprint(self.step, self.case_id, self.actor, self.inputs)
+        return self.printed
+
+
+def _bad_inputs(
+    exc: Uncanonical, case_id: str, state: str, step: str, allowed: Sequence[str]
+) -> InvalidStepData:
+    """An input the fingerprint cannot hold, as the step's refusal."""
+    return InvalidStepData(
+        case_id=case_id, state=state, step=step, allowed=allowed, problems=[(exc.path, exc.problem)]
+    )
 
 
 class Engine:
@@ -276,11 +304,24 @@ class Engine:
         idempotency_key: str | None = None,
     ) -> Case:
         """Open a complaint: the case starts ``received``, with an ``open`` event."""
+        who = _actor_text(Actor.parse(actor))
+        command: _Command | None = None
         if idempotency_key is not None:
-            earlier = self._earlier_result(idempotency_key, case_id, OPEN_EVENT)
+            check_key(idempotency_key, case_id=case_id, step=OPEN_EVENT)
+            inputs = {
+                "customer": customer,
+                "channel": channel,
+                "subject": subject,
+                "details": details,
+                "category": category,
+                "occurred_on": occurred_on,
+                "priority": priority,
+                "complainant_type": complainant_type,
+            }
+            command = _Command(idempotency_key, case_id, OPEN_EVENT, who, inputs)
+            earlier = self._earlier_result(command)
             if earlier is not None:
                 return earlier
-        who = _actor_text(Actor.parse(actor))
         cid = case_id if case_id is not None else self._new_case_id()
         now = self.now()
         field = "customer"  # what is being read, for the problem's name
@@ -350,14 +391,19 @@ class Engine:
                 allowed=(OPEN_EVENT,),
                 problems=[(field, str(exc))],
             ) from None
+        printed = None
+        if command is not None:
+            try:
+                printed = command.fingerprint()
+            except Uncanonical as exc:  # (the checks above refuse such inputs first)
+                raise _bad_inputs(exc, cid, "(new)", OPEN_EVENT, (OPEN_EVENT,)) from None
         try:
-            self.store.append(case, (event,), 0, self._deadlines(case), idempotency_key)
+            self.store.append(
+                case, (event,), 0, self._deadlines(case), idempotency_key,
+                idempotency_fingerprint=printed,
+            )  # fmt: skip
         except ConcurrencyConflict:
-            earlier = (
-                self._earlier_result(idempotency_key, case_id, OPEN_EVENT)
-                if idempotency_key
-                else None
-            )
+            earlier = self._earlier_result(command) if command is not None else None
             if earlier is None:
                 # The key was free: the id is taken, which no retry changes.
                 raise CaseAlreadyExists(cid) from None
@@ -382,11 +428,14 @@ class Engine:
         retried with the same key returns the case as the first one left it and appends
         nothing.
         """
+        who = actor if type(actor) is Actor else Actor.parse(actor)
+        command: _Command | None = None
         if idempotency_key is not None:
-            earlier = self._earlier_result(idempotency_key, case_id, step)
+            check_key(idempotency_key, case_id=case_id, step=step)
+            command = _Command(idempotency_key, case_id, step, _actor_text(who), inputs)
+            earlier = self._earlier_result(command)
             if earlier is not None:
                 return earlier
-        who = actor if type(actor) is Actor else Actor.parse(actor)
         case = self.store.load(case_id)
         try:
             spec = GUARDS[step]
@@ -469,17 +518,25 @@ class Engine:
         )
         new = apply(work, event, state, vault)
         events.append(event)
+        printed = None
+        if command is not None:
+            try:
+                printed = command.fingerprint()
+            except Uncanonical as exc:  # inputs the guard took but that have no JSON form
+                self._refused(case, step, str(exc))
+                raise _bad_inputs(exc, case_id, case.state, step, self._allowed(case)) from None
         try:
             deadlines = (
                 self._deadlines(new, changed_policy=step == "migrate_policy")
                 if step == "migrate_policy" or self._has_sla.get(new.policy_version)
                 else None  # what ``_deadlines`` says for a policy without SLA targets
             )
-            self.store.append(new, events, case.version, deadlines, idempotency_key, ctx.read_cases)
+            self.store.append(
+                new, events, case.version, deadlines, idempotency_key, ctx.read_cases,
+                idempotency_fingerprint=printed,
+            )  # fmt: skip
         except ConcurrencyConflict:
-            earlier = (
-                self._earlier_result(idempotency_key, case_id, step) if idempotency_key else None
-            )
+            earlier = self._earlier_result(command) if command is not None else None
             if earlier is None:
                 raise
             return earlier
@@ -609,17 +666,17 @@ class Engine:
         policy = self._policies.get(case.policy_version, self.policy)
         return sla.status(case, policy, when)
 
-    def _earlier_result(self, key: str, case_id: str | None, step: str) -> Case | None:
-        """The case as the command with idempotency ``key`` left it, if it ran: the same
-        command, ``step`` on ``case_id`` (None: ``open_case`` making its own id). A key
-        spent on another command raises ``IdempotencyKeyReused`` (docs/decisions/
-        0022-concurrency-idempotency-keys.md)."""
-        if not isinstance(key, str) or not 0 < len(key) <= MAX_IDEMPOTENCY_KEY:
-            raise ValueError(f"an idempotency key is text of 1 to {MAX_IDEMPOTENCY_KEY} characters")
+    def _earlier_result(self, command: _Command) -> Case | None:
+        """The case as the command with ``command.key`` left it, if it ran: the same
+        command, its step on its case (None: ``open_case`` making its own id), by the
+        same actor with the same inputs (when the key was recorded with a fingerprint).
+        A key spent on another command raises ``IdempotencyKeyReused`` (docs/decisions/
+        0022-concurrency-idempotency-keys.md, 0032-idempotency-fingerprints.md)."""
+        key, case_id, step = command.key, command.case_id, command.step
         found = self.store.find_idempotent(key)
         if found is None:
             return None
-        earlier_id, version = found
+        earlier_id, version, stored = found
         current = self.store.load(earlier_id)
         # The command's own event is the last one it appended, seq ``version`` (SLA
         # events it recorded on the way come before it).
@@ -627,15 +684,32 @@ class Engine:
         events = self.store.events(earlier_id, version - 1 if latest else 0)[
             : 1 if latest else version
         ]
-        earlier_step = events[-1].type
-        if (case_id is not None and case_id != earlier_id) or earlier_step != step:
-            raise IdempotencyKeyReused(
-                key,
-                case_id=case_id,
-                step=step,
-                earlier_case_id=earlier_id,
-                earlier_step=earlier_step,
-            )
+        earlier = events[-1]
+        reused = partial(
+            IdempotencyKeyReused,
+            key,
+            case_id=case_id,
+            step=step,
+            earlier_case_id=earlier_id,
+            earlier_step=earlier.type,
+        )
+        if case_id is not None and case_id != earlier_id:
+            raise reused(differs="case")
+        if earlier.type != step:
+            raise reused(differs="step")
+        if comparable(stored):
+            try:
+                printed = command.fingerprint()
+            except Uncanonical as exc:
+                if step == OPEN_EVENT:
+                    raise _bad_inputs(exc, earlier_id, "(new)", step, (OPEN_EVENT,)) from None
+                raise _bad_inputs(
+                    exc, earlier_id, current.state, step, self._allowed(current)
+                ) from None
+            if printed != stored:
+                if earlier.actor != command.actor:
+                    raise reused(differs="actor", actor=command.actor, earlier_actor=earlier.actor)
+                raise reused(differs="inputs")
         return current if latest else replay(events, vault_of(current.personal))
 
     def _policy_for(self, case: Case, step: str) -> Policy:

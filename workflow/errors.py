@@ -25,6 +25,7 @@ __all__ = [
     "CurrencyMismatch",
     "ErasureRefused",
     "IdempotencyKeyReused",
+    "InvalidIdempotencyKey",
     "InvalidStepData",
     "MissingInformation",
     "MoneyError",
@@ -171,12 +172,22 @@ class ConcurrencyConflict(ComplaintflowError):
         )
 
 
+#: Which part of a command differs from the one an idempotency key was spent on.
+_DIFFERS = {
+    "case": "the case differs",
+    "step": "the step differs",
+    "inputs": "the inputs differ from the first command's",
+}
+
+
 class IdempotencyKeyReused(ComplaintflowError):
-    """An idempotency key already spent on another command (another case, or another
-    step) was given again; nothing was written. ``key``, ``case_id`` and ``step`` say what
-    was asked now (``case_id`` None: ``open_case`` with an id still to make);
-    ``earlier_case_id`` and ``earlier_step`` what the key was spent on. Not retryable:
-    give each command its own key."""
+    """An idempotency key already spent on another command (another case, another step,
+    another actor, or other inputs) was given again; nothing was written. ``key``,
+    ``case_id`` and ``step`` say what was asked now (``case_id`` None: ``open_case``
+    with an id still to make); ``earlier_case_id`` and ``earlier_step`` what the key was
+    spent on; ``differs`` which part differs: ``case``, ``step``, ``actor`` (then
+    ``actor`` and ``earlier_actor`` name them) or ``inputs``. Not retryable: give each
+    command its own key (docs/decisions/0022 and 0032)."""
 
     def __init__(
         self,
@@ -186,18 +197,65 @@ class IdempotencyKeyReused(ComplaintflowError):
         step: str,
         earlier_case_id: str,
         earlier_step: str,
+        differs: str | None = None,
+        actor: str | None = None,
+        earlier_actor: str | None = None,
     ) -> None:
         self.key = key
         self.case_id = case_id
         self.step = step
         self.earlier_case_id = earlier_case_id
         self.earlier_step = earlier_step
+        if differs is None:
+            differs = "case" if case_id is not None and case_id != earlier_case_id else "step"
+        self.differs = differs
+        self.actor = actor
+        self.earlier_actor = earlier_actor
         now = f"'{step}' on case {case_id}" if case_id is not None else f"'{step}'"
+        what = (
+            f"the actor differs ({earlier_actor} first, {actor} now)"
+            if differs == "actor"
+            else _DIFFERS[differs]
+        )
         super().__init__(
             f"idempotency key {key!r} was already used for '{earlier_step}' on case "
-            f"{earlier_case_id}, so it cannot name {now}. Nothing was written; give each "
-            "command its own key."
+            f"{earlier_case_id}, so it cannot name {now}: {what}. Nothing was written; give "
+            "each command its own key."
         )
+
+
+class InvalidIdempotencyKey(ComplaintflowError, ValueError):
+    """An idempotency key that cannot be used: not text, empty or blank, longer than
+    200 characters, or holding a control character or a lone surrogate. ``key`` is the
+    key as given, ``problem`` what is wrong with it, ``case_id`` and ``step`` the
+    command it came with (``case_id`` None: ``open_case`` without an id). Raised before
+    anything is read or written. A ``ValueError`` too, as before it existed."""
+
+    def __init__(
+        self, key: object, problem: str, *, case_id: str | None = None, step: str | None = None
+    ) -> None:
+        self.key = key
+        self.problem = problem
+        self.case_id = case_id
+        self.step = step
+        if isinstance(key, str) and len(key) > _SHOWN_KEY:
+            shown = f"{key[:_SHOWN_KEY]!r}... ({len(key)} characters)"
+        elif isinstance(key, str):
+            shown = repr(key)
+        else:
+            shown = f"{key!r}"[:_SHOWN_KEY]
+        command = "" if step is None else f" given to '{step}'"
+        if step is not None and case_id is not None:
+            command += f" on case {case_id}"
+        super().__init__(
+            f"idempotency key {shown}{command} cannot be used: {problem}. Nothing was "
+            "written; an idempotency key is text of 1 to 200 characters without control "
+            "characters."
+        )
+
+
+#: How much of a long key an error shows.
+_SHOWN_KEY = 40
 
 
 class CaseAlreadyExists(ConcurrencyConflict):

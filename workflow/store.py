@@ -50,17 +50,21 @@ class Store(Protocol):
         deadlines: Sequence[Deadline] | None = None,
         idempotency_key: str | None = None,
         unchanged: Mapping[str, int] | None = None,
+        idempotency_fingerprint: str | None = None,
     ) -> None:
         """Store ``events`` (seq ``expected_version + 1`` onwards) and ``snapshot`` and,
         unless ``deadlines`` is None, replace the case's pending SLA deadlines with them,
-        and record ``idempotency_key`` (refused with ``ConcurrencyConflict`` if taken),
-        all in one atomic write. ``unchanged``: other cases (id -> version) the decision
-        read, which must still be at those versions (a customer's cumulative cap reads
-        all their cases), else ``ConcurrencyConflict``."""
+        and record ``idempotency_key`` with ``idempotency_fingerprint`` (the command's
+        fingerprint, text of at most 200 characters; refused with
+        ``ConcurrencyConflict`` if the key is taken, whatever the fingerprint), all in
+        one atomic write. ``unchanged``: other cases (id -> version) the decision read,
+        which must still be at those versions (a customer's cumulative cap reads all
+        their cases), else ``ConcurrencyConflict``."""
         ...
 
-    def find_idempotent(self, key: str) -> tuple[str, int] | None:
-        """The case id and version the command with this idempotency key produced."""
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
+        """The case id and version the command with this idempotency key produced, and
+        the fingerprint recorded with the key (None if none was)."""
         ...
 
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
