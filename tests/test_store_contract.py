@@ -207,3 +207,44 @@ def test_a_constraint_that_is_not_a_duplicate_is_a_store_error_not_a_conflict(
             stores.close()
         else:
             store.close()
+
+
+THIRD_PARTY_TESTS = """
+import pytest
+from adapters import MemoryStore
+from adapters.testing import StoreContract
+
+
+class NewestFirst(MemoryStore):
+    def case_ids(self):
+        return iter(reversed(list(super().case_ids())))
+
+
+class TestNewestFirst(StoreContract):
+    @pytest.fixture
+    def store(self):
+        yield NewestFirst()
+"""
+
+
+def test_a_third_party_running_the_contract_sees_what_a_failed_check_compared(
+    tmp_path: Path,
+) -> None:
+    """A store's own test suite, outside this repository, as docs/adapters.md shows it:
+    pytest rewrites the contract's assertions, so a failure shows both sides rather
+    than a bare ``AssertionError``."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_mystore.py").write_text(THIRD_PARTY_TESTS)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "case_ids"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "assert ['case-2', 'case-1', 'case-0'] == ['case-0', 'case-1', 'case-2']" in (
+        result.stdout
+    )

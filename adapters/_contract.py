@@ -1,0 +1,350 @@
+"""The store contract's tests. Import ``StoreContract`` from ``adapters.testing``, which
+has pytest rewrite this module's assertions first (so a failure shows its values)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
+
+from workflow.clock import ManualClock
+from workflow.domain import Case
+from workflow.engine import Engine
+from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
+from workflow.events import Event, make_event
+from workflow.personal import vault_of
+from workflow.replay import apply, replay
+from workflow.sla import Deadline
+from workflow.store import Store, Tombstone
+
+_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+
+
+def _engine(store: Store) -> Engine:
+    return Engine(store, clock=ManualClock(_START))
+
+
+def _open(engine: Engine, case_id: str = "case-contract-1") -> str:
+    return engine.open_case(
+        actor="agent:contract",
+        customer={"id": "c-1", "name": "Contract Customer"},
+        channel="email",
+        subject="contract",
+        case_id=case_id,
+    ).id
+
+
+class _StaleReads:
+    """A store whose ``load`` returns an old snapshot: a writer that lost a race."""
+
+    def __init__(self, store: Store, snapshot: Case) -> None:
+        self._store = store
+        self._snapshot = snapshot
+
+    def load(self, case_id: str) -> Case:
+        return self._snapshot
+
+    def append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None = None,
+        idempotency_key: str | None = None,
+        unchanged: Mapping[str, int] | None = None,
+    ) -> None:
+        self._store.append(
+            snapshot, events, expected_version, deadlines, idempotency_key, unchanged
+        )
+
+    def find_idempotent(self, key: str) -> tuple[str, int] | None:
+        return self._store.find_idempotent(key)
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
+        return self._store.due_deadlines(now, limit)
+
+    def pending_deadlines(self, case_id: str) -> list[Deadline]:
+        return self._store.pending_deadlines(case_id)
+
+    def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        return self._store.events(case_id, after_seq)
+
+    def customer_cases(self, customer_id: str) -> list[Case]:
+        return self._store.customer_cases(customer_id)
+
+    def case_ids(self) -> Iterator[str]:
+        return self._store.case_ids()
+
+    def purge(self, tombstone: Tombstone) -> None:
+        self._store.purge(tombstone)
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        return self._store.tombstones()
+
+    def scrub(self) -> None:
+        self._store.scrub()
+
+    def close(self) -> None:
+        """The wrapped store is closed by its owner."""
+
+
+def _note_event(engine: Engine, case: Case) -> Event:
+    return make_event(
+        case.id, case.version + 1, "add_note", _START, "agent:contract", {"text": "n"},
+        engine.policy.stamp, case.head_hash,
+    )  # fmt: skip
+
+
+class StoreContract:
+    """What every ``Store`` must do. Needs a ``store`` fixture."""
+
+    def test_a_missing_case_is_not_found(self, store: Store) -> None:
+        with pytest.raises(CaseNotFound):
+            store.load("no-such-case")
+        with pytest.raises(CaseNotFound):
+            store.events("no-such-case")
+
+    def test_a_stored_case_loads_as_it_was_appended(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = engine.acknowledge(cid, actor="agent:contract")
+        assert store.load(cid) == case
+        assert [e.seq for e in store.events(cid)] == [1, 2]
+        assert replay(store.events(cid), vault_of(case.personal)) == case
+
+    def test_events_after_a_seq(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        engine.acknowledge(cid, actor="agent:contract")
+        engine.add_note(cid, actor="agent:contract", text="one")
+        assert [e.seq for e in store.events(cid, after_seq=2)] == [3]
+        assert store.events(cid, after_seq=3) == []
+
+    def test_a_stale_append_conflicts_and_writes_nothing(self, store: Store) -> None:
+        first = _engine(store)
+        cid = _open(first)
+        stale = store.load(cid)
+        first.acknowledge(cid, actor="agent:one")
+        # A second agent whose engine loaded the case before the first one wrote:
+        second = _engine(_StaleReads(store, stale))
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            second.add_note(cid, actor="agent:two", text="written on a stale copy")
+        assert (conflict.value.expected, conflict.value.found) == (1, 2)
+        assert [e.type for e in store.events(cid)] == ["open", "acknowledge"]
+        assert store.load(cid).notes == ()
+
+    def test_opening_an_existing_case_id_conflicts(self, store: Store) -> None:
+        engine = _engine(store)
+        _open(engine, "case-same")
+        with pytest.raises(ConcurrencyConflict):
+            _open(engine, "case-same")
+        assert len(store.events("case-same")) == 1
+
+    def test_an_append_that_does_not_continue_the_case_is_refused(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        engine.acknowledge(cid, actor="agent:contract")
+        events = store.events(cid)
+        with pytest.raises(StoreError):
+            store.append(store.load(cid), [events[0]], expected_version=2)
+        with pytest.raises(StoreError):
+            store.append(store.load(cid), [], expected_version=2)
+        assert len(store.events(cid)) == 2
+
+    def test_customer_cases_finds_every_case_of_one_customer(self, store: Store) -> None:
+        engine = _engine(store)
+        mine = [_open(engine, f"case-mine-{n}") for n in range(2)]
+        engine.open_case(
+            actor="agent:contract",
+            customer={"id": "c-2", "name": "Someone Else"},
+            channel="chat",
+            case_id="case-theirs",
+        )
+        engine.acknowledge(mine[1], actor="agent:contract")
+        found = {case.id: case.version for case in store.customer_cases("c-1")}
+        assert found == {mine[0]: 1, mine[1]: 2}
+        assert store.customer_cases("c-404") == []
+
+    def test_deadlines_are_replaced_with_each_append_and_found_when_due(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        soon, later = _START + timedelta(hours=1), _START + timedelta(hours=5)
+        first = [
+            Deadline(cid, "0:t:warn75", "t", "acknowledge", "warn", 75, soon),
+            Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, later),
+        ]
+        note = _note_event(engine, case)
+        store.append(replay([*store.events(cid), note]), [note], case.version, first)
+        assert [d.key for d in store.pending_deadlines(cid)] == ["0:t:warn75", "0:t:breach"]
+        assert store.due_deadlines(_START) == []
+        assert [d.key for d in store.due_deadlines(soon)] == ["0:t:warn75"]
+        case = store.load(cid)
+        again = _note_event(engine, case)
+        store.append(replay([*store.events(cid), again]), [again], case.version, first[1:])
+        assert store.due_deadlines(later + timedelta(minutes=1))[0].key == "0:t:breach"
+        assert [d.due_at for d in store.pending_deadlines(cid)] == [later]
+
+    def test_an_append_releases_the_claim_on_the_deadlines_it_writes(self, store: Store) -> None:
+        """A sweeper that lost a case to another writer (its append conflicted) does not
+        keep that case's still-pending deadlines from the next tick for the lease."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(replay([*store.events(cid), note]), [note], case.version, due)
+        later = _START + timedelta(minutes=1)
+        assert [d.key for d in store.due_deadlines(later)] == ["0:t:breach"]  # claimed
+        assert store.due_deadlines(later) == []
+        case = store.load(cid)  # another writer's step: the same deadline, written anew
+        again = _note_event(engine, case)
+        store.append(replay([*store.events(cid), again]), [again], case.version, due)
+        assert [d.key for d in store.due_deadlines(later)] == ["0:t:breach"]
+        assert store.due_deadlines(later) == []
+
+    def test_a_stale_append_leaves_the_deadlines_as_they_were(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        stale = store.load(cid)
+        engine.acknowledge(cid, actor="agent:one")
+        before = store.pending_deadlines(cid)
+        event = _note_event(engine, stale)
+        late = [Deadline(cid, "0:x:breach", "x", "listen", "breach", 100, _START)]
+        with pytest.raises(ConcurrencyConflict):
+            store.append(replay([*store.events(cid)[:1], event]), [event], 1, late)
+        assert store.pending_deadlines(cid) == before
+
+    def test_an_idempotency_key_is_recorded_once(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        first = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
+        assert store.find_idempotent("k-1") == (cid, first.version)
+        again = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
+        assert again == first
+        assert len(store.events(cid)) == first.version
+        assert store.find_idempotent("k-2") is None
+
+    def test_an_idempotency_key_cannot_be_taken_twice_even_by_another_case(
+        self, store: Store
+    ) -> None:
+        engine = _engine(store)
+        first, second = _open(engine, "case-k1"), _open(engine, "case-k2")
+        engine.add_note(first, actor="agent:a", text="x", idempotency_key="shared")
+        case = store.load(second)
+        event = _note_event(engine, case)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(
+                replay([*store.events(second), event]), [event], case.version, None, "shared"
+            )
+        assert len(store.events(second)) == 1
+
+    def test_an_append_that_read_other_cases_conflicts_if_they_changed(self, store: Store) -> None:
+        engine = _engine(store)
+        mine, other = _open(engine, "case-u1"), _open(engine, "case-u2")
+        seen = store.load(other).version
+        engine.add_note(other, actor="agent:b", text="changed meanwhile")
+        case = store.load(mine)
+        event = _note_event(engine, case)
+        snapshot = replay([*store.events(mine), event])
+        with pytest.raises(ConcurrencyConflict):
+            store.append(snapshot, [event], case.version, None, None, {other: seen})
+        assert len(store.events(mine)) == 1
+        store.append(snapshot, [event], case.version, None, None, {other: seen + 1})
+        assert len(store.events(mine)) == 2
+
+    def test_events_come_back_exactly_as_appended(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        data = {"text": 'Grüße — ✓ "quoted"\n', "items": [1, {"b": None, "a": True}], "n": -7}
+        at = _START + timedelta(days=400, microseconds=7)
+        event = make_event(
+            cid, 2, "add_note", at, "agent:Zoë", data, engine.policy.stamp, case.head_hash
+        )
+        store.append(replay([*store.events(cid), event]), [event], case.version)
+        first, back = store.events(cid)
+        assert back == event
+        assert back.prev_hash == first.hash
+        assert back.expected_hash() == back.hash
+
+    def test_an_event_that_breaks_the_chain_is_kept_as_given(self, store: Store) -> None:
+        """A store keeps what it is given, so that verify can report it."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        good = _note_event(engine, case)
+        forged = make_event(
+            cid, 2, "add_note", _START, "agent:contract", {"text": "n"}, engine.policy.stamp,
+            "f" * 64,
+        )  # fmt: skip
+        store.append(replay([*store.events(cid), good]), [forged], case.version)
+        assert store.events(cid)[1] == forged
+        assert store.events(cid, after_seq=1) == [forged]
+        after = store.load(cid)
+        again = _note_event(engine, after)  # chained to the forged one
+        store.append(apply(after, again, after.state), [again], after.version)
+        assert store.events(cid)[1:] == [forged, again]
+
+    def test_an_event_changed_after_it_was_made_is_stored_as_changed(self, store: Store) -> None:
+        """Verify must be able to find it: a store writes the data it is given."""
+        from workflow import audit
+
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        snapshot = replay([*store.events(cid), event])
+        event.data["text"] = "changed after it was hashed"
+        store.append(snapshot, [event], case.version)
+        assert store.events(cid)[1].data == {"text": "changed after it was hashed"}
+        assert any(
+            f.seq == 2 and "does not match its hash" in f.problem
+            for f in audit.verify_store(store, cid)
+        )
+
+    def test_data_that_is_not_json_is_refused_and_nothing_is_written(self, store: Store) -> None:
+        """An event whose data JSON cannot hold (a set, an object, a loop) is refused
+        with a ``StoreError`` naming the case and seq, not the encoder's own error."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        snapshot = apply(case, event, case.state)
+        loop: dict[str, object] = {"text": "n"}
+        loop["self"] = loop
+        for data in ({"text": "n", "tags": {"a"}}, {"text": "n", "at": object()}, loop):
+            event.data.clear()
+            event.data.update(data)
+            with pytest.raises(StoreError, match=f"case {cid} event 2: its data is not JSON"):
+                store.append(snapshot, [event], case.version)
+            assert len(store.events(cid)) == 1
+            assert store.load(cid) == case
+
+    def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
+        engine = _engine(store)
+        ids = [_open(engine, f"case-{n}") for n in range(3)]
+        assert list(store.case_ids()) == ids
+
+    def test_concurrent_writers_never_lose_an_update(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        writers, notes_each = 4, 10
+
+        def write(n: int) -> None:
+            for i in range(notes_each):
+                note = partial(engine.add_note, cid, actor=f"agent:w{n}", text=f"{n}-{i}")
+                engine.retrying(note, attempts=100)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=timedelta(minutes=1).total_seconds())
+        history = store.events(cid)
+        assert [e.seq for e in history] == list(range(1, 2 + writers * notes_each))
+        assert replay(history, vault_of(store.load(cid).personal)) == store.load(cid)
+        assert len(store.load(cid).notes) == writers * notes_each
