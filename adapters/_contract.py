@@ -3,6 +3,7 @@ has pytest rewrite this module's assertions first (so a failure shows its values
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
@@ -10,17 +11,33 @@ from functools import partial
 
 import pytest
 
+from policies.loader import parse_policy
+from workflow import audit
 from workflow.clock import ManualClock
 from workflow.domain import Case
 from workflow.engine import Engine
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import Event, make_event
-from workflow.personal import vault_of
+from workflow.personal import ERASED, vault_of
 from workflow.replay import apply, replay
 from workflow.sla import Deadline
-from workflow.store import Store, Tombstone
+from workflow.store import ReadsStoredHistories, ReadsStoredHistory, Store, Tombstone
 
 _START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+#: How long a deadline ``due_deadlines`` handed out stays claimed (docs/adapters.md).
+_LEASE = timedelta(minutes=5)
+#: A policy whose SLA the sweeper fires: a warning at half an hour, a breach at one.
+_SLA_POLICY = parse_policy(
+    """
+name: contract SLA
+version: "1"
+currency: EUR
+sla:
+  warn_at: [50]
+  targets:
+    - {id: ack, step: acknowledge, within: PT1H}
+"""
+)
 
 
 def _engine(store: Store) -> Engine:
@@ -89,6 +106,19 @@ class _StaleReads:
 
     def close(self) -> None:
         """The wrapped store is closed by its owner."""
+
+
+def _tombstone(case: Case, purged_at: datetime = _START) -> Tombstone:
+    return Tombstone(
+        case_id=case.id,
+        version=case.version,
+        head_hash=case.head_hash,
+        opened_at=case.opened_at,
+        closed_at=case.updated_at,
+        purged_at=purged_at,
+        purged_by="dpo:contract",
+        reason="contract",
+    )
 
 
 def _note_event(engine: Engine, case: Case) -> Event:
@@ -348,3 +378,157 @@ class StoreContract:
         assert [e.seq for e in history] == list(range(1, 2 + writers * notes_each))
         assert replay(history, vault_of(store.load(cid).personal)) == store.load(cid)
         assert len(store.load(cid).notes) == writers * notes_each
+
+    def test_an_append_is_all_or_nothing(self, store: Store) -> None:
+        """An append refused part way (its second event's data is not JSON) writes none
+        of its events, nor its snapshot, deadlines or idempotency key."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        before = store.pending_deadlines(cid)
+        first = _note_event(engine, case)
+        second = make_event(
+            cid, 3, "add_note", _START, "agent:contract", {"text": "m"}, engine.policy.stamp,
+            first.hash,
+        )  # fmt: skip
+        second.data["tags"] = {"not", "json"}
+        snapshot = apply(apply(case, first, case.state), second, case.state)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        with pytest.raises(StoreError):
+            store.append(snapshot, [first, second], case.version, due, "k-all-or-nothing")
+        assert len(store.events(cid)) == 1
+        assert store.load(cid) == case
+        assert store.pending_deadlines(cid) == before
+        assert store.due_deadlines(_START + timedelta(days=1)) == []
+        assert store.find_idempotent("k-all-or-nothing") is None
+
+    def test_a_stale_append_records_no_idempotency_key(self, store: Store) -> None:
+        """The key of a command that lost the race stays free: its retry must run."""
+        engine = _engine(store)
+        cid = _open(engine)
+        stale = store.load(cid)
+        engine.acknowledge(cid, actor="agent:one")
+        event = _note_event(engine, stale)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(apply(stale, event, stale.state), [event], 1, None, "k-stale")
+        assert store.find_idempotent("k-stale") is None
+        again = engine.add_note(cid, actor="agent:two", text="retried", idempotency_key="k-stale")
+        assert store.find_idempotent("k-stale") == (cid, again.version)
+
+    def test_deadlines_none_leaves_them_and_an_empty_list_clears_them(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        for deadlines, expected in ((due, due), (None, due), ([], [])):
+            case = store.load(cid)
+            note = _note_event(engine, case)
+            store.append(apply(case, note, case.state), [note], case.version, deadlines)
+            assert store.pending_deadlines(cid) == expected
+        assert store.due_deadlines(_START + timedelta(days=1)) == []
+
+    def test_due_deadlines_come_soonest_first_at_most_limit(self, store: Store) -> None:
+        engine = _engine(store)
+        ids = [_open(engine, f"case-due-{n}") for n in range(3)]
+        for n, cid in enumerate(ids):
+            case = store.load(cid)
+            at = _START + timedelta(minutes=10 * (3 - n))  # the last case is due first
+            due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, at)]
+            note = _note_event(engine, case)
+            store.append(apply(case, note, case.state), [note], case.version, due)
+        later = _START + timedelta(hours=1)
+        assert [d.case_id for d in store.due_deadlines(later, limit=2)] == ids[:0:-1]
+        assert [d.case_id for d in store.due_deadlines(later, limit=2)] == ids[:1]
+        assert store.due_deadlines(later) == []
+
+    def test_a_claim_lapses_after_the_lease(self, store: Store) -> None:
+        """A deadline handed out and never swept (the sweeper crashed) is handed out
+        again once its five-minute claim has lapsed, not before."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(apply(case, note, case.state), [note], case.version, due)
+        assert [d.key for d in store.due_deadlines(_START)] == ["0:t:breach"]
+        assert store.due_deadlines(_START + _LEASE - timedelta(seconds=1)) == []
+        lapsed = _START + _LEASE + timedelta(seconds=1)
+        assert [d.key for d in store.due_deadlines(lapsed)] == ["0:t:breach"]
+
+    def test_two_sweepers_fire_each_warning_and_breach_once(self, store: Store) -> None:
+        clock = ManualClock(_START)
+        workers = [Engine(store, policy=_SLA_POLICY, clock=clock) for _ in range(2)]
+        cid = workers[0].open_case(
+            actor="system:inbox", customer={"id": "c-1", "name": "N"}, channel="email",
+            case_id="case-swept",
+        ).id  # fmt: skip
+        clock.advance(minutes=40)
+        fired = [e.type for worker in workers for e in worker.tick()]
+        assert fired == ["sla_warning"]
+        clock.advance(minutes=40)
+        fired = [e.type for worker in workers for e in worker.tick()]
+        assert fired == ["sla_breached"]
+        clock.advance(minutes=40)
+        assert [e for worker in workers for e in worker.tick()] == []
+        assert [e.type for e in store.events(cid)] == ["open", "sla_warning", "sla_breached"]
+
+    def test_a_purged_case_is_gone_everywhere_and_leaves_its_tombstone(self, store: Store) -> None:
+        engine = _engine(store)
+        gone, kept = _open(engine, "case-purged"), _open(engine, "case-kept")
+        engine.add_note(gone, actor="agent:a", text="x", idempotency_key="k-purged")
+        case = store.load(gone)
+        due = [Deadline(gone, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(apply(case, note, case.state), [note], case.version, due)
+        case = store.load(gone)
+        with pytest.raises(ConcurrencyConflict):  # not at the version the tombstone names
+            store.purge(dataclasses.replace(_tombstone(case), version=case.version - 1))
+        assert store.load(gone) == case
+        store.purge(_tombstone(case))
+        with pytest.raises(CaseNotFound):
+            store.load(gone)
+        with pytest.raises(CaseNotFound):
+            store.events(gone)
+        assert list(store.case_ids()) == [kept]
+        assert [c.id for c in store.customer_cases("c-1")] == [kept]
+        assert store.pending_deadlines(gone) == []
+        assert store.due_deadlines(_START + timedelta(days=1)) == []
+        assert store.find_idempotent("k-purged") is None
+        assert list(store.tombstones()) == [_tombstone(case)]
+        with pytest.raises(ConcurrencyConflict):  # nothing left to purge
+            store.purge(_tombstone(case))
+        later = store.load(kept)
+        store.purge(_tombstone(later, _START + timedelta(days=1)))
+        assert [t.case_id for t in store.tombstones()] == [gone, kept]  # oldest purge first
+        assert audit.verify_store(store) == []
+        store.scrub()
+
+    def test_an_erased_customer_s_values_are_nowhere_the_store_hands_out(
+        self, store: Store
+    ) -> None:
+        """After ``erase_customer`` no snapshot the store gives (``load``,
+        ``customer_cases``, the stored histories a verify reads) holds the values, and
+        every history still verifies."""
+        engine = _engine(store)
+        name, contact = "Zelda Contractname", "zelda@contract.example"
+        cid = engine.open_case(
+            actor="agent:contract", customer={"id": "c-erase", "name": name, "contact": contact},
+            channel="email", case_id="case-erased",
+        ).id  # fmt: skip
+        engine.acknowledge(cid, actor="agent:contract")
+        erased = engine.erase_customer("c-erase", actor="dpo:contract", reason="DSR-1")
+        assert [case.id for case in erased] == [cid]
+        seen = [store.load(cid), *store.customer_cases("c-erase")]
+        for case in seen:
+            assert case.version == 3
+            assert (case.customer.name, case.customer.contact) == (ERASED, ERASED)
+            assert case.personal == ()
+        texts = [repr(e.data) for e in store.events(cid)]
+        if isinstance(store, ReadsStoredHistory):
+            history = store.stored_history(cid)
+            assert history is not None
+            texts.append(history.snapshot or "")
+        if isinstance(store, ReadsStoredHistories):
+            texts.extend(h.snapshot or "" for h in store.stored_histories())
+        assert [t for t in texts if name in t or contact in t] == []
+        assert audit.verify_store(store) == []
+        assert audit.verify_store(store, cid) == []
