@@ -216,3 +216,12 @@ def test_every_open_store_error_is_a_complaintflow_error(
     for url in ("failing://x", "broken://x", "nope://x", "x"):
         with pytest.raises(ComplaintflowError):
             open_store(url)
+
+
+@pytest.mark.parametrize("url", ["memory://", "dictstore://shelf", "cases.db"])
+def test_db_init_on_a_url_that_is_not_sql_says_it_only_sets_up_sql_stores(url: str) -> None:
+    result = CliRunner().invoke(main, ["db", "init", url])
+    assert result.exit_code == 1
+    assert f"Error: {url} is not a SQL store URL" in result.output
+    assert "Traceback" not in result.output
+    assert "sqlalchemy" not in result.output
