@@ -534,3 +534,25 @@ def test_a_row_postgresql_refuses_is_not_quoted_into_the_error_or_the_sweep_s_li
         assert NAME in str(refused.value.__cause__)
     finally:
         stores.close()
+
+
+def test_an_erasure_the_library_cannot_carry_out_is_a_warning_per_case() -> None:
+    from tests.test_privacy import NAME as LEGACY_NAME
+    from tests.test_privacy import legacy_case
+    from workflow import ErasureRefused, ManualClock
+
+    store = MemoryStore()
+    cid = legacy_case(store)
+    engine = Engine(store, clock=ManualClock(datetime(2026, 11, 3, tzinfo=UTC)))
+    with capture_logs() as logs, pytest.raises(ErasureRefused):
+        engine.erase_customer("cust-old", actor="dpo:kim", reason="DSR-9")
+    assert logs == [
+        {
+            "event": "erasure refused",
+            "log_level": "warning",
+            "case_id": cid,
+            "step": "erase_personal_data",
+            "reason": "its events hold personal values as plain text",
+        }
+    ]
+    assert LEGACY_NAME not in repr(logs)
