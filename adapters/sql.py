@@ -90,13 +90,21 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
     if isinstance(error, exc.OperationalError):
         return _operational(what, error.orig)
     if isinstance(error, exc.DBAPIError):
-        return StoreError(f"{what}: the database refused it: {error.orig}")
+        return StoreError(f"{what}: the database refused it: {_primary(error.orig)}")
     if isinstance(error, exc.SQLAlchemyError):
         return StoreError(f"{what}: {error}")
     # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
     if isinstance(error, sqlite3.OperationalError):
         return _operational(what, error)
-    return StoreError(f"{what}: the database refused it: {error}")
+    return StoreError(f"{what}: the database refused it: {_primary(error)}")
+
+
+def _primary(driver_error: BaseException | None) -> str:
+    """The driver's message without what follows its first line: PostgreSQL adds
+    ``DETAIL: Failing row contains (...)`` to a refused row, quoting its values (the
+    snapshot, personal values and all), which no message that gets logged may carry.
+    The whole driver error stays the ``__cause__``."""
+    return str(driver_error).split("\n", 1)[0].rstrip()
 
 
 def _require_sqlite_file(

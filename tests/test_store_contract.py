@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -207,3 +208,155 @@ def test_a_constraint_that_is_not_a_duplicate_is_a_store_error_not_a_conflict(
             stores.close()
         else:
             store.close()
+
+
+THIRD_PARTY_TESTS = """
+import pytest
+from adapters import MemoryStore
+from adapters.testing import StoreContract
+
+
+class NewestFirst(MemoryStore):
+    def case_ids(self):
+        return iter(reversed(list(super().case_ids())))
+
+
+class TestNewestFirst(StoreContract):
+    @pytest.fixture
+    def store(self):
+        yield NewestFirst()
+"""
+
+
+def test_a_third_party_running_the_contract_sees_what_a_failed_check_compared(
+    tmp_path: Path,
+) -> None:
+    """A store's own test suite, outside this repository, as docs/adapters.md shows it:
+    pytest rewrites the contract's assertions, so a failure shows both sides rather
+    than a bare ``AssertionError``."""
+    import subprocess
+    import sys
+
+    (tmp_path / "test_mystore.py").write_text(THIRD_PARTY_TESTS)
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-k", "case_ids"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "assert ['case-2', 'case-1', 'case-0'] == ['case-0', 'case-1', 'case-2']" in (
+        result.stdout
+    )
+
+
+class _KeyTakenEvenOnConflict(MemoryStore):
+    """Records the idempotency key before it checks the version."""
+
+    def append(self, snapshot: Any, events: Any, expected_version: int, deadlines: Any = None,
+               idempotency_key: str | None = None, unchanged: Any = None,
+               idempotency_fingerprint: str | None = None) -> None:  # fmt: skip
+        if idempotency_key is not None and idempotency_key not in self._idempotency:
+            self._idempotency[idempotency_key] = (
+                snapshot.id, snapshot.version, idempotency_fingerprint,
+            )  # fmt: skip
+            idempotency_key = None
+        super().append(
+            snapshot, events, expected_version, deadlines, idempotency_key, unchanged,
+            idempotency_fingerprint,
+        )  # fmt: skip
+
+
+class _OneEventAtATime(MemoryStore):
+    """Writes an append's events one by one: a refused one leaves those before it."""
+
+    def append(self, snapshot: Any, events: Any, expected_version: int, deadlines: Any = None,
+               idempotency_key: str | None = None, unchanged: Any = None,
+               idempotency_fingerprint: str | None = None) -> None:  # fmt: skip
+        from workflow.domain import evolve
+
+        for n, event in enumerate(events):
+            last = n == len(events) - 1
+            written = snapshot if last else evolve(snapshot, version=event.seq)
+            super().append(
+                written, [event], expected_version + n, deadlines if last else None,
+                idempotency_key if last else None, unchanged,
+                idempotency_fingerprint if last else None,
+            )  # fmt: skip
+
+
+class _NoneClearsDeadlines(MemoryStore):
+    def append(self, snapshot: Any, events: Any, expected_version: int, deadlines: Any = None,
+               idempotency_key: str | None = None, unchanged: Any = None,
+               idempotency_fingerprint: str | None = None) -> None:  # fmt: skip
+        super().append(
+            snapshot, events, expected_version, deadlines or [], idempotency_key, unchanged,
+            idempotency_fingerprint,
+        )  # fmt: skip
+
+
+class _ClaimsForever(MemoryStore):
+    """Never hands a deadline out twice, even when its sweeper died with it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._handed: set[tuple[str, str]] = set()
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Any]:
+        found = [
+            d for d in super().due_deadlines(now, limit) if (d.case_id, d.key) not in self._handed
+        ]
+        self._handed.update((d.case_id, d.key) for d in found)
+        return found
+
+
+class _LatestDueFirst(MemoryStore):
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Any]:
+        return sorted(super().due_deadlines(now), key=lambda d: d.due_at, reverse=True)[:limit]
+
+
+class _KeysOutlivePurge(MemoryStore):
+    def purge(self, tombstone: Any) -> None:
+        keys = dict(self._idempotency)
+        super().purge(tombstone)
+        self._idempotency = keys
+
+
+class _FirstSnapshotsByCustomer(MemoryStore):
+    """``customer_cases`` from a copy taken when each case was opened."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._first: dict[str, Any] = {}
+
+    def append(self, snapshot: Any, *args: Any, **kwargs: Any) -> None:
+        super().append(snapshot, *args, **kwargs)
+        self._first.setdefault(snapshot.id, snapshot)
+
+    def customer_cases(self, customer_id: str) -> list[Any]:
+        return [self._first[c.id] for c in super().customer_cases(customer_id)]
+
+
+@pytest.mark.parametrize(
+    ("faulty", "check"),
+    [
+        (_KeyTakenEvenOnConflict, "test_a_stale_append_records_no_idempotency_key"),
+        (_OneEventAtATime, "test_an_append_is_all_or_nothing"),
+        (_NoneClearsDeadlines, "test_deadlines_none_leaves_them_and_an_empty_list_clears_them"),
+        (_ClaimsForever, "test_a_claim_lapses_after_the_lease"),
+        (_LatestDueFirst, "test_due_deadlines_come_soonest_first_at_most_limit"),
+        (_KeysOutlivePurge, "test_a_purged_case_is_gone_everywhere_and_leaves_its_tombstone"),
+        (
+            _FirstSnapshotsByCustomer,
+            "test_an_erased_customer_s_values_are_nowhere_the_store_hands_out",
+        ),
+    ],
+)
+def test_the_contract_catches_a_store_that_breaks_what_the_engine_relies_on(
+    faulty: type[MemoryStore], check: str
+) -> None:
+    """Each faulty store fails the contract test written for its fault (and the sound
+    memory store passes it: ``TestMemoryStore``)."""
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        getattr(StoreContract(), check)(faulty())

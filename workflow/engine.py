@@ -8,7 +8,6 @@ the store with the version it was loaded at, log, return the new case.
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -17,7 +16,6 @@ from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any, TypeVar
 
-import structlog
 from pydantic import TypeAdapter, ValidationError
 
 from policies.decide import decide_offer
@@ -49,6 +47,7 @@ from workflow.guards import (
     read_day,
 )
 from workflow.idempotency import Uncanonical, check_key, comparable, fingerprint
+from workflow.logs import engine_logger
 from workflow.personal import (
     ERASE_EVENT,
     ERASED,
@@ -63,6 +62,7 @@ from workflow.sla import Deadline
 from workflow.store import Store, Tombstone
 
 T = TypeVar("T")
+E = TypeVar("E", bound=Exception)
 
 
 @dataclass(frozen=True)
@@ -210,9 +210,10 @@ class Engine:
     if omitted); ``previous_policies`` are earlier policies that cases opened under them
     keep running under (until ``migrate_policy``); ``clock`` gives ``now`` (UTC wall
     clock if omitted); ``decide`` is the offer-decision hook (``policies.decide_offer``
-    by default); ``logger`` is a structlog logger
-    (``structlog.get_logger("complaintflow")`` by default; the library configures
-    nothing globally).
+    by default); ``logger`` is a structlog logger or a standard library ``Logger`` or
+    ``LoggerAdapter`` (by default structlog's ``complaintflow`` logger once structlog is
+    configured, the standard library's until then: ``workflow.logs``; the library
+    configures nothing globally).
     """
 
     def __init__(
@@ -230,10 +231,7 @@ class Engine:
         self.policy = policy if policy is not None else default_policy()
         self.clock = clock if clock is not None else SystemClock()
         self._decide = decide if decide is not None else decide_offer
-        if isinstance(logger, logging.Logger):
-            # A standard library logger takes no keywords: structlog renders the line.
-            logger = structlog.wrap_logger(logger, wrapper_class=structlog.stdlib.BoundLogger)
-        self._log = logger if logger is not None else structlog.get_logger("complaintflow")
+        self._log = engine_logger(logger)
         self._new_case_id = new_case_id
         self._stamp = self.policy.stamp
         self._policies = {p.stamp: p for p in previous_policies}
@@ -371,32 +369,28 @@ class Engine:
                 cid, 1, OPEN_EVENT, now, who, data, self._stamp, GENESIS, keep_text=True
             )
             case = opened_case(event, _NO_VAULT, cust, (plain, sealed))
-        except ValidationError as exc:
+        except (ValidationError, ValueError) as exc:
             # A customer's fields are named as before (``name``); a value's own error has
             # no location: it is the field being read.
-            raise InvalidStepData(
-                case_id=cid,
-                state="(new)",
-                step=OPEN_EVENT,
-                allowed=(OPEN_EVENT,),
-                problems=[
-                    (".".join(str(p) for p in e["loc"]) or field, e["msg"]) for e in exc.errors()
-                ],
-            ) from None
-        except ValueError as exc:
-            raise InvalidStepData(
-                case_id=cid,
-                state="(new)",
-                step=OPEN_EVENT,
-                allowed=(OPEN_EVENT,),
-                problems=[(field, str(exc))],
-            ) from None
+            problems = (
+                [(".".join(str(p) for p in e["loc"]) or field, e["msg"]) for e in exc.errors()]
+                if isinstance(exc, ValidationError)
+                else [(field, str(exc))]
+            )
+            refusal = InvalidStepData(
+                case_id=cid, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
+                problems=problems,
+            )  # fmt: skip
+            self._refused(refusal)
+            raise refusal from None
         printed = None
         if command is not None:
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:  # (the checks above refuse such inputs first)
-                raise _bad_inputs(exc, cid, "(new)", OPEN_EVENT, (OPEN_EVENT,)) from None
+                raise self._refused(
+                    _bad_inputs(exc, cid, "(new)", OPEN_EVENT, (OPEN_EVENT,))
+                ) from None
         try:
             self.store.append(
                 case, (event,), 0, self._deadlines(case), idempotency_key,
@@ -437,33 +431,34 @@ class Engine:
             if earlier is not None:
                 return earlier
         case = self.store.load(case_id)
-        try:
-            spec = GUARDS[step]
-        except KeyError:
-            raise StepNotAllowed(
-                case_id=case_id,
-                state=case.state,
-                step=step,
-                allowed=self._allowed(case),
-                reason=f"there is no step called {step!r}",
-            ) from None
+        spec = GUARDS.get(step)
+        if spec is None:
+            raise self._refused(
+                StepNotAllowed(
+                    case_id=case_id,
+                    state=case.state,
+                    step=step,
+                    allowed=self._allowed(case),
+                    reason=f"there is no step called {step!r}",
+                )
+            )
         guard, accepted = spec
         if not is_allowed(case.state, step):
-            self._refused(case, step, "out of order")
-            raise StepNotAllowed(
-                case_id=case_id,
-                state=case.state,
-                step=step,
-                allowed=self._allowed(case),
+            raise self._refused(
+                StepNotAllowed(
+                    case_id=case_id, state=case.state, step=step, allowed=self._allowed(case)
+                )
             )
         if not accepted.issuperset(inputs):
             unknown = inputs.keys() - accepted
-            raise InvalidStepData(
-                case_id=case_id,
-                state=case.state,
-                step=step,
-                allowed=self._allowed(case),
-                problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
+            raise self._refused(
+                InvalidStepData(
+                    case_id=case_id,
+                    state=case.state,
+                    step=step,
+                    allowed=self._allowed(case),
+                    problems=[(name, f"'{step}' takes no such input") for name in sorted(unknown)],
+                )
             )
         # A case's events never go back in time, even when workers' clocks disagree.
         now = self.now()
@@ -472,7 +467,10 @@ class Engine:
         policy = self._policies.get(case.policy_version)
         allowed = None  # the guard reads them under ``policy``
         if policy is None:
-            policy = self._policy_for(case, step)
+            try:
+                policy = self._policy_for(case, step)
+            except StepNotAllowed as refusal:
+                raise self._refused(refusal) from None
             allowed = self._allowed(case)
         ctx = StepContext(
             case,
@@ -490,7 +488,7 @@ class Engine:
             # ``fire`` would run the guard first too; running it here saves a closure.
             state, data = fire(step, case, guard(ctx))
         except ComplaintflowError as exc:
-            self._refused(case, step, str(exc))
+            self._refused(exc, case_id=case.id, step=step, state=case.state)
             raise
         # A step taken after its own deadline is accepted (time cannot be undone), and the
         # warnings and breach it passed are recorded first, in the same append.
@@ -523,8 +521,9 @@ class Engine:
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:  # inputs the guard took but that have no JSON form
-                self._refused(case, step, str(exc))
-                raise _bad_inputs(exc, case_id, case.state, step, self._allowed(case)) from None
+                raise self._refused(
+                    _bad_inputs(exc, case_id, case.state, step, self._allowed(case))
+                ) from None
         try:
             deadlines = (
                 self._deadlines(new, changed_policy=step == "migrate_policy")
@@ -535,9 +534,10 @@ class Engine:
                 new, events, case.version, deadlines, idempotency_key, ctx.read_cases,
                 idempotency_fingerprint=printed,
             )  # fmt: skip
-        except ConcurrencyConflict:
+        except ConcurrencyConflict as conflict:
             earlier = self._earlier_result(command) if command is not None else None
             if earlier is None:
+                conflict.step = step
                 raise
             return earlier
         self._log.info("step accepted", case_id=case_id, step=step, state=state, seq=event.seq)
@@ -613,21 +613,38 @@ class Engine:
         are fired once, by whoever wins). Returns the events fired."""
         when = to_utc(now, "tick(now)") if now is not None else self.now()
         fired: list[Event] = []
-        for case_id in dict.fromkeys(d.case_id for d in self.store.due_deadlines(when, limit)):
+        # Each case once; its lines name the system step its due deadlines fire (a
+        # breach, if one is due).
+        due: dict[str, str] = {}
+        for deadline in self.store.due_deadlines(when, limit):
+            if due.get(deadline.case_id) != "sla_breached":
+                due[deadline.case_id] = (
+                    "sla_breached" if deadline.kind == "breach" else "sla_warning"
+                )
+        for case_id, step in due.items():
             try:
-                fired.extend(self._sweep(case_id, when))
+                fired.extend(self._sweep(case_id, when, step))
             except ConcurrencyConflict:
-                self._log.info("sla sweep: case changed under this worker", case_id=case_id)
+                self._log.info(
+                    "sla sweep: case changed under this worker", case_id=case_id, step=step
+                )
             except ComplaintflowError as error:  # one bad case must not stop the sweep
-                self._log.warning("sla sweep: case skipped", case_id=case_id, error=str(error))
+                self._log.warning(
+                    "sla sweep: case skipped", case_id=case_id, step=step, error=str(error)
+                )
         return fired
 
-    def _sweep(self, case_id: str, now: datetime) -> list[Event]:
+    def _sweep(self, case_id: str, now: datetime, step: str) -> list[Event]:
         case = self.store.load(case_id)
         now = max(now, case.updated_at)  # never before the case's last event
         policy = self._policies.get(case.policy_version)
         if policy is None:
-            self._log.warning("sla sweep: the case's policy is not loaded", case_id=case_id)
+            self._log.warning(
+                "sla sweep: the case's policy is not loaded",
+                case_id=case_id,
+                step=step,
+                policy=case.policy_version,
+            )
             return []
         before = self._breached_before(case, policy)
         due = [d for d in sla.deadlines(case, policy, breached_before=before) if d.due_at <= now]
@@ -694,22 +711,24 @@ class Engine:
             earlier_step=earlier.type,
         )
         if case_id is not None and case_id != earlier_id:
-            raise reused(differs="case")
+            raise self._refused(reused(differs="case"))
         if earlier.type != step:
-            raise reused(differs="step")
+            raise self._refused(reused(differs="step"))
         if comparable(stored):
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:
                 if step == OPEN_EVENT:
-                    raise _bad_inputs(exc, earlier_id, "(new)", step, (OPEN_EVENT,)) from None
-                raise _bad_inputs(
-                    exc, earlier_id, current.state, step, self._allowed(current)
-                ) from None
+                    bad = _bad_inputs(exc, earlier_id, "(new)", step, (OPEN_EVENT,))
+                else:
+                    bad = _bad_inputs(exc, earlier_id, current.state, step, self._allowed(current))
+                raise self._refused(bad) from None
             if printed != stored:
                 if earlier.actor != command.actor:
-                    raise reused(differs="actor", actor=command.actor, earlier_actor=earlier.actor)
-                raise reused(differs="inputs")
+                    raise self._refused(
+                        reused(differs="actor", actor=command.actor, earlier_actor=earlier.actor)
+                    )
+                raise self._refused(reused(differs="inputs"))
         return current if latest else replay(events, vault_of(current.personal))
 
     def _policy_for(self, case: Case, step: str) -> Policy:
@@ -770,8 +789,29 @@ class Engine:
             steps=steps,
         )
 
-    def _refused(self, case: Case, step: str, reason: str) -> None:
-        self._log.info("step refused", case_id=case.id, step=step, state=case.state, reason=reason)
+    def _refused(
+        self,
+        refusal: E,
+        *,
+        case_id: str | None = None,
+        step: str | None = None,
+        state: str | None = None,
+    ) -> E:
+        """Log ``refusal`` (``step refused``, at info: the caller is told, nothing went
+        wrong here) and return it to be raised. Where it is about: the refusal's own
+        ``case_id``, ``step`` and ``state``, unless given."""
+        keys = {
+            "case_id": case_id or getattr(refusal, "case_id", None),
+            "step": step or getattr(refusal, "step", None),
+            "state": state or getattr(refusal, "state", None),
+        }
+        self._log.info(
+            "step refused",
+            **{key: value for key, value in keys.items() if value is not None},
+            error=type(refusal).__name__,
+            reason=str(refusal),
+        )
+        return refusal
 
     def retrying(self, action: Callable[[], T], *, attempts: int = 3) -> T:
         """Run ``action`` (which loads the case afresh each time, as every ``Engine`` step
@@ -792,7 +832,10 @@ class Engine:
                 if attempt == attempts:
                     raise
                 self._log.info(
-                    "retrying after a concurrent change", case_id=conflict.case_id, attempt=attempt
+                    "retrying after a concurrent change",
+                    case_id=conflict.case_id,
+                    **({"step": conflict.step} if conflict.step is not None else {}),
+                    attempt=attempt,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -824,6 +867,13 @@ class Engine:
             if any(holds_plain_values(e.type, e.data) for e in self.store.events(case.id))
         ]
         if plain:
+            for case_id in plain:  # a request the library cannot carry out: a warning
+                self._log.warning(
+                    "erasure refused",
+                    case_id=case_id,
+                    step=ERASE_EVENT,
+                    reason="its events hold personal values as plain text",
+                )
             raise ErasureRefused(
                 f"customer {customer_id}: cases {', '.join(plain)} were written before "
                 "personal values were held apart; their events hold the values, which "
@@ -858,7 +908,11 @@ class Engine:
             case.head_hash, keep_text=True,
         )  # fmt: skip
         new = apply(case, event, state)
-        self.store.append(new, (event,), case.version)
+        try:
+            self.store.append(new, (event,), case.version)
+        except ConcurrencyConflict as conflict:
+            conflict.step = ERASE_EVENT
+            raise
         self._log.info("personal data erased", case_id=case_id, step=ERASE_EVENT, seq=event.seq)
         return new
 

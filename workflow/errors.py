@@ -160,12 +160,16 @@ class CaseNotFound(ComplaintflowError, LookupError):
 
 class ConcurrencyConflict(ComplaintflowError):
     """Someone else changed the case since it was loaded; nothing was written. Reload and
-    retry (``Engine.retrying`` does that for you)."""
+    retry (``Engine.retrying`` does that for you). ``step``: the step whose write
+    conflicted, when the engine knows it (None from a store)."""
 
-    def __init__(self, case_id: str, expected: int, found: int | None) -> None:
+    def __init__(
+        self, case_id: str, expected: int, found: int | None, *, step: str | None = None
+    ) -> None:
         self.case_id = case_id
         self.expected = expected
         self.found = found
+        self.step = step
         super().__init__(
             f"case {case_id} changed under you: expected version {expected}, found {found}. "
             "Nothing was written; reload the case and try again."
@@ -265,7 +269,7 @@ class CaseAlreadyExists(ConcurrencyConflict):
     retry it: reloading cannot make the id free."""
 
     def __init__(self, case_id: str) -> None:
-        super().__init__(case_id, 0, None)
+        super().__init__(case_id, 0, None, step="open")
         self.args = (
             f"case {case_id} already exists; nothing was written. Open the complaint under "
             "another id, or pass an idempotency key to make a retried open return the case.",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 import click
 
 from adapters.migrate import upgrade as upgrade_schema
@@ -18,6 +20,13 @@ def db() -> None:
 
 
 def _run(url: str, prefix: str, schema: str | None) -> None:
+    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    if scheme not in ("sqlite", "postgresql"):
+        raise click.ClickException(
+            f"{shown_url(url)} is not a SQL store URL: `db` sets up the SQL store's tables "
+            "(sqlite:///cases.db, postgresql+psycopg://user@host/db); the memory store "
+            "needs none, and another store is set up as its own package says"
+        )
     try:
         upgrade_schema(url, prefix=prefix, schema=schema)
         store = SqlStore(url, prefix=prefix, schema=schema)

@@ -1,0 +1,629 @@
+"""The store contract's tests. Import ``StoreContract`` from ``adapters.testing``, which
+has pytest rewrite this module's assertions first (so a failure shows its values)."""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from functools import partial
+
+import pytest
+
+from policies.loader import parse_policy
+from workflow import audit
+from workflow.clock import ManualClock
+from workflow.domain import Case
+from workflow.engine import Engine
+from workflow.errors import (
+    CaseNotFound,
+    ConcurrencyConflict,
+    IdempotencyKeyReused,
+    StoreError,
+)
+from workflow.events import Event, make_event
+from workflow.idempotency import FINGERPRINT_SCHEME, fingerprint
+from workflow.personal import ERASED, vault_of
+from workflow.replay import apply, replay
+from workflow.sla import Deadline
+from workflow.store import ReadsStoredHistories, ReadsStoredHistory, Store, Tombstone
+
+_START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
+#: How long a deadline ``due_deadlines`` handed out stays claimed (docs/adapters.md).
+_LEASE = timedelta(minutes=5)
+#: A policy whose SLA the sweeper fires: a warning at half an hour, a breach at one.
+_SLA_POLICY = parse_policy(
+    """
+name: contract SLA
+version: "1"
+currency: EUR
+sla:
+  warn_at: [50]
+  targets:
+    - {id: ack, step: acknowledge, within: PT1H}
+"""
+)
+
+
+def _engine(store: Store) -> Engine:
+    return Engine(store, clock=ManualClock(_START))
+
+
+def _open(engine: Engine, case_id: str = "case-contract-1") -> str:
+    return engine.open_case(
+        actor="agent:contract",
+        customer={"id": "c-1", "name": "Contract Customer"},
+        channel="email",
+        subject="contract",
+        case_id=case_id,
+    ).id
+
+
+class _Wrapped:
+    """A store that hands every call to the store it wraps (subclasses change one)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def load(self, case_id: str) -> Case:
+        return self._store.load(case_id)
+
+    def append(
+        self,
+        snapshot: Case,
+        events: Sequence[Event],
+        expected_version: int,
+        deadlines: Sequence[Deadline] | None = None,
+        idempotency_key: str | None = None,
+        unchanged: Mapping[str, int] | None = None,
+        idempotency_fingerprint: str | None = None,
+    ) -> None:
+        self._store.append(
+            snapshot, events, expected_version, deadlines, idempotency_key, unchanged,
+            idempotency_fingerprint,
+        )  # fmt: skip
+
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
+        return self._store.find_idempotent(key)
+
+    def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
+        return self._store.due_deadlines(now, limit)
+
+    def pending_deadlines(self, case_id: str) -> list[Deadline]:
+        return self._store.pending_deadlines(case_id)
+
+    def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
+        return self._store.events(case_id, after_seq)
+
+    def customer_cases(self, customer_id: str) -> list[Case]:
+        return self._store.customer_cases(customer_id)
+
+    def case_ids(self) -> Iterator[str]:
+        return self._store.case_ids()
+
+    def purge(self, tombstone: Tombstone) -> None:
+        self._store.purge(tombstone)
+
+    def tombstones(self) -> Iterator[Tombstone]:
+        return self._store.tombstones()
+
+    def scrub(self) -> None:
+        self._store.scrub()
+
+    def close(self) -> None:
+        """The wrapped store is closed by its owner."""
+
+
+def _tombstone(case: Case, purged_at: datetime = _START) -> Tombstone:
+    return Tombstone(
+        case_id=case.id,
+        version=case.version,
+        head_hash=case.head_hash,
+        opened_at=case.opened_at,
+        closed_at=case.updated_at,
+        purged_at=purged_at,
+        purged_by="dpo:contract",
+        reason="contract",
+    )
+
+
+class _StaleReads(_Wrapped):
+    """A store whose ``load`` returns an old snapshot: a writer that lost a race."""
+
+    def __init__(self, store: Store, snapshot: Case) -> None:
+        super().__init__(store)
+        self._snapshot = snapshot
+
+    def load(self, case_id: str) -> Case:
+        return self._snapshot
+
+
+class _KeyNotYetSeen(_Wrapped):
+    """A store whose first lookup of an idempotency key finds nothing: the lookup a
+    duplicate delivery made before the other one committed the key."""
+
+    def __init__(self, store: Store) -> None:
+        super().__init__(store)
+        self._looked: set[str] = set()
+
+    def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
+        if key not in self._looked:
+            self._looked.add(key)
+            return None
+        return self._store.find_idempotent(key)
+
+
+def _note_event(engine: Engine, case: Case) -> Event:
+    return make_event(
+        case.id, case.version + 1, "add_note", _START, "agent:contract", {"text": "n"},
+        engine.policy.stamp, case.head_hash,
+    )  # fmt: skip
+
+
+class StoreContract:
+    """What every ``Store`` must do. Needs a ``store`` fixture."""
+
+    def test_a_missing_case_is_not_found(self, store: Store) -> None:
+        with pytest.raises(CaseNotFound):
+            store.load("no-such-case")
+        with pytest.raises(CaseNotFound):
+            store.events("no-such-case")
+
+    def test_a_stored_case_loads_as_it_was_appended(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = engine.acknowledge(cid, actor="agent:contract")
+        assert store.load(cid) == case
+        assert [e.seq for e in store.events(cid)] == [1, 2]
+        assert replay(store.events(cid), vault_of(case.personal)) == case
+
+    def test_events_after_a_seq(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        engine.acknowledge(cid, actor="agent:contract")
+        engine.add_note(cid, actor="agent:contract", text="one")
+        assert [e.seq for e in store.events(cid, after_seq=2)] == [3]
+        assert store.events(cid, after_seq=3) == []
+
+    def test_a_stale_append_conflicts_and_writes_nothing(self, store: Store) -> None:
+        first = _engine(store)
+        cid = _open(first)
+        stale = store.load(cid)
+        first.acknowledge(cid, actor="agent:one")
+        # A second agent whose engine loaded the case before the first one wrote:
+        second = _engine(_StaleReads(store, stale))
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            second.add_note(cid, actor="agent:two", text="written on a stale copy")
+        assert (conflict.value.expected, conflict.value.found) == (1, 2)
+        assert [e.type for e in store.events(cid)] == ["open", "acknowledge"]
+        assert store.load(cid).notes == ()
+
+    def test_opening_an_existing_case_id_conflicts(self, store: Store) -> None:
+        engine = _engine(store)
+        _open(engine, "case-same")
+        with pytest.raises(ConcurrencyConflict):
+            _open(engine, "case-same")
+        assert len(store.events("case-same")) == 1
+
+    def test_an_append_that_does_not_continue_the_case_is_refused(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        engine.acknowledge(cid, actor="agent:contract")
+        events = store.events(cid)
+        with pytest.raises(StoreError):
+            store.append(store.load(cid), [events[0]], expected_version=2)
+        with pytest.raises(StoreError):
+            store.append(store.load(cid), [], expected_version=2)
+        assert len(store.events(cid)) == 2
+
+    def test_customer_cases_finds_every_case_of_one_customer(self, store: Store) -> None:
+        engine = _engine(store)
+        mine = [_open(engine, f"case-mine-{n}") for n in range(2)]
+        engine.open_case(
+            actor="agent:contract",
+            customer={"id": "c-2", "name": "Someone Else"},
+            channel="chat",
+            case_id="case-theirs",
+        )
+        engine.acknowledge(mine[1], actor="agent:contract")
+        found = {case.id: case.version for case in store.customer_cases("c-1")}
+        assert found == {mine[0]: 1, mine[1]: 2}
+        assert store.customer_cases("c-404") == []
+
+    def test_deadlines_are_replaced_with_each_append_and_found_when_due(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        soon, later = _START + timedelta(hours=1), _START + timedelta(hours=5)
+        first = [
+            Deadline(cid, "0:t:warn75", "t", "acknowledge", "warn", 75, soon),
+            Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, later),
+        ]
+        note = _note_event(engine, case)
+        store.append(replay([*store.events(cid), note]), [note], case.version, first)
+        assert [d.key for d in store.pending_deadlines(cid)] == ["0:t:warn75", "0:t:breach"]
+        assert store.due_deadlines(_START) == []
+        assert [d.key for d in store.due_deadlines(soon)] == ["0:t:warn75"]
+        case = store.load(cid)
+        again = _note_event(engine, case)
+        store.append(replay([*store.events(cid), again]), [again], case.version, first[1:])
+        assert store.due_deadlines(later + timedelta(minutes=1))[0].key == "0:t:breach"
+        assert [d.due_at for d in store.pending_deadlines(cid)] == [later]
+
+    def test_an_append_releases_the_claim_on_the_deadlines_it_writes(self, store: Store) -> None:
+        """A sweeper that lost a case to another writer (its append conflicted) does not
+        keep that case's still-pending deadlines from the next tick for the lease."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(replay([*store.events(cid), note]), [note], case.version, due)
+        later = _START + timedelta(minutes=1)
+        assert [d.key for d in store.due_deadlines(later)] == ["0:t:breach"]  # claimed
+        assert store.due_deadlines(later) == []
+        case = store.load(cid)  # another writer's step: the same deadline, written anew
+        again = _note_event(engine, case)
+        store.append(replay([*store.events(cid), again]), [again], case.version, due)
+        assert [d.key for d in store.due_deadlines(later)] == ["0:t:breach"]
+        assert store.due_deadlines(later) == []
+
+    def test_a_stale_append_leaves_the_deadlines_as_they_were(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        stale = store.load(cid)
+        engine.acknowledge(cid, actor="agent:one")
+        before = store.pending_deadlines(cid)
+        event = _note_event(engine, stale)
+        late = [Deadline(cid, "0:x:breach", "x", "listen", "breach", 100, _START)]
+        with pytest.raises(ConcurrencyConflict):
+            store.append(replay([*store.events(cid)[:1], event]), [event], 1, late)
+        assert store.pending_deadlines(cid) == before
+
+    def test_an_idempotency_key_is_recorded_once(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        first = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
+        printed = fingerprint("add_note", cid, "agent:a", {"text": "once"})
+        assert store.find_idempotent("k-1") == (cid, first.version, printed)
+        again = engine.add_note(cid, actor="agent:a", text="once", idempotency_key="k-1")
+        assert again == first
+        assert len(store.events(cid)) == first.version
+        assert store.find_idempotent("k-2") is None
+
+    def test_an_idempotency_key_cannot_be_taken_twice_even_by_another_case(
+        self, store: Store
+    ) -> None:
+        engine = _engine(store)
+        first, second = _open(engine, "case-k1"), _open(engine, "case-k2")
+        engine.add_note(first, actor="agent:a", text="x", idempotency_key="shared")
+        case = store.load(second)
+        event = _note_event(engine, case)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(
+                replay([*store.events(second), event]), [event], case.version, None, "shared"
+            )
+        assert len(store.events(second)) == 1
+
+    def test_an_idempotency_key_keeps_the_fingerprint_recorded_with_it(self, store: Store) -> None:
+        """The fingerprint comes back as it was given, None when none was (a key
+        recorded before the store kept fingerprints); a taken key keeps its first one."""
+        engine = _engine(store)
+        cid = _open(engine)
+        given = FINGERPRINT_SCHEME + "0123456789abcdef" * 4
+        for key, print_ in (("k-given", given), ("k-none", None)):
+            case = store.load(cid)
+            event = _note_event(engine, case)
+            store.append(
+                replay([*store.events(cid), event]), [event], case.version, None, key,
+                idempotency_fingerprint=print_,
+            )  # fmt: skip
+            assert store.find_idempotent(key) == (cid, event.seq, print_)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(
+                replay([*store.events(cid), event]), [event], case.version, None, "k-given",
+                idempotency_fingerprint=FINGERPRINT_SCHEME + "f" * 64,
+            )  # fmt: skip
+        assert store.find_idempotent("k-given") == (cid, 2, given)
+        assert len(store.events(cid)) == 3
+
+    def test_a_key_retried_with_other_inputs_is_refused_and_writes_nothing(
+        self, store: Store
+    ) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        noted = engine.add_note(cid, actor="agent:a", text="first", idempotency_key="k-1")
+        assert engine.add_note(cid, actor="agent:a", text="first", idempotency_key="k-1") == noted
+        with pytest.raises(IdempotencyKeyReused, match="the inputs differ"):
+            engine.add_note(cid, actor="agent:a", text="second", idempotency_key="k-1")
+        assert [e.type for e in store.events(cid)] == ["open", "add_note"]
+        assert store.load(cid) == noted
+
+    def test_a_key_a_racing_duplicate_took_first_is_checked_with_its_inputs(
+        self, store: Store
+    ) -> None:
+        """Two deliveries race: the loser looked the key up before the winner wrote it,
+        so its append fails on the key (``ConcurrencyConflict``) and the engine looks
+        the key up again. The same command gets the winner's result; other inputs or
+        another actor are refused; nothing of the loser's is written."""
+        engine = _engine(store)
+        cid = _open(engine)
+        noted = engine.add_note(cid, actor="agent:a", text="first", idempotency_key="race")
+
+        def late() -> Engine:
+            return _engine(_KeyNotYetSeen(store))
+
+        assert late().add_note(cid, actor="agent:a", text="first", idempotency_key="race") == noted
+        with pytest.raises(IdempotencyKeyReused, match="the inputs differ"):
+            late().add_note(cid, actor="agent:a", text="second", idempotency_key="race")
+        with pytest.raises(IdempotencyKeyReused, match="the actor differs"):
+            late().add_note(cid, actor="agent:b", text="first", idempotency_key="race")
+        assert [e.type for e in store.events(cid)] == ["open", "add_note"]
+
+    def test_an_append_that_read_other_cases_conflicts_if_they_changed(self, store: Store) -> None:
+        engine = _engine(store)
+        mine, other = _open(engine, "case-u1"), _open(engine, "case-u2")
+        seen = store.load(other).version
+        engine.add_note(other, actor="agent:b", text="changed meanwhile")
+        case = store.load(mine)
+        event = _note_event(engine, case)
+        snapshot = replay([*store.events(mine), event])
+        with pytest.raises(ConcurrencyConflict):
+            store.append(snapshot, [event], case.version, None, None, {other: seen})
+        assert len(store.events(mine)) == 1
+        store.append(snapshot, [event], case.version, None, None, {other: seen + 1})
+        assert len(store.events(mine)) == 2
+
+    def test_events_come_back_exactly_as_appended(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        data = {"text": 'Grüße — ✓ "quoted"\n', "items": [1, {"b": None, "a": True}], "n": -7}
+        at = _START + timedelta(days=400, microseconds=7)
+        event = make_event(
+            cid, 2, "add_note", at, "agent:Zoë", data, engine.policy.stamp, case.head_hash
+        )
+        store.append(replay([*store.events(cid), event]), [event], case.version)
+        first, back = store.events(cid)
+        assert back == event
+        assert back.prev_hash == first.hash
+        assert back.expected_hash() == back.hash
+
+    def test_an_event_that_breaks_the_chain_is_kept_as_given(self, store: Store) -> None:
+        """A store keeps what it is given, so that verify can report it."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        good = _note_event(engine, case)
+        forged = make_event(
+            cid, 2, "add_note", _START, "agent:contract", {"text": "n"}, engine.policy.stamp,
+            "f" * 64,
+        )  # fmt: skip
+        store.append(replay([*store.events(cid), good]), [forged], case.version)
+        assert store.events(cid)[1] == forged
+        assert store.events(cid, after_seq=1) == [forged]
+        after = store.load(cid)
+        again = _note_event(engine, after)  # chained to the forged one
+        store.append(apply(after, again, after.state), [again], after.version)
+        assert store.events(cid)[1:] == [forged, again]
+
+    def test_an_event_changed_after_it_was_made_is_stored_as_changed(self, store: Store) -> None:
+        """Verify must be able to find it: a store writes the data it is given."""
+        from workflow import audit
+
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        snapshot = replay([*store.events(cid), event])
+        event.data["text"] = "changed after it was hashed"
+        store.append(snapshot, [event], case.version)
+        assert store.events(cid)[1].data == {"text": "changed after it was hashed"}
+        assert any(
+            f.seq == 2 and "does not match its hash" in f.problem
+            for f in audit.verify_store(store, cid)
+        )
+
+    def test_data_that_is_not_json_is_refused_and_nothing_is_written(self, store: Store) -> None:
+        """An event whose data JSON cannot hold (a set, an object, a loop) is refused
+        with a ``StoreError`` naming the case and seq, not the encoder's own error."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = _note_event(engine, case)
+        snapshot = apply(case, event, case.state)
+        loop: dict[str, object] = {"text": "n"}
+        loop["self"] = loop
+        for data in ({"text": "n", "tags": {"a"}}, {"text": "n", "at": object()}, loop):
+            event.data.clear()
+            event.data.update(data)
+            with pytest.raises(StoreError, match=f"case {cid} event 2: its data is not JSON"):
+                store.append(snapshot, [event], case.version)
+            assert len(store.events(cid)) == 1
+            assert store.load(cid) == case
+
+    def test_case_ids_lists_every_case_oldest_first(self, store: Store) -> None:
+        engine = _engine(store)
+        ids = [_open(engine, f"case-{n}") for n in range(3)]
+        assert list(store.case_ids()) == ids
+
+    def test_concurrent_writers_never_lose_an_update(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        writers, notes_each = 4, 10
+
+        def write(n: int) -> None:
+            for i in range(notes_each):
+                note = partial(engine.add_note, cid, actor=f"agent:w{n}", text=f"{n}-{i}")
+                engine.retrying(note, attempts=100)
+
+        threads = [threading.Thread(target=write, args=(n,)) for n in range(writers)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=timedelta(minutes=1).total_seconds())
+        history = store.events(cid)
+        assert [e.seq for e in history] == list(range(1, 2 + writers * notes_each))
+        assert replay(history, vault_of(store.load(cid).personal)) == store.load(cid)
+        assert len(store.load(cid).notes) == writers * notes_each
+
+    def test_an_append_is_all_or_nothing(self, store: Store) -> None:
+        """An append refused part way (its second event's data is not JSON) writes none
+        of its events, nor its snapshot, deadlines or idempotency key."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        before = store.pending_deadlines(cid)
+        first = _note_event(engine, case)
+        second = make_event(
+            cid, 3, "add_note", _START, "agent:contract", {"text": "m"}, engine.policy.stamp,
+            first.hash,
+        )  # fmt: skip
+        second.data["tags"] = {"not", "json"}
+        snapshot = apply(apply(case, first, case.state), second, case.state)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        with pytest.raises(StoreError):
+            store.append(snapshot, [first, second], case.version, due, "k-all-or-nothing")
+        assert len(store.events(cid)) == 1
+        assert store.load(cid) == case
+        assert store.pending_deadlines(cid) == before
+        assert store.due_deadlines(_START + timedelta(days=1)) == []
+        assert store.find_idempotent("k-all-or-nothing") is None
+
+    def test_a_stale_append_records_no_idempotency_key(self, store: Store) -> None:
+        """The key of a command that lost the race stays free: its retry must run."""
+        engine = _engine(store)
+        cid = _open(engine)
+        stale = store.load(cid)
+        engine.acknowledge(cid, actor="agent:one")
+        event = _note_event(engine, stale)
+        with pytest.raises(ConcurrencyConflict):
+            store.append(apply(stale, event, stale.state), [event], 1, None, "k-stale")
+        assert store.find_idempotent("k-stale") is None
+        again = engine.add_note(cid, actor="agent:two", text="retried", idempotency_key="k-stale")
+        found = store.find_idempotent("k-stale")
+        assert found is not None
+        assert found[:2] == (cid, again.version)
+        assert found[2] is not None
+        assert found[2].startswith(FINGERPRINT_SCHEME)
+
+    def test_deadlines_none_leaves_them_and_an_empty_list_clears_them(self, store: Store) -> None:
+        engine = _engine(store)
+        cid = _open(engine)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        for deadlines, expected in ((due, due), (None, due), ([], [])):
+            case = store.load(cid)
+            note = _note_event(engine, case)
+            store.append(apply(case, note, case.state), [note], case.version, deadlines)
+            assert store.pending_deadlines(cid) == expected
+        assert store.due_deadlines(_START + timedelta(days=1)) == []
+
+    def test_due_deadlines_come_soonest_first_at_most_limit(self, store: Store) -> None:
+        engine = _engine(store)
+        ids = [_open(engine, f"case-due-{n}") for n in range(3)]
+        for n, cid in enumerate(ids):
+            case = store.load(cid)
+            at = _START + timedelta(minutes=10 * (3 - n))  # the last case is due first
+            due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, at)]
+            note = _note_event(engine, case)
+            store.append(apply(case, note, case.state), [note], case.version, due)
+        later = _START + timedelta(hours=1)
+        assert [d.case_id for d in store.due_deadlines(later, limit=2)] == ids[:0:-1]
+        assert [d.case_id for d in store.due_deadlines(later, limit=2)] == ids[:1]
+        assert store.due_deadlines(later) == []
+
+    def test_a_claim_lapses_after_the_lease(self, store: Store) -> None:
+        """A deadline handed out and never swept (the sweeper crashed) is handed out
+        again once its five-minute claim has lapsed, not before."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        due = [Deadline(cid, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(apply(case, note, case.state), [note], case.version, due)
+        assert [d.key for d in store.due_deadlines(_START)] == ["0:t:breach"]
+        assert store.due_deadlines(_START + _LEASE - timedelta(seconds=1)) == []
+        lapsed = _START + _LEASE + timedelta(seconds=1)
+        assert [d.key for d in store.due_deadlines(lapsed)] == ["0:t:breach"]
+
+    def test_two_sweepers_fire_each_warning_and_breach_once(self, store: Store) -> None:
+        clock = ManualClock(_START)
+        workers = [Engine(store, policy=_SLA_POLICY, clock=clock) for _ in range(2)]
+        cid = workers[0].open_case(
+            actor="system:inbox", customer={"id": "c-1", "name": "N"}, channel="email",
+            case_id="case-swept",
+        ).id  # fmt: skip
+        clock.advance(minutes=40)
+        fired = [e.type for worker in workers for e in worker.tick()]
+        assert fired == ["sla_warning"]
+        clock.advance(minutes=40)
+        fired = [e.type for worker in workers for e in worker.tick()]
+        assert fired == ["sla_breached"]
+        clock.advance(minutes=40)
+        assert [e for worker in workers for e in worker.tick()] == []
+        assert [e.type for e in store.events(cid)] == ["open", "sla_warning", "sla_breached"]
+
+    def test_a_purged_case_is_gone_everywhere_and_leaves_its_tombstone(self, store: Store) -> None:
+        engine = _engine(store)
+        gone, kept = _open(engine, "case-purged"), _open(engine, "case-kept")
+        engine.add_note(gone, actor="agent:a", text="x", idempotency_key="k-purged")
+        case = store.load(gone)
+        due = [Deadline(gone, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        note = _note_event(engine, case)
+        store.append(apply(case, note, case.state), [note], case.version, due)
+        case = store.load(gone)
+        with pytest.raises(ConcurrencyConflict):  # not at the version the tombstone names
+            store.purge(dataclasses.replace(_tombstone(case), version=case.version - 1))
+        assert store.load(gone) == case
+        store.purge(_tombstone(case))
+        with pytest.raises(CaseNotFound):
+            store.load(gone)
+        with pytest.raises(CaseNotFound):
+            store.events(gone)
+        assert list(store.case_ids()) == [kept]
+        assert [c.id for c in store.customer_cases("c-1")] == [kept]
+        assert store.pending_deadlines(gone) == []
+        assert store.due_deadlines(_START + timedelta(days=1)) == []
+        assert store.find_idempotent("k-purged") is None
+        assert list(store.tombstones()) == [_tombstone(case)]
+        with pytest.raises(ConcurrencyConflict):  # nothing left to purge
+            store.purge(_tombstone(case))
+        later = store.load(kept)
+        store.purge(_tombstone(later, _START + timedelta(days=1)))
+        assert [t.case_id for t in store.tombstones()] == [gone, kept]  # oldest purge first
+        assert audit.verify_store(store) == []
+        store.scrub()
+
+    def test_an_erased_customer_s_values_are_nowhere_the_store_hands_out(
+        self, store: Store
+    ) -> None:
+        """After ``erase_customer`` no snapshot the store gives (``load``,
+        ``customer_cases``, the stored histories a verify reads) holds the values, and
+        every history still verifies."""
+        engine = _engine(store)
+        name, contact = "Zelda Contractname", "zelda@contract.example"
+        cid = engine.open_case(
+            actor="agent:contract", customer={"id": "c-erase", "name": name, "contact": contact},
+            channel="email", case_id="case-erased",
+        ).id  # fmt: skip
+        engine.acknowledge(cid, actor="agent:contract")
+        erased = engine.erase_customer("c-erase", actor="dpo:contract", reason="DSR-1")
+        assert [case.id for case in erased] == [cid]
+        seen = [store.load(cid), *store.customer_cases("c-erase")]
+        for case in seen:
+            assert case.version == 3
+            assert (case.customer.name, case.customer.contact) == (ERASED, ERASED)
+            assert case.personal == ()
+        texts = [repr(e.data) for e in store.events(cid)]
+        if isinstance(store, ReadsStoredHistory):
+            history = store.stored_history(cid)
+            assert history is not None
+            texts.append(history.snapshot or "")
+        if isinstance(store, ReadsStoredHistories):
+            texts.extend(h.snapshot or "" for h in store.stored_histories())
+        assert [t for t in texts if name in t or contact in t] == []
+        assert audit.verify_store(store) == []
+        assert audit.verify_store(store, cid) == []
