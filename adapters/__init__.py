@@ -14,10 +14,18 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.memory import MemoryStore, check_append, event_data_text
+from workflow.domain import read_snapshot
 from workflow.errors import ComplaintflowError, StoreError
 from workflow.store import Store
 
-__all__ = ["ENTRY_POINT_GROUP", "MemoryStore", "check_append", "event_data_text", "open_store"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "MemoryStore",
+    "check_append",
+    "event_data_text",
+    "open_store",
+    "read_snapshot",
+]
 
 ENTRY_POINT_GROUP = "complaintflow.stores"
 _SQL_SCHEMES = {"sqlite", "postgresql"}

@@ -59,7 +59,7 @@ from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
 from adapters.sqlite_hot import BEGIN, BY_CASE_ID, SqliteHotPath
-from workflow.domain import Case, case_from_json
+from workflow.domain import Case, read_snapshot
 from workflow.errors import (
     CaseNotFound,
     ComplaintflowError,
@@ -422,9 +422,11 @@ class SqlStore:
         return self._case_from(case_id, stored, stamp)
 
     def _case_from(self, case_id: str, stored: str, stamp: Hashable = None) -> Case:
+        """The case from its stored snapshot: the cached one if the text is the one it
+        was cached with, else read afresh (``SnapshotUnreadable`` if it is not the case)."""
         case = self.cache.match(case_id, stored)
         if case is None:
-            case = case_from_json(stored)
+            case = read_snapshot(case_id, stored)
         self.cache.put(stored, case, stamp)
         return case
 
@@ -562,9 +564,11 @@ class SqlStore:
         t = self.tables.cases
         with _translated(f"reading cases of customer {customer_id}"), self.reader.connect() as conn:
             rows = conn.execute(
-                select(t.c.snapshot).where(t.c.customer_id == customer_id).order_by(t.c.opened_at)
+                select(t.c.case_id, t.c.snapshot)
+                .where(t.c.customer_id == customer_id)
+                .order_by(t.c.opened_at)
             ).all()
-        return [case_from_json(row[0]) for row in rows]
+        return [read_snapshot(case_id, stored) for case_id, stored in rows]
 
     def case_ids(self) -> Iterator[str]:
         t = self.tables.cases

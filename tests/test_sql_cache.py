@@ -19,7 +19,7 @@ from adapters.sql import SqlStore
 from tests.conftest import START
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
 from workflow import ConcurrencyConflict, Engine, ManualClock
-from workflow.domain import Case, case_from_json
+from workflow.domain import Case, read_snapshot
 from workflow.events import make_event
 from workflow.replay import replay
 from workflow.store import Store
@@ -57,15 +57,15 @@ class _CountingValidation:
     def __init__(self) -> None:
         self.calls = 0
 
-    def __call__(self, data: bytes | str) -> Case:
+    def __call__(self, case_id: str, stored: object) -> Case:
         self.calls += 1
-        return case_from_json(data)
+        return read_snapshot(case_id, stored)
 
 
 @pytest.fixture
 def validations(monkeypatch: pytest.MonkeyPatch) -> _CountingValidation:
     counting = _CountingValidation()
-    monkeypatch.setattr(adapters.sql, "case_from_json", counting)
+    monkeypatch.setattr(adapters.sql, "read_snapshot", counting)
     return counting
 
 

@@ -29,6 +29,7 @@ from workflow import (
     Engine,
     ManualClock,
     SchemaVersionError,
+    SnapshotUnreadable,
     StoreError,
     StoreUnavailable,
 )
@@ -309,20 +310,23 @@ def test_a_forked_child_takes_its_own_connection_not_its_parents(tmp_path: Path)
     store.close()
 
 
-def test_a_snapshot_stored_as_bytes_loads_as_core_loads_it(tmp_path: Path) -> None:
+def test_a_snapshot_stored_as_bytes_is_refused_as_core_refuses_it(tmp_path: Path) -> None:
     """The hot path hands the stored value on as the driver gives it, as Core does: a
-    snapshot row turned into a BLOB of the same bytes loads as the same case both ways
-    (it used to be turned into the text ``"b'...'"`` and refused as invalid JSON)."""
+    snapshot row turned into a BLOB of the same bytes is refused alike both ways, as
+    ``audit verify`` reports it ("not text"; it used to load as the case both ways,
+    and before that the hot path turned it into the text ``"b'...'"``)."""
     url = sqlite_url(tmp_path)
     store = SqlStore(url, create=True)
     engine = Engine(store, clock=ManualClock(START))
     cid = engine.open_case(actor="agent:a", customer={"id": "c", "name": "N"}, channel="web").id
-    case = engine.acknowledge(cid, actor="agent:a")
+    engine.acknowledge(cid, actor="agent:a")
     with sqlite3.connect(tmp_path / "cases.db") as conn:
         conn.execute("UPDATE cf_cases SET snapshot = CAST(snapshot AS BLOB)")
     core = _core_only(SqlStore(url))
-    assert core.load(cid) == case
-    assert store.load(cid) == case
+    for reader in (core, store):
+        with pytest.raises(SnapshotUnreadable) as raised:
+            reader.load(cid)
+        assert raised.value.problems == (("the case", "it is not text"),)
     core.close()
     store.close()
 

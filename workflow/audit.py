@@ -17,8 +17,13 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
-from workflow.domain import Case, case_from_json, case_to_json
-from workflow.errors import AuditFailure, CaseNotFound
+from workflow.domain import Case, case_to_json, read_snapshot, snapshot_problems
+from workflow.errors import (
+    AuditFailure,
+    CaseNotFound,
+    SnapshotUnreadable,
+    snapshot_problems_text,
+)
 from workflow.events import GENESIS, Event, event_from_json, restored_event, stored_hash
 from workflow.personal import (
     ERASE_EVENT,
@@ -274,9 +279,9 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
     # Any other text (another serialiser's spacing or key order, say) is read as a case,
     # strictly: a key given twice, or one a case does not have, is an edit.
     try:
+        as_stored = read_snapshot(cid, text)  # SnapshotUnreadable, as ``load`` would say
         stored = json.loads(text, object_pairs_hook=_unique_keys)
         entries = [Personal(**entry) for entry in stored.get("personal", ())]
-        as_stored = case_from_json(text)
     except (TypeError, ValueError, AttributeError) as exc:
         findings.append(
             Finding(cid, None, f"the stored snapshot is unreadable: {first_problem(exc)}")
@@ -302,13 +307,12 @@ def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def first_problem(error: Exception) -> str:
-    """What is wrong, in one line: a validation error's first problem and where it is."""
+    """What is wrong with a snapshot, in one line: its first problems, each with where
+    it is, never a value read (``workflow.domain.snapshot_problems``)."""
+    if isinstance(error, SnapshotUnreadable):
+        return snapshot_problems_text(error.problems)
     if isinstance(error, ValidationError):
-        problems = error.errors()
-        first = problems[0]
-        where = ".".join(str(part) for part in first["loc"]) or "the case"
-        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
-        return f"{where}: {first['msg']}{more}"
+        return snapshot_problems_text(snapshot_problems(error))
     return str(error)
 
 

@@ -13,13 +13,15 @@ from collections.abc import Callable
 from datetime import date, datetime
 from enum import StrEnum
 from functools import cache, lru_cache
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_args
 
-from pydantic import ConfigDict, Field, TypeAdapter, field_validator
+from pydantic import ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 from pydantic.dataclasses import dataclass
+from pydantic_core.core_schema import ErrorType
 
 from policies.decision import Decision
 from policies.remedy import Remedy
+from workflow.errors import SnapshotUnreadable
 from workflow.personal import Personal
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
@@ -408,3 +410,55 @@ def case_to_json(case: Case) -> bytes:
 def case_from_json(data: bytes | str) -> Case:
     """A case from ``case_to_json`` output, validated."""
     return CASE_ADAPTER.validate_json(data)
+
+
+def read_snapshot(case_id: str, stored: object) -> Case:
+    """The case ``case_id`` from its stored snapshot (the JSON text ``case_to_json``
+    wrote), validated; ``SnapshotUnreadable`` naming the case, the field paths and the
+    kinds of problem (never a stored value) if it is not text, not JSON, or not a case
+    with that id. Every store reading snapshot text calls this (docs/decisions/0035)."""
+    if type(stored) is not str:  # a BLOB (SQLite keeps what it is given), a number...
+        raise SnapshotUnreadable(case_id, [("the case", "it is not text")])
+    problems: list[tuple[str, str]] = []
+    try:
+        case = CASE_ADAPTER.validate_json(stored)
+    except ValidationError as error:
+        problems = snapshot_problems(error)
+    if problems:
+        # Raised outside the handler: the validation error holds the stored values
+        # (``input``), personal ones too, and must be neither the cause nor the context.
+        raise SnapshotUnreadable(case_id, problems)
+    if case.id != case_id:
+        raise SnapshotUnreadable(case_id, [("id", "names another case")])
+    return case
+
+
+#: Kinds of validation error whose message may quote what was read: a validator's own
+#: text (``amount -40.00 ...``), a tag or attribute name found in the input. Reported by
+#: kind only; so is a kind pydantic does not list (a custom error).
+_QUOTING_KINDS = frozenset(
+    {
+        "assertion_error", "bytes_invalid_encoding", "datetime_object_invalid",
+        "get_attribute_error", "iteration_error", "mapping_type", "no_such_attribute",
+        "union_tag_invalid", "value_error",
+    }
+)  # fmt: skip
+_SAFE_KINDS = frozenset(get_args(ErrorType)) - _QUOTING_KINDS
+#: The longest field name a problem's path shows (a key added to a snapshot can be any text).
+_SHOWN_NAME = 64
+
+
+def snapshot_problems(error: ValidationError) -> list[tuple[str, str]]:
+    """``(field path, what is wrong)`` for each problem of a snapshot's validation: the
+    path dotted (``offers.0.options.0``; ``the case`` for the whole), the problem as
+    pydantic words it unless that could quote the value read, then by its kind."""
+    found = []
+    for problem in error.errors(include_url=False, include_input=False, include_context=False):
+        parts = [str(part) for part in problem["loc"]]
+        where = ".".join(
+            part if len(part) <= _SHOWN_NAME else part[:_SHOWN_NAME] + "..." for part in parts
+        )
+        kind = problem["type"]
+        what = problem["msg"] if kind in _SAFE_KINDS else f"an invalid value ({kind})"
+        found.append((where or "the case", what))
+    return found

@@ -34,7 +34,9 @@ from workflow.errors import (
     ErasureRefused,
     IdempotencyKeyReused,
     InvalidStepData,
+    SnapshotUnreadable,
     StepNotAllowed,
+    snapshot_problems_text,
 )
 from workflow.events import GENESIS, Event, forget_text, format_at, make_event
 from workflow.guards import (
@@ -860,7 +862,21 @@ class Engine:
             raise ValueError("an erasure needs a reason (1 to 10,000 characters)")
         if not isinstance(customer_id, str) or not customer_id:
             raise ValueError("customer_id must be a non-empty string")
-        cases = self.store.customer_cases(customer_id)
+        try:
+            cases = self.store.customer_cases(customer_id)
+        except SnapshotUnreadable as error:
+            self._log.warning(
+                "erasure refused",
+                case_id=error.case_id,
+                step=ERASE_EVENT,
+                reason="its stored snapshot is unreadable",
+            )
+            raise ErasureRefused(
+                f"customer {customer_id}: case {error.case_id}'s stored snapshot is "
+                f"unreadable ({snapshot_problems_text(error.problems)}), so the personal "
+                "values it may hold cannot be erased: repair it (run `complaintflow audit "
+                f"verify --case {error.case_id}`) and erase again. Nothing was erased."
+            ) from error
         plain = [
             case.id
             for case in cases
@@ -924,7 +940,15 @@ class Engine:
         when = to_utc(now, "purgeable(now)") if now is not None else self.now()
         found = []
         for case_id in self.store.case_ids():
-            case = self.store.load(case_id)
+            try:
+                case = self.store.load(case_id)
+            except SnapshotUnreadable as error:  # its retention cannot be judged
+                self._log.warning(
+                    "retention: the case's stored snapshot is unreadable; not purged",
+                    case_id=case_id,
+                    error=str(error),
+                )
+                continue
             closed = case.closed_at if case.state in FINAL_STATES else None
             if closed is None:
                 continue

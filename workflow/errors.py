@@ -33,6 +33,7 @@ __all__ = [
     "PolicyViolation",
     "Problem",
     "SchemaVersionError",
+    "SnapshotUnreadable",
     "StepNotAllowed",
     "StepRefused",
     "StoreError",
@@ -292,6 +293,38 @@ class StoreUnavailable(StoreError):
 class SchemaVersionError(StoreError):
     """The database's tables are missing or at a schema revision this code does not
     know; the message names the command to run."""
+
+
+class SnapshotUnreadable(StoreError, ValueError):
+    """A case's stored snapshot does not read back as that case: not text, not JSON, a
+    key a case does not have, a value of the wrong kind, another case's id (edited in
+    the database, or a bad write by other software). ``case_id`` names the case and
+    ``problems`` what is wrong, as ``(field path, kind of problem)`` pairs; neither the
+    message nor the error holds a stored value (they may be the customer's personal
+    data), so the reading error it replaces is not kept as its cause. Not retryable:
+    ``complaintflow audit verify --case ID`` locates it; the snapshot must be repaired.
+    A ``ValueError`` too, as the validation error raised before it existed
+    (docs/decisions/0035)."""
+
+    def __init__(self, case_id: str, problems: Sequence[tuple[str, str]]) -> None:
+        self.case_id = case_id
+        self.problems = tuple(problems)
+        super().__init__(
+            f"case {case_id}: the stored snapshot is unreadable: "
+            f"{snapshot_problems_text(self.problems)} "
+            f"(run `complaintflow audit verify --case {case_id}`)"
+        )
+
+
+#: How many of a snapshot's problems a message lists (the rest are counted).
+_LISTED_PROBLEMS = 3
+
+
+def snapshot_problems_text(problems: Sequence[tuple[str, str]]) -> str:
+    """``path: problem; path: problem`` for the first few, then how many more."""
+    listed = "; ".join(f"{where}: {what}" for where, what in problems[:_LISTED_PROBLEMS])
+    more = len(problems) - _LISTED_PROBLEMS
+    return listed + (f" (and {more} more)" if more > 0 else "")
 
 
 class AuditFailure(ComplaintflowError):

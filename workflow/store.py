@@ -39,7 +39,8 @@ class Store(Protocol):
 
     def load(self, case_id: str) -> Case:
         """The case's latest snapshot (``Case.version`` is its last event's seq).
-        Raises ``CaseNotFound``."""
+        Raises ``CaseNotFound``, and ``SnapshotUnreadable`` when the stored snapshot
+        does not read back as this case (``workflow.domain.read_snapshot``)."""
         ...
 
     def append(
@@ -81,7 +82,8 @@ class Store(Protocol):
         ...
 
     def customer_cases(self, customer_id: str) -> list[Case]:
-        """The latest snapshot of every case of this customer (for cumulative caps)."""
+        """The latest snapshot of every case of this customer (for cumulative caps and
+        erasure); ``SnapshotUnreadable`` for the first whose snapshot does not read back."""
         ...
 
     def case_ids(self) -> Iterator[str]:
