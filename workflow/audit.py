@@ -88,6 +88,35 @@ def check_chain(case_id: str, events: Iterable[Event]) -> list[Finding]:
     )
 
 
+def check_times(case_id: str, events: Iterable[Event]) -> list[Finding]:
+    """Each event's time must not be earlier than the time of the event before it (one
+    instant for several events is in order). The engine never writes such a history (it
+    clamps ``now`` to the case's last event), so one is a forgery re-hashed throughout or
+    another program's writes; either way "as it stood at" a time has no answer on it."""
+    findings: list[Finding] = []
+    before: Event | None = None
+    for event in events:
+        if before is not None and _earlier(event.at, before.at):
+            findings.append(Finding(case_id, event.seq, _goes_back(event, before)))
+        before = event
+    return findings
+
+
+def _earlier(at: datetime, than: datetime) -> bool:
+    """``at < than``; False for times that cannot be compared (a time without a zone:
+    its hash does not match the canonical text, which verify reports)."""
+    try:
+        return at < than
+    except TypeError:
+        return False
+
+
+def _goes_back(event: Event, before: Event) -> str:
+    return (
+        f"at {event.at.isoformat()} goes back before seq {before.seq}'s at {before.at.isoformat()}"
+    )
+
+
 def check_personal(case_id: str, entries: Iterable[Personal]) -> list[Finding]:
     """Each personal value must still give the reference its events carry."""
     return [
@@ -120,7 +149,7 @@ def verify_case(store: Store, case_id: str) -> list[Finding]:
         events = store.events(case_id)
     except ValueError as exc:  # a row that is not an event any more
         return [Finding(case_id, None, f"an event is unreadable: {exc}")]
-    findings = check_chain(case_id, events)
+    findings = check_chain(case_id, events) + check_times(case_id, events)
     if not events:
         return [Finding(case_id, None, "has no events")]
     try:
@@ -257,7 +286,7 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
             keep(restored_event(owner, seq, type_, when, actor, data, policy_version, prev_hash,
                                 hash_))  # fmt: skip
         link((owner, seq, prev_hash, hash_, matches))
-    findings = _chain_findings(cid, links) + unreadable
+    findings = _chain_findings(cid, links) + check_times(cid, events) + unreadable
     if unreadable:
         return findings
     text = history.snapshot
@@ -358,9 +387,20 @@ def _stored_personal(snapshot: str) -> list[Personal] | None:
 
 
 def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None) -> Case:
-    """The case as it stood at ``when``: a replay of the events up to then (with the
-    personal values ``vault`` still holds)."""
+    """The case as it stood at ``when``: a replay of the events up to then, an event at
+    exactly ``when`` included (with the personal values ``vault`` still holds).
+    ``AuditFailure`` before the case opened, and on a history whose times go back (an
+    event earlier than the one before it: ``check_times``), at any ``when``."""
     history = list(events)
+    back = check_times(history[0].case_id, history) if history else []
+    if back:
+        first = back[0]
+        raise AuditFailure(
+            first.case_id,
+            first.seq,
+            f"{first.problem}: the case's state at a time is not defined when its event "
+            f"times go back (run `complaintflow audit verify --case {first.case_id}`)",
+        )
     upto = [e for e in history if e.at <= when]
     if not upto:
         case_id = history[0].case_id if history else "?"
@@ -542,6 +582,7 @@ def verify_export(lines: Iterable[str]) -> list[Finding]:
         if current is None:
             return
         findings.extend(check_chain(current, batch))
+        findings.extend(check_times(current, batch))
         vault = vaults.pop(current, {})
         findings.extend(check_personal(current, vault.values()))
         if header.get("personal") is True:  # a pseudonymised export holds none
