@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
 import os
 import resource
 import sqlite3
@@ -74,10 +75,17 @@ def copy_up(path: Path, template_db: Path, target_events: int) -> int:
     ).fetchall()
     src.close()
     copies = target_events // len(events)
+    own_id = f'{{"id":{json.dumps(case[0])},'
+    assert case[-1].startswith(own_id)  # the snapshot, last column, names its case first
     dst = sqlite3.connect(path)
     dst.executemany(
         "INSERT INTO cf_cases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-        ((f"copy-{i:07d}", *case[1:]) for i in range(copies)),
+        (
+            # Each copy's snapshot names the copy: a snapshot naming another case is
+            # refused when it is read (decision 0035), as the export reads each one.
+            (cid, *case[1:-1], f'{{"id":"{cid}",' + case[-1][len(own_id) :])
+            for cid in (f"copy-{i:07d}" for i in range(copies))
+        ),
     )
     dst.executemany(
         "INSERT INTO cf_events VALUES (?,?,?,?,?,?,?,?,?)",
