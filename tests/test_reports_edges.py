@@ -448,3 +448,15 @@ def test_the_html_page_of_an_empty_store_has_every_section_and_no_bar(
     assert page.tables["Summary"] == [["cases", "closed", "reopen_rate_pct", "feedback_mean"],
                                       ["0", "0", "0.0", ""]]  # fmt: skip
     assert "SLA attainment" not in page.tables  # "(no rows)", no table and no chart
+
+
+@pytest.mark.parametrize(
+    ("minutes", "text"),
+    [(0, "0h00"), (15, "0h15"), (75, "1h15"), (-15, "-0h15"), (-75, "-1h15"), (-60, "-1h00")],
+)
+def test_a_span_is_written_in_hours_and_minutes_with_its_sign(minutes: int, text: str) -> None:
+    """Regression: -15 minutes (a history whose times go back, which verify flags) was
+    written ``-1h45``: floor division of a negative span."""
+    from workflow.reports import _duration
+
+    assert _duration(timedelta(minutes=minutes, seconds=30 if minutes >= 0 else -30)) == text

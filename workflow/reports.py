@@ -187,9 +187,10 @@ def _mean(scores: list[int]) -> str:
 
 
 def _duration(delta: timedelta) -> str:
-    minutes = int(delta.total_seconds() // 60)
-    hours, mins = divmod(minutes, 60)
-    return f"{hours}h{mins:02d}"
+    """``delta`` in whole hours and minutes (seconds dropped), with its sign."""
+    seconds = delta.total_seconds()
+    hours, mins = divmod(int(abs(seconds) // 60), 60)
+    return f"{'-' if seconds <= -60 else ''}{hours}h{mins:02d}"
 
 
 def time_per_step(engine: Engine) -> list[Row]:
