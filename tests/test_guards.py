@@ -266,6 +266,29 @@ def test_close_is_not_listed_as_allowed_before_feedback_when_the_policy_needs_it
     assert "close" in waiving.allowed_steps(wid)
 
 
+def test_the_sla_clock_steps_are_listed_as_allowed_only_when_they_can_succeed(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """Regression: refusing ``resume_sla`` on a clock that was not paused listed
+    ``resume_sla`` among the steps allowed now (and ``pause_sla`` on a paused one), as
+    ``Engine.allowed_steps`` did: no input makes either succeed in that case."""
+    cid = case_in("acknowledged")
+    assert "pause_sla" in engine.allowed_steps(cid)
+    assert "resume_sla" not in engine.allowed_steps(cid)
+    with pytest.raises(StepNotAllowed) as info:
+        engine.resume_sla(cid, actor=AGENT)
+    assert "resume_sla" not in info.value.allowed
+    assert "pause_sla" in info.value.allowed
+    engine.pause_sla(cid, actor=AGENT, reason="waiting on photos")
+    assert "resume_sla" in engine.allowed_steps(cid)
+    assert "pause_sla" not in engine.allowed_steps(cid)
+    with pytest.raises(StepNotAllowed) as info:
+        engine.pause_sla(cid, actor=AGENT, reason="again")
+    assert "pause_sla" not in info.value.allowed
+    assert "resume_sla" in info.value.allowed
+    assert "pause_sla" not in str(info.value).split("Allowed now:")[1]
+
+
 def test_escalating_needs_a_reason_and_a_target_role(
     engine: Engine, case_in: Callable[[str], str]
 ) -> None:

@@ -215,11 +215,13 @@ def test_reopening_after_the_policys_window_is_refused(
     engine: Engine, clock: ManualClock, case_in: Callable[[str], str]
 ) -> None:
     cid = case_in("closed")
+    before = engine.history(cid)
     clock.advance(days=30, seconds=1)
     with pytest.raises(PolicyViolation) as refused:
         engine.reopen(cid, actor=CUSTOMER, reason="still broken")
     assert refused.value.decision.rule_ids == ("reopen.window",)
     assert engine.get(cid).state == "closed"
+    assert engine.history(cid) == before  # nothing written
 
 
 @pytest.mark.parametrize("state", ["received", "recorded", "promised", "escalated"])

@@ -65,13 +65,15 @@ def allowed_under(state: str, policy: Policy | None) -> tuple[str, ...]:
 
 
 def allowed_for(case: Case, policy: Policy | None, current: str | None) -> tuple[str, ...]:
-    """The steps ``case`` accepts under ``policy`` (``allowed_under``), less
-    ``migrate_policy`` when the case already runs under the current policy (``current``:
-    its stamp), which no input can make succeed either."""
+    """The steps ``case`` accepts under ``policy`` (``allowed_under``), less those no
+    input can make succeed either: ``migrate_policy`` when the case already runs under
+    the current policy (``current``: its stamp), ``pause_sla`` when its SLA clock is
+    paused and ``resume_sla`` when it is not."""
     steps = allowed_under(case.state, policy)
-    if case.policy_version == current and "migrate_policy" in steps:
-        return tuple(step for step in steps if step != "migrate_policy")
-    return steps
+    futile = "pause_sla" if case.sla_paused else "resume_sla"
+    if case.policy_version == current:
+        return tuple(step for step in steps if step != futile and step != "migrate_policy")
+    return tuple(step for step in steps if step != futile)
 
 
 _DATE: TypeAdapter[date] = TypeAdapter(date)
