@@ -82,3 +82,22 @@ def test_a_second_demo_run_names_the_case_the_run_before_left() -> None:
             )
             assert expected in result.output
     assert Path("complaintflow-demo.db").exists()
+
+
+def test_after_erasing_the_demo_customer_their_name_is_nowhere_in_the_database() -> None:
+    """The demo follows docs/audit.md's advice: free text stays in the chained record,
+    so its notes and evidence speak of "the customer", never the name."""
+    assert CliRunner().invoke(main, ["demo"]).exit_code == 0
+    db = Path("complaintflow-demo.db")
+    assert b"Whitfield" in db.read_bytes()  # the customer's name, before the erasure
+    erased = CliRunner().invoke(
+        main,
+        ["privacy", "erase", "c-1042", "--store", f"sqlite:///{db}",
+         "--actor", "dpo:kim", "--reason", "DSR-7"],
+    )  # fmt: skip
+    assert erased.exit_code == 0, erased.output
+    files = [db, *db.parent.glob(f"{db.name}-*")]  # with the WAL, if any is left
+    for name in (b"Dana", b"Whitfield"):
+        assert not any(name in f.read_bytes() for f in files), name
+    verified = CliRunner().invoke(main, ["audit", "verify", "--store", f"sqlite:///{db}"])
+    assert verified.exit_code == 0, verified.output

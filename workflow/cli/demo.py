@@ -98,14 +98,14 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
         engine.listen(
             cid,
             actor=AGENT,
-            note="Called Dana. The vase was a wedding gift; the box was crushed on one side "
-            "and the vase is in pieces. Angry: second broken delivery this year.",
+            note="Called the customer. The vase was a wedding gift; the box was crushed on one "
+            "side and the vase is in pieces. Angry: second broken delivery this year.",
         )
         engine.classify(cid, actor=AGENT, complainant_type="aggressive")
         engine.escalate(cid, actor=AGENT, reason="customer asks for a manager", to_role="team-lead")
         at(20)
         engine.resume(
-            cid, actor=LEAD, note="Spoke with Dana; Maria keeps the case with my backing."
+            cid, actor=LEAD, note="Spoke with the customer; Maria keeps the case with my backing."
         )
         at(10)
         engine.record(
@@ -156,7 +156,7 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
         )
         at(hours=46)
         engine.keep_promise(
-            cid, actor=AGENT, evidence="courier JD014600006231 delivered, signed 'Whitfield'"
+            cid, actor=AGENT, evidence="courier JD014600006231 delivered, signed by the customer"
         )
         at(hours=2)
         engine.request_feedback(cid, actor=AGENT, message="Did we put it right?")
