@@ -20,7 +20,7 @@ from pydantic import TypeAdapter, ValidationError
 from policies import decision as decision_module
 from policies import money as money_module
 from policies import remedy as remedy_module
-from workflow import Decision, Engine, Money, Outcome, Remedy
+from workflow import Category, Decision, Engine, Money, Outcome, Remedy
 from workflow.domain import case_from_json, case_to_json
 
 # -- inputs: mostly well-formed JSON forms, with every way of being slightly wrong -------
@@ -285,3 +285,11 @@ def test_a_working_copy_is_updated_in_place_with_known_fields_only(
     update(work, {})
     with pytest.raises(AttributeError, match="no field 'transfer'"):
         update(thaw(case), {"transfer": 1})
+
+
+def test_a_category_is_a_lower_case_name_as_the_policy_writes_it() -> None:
+    names: TypeAdapter[str] = TypeAdapter(Category)
+    assert names.validate_python("late-delivery") == "late-delivery"
+    for bad in ("Delivery", "late delivery", "", "x" * 65):
+        with pytest.raises(ValidationError):
+            names.validate_python(bad)

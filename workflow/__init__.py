@@ -16,6 +16,7 @@ from workflow.clock import Clock, ManualClock, SystemClock
 from workflow.domain import (
     Actor,
     Case,
+    Category,
     Channel,
     ComplainantType,
     Customer,
@@ -65,6 +66,7 @@ __all__ = [
     "Case",
     "CaseAlreadyExists",
     "CaseNotFound",
+    "Category",
     "Channel",
     "Clock",
     "ComplainantType",

@@ -26,6 +26,11 @@ from workflow.personal import Personal
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
 Text = Annotated[str, Field(min_length=1, max_length=10_000)]
+#: A complaint's category (``delivery``, ``billing``, ``service``): a lower-case name as
+#: the policy file writes it; one of the policy's ``categories`` when the policy lists them
+#: (``record`` and ``open_case`` refuse any other). The policy names the categories, so it
+#: is a checked name rather than an enum.
+Category = Slug
 #: The records a case holds refuse keys they do not have when read from JSON (a stored
 #: snapshot): an added or renamed key is an edit for ``audit.verify`` to report, and a
 #: field this version does not know must not be dropped silently when the case is written
@@ -209,7 +214,7 @@ class Case:
     policy_version: str
     subject: str | None = None
     details: str | None = None
-    category: Slug | None = None
+    category: Category | None = None
     occurred_on: date | None = None
     priority: Priority = Priority.NORMAL
     complainant_type: ComplainantType = ComplainantType.UNKNOWN
