@@ -18,6 +18,15 @@ def test_the_engine_benchmark_runs_end_to_end(capsys: object) -> None:
     assert result["recorded_bytes"] < result["promised_bytes"]
 
 
+def test_an_open_case_at_promised_takes_at_most_4_kib_in_the_memory_store() -> None:
+    """Issue 2's memory target, held as a regression check (memory, not time: tracemalloc
+    counts allocations, the same on every run of the same code and libraries). 1,000
+    cases, so that what the store shares between cases (interned records, caches) is
+    spread as it would be in a real store; at 5,000 the figure is a few bytes lower."""
+    per_case = bench_engine.memory_per_open_case(1000, "promised")
+    assert per_case <= 4096, f"{per_case / 1024:.2f} KiB per open case at 'promised'"
+
+
 def test_the_tick_benchmark_runs_end_to_end() -> None:
     from tests.benchmarks import bench_tick
 
