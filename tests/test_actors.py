@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 
 from adapters.memory import MemoryStore
 from adapters.sql import SqlStore
-from tests.conftest import AGENT, LEAD, PATH, START, open_case, unchecked_actor
+from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, START, open_case, unchecked_actor
 from tests.stores import STORE_KINDS, each_store, sqlite_url
 from workflow import (
     Actor,
@@ -430,6 +430,72 @@ def test_an_old_history_reopens_from_a_fresh_store_object(tmp_path: Path) -> Non
         assert again.add_note(cid, actor=AGENT, text="still works").version == 9
     finally:
         again.store.close()
+
+
+# -- the command line shows ids escaped ----------------------------------------------------
+
+
+def test_printable_is_shared_by_the_command_line() -> None:
+    from workflow.cli.common import printable
+
+    assert printable("agent:y\x1b[2K\u202e\u2028") == "agent:y\\x1b[2K\\u202e\\u2028"
+    assert printable("agent:Jos\u00e9") == "agent:Jos\u00e9"
+
+
+def _old_store(tmp_path: Path) -> tuple[str, str]:
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    cid = _old_history(Engine(store, clock=ManualClock(START)))
+    store.close()
+    return url, cid
+
+
+def test_audit_show_escapes_old_actor_ids(tmp_path: Path) -> None:
+    url, cid = _old_store(tmp_path)
+    shown = CliRunner().invoke(main, ["audit", "show", cid, "--store", url])
+    assert shown.exit_code == 0, shown.output
+    assert "agent:y\\x1b[2K" in shown.output
+    assert "agent:bob\\u202e" in shown.output
+    for char in "\x07\x1b\u202e\ue000\x00":
+        assert char not in shown.output
+
+
+def test_the_spend_report_table_escapes_old_actor_ids(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    cid = open_case(engine)
+    for step, inputs in PATH[:4]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    engine.step(cid, "offer_remedy", actor=unchecked_actor("agent", "eve\x1b]0;x\x07"),
+                **PATH[4][1])  # fmt: skip
+    engine.step(cid, "accept_remedy", actor=CUSTOMER, **PATH[5][1])
+    store.close()
+    table = CliRunner().invoke(main, ["report", "spend", "--store", url, "--by", "agent"])
+    assert table.exit_code == 0, table.output
+    assert "agent:eve\\x1b]0;x\\x07" in table.output
+    assert "\x1b" not in table.output
+    assert "\x07" not in table.output
+
+
+def test_the_list_of_purged_cases_escapes_who_purged(tmp_path: Path) -> None:
+    from policies.loader import parse_policy
+
+    url = sqlite_url(tmp_path)
+    store = SqlStore(url, create=True)
+    clock = ManualClock(START)
+    policy = parse_policy("name: short\nversion: '1'\ncurrency: EUR\nretention:\n  years: 1\n",
+                          file="short.yaml")  # fmt: skip
+    engine = Engine(store, policy=policy, clock=clock)
+    cid = open_case(engine)
+    engine.withdraw(cid, actor=AGENT, reason="sorted out")
+    engine.purge_expired(actor=unchecked_actor("system", "ret\x1b[2K"),
+                         now=START + timedelta(days=800))  # fmt: skip
+    store.close()
+    listed = CliRunner().invoke(main, ["privacy", "purged", "--store", url])
+    assert listed.exit_code == 0, listed.output
+    assert "by system:ret\\x1b[2K" in listed.output
+    assert "\x1b" not in listed.output
 
 
 def test_events_keep_the_actor_text_as_recorded(store: MemoryStore) -> None:
