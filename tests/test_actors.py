@@ -505,3 +505,11 @@ def test_events_keep_the_actor_text_as_recorded(store: MemoryStore) -> None:
     (event,) = engine.history(cid)
     assert event.actor == "agent:alice\u200b"
     assert person_of(event.actor.partition(":")[2]) == Actor.parse(AGENT).person
+
+
+def test_the_message_docs_concepts_shows_is_the_one_raised(engine: Engine) -> None:
+    page = (Path(__file__).resolve().parent.parent / "docs" / "concepts.md").read_text()
+    shown = page.split("## Actors", 1)[1].split("```text\n", 1)[1].split("```", 1)[0]
+    with pytest.raises(InvalidActor) as error:
+        engine.acknowledge("c-1", actor="agent:bob\x07", message="Hello")
+    assert " ".join(shown.split()) == str(error.value)
