@@ -9,7 +9,11 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
 
-Name = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
+#: What the policy file names things (roles, tiers, categories, calendars...) with: a
+#: lower-case name. ``Actor`` roles follow the same rule (docs/decisions/0036).
+NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
+MAX_NAME = 64
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]
 
 
 def refuse_float(value: Any) -> Any:

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from adapters.memory import MemoryStore
 from adapters.sql import SqlStore
-from tests.conftest import START
+from tests.conftest import START, unchecked_actor
 from tests.stores import sqlite_url
 from tests.test_audit import history, tamper
 from workflow import Engine, ManualClock, audit
@@ -207,10 +207,12 @@ def test_show_prints_no_control_character_from_the_history(tmp_path: Path) -> No
     url = sqlite_url(tmp_path)
     clock = ManualClock(START)
     engine = Engine(SqlStore(url, create=True), clock=clock)
-    engine.open_case(actor="agent:x\r  1 2026-11-02T09:00:00Z agent:alice",
+    # Ids the engine refuses now, as a history written before may hold them (0036).
+    engine.open_case(actor=unchecked_actor("agent", "x\r  1 2026-11-02T09:00:00Z agent:alice"),
                      customer={"id": "c", "name": "N"}, channel="chat", case_id="case-c",
                      subject="s")  # fmt: skip
-    engine.add_note("case-c", actor="agent:y\x1b[2K\x9b2K", text="paid \u202e0001 EUR")
+    engine.add_note("case-c", actor=unchecked_actor("agent", "y\x1b[2K\x9b2K"),
+                    text="paid \u202e0001 EUR")  # fmt: skip
     shown = CliRunner().invoke(main, ["audit", "show", "case-c", "--store", url])
     assert shown.exit_code == 0, shown.output
     for char in "\r\x1b\x9b\u202e":

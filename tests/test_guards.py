@@ -12,7 +12,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-from tests.conftest import AGENT, CUSTOMER, LEAD, PATH, REFUND, START, drive, open_case
+from tests.conftest import (
+    AGENT,
+    CUSTOMER,
+    LEAD,
+    PATH,
+    REFUND,
+    START,
+    drive,
+    open_case,
+    unchecked_actor,
+)
 from workflow import (
     STEP_NAMES,
     Actor,
@@ -429,15 +439,12 @@ def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) ->
         engine.approve_offer(cid, actor="team-lead:ALICE")
 
 
-@pytest.mark.parametrize(
-    "approver",
-    ["team-lead:alice ", "team-lead:alice\t", "team-lead:\uff41lice", "team-lead:Alice\u00a0"],
-)
-def test_four_eyes_is_not_fooled_by_spaces_or_lookalike_forms_of_the_same_id(
+@pytest.mark.parametrize("approver", ["team-lead:\uff41lice", "team-lead:\uff21LICE"])
+def test_four_eyes_is_not_fooled_by_lookalike_forms_of_the_same_id(
     store: Any, clock: ManualClock, approver: str
 ) -> None:
-    """Regression: ``team-lead:alice `` (a trailing space) or a full-width ``\uff41lice``
-    approved an offer ``agent:alice`` made: ids were compared as typed."""
+    """Regression: a full-width ``\uff41lice`` approved an offer ``agent:alice`` made:
+    ids were compared as typed."""
     from workflow import Decision, OfferRequest
 
     def always_approve(policy: Policy, request: OfferRequest) -> Decision:
@@ -450,10 +457,31 @@ def test_four_eyes_is_not_fooled_by_spaces_or_lookalike_forms_of_the_same_id(
     before = engine.get(cid)
     with pytest.raises(PolicyViolation, match="four_eyes"):
         engine.approve_offer(cid, actor=approver)
-    with pytest.raises(PolicyViolation, match="four_eyes"):
-        engine.approve_offer(cid, actor=Actor(role="team-lead", id=" alice"))
     assert engine.get(cid) == before
     assert engine.approve_offer(cid, actor="team-lead:alicia").state == "remedy_offered"
+
+
+@pytest.mark.parametrize(
+    "approver",
+    ["team-lead:alice ", "team-lead:alice\t", "team-lead:Alice\u00a0", "team-lead: alice"],
+)
+def test_an_approver_id_with_spaces_at_an_end_is_refused_before_four_eyes(
+    store: Any, clock: ManualClock, approver: str
+) -> None:
+    """Before ids were checked, ``team-lead:alice `` (a trailing space) approved an offer
+    ``agent:alice`` made; four eyes then learned to ignore the spaces. Such an id is now
+    refused outright (docs/decisions/0036), and nothing is written."""
+    from workflow import Decision, InvalidActor, OfferRequest
+
+    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
+        return Decision.needs_approval("test", "always")
+
+    engine = Engine(store, clock=clock, decide=always_approve)
+    cid = open_case(engine)
+    for step, inputs in PATH[:5]:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    with nothing_written(engine, cid), pytest.raises(InvalidActor, match="approve_offer"):
+        engine.approve_offer(cid, actor=approver)
 
 
 def test_an_idempotency_key_must_be_short_text(engine: Engine) -> None:
@@ -471,14 +499,17 @@ def test_an_aware_due_time_reads_as_validating_and_converting_it_would(when: dat
     assert (read, read.tzinfo if read else None) == (expected, UTC)
 
 
-@pytest.mark.parametrize("maker_id", [" bob", "bob\nsmith"])
+@pytest.mark.parametrize(
+    ("maker_id", "same_person"), [(" bob", "BOB"), ("bob\nsmith", "Bob Smith")]
+)
 def test_an_offer_by_an_actor_whose_text_does_not_parse_can_be_approved(
-    store: Any, clock: ManualClock, maker_id: str
+    store: Any, clock: ManualClock, maker_id: str, same_person: str
 ) -> None:
     """Regression: an offer made by ``Actor(role="agent", id=" bob")`` was recorded as
     made by ``agent: bob``, text ``Actor.parse`` refuses; approving it then failed with a
     bare ``ValueError`` for every approver, so the case could never be approved. Four
-    eyes now reads the recorded id after the role."""
+    eyes now reads the recorded id after the role. (Such an ``Actor`` is refused now;
+    histories written before still hold the text: docs/decisions/0036.)"""
     from workflow import Decision, OfferRequest
 
     def always_approve(policy: Policy, request: OfferRequest) -> Decision:
@@ -488,11 +519,11 @@ def test_an_offer_by_an_actor_whose_text_does_not_parse_can_be_approved(
     cid = open_case(engine)
     for step, inputs in PATH[:4]:
         engine.step(cid, step, actor=AGENT, **inputs)
-    maker = Actor(role="agent", id=maker_id)
+    maker = unchecked_actor("agent", maker_id)
     engine.step(cid, "offer_remedy", actor=maker, **_inputs("offer_remedy"))
     assert engine.get(cid).offers[-1].offered_by == str(maker)
     with pytest.raises(PolicyViolation, match="four_eyes"):
-        engine.approve_offer(cid, actor=Actor(role="team-lead", id=maker_id.upper()))
+        engine.approve_offer(cid, actor=Actor(role="team-lead", id=same_person))
     assert engine.approve_offer(cid, actor=LEAD).state == "remedy_offered"
     assert engine.replay(cid) == engine.get(cid)
 

@@ -7,6 +7,7 @@ when many open cases are held in memory. Changing a case means building a new on
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import unicodedata
 from collections.abc import Callable
@@ -21,7 +22,8 @@ from pydantic_core.core_schema import ErrorType
 
 from policies.decision import Decision
 from policies.remedy import Remedy
-from workflow.errors import SnapshotUnreadable
+from policies.types import MAX_NAME, NAME_PATTERN
+from workflow.errors import InvalidActor, SnapshotUnreadable
 from workflow.personal import Personal
 
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=64)]
@@ -71,20 +73,124 @@ class OfferStatus(StrEnum):
     REFUSED = "refused"
 
 
-_ACTOR = re.compile(r"^(?P<role>[a-z][a-z0-9_-]*):(?P<id>\S.*)$")
+#: A role: a lower-case name, as the policy files name roles (``policies.types.Name``),
+#: read whole (``fullmatch``: Python's ``$`` would also match before a final newline).
+_ROLE = re.compile(NAME_PATTERN)
+MAX_ROLE = MAX_NAME
+MAX_ID = 200
+#: Characters an id may not hold, by Unicode general category: what a terminal or a log
+#: viewer acts on instead of showing, or shows as nothing (bidi overrides, zero-width
+#: spaces), lone surrogates (no database stores them as UTF-8), and private-use ones.
+_REFUSED_IN_ID = {
+    "Cc": "a control character",
+    "Cf": "a format character",
+    "Cs": "a surrogate",
+    "Co": "a private-use character",
+}
+#: What ``person_of`` drops: invisible characters, which do not change who an id names.
+_INVISIBLE = frozenset(("Cc", "Cf"))
+
+
+#: What is wrong with a role or an id: (part, problem, position, code point).
+_Problem = tuple[str, str, int | None, str | None]
+
+
+def _code(char: str) -> str:
+    return f"U+{ord(char):04X}"
+
+
+def _role_problem(role: object) -> _Problem | None:
+    """What is wrong with ``role``, if anything."""
+    if not isinstance(role, str):
+        return ("role", f"its role must be text, not {type(role).__name__}", None, None)
+    if _ROLE.fullmatch(role) is not None and len(role) <= MAX_ROLE:
+        return None
+    if not role:
+        return ("role", "its role is empty", None, None)
+    for position, char in enumerate(role, start=1):
+        if "a" <= char <= "z" or "0" <= char <= "9" or (position > 1 and char in "-_"):
+            continue
+        shown = f"{_code(char)} {char!r}" if char.isprintable() else _code(char)
+        where = "starts with" if position == 1 and char in "-_" else "holds"
+        at = "" if where == "starts with" else f" at position {position}"
+        return ("role", f"its role {where} {shown}{at}", position, _code(char))
+    return ("role", f"its role is {len(role)} characters long, more than {MAX_ROLE}", None, None)
+
+
+def _id_problem(id_: object) -> _Problem | None:
+    """What is wrong with ``id_``, if anything."""
+    if not isinstance(id_, str):
+        return ("id", f"its id must be text, not {type(id_).__name__}", None, None)
+    if not id_:
+        return ("id", "its id is empty", None, None)
+    if len(id_) > MAX_ID:
+        return ("id", f"its id is {len(id_)} characters long, more than {MAX_ID}", None, None)
+    if not id_.isprintable():  # else it holds none of them (and no whitespace but spaces)
+        for position, char in enumerate(id_, start=1):
+            kind = _REFUSED_IN_ID.get(unicodedata.category(char))
+            if kind is not None:
+                problem = f"its id holds {_code(char)} ({kind}) at position {position}"
+                return ("id", problem, position, _code(char))
+    for end, position in (("starts", 1), ("ends", len(id_))):
+        char = id_[position - 1]
+        if char.isspace():
+            problem = f"its id {end} with whitespace ({_code(char)} at position {position})"
+            return ("id", problem, position, _code(char))
+    if not id_.isascii() and not unicodedata.is_normalized("NFC", id_):
+        nfc = unicodedata.normalize("NFC", id_)
+        differs = (i for i, (a, b) in enumerate(zip(id_, nfc, strict=False)) if a != b)
+        index = next(differs, min(len(id_), len(nfc)) - 1)
+        char = id_[index]
+        problem = (
+            f"its id is not in Unicode normalisation form NFC (from position {index + 1}, "
+            f"{_code(char)}): pass unicodedata.normalize('NFC', id), since an id is "
+            "recorded exactly as given, never normalised for you"
+        )
+        return ("id", problem, index + 1, _code(char))
+    return None
+
+
+def check_actor(role: object, id_: object) -> None:
+    """``InvalidActor`` naming what is wrong, if ``role`` and ``id_`` are not an actor's
+    (the role's problem first)."""
+    found = _role_problem(role) or _id_problem(id_)
+    if found is not None:
+        part, problem, position, character = found
+        given = f"{role}:{id_}" if isinstance(role, str) and isinstance(id_, str) else (role, id_)
+        raise InvalidActor(given, part, problem, position=position, character=character)
 
 
 def person_of(id_: str) -> str:
-    """The person an actor id names (see ``Actor.person``)."""
+    """The person an actor id names (see ``Actor.person``). Control and format
+    characters are dropped first (those that are whitespace, such as a tab or a line
+    break, count as a space), so that invisible characters in an id recorded before ids
+    were checked cannot make one person look like two."""
+    if not id_.isprintable():
+        id_ = "".join(
+            " " if char.isspace() else char
+            for char in id_
+            if char.isspace() or unicodedata.category(char) not in _INVISIBLE
+        )
     return " ".join(unicodedata.normalize("NFKC", id_).casefold().split())
 
 
-@dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class Actor:
-    """Who takes a step: a role and an id. Written ``role:id``, e.g. ``agent:alice``."""
+    """Who takes a step: a role and an id. Written ``role:id``, e.g. ``agent:alice``.
 
-    role: Slug
-    id: Annotated[str, Field(min_length=1, max_length=200)]
+    The role is a lower-case name as the policy files name roles (``1st-line``,
+    ``team-lead``; 1 to 64 characters); the id is 1 to 200 characters in Unicode NFC
+    form, without control, format, surrogate or private-use characters and without
+    whitespace at either end. Anything else is ``InvalidActor``, naming what is wrong
+    and where (docs/decisions/0036-actor-roles-and-ids.md). The id is recorded exactly
+    as given: nothing is normalised.
+    """
+
+    role: str
+    id: str
+
+    def __post_init__(self) -> None:
+        check_actor(self.role, self.id)
 
     def __str__(self) -> str:
         return f"{self.role}:{self.id}"
@@ -94,34 +200,34 @@ class Actor:
         """The person the id names, for comparing people (four eyes): compatibility-
         normalised (NFKC, so a full-width ``\uff41lice`` is ``alice``), case-folded, and with
         surrounding spaces dropped and inner runs of spaces made one (``alice `` is
-        ``alice``)."""
+        ``alice``); control and format characters are dropped (``person_of``)."""
         return person_of(self.id)
 
     @classmethod
     def parse(cls, value: Actor | str) -> Actor:
-        """An ``Actor`` from ``role:id`` text (or an ``Actor``, returned as is)."""
+        """An ``Actor`` from ``role:id`` text (or an ``Actor``, returned as is);
+        ``InvalidActor`` if it is not one."""
         if isinstance(value, Actor):
             return value
         if not isinstance(value, str):
-            raise TypeError(f"actor must be 'role:id' text or an Actor, got {type(value).__name__}")
+            raise InvalidActor(value, "actor", f"it is {type(value).__name__}, not text")
         if cls is Actor:
             return _parse_actor(value)
         return cls._parse(value)
 
     @classmethod
     def _parse(cls, value: str) -> Actor:
-        match = _ACTOR.match(value)
-        if match is None:
-            raise ValueError(
-                f"actor {value!r} is not 'role:id' (for example 'agent:alice' or 'customer:c-42')"
-            )
-        return cls(role=match.group("role"), id=match.group("id"))
+        role, colon, id_ = value.partition(":")
+        if not colon:
+            raise InvalidActor(value, "actor", "it is not 'role:id' text")
+        return cls(role=role, id=id_)
 
 
 @lru_cache(maxsize=4096)
 def _parse_actor(value: str) -> Actor:
     """``Actor.parse`` of text, remembered: the same few actors take most steps, and an
-    ``Actor`` is immutable, so one parsed value is shared (failures are not cached)."""
+    ``Actor`` is immutable, so one parsed (and checked) value is shared; the checks run
+    once per distinct text (failures are not cached)."""
     return Actor._parse(value)
 
 

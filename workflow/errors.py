@@ -25,6 +25,7 @@ __all__ = [
     "CurrencyMismatch",
     "ErasureRefused",
     "IdempotencyKeyReused",
+    "InvalidActor",
     "InvalidIdempotencyKey",
     "InvalidStepData",
     "MissingInformation",
@@ -261,6 +262,71 @@ class InvalidIdempotencyKey(ComplaintflowError, ValueError):
 
 #: How much of a long key an error shows.
 _SHOWN_KEY = 40
+
+
+#: What each part of an actor must be, said after what is wrong with it.
+_ACTOR_RULES = {
+    "role": "a role is a lower-case name, as the policy files name roles: 1 to 64 of "
+    "a-z, 0-9, '-' and '_', starting with a letter or a digit",
+    "id": "an id is 1 to 200 characters in Unicode normalisation form NFC, without "
+    "control, format, surrogate or private-use characters and without whitespace at "
+    "either end",
+    "actor": "an actor is 'role:id' text, for example 'agent:alice' or 'customer:c-42', "
+    "or an Actor",
+}
+#: How much of a long actor an error shows.
+_SHOWN_ACTOR = 60
+
+
+class InvalidActor(ComplaintflowError, ValueError):
+    """An actor that cannot take a step: its role or its id breaks a rule, or it is not
+    ``role:id`` text at all (docs/decisions/0036-actor-roles-and-ids.md). Raised by
+    ``Actor(...)``, ``Actor.parse`` and every ``Engine`` method taking ``actor=``
+    (before anything is read or written). ``part`` says where: ``role``, ``id``, or
+    ``actor`` (the whole: not text, no ``:``); ``problem`` what is wrong;
+    ``position`` the character's place in that part, counted from 1, and
+    ``character`` its code point (``U+0007``), when one character is at fault;
+    ``actor`` what was given; ``step`` and ``case_id`` the command it came with, when
+    an ``Engine`` method raised it. The message shows the actor escaped (``repr``) and
+    cut, and names a character by its code point: it never holds a control or format
+    character raw. A ``ValueError`` too, as a malformed actor raised before."""
+
+    def __init__(
+        self,
+        actor: object,
+        part: str,
+        problem: str,
+        *,
+        position: int | None = None,
+        character: str | None = None,
+        step: str | None = None,
+        case_id: str | None = None,
+    ) -> None:
+        self.actor = actor
+        self.part = part
+        self.problem = problem
+        self.position = position
+        self.character = character
+        self.step = step
+        self.case_id = case_id
+        if isinstance(actor, str) and len(actor) > _SHOWN_ACTOR:
+            shown = f"{actor[:_SHOWN_ACTOR]!r}... ({len(actor)} characters)"
+        else:
+            shown = repr(actor)[: _SHOWN_ACTOR * 2]
+        command = "" if step is None else f" given to '{step}'"
+        if step is not None and case_id is not None:
+            command += f" on case {case_id if case_id.isprintable() else repr(case_id)}"
+        written = "" if step is None else " Nothing was written."
+        super().__init__(
+            f"actor {shown}{command} is refused: {problem}; {_ACTOR_RULES[part]}.{written}"
+        )
+
+    def given_to(self, step: str, case_id: str | None) -> InvalidActor:
+        """This error for the command ``step`` (on case ``case_id``) it was given to."""
+        return InvalidActor(
+            self.actor, self.part, self.problem, position=self.position,
+            character=self.character, step=step, case_id=case_id,
+        )  # fmt: skip
 
 
 class CaseAlreadyExists(ConcurrencyConflict):

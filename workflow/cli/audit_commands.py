@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import unicodedata
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -13,7 +12,7 @@ import click
 
 from adapters import open_store
 from workflow import audit
-from workflow.cli.common import instant, opened, output_file
+from workflow.cli.common import instant, opened, output_file, printable
 from workflow.errors import ComplaintflowError
 from workflow.events import Event
 from workflow.personal import Vault, vault_of
@@ -148,20 +147,6 @@ def short_stamp(stamp: str) -> str:
     tell apart two policies with one declared version (the full stamps are listed)."""
     version, at, digest = stamp.rpartition("@sha256:")
     return f"{version}{at}{digest[:8]}" if at else stamp
-
-
-#: Characters a terminal acts on instead of showing (line breaks, escapes, bidi
-#: overrides...): printed as escapes, so that a history cannot forge what is shown.
-_UNSHOWN = frozenset(("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))
-
-
-def printable(text: str) -> str:
-    """``text`` with every control, format or line-separator character as an escape."""
-    if text.isprintable():
-        return text
-    return "".join(
-        ch if unicodedata.category(ch) not in _UNSHOWN else ascii(ch)[1:-1] for ch in text
-    )
 
 
 def timeline(case_id: str, upto: str, events: list[Event], vault: Vault) -> list[str]:

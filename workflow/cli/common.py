@@ -1,11 +1,13 @@
 """What every ``complaintflow`` command shares: reading a time option, turning the
-library's errors into one-line messages, writing an output file whole or not at all."""
+library's errors into one-line messages, writing an output file whole or not at all,
+printing text from a store (actor ids above all) escaped."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 import tempfile
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, TypeVar
@@ -18,6 +20,21 @@ from workflow.clock import outside_utc
 from workflow.errors import ComplaintflowError
 
 T = TypeVar("T")
+
+#: Characters a terminal acts on instead of showing (line breaks, escapes, bidi
+#: overrides...): printed as escapes, so that a history cannot forge what is shown.
+_UNSHOWN = frozenset(("Cc", "Cf", "Cs", "Co", "Zl", "Zp"))
+
+
+def printable(text: str) -> str:
+    """``text`` with every control, format or line-separator character as an escape.
+    Every command printing text read from a store passes it through this: an actor id
+    recorded before ids were checked (docs/decisions/0036) may hold any of them."""
+    if text.isprintable():
+        return text
+    return "".join(
+        ch if unicodedata.category(ch) not in _UNSHOWN else ascii(ch)[1:-1] for ch in text
+    )
 
 
 def instant(value: str | None, option: str) -> datetime | None:

@@ -12,6 +12,7 @@ from policies.loader import bundled_policy
 from policies.money import Money
 from policies.remedy import Remedy
 from workflow.audit import revealed
+from workflow.cli.common import printable
 from workflow.clock import ManualClock
 from workflow.engine import Engine
 from workflow.events import Event
@@ -179,7 +180,7 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
             when = event.at.strftime("%a %d %b %H:%M")
             text = _summary(event, vault)
             text = text if len(text) <= 72 else text[:71] + "…"
-            echo(f"  {event.seq:>2}  {when}  {event.actor:<16} {event.type:<17} {text}")
+            echo(f"  {event.seq:>2}  {when}  {printable(event.actor):<16} {event.type:<17} {text}")
         replayed = engine.replay(cid)
         echo("")
         echo(f"final state      : {final.state}")

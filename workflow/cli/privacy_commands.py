@@ -6,7 +6,7 @@ from __future__ import annotations
 import click
 
 from policies.errors import ComplaintflowError
-from workflow.cli.common import instant
+from workflow.cli.common import instant, printable
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 
 
@@ -74,7 +74,7 @@ def purged(store_url: str) -> None:
     for t in tombstones:
         click.echo(
             f"{t.case_id}  seq {t.version}  head {t.head_hash[:12]}…  closed "
-            f"{t.closed_at:%Y-%m-%d}  purged {t.purged_at:%Y-%m-%d} by {t.purged_by}"
+            f"{t.closed_at:%Y-%m-%d}  purged {t.purged_at:%Y-%m-%d} by {printable(t.purged_by)}"
         )
     click.echo(f"{len(tombstones)} purged cases")
 

@@ -12,7 +12,7 @@ import click
 
 from workflow import reports
 from workflow.audit import spreadsheet_cell
-from workflow.cli.common import not_given, output_file
+from workflow.cli.common import not_given, output_file, printable
 from workflow.cli.sla_commands import _POLICY, _STORE, _engine
 from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
@@ -45,9 +45,12 @@ def _format(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> str:
         return out.getvalue()
     if not rows:
         return "(no rows)\n"
-    widths = {c: max(len(c), *(len(str(r[c])) for r in rows)) for c in columns}
+    # A table is for a terminal: every cell escaped (``--by agent`` lists actor ids, which
+    # histories written before ids were checked may hold control characters in).
+    cells = [{c: printable(str(row[c])) for c in columns} for row in rows]
+    widths = {c: max(len(c), *(len(r[c]) for r in cells)) for c in columns}
     lines = ["  ".join(c.ljust(widths[c]) for c in columns)]
-    lines += ["  ".join(str(row[c]).ljust(widths[c]) for c in columns) for row in rows]
+    lines += ["  ".join(row[c].ljust(widths[c]) for c in columns) for row in cells]
     return "\n".join(lines) + "\n"
 
 
