@@ -28,6 +28,7 @@ from workflow import (
     Decision,
     Engine,
     InvalidActor,
+    InvalidStepData,
     ManualClock,
     OfferRequest,
     Policy,
@@ -288,6 +289,44 @@ def test_every_engine_method_taking_an_actor_refuses_an_invalid_one(
         assert "Nothing was written" in str(error.value)
     assert _written(engine) == before
     assert list(engine.store.tombstones()) == []
+
+
+@pytest.mark.parametrize(
+    ("case_id", "problem"),
+    [
+        ("", "the case id is empty"),
+        ("T-1\x07", "the case id holds U+0007 (a control character) at position 4"),
+        ("T-\u202e1", "the case id holds U+202E (a format character) at position 3"),
+        (" T-1", "the case id starts with whitespace (U+0020 at position 1)"),
+        ("x" * 201, "the case id is 201 characters long, more than 200"),
+        ("Jose\u0301", "the case id is not in Unicode normalisation form NFC"),
+        (42, "the case id must be text, not int"),
+    ],
+)
+def test_a_case_id_given_to_open_case_follows_an_actor_ids_rules(
+    engine_with_case: tuple[Engine, str], case_id: Any, problem: str
+) -> None:
+    """A case id is written into every event, the store's keys and every command's output:
+    one given by the caller (a ticket number) is checked as an actor id is."""
+    engine, _ = engine_with_case
+    before = _written(engine)
+    with pytest.raises(InvalidStepData) as error:
+        engine.open_case(actor=AGENT, customer={"id": "c-2", "name": "N"}, channel="web",
+                         case_id=case_id, idempotency_key="k-open")  # fmt: skip
+    assert error.value.problems[0][0] == "case_id"
+    assert problem in error.value.problems[0][1]
+    assert str(error.value).isprintable()  # shown escaped
+    assert _written(engine) == before
+    taken = engine.open_case(actor=AGENT, customer={"id": "c-2", "name": "N"}, channel="web",
+                             case_id="T-\u00e91", idempotency_key="k-open")  # fmt: skip
+    assert taken.id == "T-\u00e91"  # the key was not spent on the refused command
+
+
+def test_case_ids_from_your_own_factory_are_checked_too(store: MemoryStore) -> None:
+    engine = Engine(store, clock=ManualClock(START), new_case_id=lambda: "T-1\n")
+    with pytest.raises(InvalidStepData, match=r"the case id holds U\+000A"):
+        open_case(engine)
+    assert list(store.case_ids()) == []
 
 
 def test_an_actor_given_as_an_actor_is_taken_as_built(engine_with_case: tuple[Engine, str]) -> None:

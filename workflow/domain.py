@@ -117,24 +117,24 @@ def _role_problem(role: object) -> _Problem | None:
     return ("role", f"its role is {len(role)} characters long, more than {MAX_ROLE}", None, None)
 
 
-def _id_problem(id_: object) -> _Problem | None:
-    """What is wrong with ``id_``, if anything."""
+def _id_problem(id_: object, its: str = "its id") -> _Problem | None:
+    """What is wrong with ``id_``, if anything (``its``: how the message names it)."""
     if not isinstance(id_, str):
-        return ("id", f"its id must be text, not {type(id_).__name__}", None, None)
+        return ("id", f"{its} must be text, not {type(id_).__name__}", None, None)
     if not id_:
-        return ("id", "its id is empty", None, None)
+        return ("id", f"{its} is empty", None, None)
     if len(id_) > MAX_ID:
-        return ("id", f"its id is {len(id_)} characters long, more than {MAX_ID}", None, None)
+        return ("id", f"{its} is {len(id_)} characters long, more than {MAX_ID}", None, None)
     if not id_.isprintable():  # else it holds none of them (and no whitespace but spaces)
         for position, char in enumerate(id_, start=1):
             kind = _REFUSED_IN_ID.get(unicodedata.category(char))
             if kind is not None:
-                problem = f"its id holds {_code(char)} ({kind}) at position {position}"
+                problem = f"{its} holds {_code(char)} ({kind}) at position {position}"
                 return ("id", problem, position, _code(char))
     for end, position in (("starts", 1), ("ends", len(id_))):
         char = id_[position - 1]
         if char.isspace():
-            problem = f"its id {end} with whitespace ({_code(char)} at position {position})"
+            problem = f"{its} {end} with whitespace ({_code(char)} at position {position})"
             return ("id", problem, position, _code(char))
     if not id_.isascii() and not unicodedata.is_normalized("NFC", id_):
         nfc = unicodedata.normalize("NFC", id_)
@@ -142,12 +142,20 @@ def _id_problem(id_: object) -> _Problem | None:
         index = next(differs, min(len(id_), len(nfc)) - 1)
         char = id_[index]
         problem = (
-            f"its id is not in Unicode normalisation form NFC (from position {index + 1}, "
+            f"{its} is not in Unicode normalisation form NFC (from position {index + 1}, "
             f"{_code(char)}): pass unicodedata.normalize('NFC', id), since an id is "
             "recorded exactly as given, never normalised for you"
         )
         return ("id", problem, index + 1, _code(char))
     return None
+
+
+def case_id_problem(case_id: object) -> str | None:
+    """What is wrong with a case id given to ``open_case``, if anything: the rules of an
+    actor's id (1 to 200 characters in NFC, no control, format, surrogate or private-use
+    characters, no whitespace at either end)."""
+    found = _id_problem(case_id, "the case id")
+    return None if found is None else found[1]
 
 
 def check_actor(role: object, id_: object) -> None:

@@ -26,7 +26,16 @@ from policies.sla import Target
 from workflow import audit, sla
 from workflow.checklist import ESCALATABLE, FINAL_STATES, fire, is_allowed
 from workflow.clock import Clock, SystemClock, to_utc
-from workflow.domain import Actor, Case, Channel, ComplainantType, Customer, Priority, Slug
+from workflow.domain import (
+    Actor,
+    Case,
+    Channel,
+    ComplainantType,
+    Customer,
+    Priority,
+    Slug,
+    case_id_problem,
+)
 from workflow.errors import (
     CaseAlreadyExists,
     ComplaintflowError,
@@ -313,7 +322,13 @@ class Engine:
         case_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Case:
-        """Open a complaint: the case starts ``received``, with an ``open`` event."""
+        """Open a complaint: the case starts ``received``, with an ``open`` event.
+
+        ``case_id`` (else a new ``case-`` + UUID) follows an actor id's rules: 1 to 200
+        characters in NFC, no control, format, surrogate or private-use characters, no
+        whitespace at either end; any other is ``InvalidStepData`` naming it."""
+        if case_id is not None:
+            self._check_case_id(case_id)
         try:  # inline, not ``_actor``: the hot path (a ``try`` costs nothing)
             who = _actor_text(Actor.parse(actor))
         except InvalidActor as error:
@@ -335,7 +350,12 @@ class Engine:
             earlier = self._earlier_result(command)
             if earlier is not None:
                 return earlier
-        cid = case_id if case_id is not None else self._new_case_id()
+        if case_id is not None:
+            cid = case_id
+        else:
+            cid = self._new_case_id()
+            if self._new_case_id is not _new_case_id:  # yours: checked as a given one is
+                self._check_case_id(cid)
         now = self.now()
         field = "customer"  # what is being read, for the problem's name
         try:
@@ -419,6 +439,19 @@ class Engine:
             return earlier
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
+
+    def _check_case_id(self, case_id: object) -> None:
+        """``InvalidStepData`` (logged) if ``case_id`` is not a case id ``open_case`` takes;
+        the message shows the id escaped (``repr``), never its characters raw."""
+        problem = case_id_problem(case_id)
+        if problem is not None:
+            shown = repr(case_id)
+            shown = shown if len(shown) <= 80 else f"{shown[:77]}..."
+            refusal = InvalidStepData(
+                case_id=shown, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
+                problems=[("case_id", problem)],
+            )  # fmt: skip
+            raise self._refused(refusal)
 
     def step(
         self,
