@@ -196,10 +196,14 @@ def test_erasure_leaves_no_personal_value_anywhere_and_every_chain_verifies(
 
 
 def test_an_erasure_needs_a_reason_and_a_customer() -> None:
+    from workflow import ErasureRefused, InvalidErasure
+
     engine = Engine(MemoryStore(), clock=ManualClock(START))
-    with pytest.raises(ValueError, match="needs a reason"):
+    with pytest.raises(InvalidErasure, match="needs a reason") as refused:
         engine.erase_customer("cust", actor="dpo:kim", reason="  ")
-    with pytest.raises(ValueError, match="customer_id"):
+    assert isinstance(refused.value, ErasureRefused)
+    assert isinstance(refused.value, ValueError)
+    with pytest.raises(InvalidErasure, match="customer_id"):
         engine.erase_customer("", actor="dpo:kim", reason="request")
     assert engine.erase_customer("nobody", actor="dpo:kim", reason="request") == []
 

@@ -43,6 +43,7 @@ from workflow.errors import (
     ErasureRefused,
     IdempotencyKeyReused,
     InvalidActor,
+    InvalidErasure,
     InvalidStepData,
     SnapshotUnreadable,
     StepNotAllowed,
@@ -908,9 +909,9 @@ class Engine:
         who = _actor_text(_actor(actor, "erase_customer", None))
         why = reason.strip() if isinstance(reason, str) else ""
         if not why or len(why) > 10_000:
-            raise ValueError("an erasure needs a reason (1 to 10,000 characters)")
+            raise InvalidErasure("an erasure needs a reason (1 to 10,000 characters)")
         if not isinstance(customer_id, str) or not customer_id:
-            raise ValueError("customer_id must be a non-empty string")
+            raise InvalidErasure("customer_id must be a non-empty string")
         try:
             cases = self.store.customer_cases(customer_id)
         except SnapshotUnreadable as error:

@@ -26,6 +26,7 @@ __all__ = [
     "ErasureRefused",
     "IdempotencyKeyReused",
     "InvalidActor",
+    "InvalidErasure",
     "InvalidIdempotencyKey",
     "InvalidStepData",
     "MissingInformation",
@@ -346,6 +347,12 @@ class CaseAlreadyExists(ConcurrencyConflict):
 class ErasureRefused(ComplaintflowError):
     """A customer's personal data cannot be erased as asked; the message says why.
     Nothing was erased."""
+
+
+class InvalidErasure(ErasureRefused, ValueError):
+    """``erase_customer`` asked without what it needs: a customer id (non-empty text) and
+    a reason (1 to 10,000 characters). Nothing was read or erased. A ``ValueError`` too,
+    as it was before it had its own class."""
 
 
 class StoreError(ComplaintflowError):
