@@ -363,3 +363,22 @@ def test_the_schema_revision_is_the_head_of_the_shipped_migrations() -> None:
     """``SCHEMA_REVISION`` (what the store checks) and the migrations' head (what `db
     upgrade` reaches) are the same revision."""
     assert migrate.known_revisions()[-1] == SCHEMA_REVISION
+
+
+def test_docs_adapters_quotes_the_newer_schema_refusal_as_it_is_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/adapters.md shows the refusal of a newer schema: keep it the real output."""
+    from click.testing import CliRunner
+
+    from workflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///cases.db"
+    SqlStore(url, create=True).close()
+    _set_revisions(url, "cf_", NEWER)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "adapters.md").read_text()
+    command = f"$ complaintflow db upgrade {url}\n"
+    shown = page[page.index(command) + len(command) :].split("\n", 1)[0]
+    result = CliRunner().invoke(main, ["db", "upgrade", url])
+    assert result.output == f"{shown}\n"
