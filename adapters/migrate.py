@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+from functools import cache
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from adapters.sql import _require_sqlite_file, _translated, shown_url
-from adapters.sql_schema import Tables, build_tables
+from adapters.sql import _require_sqlite_file, _translated, schema_too_new, shown_url
+from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
+from workflow.errors import SchemaVersionError
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 
@@ -37,13 +43,49 @@ def _one_at_a_time(connection: Connection, tables: Tables) -> None:
         connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": key})
 
 
+@cache
+def known_revisions() -> tuple[str, ...]:
+    """The schema revisions this package's migrations know, oldest first: the last is
+    the head (``SCHEMA_REVISION``)."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    walked = [script.revision for script in ScriptDirectory.from_config(config).walk_revisions()]
+    return tuple(reversed(walked))
+
+
+def _refuse_unknown(connection: Connection, tables: Tables, url: str) -> None:
+    """Tables at a revision none of this package's migrations know were set up by a
+    newer complaintflow: refused before Alembic is asked to upgrade from it (it would
+    fail with "Can't locate revision"), so nothing is written."""
+    options = {
+        "version_table": tables.version_table,
+        "version_table_schema": tables.metadata.schema,
+    }
+    found = MigrationContext.configure(connection, opts=options).get_current_heads()
+    for revision in found:
+        if revision not in known_revisions():
+            raise schema_too_new(url, revision)
+
+
 def init_schema(engine: Engine, tables: Tables) -> None:
-    """Bring the database to the current schema revision (creating it if empty)."""
+    """Bring the database to the current schema revision (creating it if empty).
+    Tables at a revision this package does not know raise ``SchemaVersionError`` before
+    anything is written; so does any other error Alembic raises (in one line, Alembic's
+    error kept as the cause)."""
     config = _config(tables)
+    url = engine.url.render_as_string(hide_password=True)
     with engine.begin() as connection:
         _one_at_a_time(connection, tables)
+        _refuse_unknown(connection, tables, url)
         config.attributes["connection"] = connection
-        command.upgrade(config, "head")
+        try:
+            command.upgrade(config, "head")
+        except (CommandError, RevisionError) as error:
+            first_line = str(error).split("\n", 1)[0].rstrip()
+            raise SchemaVersionError(
+                f"{url}: Alembic could not bring the tables to schema {SCHEMA_REVISION}: "
+                f"{first_line}; nothing was changed"
+            ) from error
 
 
 def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None:

@@ -256,6 +256,17 @@ def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None 
     return f"complaintflow db {verb} {shown_url(url)}{options}"
 
 
+def schema_too_new(url: str, found: str) -> SchemaVersionError:
+    """Tables at revision ``found``, which none of this package's migrations know: a
+    newer complaintflow set them up (``url`` as messages show it)."""
+    return SchemaVersionError(
+        f"{url} is at schema {found}, newer than this complaintflow knows (the newest "
+        f"this complaintflow knows is {SCHEMA_REVISION}): a newer complaintflow set up "
+        "these tables; upgrade the complaintflow package (`pip install --upgrade "
+        "complaintflow`) to use them. Nothing was changed"
+    )
+
+
 class SqlStore:
     """A ``workflow.Store`` on a SQL database, opened by URL.
 
@@ -305,12 +316,12 @@ class SqlStore:
         # Known to the at-fork hook once it has what the hook reads (engines, hot path):
         # a store whose engine could not be made is no store, and must not trip the hook.
         _STORES.add(self)
-        if create:
-            from adapters.migrate import init_schema
-
-            with _translated(f"creating the tables in {shown_url(url)}"):
-                init_schema(self.engine, self.tables)
         try:
+            if create:
+                from adapters.migrate import init_schema
+
+                with _translated(f"creating the tables in {shown_url(url)}"):
+                    init_schema(self.engine, self.tables)
             self.check_schema()
         except BaseException:
             self.close()  # no connection left open behind the refusal
@@ -389,15 +400,14 @@ class SqlStore:
         if found is None:
             command = schema_command("init", self.url, self.prefix, schema)
             raise SchemaVersionError(f"{url} has no complaintflow tables: run `{command}`")
-        if found < SCHEMA_REVISION:
-            command = schema_command("upgrade", self.url, self.prefix, schema)
-            raise SchemaVersionError(
-                f"{url} is at schema {found}; this complaintflow needs {SCHEMA_REVISION}: "
-                f"run `{command}`"
-            )
+        from adapters.migrate import known_revisions
+
+        if found not in known_revisions():  # whatever it sorts like
+            raise schema_too_new(url, found)
+        command = schema_command("upgrade", self.url, self.prefix, schema)
         raise SchemaVersionError(
-            f"{url} is at schema {found}, newer than this complaintflow knows "
-            f"({SCHEMA_REVISION}): upgrade complaintflow"
+            f"{url} is at schema {found}; this complaintflow needs {SCHEMA_REVISION}: "
+            f"run `{command}`"
         )
 
     # -- the store port ----------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import multiprocessing
 import threading
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -216,3 +217,63 @@ def test_a_store_that_failed_to_open_does_not_break_the_fork_hook(
     child.join(timeout=30)
     assert failed.value is not None  # its traceback (and the half-made store) still held
     assert child.exitcode == 0
+
+
+# -- the sweeper's claim on PostgreSQL --------------------------------------------------
+
+SLA_POLICY = """
+name: sweep
+version: "1"
+currency: EUR
+sla:
+  targets:
+    - {id: ack, step: acknowledge, within: PT1H}
+"""
+
+
+@pytest.mark.postgres
+def test_a_sweeper_passes_over_the_deadlines_another_worker_holds_and_claims_the_rest() -> None:
+    """On PostgreSQL ``due_deadlines`` claims with ``FOR UPDATE SKIP LOCKED``: deadline
+    rows another worker's transaction has locked are passed over, not waited for, and
+    the other due deadlines are claimed at once. (The store's connection has a short
+    ``lock_timeout``: a claim that waited for the locked rows fails instead of hanging.)
+    Once that transaction ends, the rows it held are claimed by the next sweep."""
+    from sqlalchemy import create_engine, text
+
+    from policies.loader import parse_policy
+    from tests.stores import drop_tables, fresh_prefix, postgres_url
+
+    url, prefix = postgres_url(), fresh_prefix()
+    store = SqlStore(
+        url,
+        prefix=prefix,
+        create=True,
+        engine_options={"connect_args": {"options": "-c lock_timeout=2000"}},
+    )
+    locker = create_engine(url)
+    try:
+        engine = Engine(store, policy=parse_policy(SLA_POLICY), clock=ManualClock(START))
+        ids = [_open(engine, f"case-{n}") for n in range(6)]
+        due = {(d.case_id, d.key) for cid in ids for d in store.pending_deadlines(cid)}
+        assert {cid for cid, _ in due} == set(ids)
+        now = START + timedelta(hours=2)  # every deadline is due
+        with locker.connect() as other:
+            held = {
+                (row[0], row[1])
+                for row in other.execute(
+                    text(
+                        f"SELECT case_id, key FROM {prefix}deadlines "
+                        "WHERE case_id IN (:a, :b) FOR UPDATE"
+                    ),
+                    {"a": ids[0], "b": ids[1]},
+                )
+            }
+            assert {cid for cid, _ in held} == {ids[0], ids[1]}
+            claimed = {(d.case_id, d.key) for d in store.due_deadlines(now)}
+            assert claimed == due - held
+            other.rollback()
+        assert {(d.case_id, d.key) for d in store.due_deadlines(now)} == held
+    finally:
+        store.close()
+        locker.dispose()
+        drop_tables(url, prefix)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -166,3 +167,218 @@ def test_db_upgrade_adds_fingerprints_and_keeps_the_keys_recorded_before(
     finally:
         drop_tables(url, old)
         drop_tables(url, head)
+
+
+#: A revision no complaintflow this old knows: what a newer complaintflow's `db
+#: upgrade` leaves in the version table.
+NEWER = "0099"
+
+
+def _set_revisions(url: str, prefix: str, *revisions: str) -> None:
+    """The version table's rows replaced by ``revisions`` (as another complaintflow, or
+    a hand edit, would leave them)."""
+    from sqlalchemy import text
+
+    version_table = build_tables(prefix).version_table
+    engine = create_engine(url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"DELETE FROM {version_table}"))
+            for revision in revisions:
+                conn.execute(
+                    text(f"INSERT INTO {version_table} (version_num) VALUES (:r)"), {"r": revision}
+                )
+    finally:
+        engine.dispose()
+
+
+def _schema_state(url: str, prefix: str) -> tuple[dict[str, list[str]], list[str]]:
+    """The prefix's tables with their columns, and the version table's rows."""
+    from sqlalchemy import inspect, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            found = inspect(conn)
+            tables = {
+                name: sorted(c["name"] for c in found.get_columns(name))
+                for name in sorted(found.get_table_names())
+                if name.startswith(prefix)
+            }
+            version_table = build_tables(prefix).version_table
+            rows = conn.execute(text(f"SELECT version_num FROM {version_table}")).scalars()
+            return tables, sorted(rows)
+    finally:
+        engine.dispose()
+
+
+def _assert_names_the_newer_schema(error: BaseException) -> None:
+    message = str(error)
+    assert f"is at schema {NEWER}" in message
+    assert f"the newest this complaintflow knows is {SCHEMA_REVISION}" in message
+    assert "upgrade the complaintflow package" in message
+    assert "\n" not in message
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def newer_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str]]:
+    """``(url, prefix)`` of tables a newer complaintflow set up: at revision ``NEWER``,
+    holding a case. On PostgreSQL the tables have a prefix of their own, dropped after."""
+    url = postgres_url() if request.param == "postgres" else sqlite_url(tmp_path)
+    prefix = fresh_prefix()
+    try:
+        store = SqlStore(url, prefix=prefix, create=True)
+        Engine(store, clock=ManualClock(START)).open_case(
+            actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="web",
+            case_id="case-1",
+        )  # fmt: skip
+        store.close()
+        _set_revisions(url, prefix, NEWER)
+        yield url, prefix
+    finally:
+        drop_tables(url, prefix)
+
+
+def test_a_newer_schema_is_refused_before_any_migration_and_nothing_is_written(
+    newer_database: tuple[str, str],
+) -> None:
+    """A database a newer complaintflow upgraded: opening it to create the tables (what
+    `demo` and `open_store(url, create=True)` do) or upgrading it says it is newer, which
+    revision it is at and which this package knows, and to upgrade the package; it
+    neither crashes in Alembic nor writes anything."""
+    from adapters import open_store
+
+    url, prefix = newer_database
+    before = _schema_state(url, prefix)
+    assert before[1] == [NEWER]
+    for opening in (
+        lambda: open_store(url, prefix=prefix, create=True),
+        lambda: SqlStore(url, prefix=prefix, create=True),
+        lambda: SqlStore(url, prefix=prefix),
+        lambda: migrate.upgrade(url, prefix=prefix),
+    ):
+        with pytest.raises(SchemaVersionError) as error:
+            opening()
+        _assert_names_the_newer_schema(error.value)
+        assert _schema_state(url, prefix) == before
+
+
+@pytest.mark.parametrize("command", ["init", "upgrade"])
+def test_db_init_and_upgrade_refuse_a_newer_schema_in_one_line(
+    newer_database: tuple[str, str], command: str
+) -> None:
+    """`complaintflow db init|upgrade` on a newer database: one line saying to upgrade
+    complaintflow (not Alembic's "Can't locate revision"), a non-zero exit, no change."""
+    from click.testing import CliRunner
+
+    from workflow.cli import main
+
+    url, prefix = newer_database
+    before = _schema_state(url, prefix)
+    result = CliRunner().invoke(main, ["db", command, url, "--prefix", prefix])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1, result.output
+    assert "Traceback" not in result.output
+    assert "Can't locate revision" not in result.output
+    _assert_names_the_newer_schema(result.output.removeprefix("Error: ").rstrip("\n"))
+    assert _schema_state(url, prefix) == before
+
+
+def test_demo_on_a_newer_schema_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """`complaintflow demo --store URL` creates the tables if needed: on a database a
+    newer complaintflow set up it says so in one line and exits non-zero."""
+    from click.testing import CliRunner
+
+    from workflow.cli import main
+
+    url = sqlite_url(tmp_path)
+    SqlStore(url, create=True).close()
+    _set_revisions(url, "cf_", NEWER)
+    result = CliRunner().invoke(main, ["demo", "--store", url])
+    assert result.exit_code == 1
+    assert isinstance(result.exception, SystemExit)
+    assert result.output.count("\n") == 1, result.output
+    _assert_names_the_newer_schema(result.output.removeprefix("Error: ").rstrip("\n"))
+    assert _schema_state(url, "cf_")[1] == [NEWER]
+
+
+def test_an_older_revision_this_package_does_not_know_is_not_sent_to_db_upgrade(
+    tmp_path: Path,
+) -> None:
+    """A revision that is not one of this package's migrations cannot be upgraded from,
+    whatever it sorts like ('0000' sorts before every real one): the error must not name
+    `db upgrade`, which would fail on it."""
+    url = sqlite_url(tmp_path)
+    SqlStore(url, create=True).close()
+    _set_revisions(url, "cf_", "0000")
+    for opening in (lambda: SqlStore(url), lambda: SqlStore(url, create=True)):
+        with pytest.raises(SchemaVersionError) as error:
+            opening()
+        assert "db upgrade" not in str(error.value)
+        assert "is at schema 0000" in str(error.value)
+        assert "upgrade the complaintflow package" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_other_alembic_errors_are_store_errors_in_one_line(backend: str, tmp_path: Path) -> None:
+    """A version table Alembic cannot upgrade from (two rows, one the ancestor of the
+    other: a hand edit) is a SchemaVersionError saying where, in one line, with
+    Alembic's error kept as the cause; not Alembic's CommandError."""
+    from alembic.util.exc import CommandError
+    from click.testing import CliRunner
+
+    from adapters import open_store
+    from workflow.cli import main
+
+    url = postgres_url() if backend == "postgres" else sqlite_url(tmp_path)
+    prefix = fresh_prefix()
+    try:
+        SqlStore(url, prefix=prefix, create=True).close()
+        _set_revisions(url, prefix, "0002", SCHEMA_REVISION)
+        before = _schema_state(url, prefix)
+        for opening in (
+            lambda: open_store(url, prefix=prefix, create=True),
+            lambda: migrate.upgrade(url, prefix=prefix),
+        ):
+            with pytest.raises(SchemaVersionError) as error:
+                opening()
+            message = str(error.value)
+            assert "\n" not in message
+            assert "Alembic could not bring the tables to schema" in message
+            assert "overlaps" in message  # Alembic's own words, first line
+            assert isinstance(error.value.__cause__, CommandError)
+            assert _schema_state(url, prefix) == before
+        result = CliRunner().invoke(main, ["db", "upgrade", url, "--prefix", prefix])
+        assert result.exit_code == 1
+        assert result.output.count("\n") == 1, result.output
+        assert "Alembic could not bring the tables to schema" in result.output
+    finally:
+        drop_tables(url, prefix)
+
+
+def test_the_schema_revision_is_the_head_of_the_shipped_migrations() -> None:
+    """``SCHEMA_REVISION`` (what the store checks) and the migrations' head (what `db
+    upgrade` reaches) are the same revision."""
+    assert migrate.known_revisions()[-1] == SCHEMA_REVISION
+
+
+def test_docs_adapters_quotes_the_newer_schema_refusal_as_it_is_printed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/adapters.md shows the refusal of a newer schema: keep it the real output."""
+    from click.testing import CliRunner
+
+    from workflow.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    url = "sqlite:///cases.db"
+    SqlStore(url, create=True).close()
+    _set_revisions(url, "cf_", NEWER)
+    page = (Path(__file__).resolve().parent.parent / "docs" / "adapters.md").read_text()
+    command = f"$ complaintflow db upgrade {url}\n"
+    shown = page[page.index(command) + len(command) :].split("\n", 1)[0]
+    result = CliRunner().invoke(main, ["db", "upgrade", url])
+    assert result.output == f"{shown}\n"

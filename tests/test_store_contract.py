@@ -91,7 +91,7 @@ def test_a_database_at_an_unknown_revision_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SchemaVersionError, match="newer than this complaintflow knows"):
         SqlStore(url)
     with sqlite3.connect(tmp_path / "cases.db") as conn:
-        conn.execute("UPDATE cf_alembic_version SET version_num = '0000'")
+        conn.execute("UPDATE cf_alembic_version SET version_num = '0001'")
     with pytest.raises(SchemaVersionError, match=r"run `complaintflow db upgrade"):
         SqlStore(url)
 
