@@ -38,6 +38,7 @@ from workflow.errors import (
     ErasureRefused,
     IdempotencyKeyReused,
     InvalidIdempotencyKey,
+    InvalidQuery,
     InvalidStepData,
     MissingInformation,
     MoneyError,
@@ -52,8 +53,9 @@ from workflow.errors import (
 )
 from workflow.events import GENESIS, Event
 from workflow.personal import ERASED, Personal, vault_of
+from workflow.query import CaseAtRisk, CasePage, CaseQuery
 from workflow.replay import replay
-from workflow.store import Store, Tombstone
+from workflow.store import FindsCases, Store, Tombstone
 
 __all__ = [
     "CHECKLIST",
@@ -64,7 +66,10 @@ __all__ = [
     "AuditFailure",
     "Case",
     "CaseAlreadyExists",
+    "CaseAtRisk",
     "CaseNotFound",
+    "CasePage",
+    "CaseQuery",
     "Channel",
     "Clock",
     "ComplainantType",
@@ -78,9 +83,11 @@ __all__ = [
     "Escalation",
     "Event",
     "Feedback",
+    "FindsCases",
     "Guidance",
     "IdempotencyKeyReused",
     "InvalidIdempotencyKey",
+    "InvalidQuery",
     "InvalidStepData",
     "ManualClock",
     "MissingInformation",

@@ -26,6 +26,7 @@ __all__ = [
     "ErasureRefused",
     "IdempotencyKeyReused",
     "InvalidIdempotencyKey",
+    "InvalidQuery",
     "InvalidStepData",
     "MissingInformation",
     "MoneyError",
@@ -261,6 +262,19 @@ class InvalidIdempotencyKey(ComplaintflowError, ValueError):
 
 #: How much of a long key an error shows.
 _SHOWN_KEY = 40
+
+
+class InvalidQuery(ComplaintflowError, ValueError):
+    """A query for cases (``Engine.find_cases``, ``Engine.cases_at_risk``) that cannot
+    be run: ``filter`` names the argument (``state``, ``opened_since``, ``cursor``,
+    ``within``...), ``problem`` says what is wrong with it. Raised before the store is
+    read. A ``ValueError`` too: it is bad input."""
+
+    def __init__(self, filter: str, problem: str, *, query: str = "find_cases") -> None:
+        self.filter = filter
+        self.problem = problem
+        self.query = query
+        super().__init__(f"{query}: {filter}: {problem}")
 
 
 class CaseAlreadyExists(ConcurrencyConflict):
