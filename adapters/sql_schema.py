@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
 from workflow.domain import MAX_ASSIGNEE
@@ -53,11 +54,23 @@ class UtcDateTime(TypeDecorator[datetime]):
 
 def case_query_indexes(prefix: str) -> list[Index]:
     """The cases table's indexes revision 0004 adds, for ``find_cases``: the order of
-    pages, and the two key fields it added."""
+    pages, and each of the two columns it added followed by that order (a page of one
+    agent's cases is read in order, not sorted). These two are partial: a case with no
+    assignee, or not escalated, has no entry, so a step on it writes none (SQLite
+    rewrites the entry of every index on a column an UPDATE sets, changed or not)."""
     return [
         Index(f"{prefix}cases_opened", "opened_at", "case_id"),
-        Index(f"{prefix}cases_assignee", "assignee"),
-        Index(f"{prefix}cases_escalated_to", "escalated_to"),
+        *(
+            Index(
+                f"{prefix}cases_{name}",
+                name,
+                "opened_at",
+                "case_id",
+                sqlite_where=text(f"{name} IS NOT NULL"),
+                postgresql_where=text(f"{name} IS NOT NULL"),
+            )
+            for name in ("assignee", "escalated_to")
+        ),
     ]
 
 

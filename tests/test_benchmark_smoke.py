@@ -85,9 +85,12 @@ def test_the_raw_sqlite_side_writes_the_store_s_columns_and_indexes(tmp_path: ob
     def shape(db: sqlite3.Connection, table: str, prefix: str) -> tuple[object, ...]:
         columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
         indexes = {
-            name.removeprefix(prefix): [row[2] for row in db.execute(f"PRAGMA index_info({name})")]
-            for (name,) in db.execute(
-                "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+            name.removeprefix(prefix): (
+                [row[2] for row in db.execute(f"PRAGMA index_info({name})")],
+                " ".join(sql.partition(" WHERE ")[2].split()),  # a partial index's rows
+            )
+            for (name, sql) in db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
                 "AND sql IS NOT NULL",
                 (table,),
             )

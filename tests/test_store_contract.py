@@ -30,6 +30,17 @@ class TestSqliteStore(StoreContract):
         store.close()
 
 
+class TestStoreWithoutFindsCases(StoreContract):
+    """A third party's store that does not find cases itself: the engine's scan through
+    the ``Store`` port keeps the contract too."""
+
+    @pytest.fixture
+    def store(self) -> MemoryStore:
+        from tests.test_find_cases import ScanOnly
+
+        return ScanOnly()
+
+
 @pytest.mark.postgres
 class TestPostgresStore(StoreContract):
     @pytest.fixture

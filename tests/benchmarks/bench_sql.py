@@ -80,8 +80,9 @@ CREATE TABLE cases (case_id TEXT PRIMARY KEY, version INT, state TEXT, customer_
 CREATE INDEX cases_customer ON cases(customer_id);
 CREATE INDEX cases_state ON cases(state);
 CREATE INDEX cases_opened ON cases(opened_at, case_id);
-CREATE INDEX cases_assignee ON cases(assignee);
-CREATE INDEX cases_escalated_to ON cases(escalated_to);
+CREATE INDEX cases_assignee ON cases(assignee, opened_at, case_id) WHERE assignee IS NOT NULL;
+CREATE INDEX cases_escalated_to ON cases(escalated_to, opened_at, case_id)
+  WHERE escalated_to IS NOT NULL;
 CREATE TABLE events (case_id TEXT REFERENCES cases(case_id), seq INT, type TEXT, at TEXT,
   actor TEXT, data TEXT, policy_version TEXT, prev_hash TEXT, hash TEXT,
   PRIMARY KEY (case_id, seq));
