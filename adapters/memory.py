@@ -318,8 +318,8 @@ class _CaseIndex:
             )
             return heapq.nsmallest(limit, found, key=position)
         out: list[Case] = []
-        for _, case_id in itertools.islice(order, start, stop):
-            case = snapshots[case_id]
+        for at in range(start, stop):  # (islice would step through those before start)
+            case = snapshots[order[at][1]]
             if query.matches(case):
                 out.append(case)
                 if len(out) == limit:
