@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from functools import partial
 
 import pytest
@@ -25,6 +25,7 @@ from workflow.errors import (
 from workflow.events import Event, make_event
 from workflow.idempotency import FINGERPRINT_SCHEME, fingerprint
 from workflow.personal import ERASED, vault_of
+from workflow.query import CaseAtRisk
 from workflow.replay import apply, replay
 from workflow.sla import Deadline
 from workflow.store import ReadsStoredHistories, ReadsStoredHistory, Store, Tombstone
@@ -152,6 +153,30 @@ class _KeyNotYetSeen(_Wrapped):
             self._looked.add(key)
             return None
         return self._store.find_idempotent(key)
+
+
+def _walk(engine: Engine, limit: int, **filters: object) -> list[list[str]]:
+    """The ids on each page of ``find_cases`` with ``filters``, page after page."""
+    pages: list[list[str]] = []
+    cursor = None
+    while True:
+        page = engine.find_cases(limit=limit, cursor=cursor, **filters)  # type: ignore[arg-type]
+        pages.append([case.id for case in page.cases])
+        if page.next_cursor is None:
+            return pages
+        assert len(pages) < 100, "the cursor does not move on"
+        cursor = page.next_cursor
+
+
+def _found(engine: Engine, **filters: object) -> list[str]:
+    """The ids of every case ``find_cases`` finds with ``filters`` (one page)."""
+    page = engine.find_cases(limit=1000, **filters)  # type: ignore[arg-type]
+    assert page.next_cursor is None
+    return [case.id for case in page.cases]
+
+
+def _risk(entries: list[CaseAtRisk]) -> list[tuple[str, str, str, datetime]]:
+    return [(e.case.id, e.step, e.kind, e.due_at) for e in entries]
 
 
 def _note_event(engine: Engine, case: Case) -> Event:
@@ -627,3 +652,194 @@ class StoreContract:
         assert [t for t in texts if name in t or contact in t] == []
         assert audit.verify_store(store) == []
         assert audit.verify_store(store, cid) == []
+
+    # -- finding cases (Engine.find_cases and cases_at_risk: through FindsCases when the
+    # -- store has it, else through the methods above) ---------------------------------
+
+    def test_find_cases_filters_by_the_case_s_key_fields(self, store: Store) -> None:
+        clock = ManualClock(_START)
+        engine = Engine(store, clock=clock)
+        opened = [
+            ("case-f1", "c-1", "email", "delivery"),
+            ("case-f2", "c-2", "chat", None),
+            ("case-f3", "c-1", "phone", "billing"),
+            ("case-f4", "c-3", "email", None),
+        ]
+        for case_id, customer, channel, category in opened:
+            engine.open_case(
+                actor="agent:contract", customer={"id": customer, "name": "N"},
+                channel=channel, category=category, case_id=case_id,
+            )  # fmt: skip
+            clock.advance(minutes=1)
+        engine.assign("case-f1", actor="team-lead:t", to="agent:alice")
+        engine.assign("case-f2", actor="team-lead:t", to="agent:bob")
+        engine.assign("case-f3", actor="team-lead:t", to="agent:bob")
+        engine.assign("case-f3", actor="team-lead:t", to="  agent:alice ")  # recorded stripped
+        engine.escalate("case-f2", actor="agent:bob", reason="asks for a manager",
+                        to_role="team-lead")  # fmt: skip
+        engine.escalate("case-f4", actor="agent:x", reason="legal threat", to_role="legal")
+        engine.resume("case-f4", actor="legal:l")
+        engine.withdraw("case-f3", actor="customer:c-1", reason="sorted it out myself")
+        engine.acknowledge("case-f1", actor="agent:alice")
+        assert _found(engine) == ["case-f1", "case-f2", "case-f3", "case-f4"]
+        assert _found(engine, state="received") == ["case-f4"]
+        assert _found(engine, state=["withdrawn", "escalated"]) == ["case-f2", "case-f3"]
+        assert _found(engine, open_only=True) == ["case-f1", "case-f2", "case-f4"]
+        assert _found(engine, state=["withdrawn", "received"], open_only=True) == ["case-f4"]
+        assert _found(engine, customer_id="c-1") == ["case-f1", "case-f3"]
+        assert _found(engine, customer_id="c-404") == []
+        assert _found(engine, assignee="agent:alice") == ["case-f1", "case-f3"]
+        assert _found(engine, assignee=" agent:alice") == ["case-f1", "case-f3"]
+        assert _found(engine, assignee="agent:alice", open_only=True) == ["case-f1"]
+        assert _found(engine, assignee="agent:bob") == ["case-f2"]
+        assert _found(engine, escalated_to="team-lead") == ["case-f2"]
+        assert _found(engine, escalated_to="legal") == []  # resumed: no longer escalated
+        assert _found(engine, channel="email") == ["case-f1", "case-f4"]
+        assert _found(engine, category="billing") == ["case-f3"]
+        assert _found(engine, customer_id="c-1", channel="phone") == ["case-f3"]
+        assert _found(engine, customer_id="c-1", channel="chat") == []
+        page = engine.find_cases(assignee="agent:alice")
+        assert [case.version for case in page.cases] == [3, 4]  # the latest snapshots
+        assert page.cases == (store.load("case-f1"), store.load("case-f3"))
+
+    def test_find_cases_by_when_cases_were_opened_and_last_updated(self, store: Store) -> None:
+        clock = ManualClock(_START)
+        engine = Engine(store, clock=clock)
+        ids = []
+        for n in range(4):  # opened at 9:00, 9:10, 9:20, 9:30
+            ids.append(_open(engine, f"case-t{n}"))
+            clock.advance(minutes=10)
+        engine.add_note(ids[0], actor="agent:a", text="at 9:40")
+        clock.advance(minutes=10)
+        engine.add_note(ids[2], actor="agent:a", text="at 9:50")
+        minutes = [_START + timedelta(minutes=m) for m in range(0, 60, 10)]
+        assert _found(engine, opened_since=minutes[1]) == ids[1:]
+        assert _found(engine, opened_before=minutes[1]) == ids[:1]
+        assert _found(engine, opened_since=minutes[1], opened_before=minutes[3]) == ids[1:3]
+        assert _found(engine, updated_since=minutes[4]) == [ids[0], ids[2]]
+        assert _found(engine, updated_before=minutes[4]) == [ids[1], ids[3]]
+        assert _found(engine, updated_since=minutes[3], updated_before=minutes[5]) == [
+            ids[0], ids[3],
+        ]  # fmt: skip
+        helsinki = timezone(timedelta(hours=2))  # one instant, written in another zone
+        assert _found(engine, opened_since=minutes[3].astimezone(helsinki)) == ids[3:]
+
+    def test_find_cases_pages_through_cases_in_the_order_they_were_opened(
+        self, store: Store
+    ) -> None:
+        """By ``opened_at``, then id by code point (``case-B`` before ``case-a``, ``case-10``
+        before ``case-2``); each page at most ``limit``; the last says there is no more,
+        also when it is full."""
+        early, late = ManualClock(_START), ManualClock(_START + timedelta(hours=1))
+        later = Engine(store, clock=late)
+        _open(later, "case-late")  # opened first, at the later time
+        engine = Engine(store, clock=early)
+        for case_id in ("case-2", "case-a", "case-10", "case-B", "case-1"):
+            _open(engine, case_id)  # all at the same instant
+        order = ["case-1", "case-10", "case-2", "case-B", "case-a", "case-late"]
+        assert _walk(engine, 2) == [order[0:2], order[2:4], order[4:6]]
+        assert _walk(engine, 4) == [order[0:4], order[4:6]]
+        assert _walk(engine, 6) == [order]
+        assert _walk(engine, 1000) == [order]
+        assert _walk(engine, 5, channel="email") == [order[:5], order[5:]]
+        assert _walk(engine, 2, channel="chat") == [[]]
+
+    def test_a_walk_through_the_pages_sees_each_case_once_while_steps_are_taken(
+        self, store: Store
+    ) -> None:
+        clock = ManualClock(_START)
+        engine = Engine(store, clock=clock)
+        ids = [_open(engine, f"case-w{n}") for n in range(6)]
+        clock.advance(minutes=5)
+        seen: list[str] = []
+        page = engine.find_cases(limit=2, open_only=True)
+        while True:
+            seen.extend(case.id for case in page.cases)
+            for case_id in ids:  # every case moves on, those seen and those to come
+                engine.add_note(case_id, actor="agent:a", text="meanwhile")
+            clock.advance(minutes=1)
+            if page.next_cursor is None:
+                break
+            page = engine.find_cases(limit=2, open_only=True, cursor=page.next_cursor)
+        assert seen == ids
+        assert store.load(ids[0]).version == 4  # three notes: the walk took three pages
+
+    def test_a_case_opened_during_a_walk_is_on_a_later_page(self, store: Store) -> None:
+        clock = ManualClock(_START)
+        engine = Engine(store, clock=clock)
+        ids = [_open(engine, f"case-o{n}") for n in range(3)]
+        first = engine.find_cases(limit=2)
+        clock.advance(minutes=1)
+        ids.append(_open(engine, "case-o-new"))
+        rest = engine.find_cases(limit=2, cursor=first.next_cursor)
+        assert [c.id for c in first.cases + rest.cases] == ids
+        assert rest.next_cursor is None
+
+    def test_purged_and_erased_cases_as_find_cases_gives_them(self, store: Store) -> None:
+        engine = _engine(store)
+        gone = _open(engine, "case-gone")
+        kept = engine.open_case(
+            actor="agent:contract",
+            customer={"id": "c-2", "name": "Yolanda Findname", "contact": "y@find.example"},
+            channel="web", case_id="case-kept",
+        ).id  # fmt: skip
+        store.purge(_tombstone(store.load(gone)))
+        engine.erase_customer("c-2", actor="dpo:contract", reason="DSR-2")
+        (case,) = engine.find_cases().cases
+        assert case.id == kept
+        assert (case.customer.name, case.customer.contact) == (ERASED, ERASED)
+        assert engine.find_cases(customer_id="c-2").cases == (case,)
+        assert engine.find_cases(customer_id="c-1").cases == ()
+
+    def test_cases_at_risk_are_open_cases_by_their_soonest_pending_deadline(
+        self, store: Store
+    ) -> None:
+        """_SLA_POLICY: acknowledge within an hour, warned at half an hour."""
+        clock = ManualClock(_START)
+        engine = Engine(store, policy=_SLA_POLICY, clock=clock)
+        minute = timedelta(minutes=1)
+
+        def at(minutes: int) -> datetime:
+            return _START + minutes * minute
+
+        for case_id, opened in (("case-r1", 0), ("case-r4", 5), ("case-r2", 10), ("case-r3", 20)):
+            clock.set(at(opened))
+            _open(engine, case_id)
+        clock.set(at(25))
+        engine.acknowledge("case-r3", actor="agent:a")  # its only target is met
+        engine.withdraw("case-r4", actor="customer:c", reason="no longer needed")
+        warn, breach = ("acknowledge", "warn"), ("acknowledge", "breach")
+        assert engine.cases_at_risk(timedelta(minutes=4)) == []
+        assert _risk(engine.cases_at_risk(timedelta(minutes=5))) == [
+            ("case-r1", *warn, at(30)),
+        ]  # due exactly then: at risk  # fmt: skip
+        assert _risk(engine.cases_at_risk(timedelta(minutes=20))) == [
+            ("case-r1", *warn, at(30)), ("case-r2", *warn, at(40)),
+        ]  # fmt: skip
+        assert _risk(engine.cases_at_risk(timedelta(hours=9), limit=1)) == [
+            ("case-r1", *warn, at(30)),
+        ]  # fmt: skip
+        # At 9:50, before any sweep: the warnings are past due and not yet fired.
+        assert _risk(engine.cases_at_risk(timedelta(0), now=at(50))) == [
+            ("case-r1", *warn, at(30)), ("case-r2", *warn, at(40)),
+        ]  # fmt: skip
+        clock.set(at(50))
+        assert [e.type for e in engine.tick()] == ["sla_warning", "sla_warning"]
+        assert _risk(engine.cases_at_risk(timedelta(minutes=15))) == [
+            ("case-r1", *breach, at(60)),
+        ]  # fmt: skip
+        assert _risk(engine.cases_at_risk(timedelta(hours=1))) == [
+            ("case-r1", *breach, at(60)), ("case-r2", *breach, at(70)),
+        ]  # fmt: skip
+        (entry, _) = engine.cases_at_risk(timedelta(hours=1))
+        assert entry.case == store.load("case-r1")
+        assert entry.deadline.key == "0:ack:breach"
+
+    def test_cases_at_risk_come_soonest_first_then_by_case_id(self, store: Store) -> None:
+        clock = ManualClock(_START)
+        engine = Engine(store, policy=_SLA_POLICY, clock=clock)
+        for case_id in ("case-b", "case-a", "case-C"):  # due at the same instant
+            _open(engine, case_id)
+        found = engine.cases_at_risk(timedelta(hours=2))
+        assert [e.case.id for e in found] == ["case-C", "case-a", "case-b"]
+        assert {e.due_at for e in found} == {_START + timedelta(minutes=30)}

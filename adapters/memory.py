@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import binascii
+import bisect
 import heapq
 import itertools
 import json
@@ -11,9 +12,19 @@ import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 
+from workflow.checklist import FINAL_STATES
 from workflow.domain import Case
 from workflow.errors import CaseNotFound, ConcurrencyConflict, StoreError
 from workflow.events import GENESIS, Event, canonical_json, restored_event
+from workflow.query import (
+    CaseAtRisk,
+    CaseQuery,
+    Position,
+    at_risk_order,
+    escalated_to,
+    position,
+    soonest,
+)
 from workflow.sla import Deadline
 from workflow.store import Tombstone
 
@@ -50,6 +61,9 @@ class MemoryStore:
         # key -> (case id, version, fingerprint or None)
         self._idempotency: dict[str, tuple[str, int, str | None]] = {}
         self._tombstones: list[Tombstone] = []
+        # ``find_cases``'s indexes: made by the first query (until then an append pays
+        # nothing for them), then kept up to date from the ids appended to since.
+        self._index: _CaseIndex | None = None
 
     def load(self, case_id: str) -> Case:
         try:
@@ -91,6 +105,8 @@ class MemoryStore:
             self._snapshots[case_id] = snapshot
             if deadlines is not None:
                 self._replace_deadlines(case_id, deadlines)
+            if self._index is not None:
+                self._index.touched.add(case_id)
 
     def _replace_deadlines(self, case_id: str, deadlines: Sequence[Deadline]) -> None:
         before = self._deadlines.get(case_id, {})
@@ -127,6 +143,31 @@ class MemoryStore:
     def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
         return self._idempotency.get(key)
 
+    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
+        """By the index of the key field ``query`` names fewest cases for (when those are
+        few among the cases in its ``opened_at`` range), else by walking the cases in
+        page order from ``after``, stopping at ``limit``."""
+        with self._lock:
+            index = self._index
+            if index is None:
+                index = self._index = _CaseIndex(self._snapshots)
+            else:
+                index.refresh(self._snapshots)
+            return index.find(self._snapshots, query, after, limit)
+
+    def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
+        """From the pending deadlines (only cases that have some are looked at)."""
+        found = []
+        with self._lock:
+            for case_id, pending in self._deadlines.items():
+                due = soonest(d for d in pending.values() if d.due_at <= until)
+                if due is None:
+                    continue
+                case = self._snapshots[case_id]
+                if case.state not in FINAL_STATES:
+                    found.append(CaseAtRisk(case, due))
+        return heapq.nsmallest(limit, found, key=at_risk_order)
+
     def pending_deadlines(self, case_id: str) -> list[Deadline]:
         return sorted(self._deadlines.get(case_id, {}).values(), key=lambda d: d.due_at)
 
@@ -159,6 +200,8 @@ class MemoryStore:
                 key: value for key, value in self._idempotency.items() if value[0] != case_id
             }
             self._tombstones.append(tombstone)
+            if self._index is not None:
+                self._index.drop(current)
 
     def tombstones(self) -> Iterator[Tombstone]:
         return iter(list(self._tombstones))
@@ -168,6 +211,120 @@ class MemoryStore:
 
     def close(self) -> None:
         """Nothing to release."""
+
+
+#: The key fields ``_CaseIndex`` indexes, as ``CaseQuery.equalities`` names them.
+_INDEXED = ("state", "customer_id", "assignee", "escalated_to", "channel", "category")
+_NOT_INDEXED: tuple[str | None, ...] = (None,) * len(_INDEXED)
+
+
+def _key_fields(case: Case) -> tuple[str | None, ...]:
+    return (
+        case.state, case.customer.id, case.assignee, escalated_to(case), case.channel.value,
+        case.category,
+    )  # fmt: skip
+
+
+class _CaseIndex:
+    """The memory store's indexes for ``find_cases``: every case's position in page
+    order, ``(opened_at, id)``, sorted (``opened_at`` never changes), and the ids of the
+    cases holding each value of each key field (None is not indexed: no query asks for
+    it). An append records only the case's id in ``touched``; the next query indexes
+    those cases anew. The store's lock guards it."""
+
+    def __init__(self, snapshots: Mapping[str, Case]) -> None:
+        self.order: list[Position] = sorted(position(case) for case in snapshots.values())
+        self.ids: dict[str, dict[str, set[str]]] = {name: {} for name in _INDEXED}
+        self.values: dict[str, tuple[str | None, ...]] = {}
+        self.touched: set[str] = set()
+        for case in snapshots.values():
+            self._index(case, _NOT_INDEXED)
+
+    def _index(self, case: Case, old: tuple[str | None, ...]) -> None:
+        new = _key_fields(case)
+        for name, was, now in zip(_INDEXED, old, new, strict=True):
+            if was == now:
+                continue
+            if was is not None:
+                self._remove(name, was, case.id)
+            if now is not None:
+                self.ids[name].setdefault(now, set()).add(case.id)
+        self.values[case.id] = new
+
+    def _remove(self, name: str, value: str, case_id: str) -> None:
+        holders = self.ids[name][value]
+        holders.discard(case_id)
+        if not holders:
+            del self.ids[name][value]
+
+    def refresh(self, snapshots: Mapping[str, Case]) -> None:
+        """Index the cases appended to since the last query."""
+        opened = []
+        for case_id in self.touched:
+            case = snapshots.get(case_id)
+            if case is None:  # pragma: no cover - a purge drops it from ``touched``
+                continue
+            old = self.values.get(case_id)
+            if old is None:
+                opened.append(position(case))
+            self._index(case, old or _NOT_INDEXED)
+        self.touched.clear()
+        if opened:
+            self.order.extend(opened)
+            self.order.sort()  # the sorted run and the new ones: merged, not re-sorted
+
+    def drop(self, case: Case) -> None:
+        """Forget a purged case."""
+        self.touched.discard(case.id)
+        old = self.values.pop(case.id, None)
+        if old is None:
+            return
+        where = bisect.bisect_left(self.order, position(case))
+        del self.order[where]
+        for name, value in zip(_INDEXED, old, strict=True):
+            if value is not None:
+                self._remove(name, value, case.id)
+
+    def find(
+        self,
+        snapshots: Mapping[str, Case],
+        query: CaseQuery,
+        after: Position | None,
+        limit: int,
+    ) -> list[Case]:
+        order = self.order
+        start = 0 if after is None else bisect.bisect_right(order, after)
+        if query.opened_since is not None:
+            start = max(start, bisect.bisect_left(order, (query.opened_since, "")))
+        stop = len(order)
+        if query.opened_before is not None:
+            stop = bisect.bisect_left(order, (query.opened_before, ""))
+        # Each filter on an indexed field, as the sets of ids holding the values it asks
+        # for; the one naming fewest cases is read if they are few beside the range.
+        groups = [
+            [self.ids[name].get(value, set()) for value in values]
+            for name, values in (
+                *((("state", sorted(query.states)),) if query.states is not None else ()),
+                *((name, [value]) for name, value in query.equalities().items()),
+            )
+        ]
+        fewest = min(groups, key=lambda group: sum(map(len, group)), default=None)
+        if fewest is not None and sum(map(len, fewest)) * 4 < stop - start:
+            cases = (snapshots[case_id] for ids in fewest for case_id in ids)
+            found = (
+                case
+                for case in cases
+                if query.matches(case) and (after is None or position(case) > after)
+            )
+            return heapq.nsmallest(limit, found, key=position)
+        out: list[Case] = []
+        for at in range(start, stop):  # (islice would step through those before start)
+            case = snapshots[order[at][1]]
+            if query.matches(case):
+                out.append(case)
+                if len(out) == limit:
+                    break
+        return out
 
 
 #: A packed event: its time (µs since 1970-01-01 UTC), the ids of its type and policy

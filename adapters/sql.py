@@ -45,6 +45,7 @@ from sqlalchemy import (
     exc,
     insert,
     inspect,
+    or_,
     select,
     text,
     tuple_,
@@ -59,7 +60,8 @@ from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
 from adapters.sqlite_hot import BEGIN, BY_CASE_ID, SqliteHotPath
-from workflow.domain import Case, read_snapshot
+from workflow.checklist import FINAL_STATES
+from workflow.domain import MAX_ASSIGNEE, Case, read_snapshot
 from workflow.errors import (
     CaseNotFound,
     ComplaintflowError,
@@ -69,6 +71,7 @@ from workflow.errors import (
     StoreUnavailable,
 )
 from workflow.events import Event, format_at
+from workflow.query import CaseAtRisk, CaseQuery, Position
 from workflow.sla import Deadline
 from workflow.store import StoredEvent, StoredHistory, Tombstone
 
@@ -337,7 +340,7 @@ class SqlStore:
             update(cases)
             .where(cases.c.case_id == bindparam("b_case_id"))
             .where(cases.c.version == bindparam("b_expected"))
-            .values({name: bindparam(name) for name in row_columns if name != "case_id"})
+            .values({name: bindparam(name) for name in row_columns if name not in FIXED_COLUMNS})
         )
         self._case_version = select(cases.c.version).where(
             cases.c.case_id == bindparam("b_case_id")
@@ -515,6 +518,8 @@ class SqlStore:
             if expected_version == 0:
                 conn.execute(self._insert_case, {"case_id": case_id, **row})
             else:
+                for name in FIXED_COLUMNS[1:]:  # not written again (a key here would be)
+                    del row[name]
                 row.update(b_case_id=case_id, b_expected=expected_version)
                 done = conn.execute(self._update_case, row)
                 if done.rowcount != 1:
@@ -579,6 +584,76 @@ class SqlStore:
                 .order_by(t.c.opened_at)
             ).all()
         return [read_snapshot(case_id, stored) for case_id, stored in rows]
+
+    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
+        """One query on the cases table's columns (each filter a column; the page order
+        and ``after`` on the ``(opened_at, case_id)`` index), reading only the rows of
+        the page. Snapshots are read as ``load`` reads them, through the cache, without
+        filling it: a long list does not push out the cases being worked on."""
+        c = self.tables.cases.c
+        case_key = self._byte_order(c.case_id)
+        where: list[ColumnElement[bool]] = []
+        if query.states is not None:
+            where.append(c.state.in_(sorted(query.states)))
+        where.extend(c[name] == value for name, value in query.equalities().items())
+        for column, since, before in (
+            (c.opened_at, query.opened_since, query.opened_before),
+            (c.updated_at, query.updated_since, query.updated_before),
+        ):
+            if since is not None:
+                where.append(column >= since)
+            if before is not None:
+                where.append(column < before)
+        if after is not None:
+            at, case_id = after
+            where.append(c.opened_at >= at)
+            where.append(or_(c.opened_at > at, case_key > case_id))
+        page = (
+            select(c.case_id, c.snapshot).where(*where).order_by(c.opened_at, case_key).limit(limit)
+        )
+        with _translated("finding cases"), self.reader.connect() as conn:
+            rows = conn.execute(page).all()
+        return [self._listed(case_id, stored) for case_id, stored in rows]
+
+    def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
+        """The pending deadlines due by ``until`` in due order (the ``(status, due_at)``
+        index the sweeper uses), with their open case's snapshot, read until ``limit``
+        cases are found: each case's first row is its soonest deadline."""
+        t = self.tables
+        d, c = t.deadlines.c, t.cases.c
+        due = (
+            select(d.case_id, d.key, d.target, d.step, d.kind, d.percent, d.due_at, c.snapshot)
+            .join_from(t.deadlines, t.cases, d.case_id == c.case_id)
+            .where(d.status == "pending", d.due_at <= until, c.state.not_in(sorted(FINAL_STATES)))
+            .order_by(d.due_at, self._byte_order(d.case_id), self._byte_order(d.key))
+        )
+        first: dict[str, Any] = {}
+        with _translated("finding cases at risk"), self.reader.connect() as conn:
+            rows = conn.execution_options(yield_per=256).execute(due)
+            try:
+                for row in rows:
+                    if row.case_id not in first:
+                        first[row.case_id] = row
+                        if len(first) == limit:
+                            break
+            finally:
+                rows.close()
+        return [
+            CaseAtRisk(self._listed(row.case_id, row.snapshot), _deadline(row))
+            for row in first.values()
+        ]
+
+    def _byte_order(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
+        """``column`` compared and sorted by code point (PostgreSQL's default collation
+        sorts by language rules: ``case-a`` before ``case-B``)."""
+        return column.collate("C") if self.dialect == "postgresql" else column
+
+    def _listed(self, case_id: str, stored: Any) -> Case:
+        """A listed case from its stored snapshot: the cached one if the text is the one
+        it was cached with, else read afresh (``SnapshotUnreadable`` if it is not the
+        case); not put in the cache."""
+        cached = self.cache.match(case_id, stored)
+        return cached if cached is not None else read_snapshot(case_id, stored)
 
     def case_ids(self) -> Iterator[str]:
         t = self.tables.cases
@@ -826,8 +901,12 @@ class SqlStore:
 #: The order of the values in the rows ``append`` builds: each table's columns.
 CASE_COLUMNS = (
     "case_id", "version", "state", "customer_id", "channel", "category", "priority",
-    "policy_version", "opened_at", "updated_at", "snapshot",
+    "policy_version", "opened_at", "updated_at", "snapshot", "assignee", "escalated_to",
 )  # fmt: skip
+#: The case row's columns a case never changes, written when it is opened and left out
+#: of the update every later step makes: SQLite rewrites the entry of every index on a
+#: column an UPDATE sets, changed or not (decision 0037).
+FIXED_COLUMNS = ("case_id", "customer_id", "channel", "opened_at")
 EVENT_COLUMNS = (
     "case_id", "seq", "type", "at", "actor", "data", "policy_version", "prev_hash", "hash",
 )  # fmt: skip
@@ -858,6 +937,8 @@ def _case_values(case: Case, snapshot: str) -> tuple[Any, ...]:
         case.opened_at,
         case.updated_at,
         snapshot,
+        assignee if (assignee := case.assignee) is None or len(assignee) <= MAX_ASSIGNEE else None,
+        escalation.to_role if (escalation := case.escalation) is not None else None,
     )
 
 

@@ -20,10 +20,13 @@ from sqlalchemy import (
     Table,
     Text,
     TypeDecorator,
+    text,
 )
 
+from workflow.domain import MAX_ASSIGNEE
+
 #: The schema revision this code reads and writes (the Alembic head in adapters/migrations).
-SCHEMA_REVISION = "0003"
+SCHEMA_REVISION = "0004"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -47,6 +50,28 @@ class UtcDateTime(TypeDecorator[datetime]):
         if moment.tzinfo is None:
             return moment.replace(tzinfo=UTC)
         return moment.astimezone(UTC)
+
+
+def case_query_indexes(prefix: str) -> list[Index]:
+    """The cases table's indexes revision 0004 adds, for ``find_cases``: the order of
+    pages, and each of the two columns it added followed by that order (a page of one
+    agent's cases is read in order, not sorted). These two are partial: a case with no
+    assignee, or not escalated, has no entry, so a step on it writes none (SQLite
+    rewrites the entry of every index on a column an UPDATE sets, changed or not)."""
+    return [
+        Index(f"{prefix}cases_opened", "opened_at", "case_id"),
+        *(
+            Index(
+                f"{prefix}cases_{name}",
+                name,
+                "opened_at",
+                "case_id",
+                sqlite_where=text(f"{name} IS NOT NULL"),
+                postgresql_where=text(f"{name} IS NOT NULL"),
+            )
+            for name in ("assignee", "escalated_to")
+        ),
+    ]
 
 
 @dataclass(frozen=True)
@@ -76,8 +101,14 @@ def build_tables(prefix: str = "cf_", schema: str | None = None) -> Tables:
         Column("opened_at", UtcDateTime, nullable=False),
         Column("updated_at", UtcDateTime, nullable=False),
         Column("snapshot", Text, nullable=False),
+        # Revision 0004 (added after the snapshot, as ALTER TABLE adds columns): the
+        # assignee (NULL for one over MAX_ASSIGNEE characters, assigned before assign
+        # refused such names) and the role the case is escalated to now.
+        Column("assignee", String(MAX_ASSIGNEE)),
+        Column("escalated_to", String(64)),
         Index(f"{prefix}cases_customer", "customer_id"),
         Index(f"{prefix}cases_state", "state"),
+        *case_query_indexes(prefix),
     )
     case_fk = f"{schema + '.' if schema else ''}{prefix}cases.case_id"
     events = Table(

@@ -473,8 +473,8 @@ def test_sqlite_reads_stored_histories_below_core_as_core_reads_them(tmp_path: P
         copy = f"SELECT '{orphan}', {columns} FROM cf_events WHERE case_id = 'case-0'"
         tamper(url, f"INSERT INTO cf_events (case_id, {columns}) {copy}")
     tamper(url, "INSERT INTO cf_cases SELECT 'case-9', version, state, customer_id, channel, "
-                "category, priority, policy_version, opened_at, updated_at, snapshot "
-                "FROM cf_cases WHERE case_id = 'case-2'")  # fmt: skip
+                "category, priority, policy_version, opened_at, updated_at, snapshot, "
+                "assignee, escalated_to FROM cf_cases WHERE case_id = 'case-2'")  # fmt: skip
     tamper(url, "UPDATE cf_events SET at = '2026-11-02T09:30:00+00:00' "
                 "WHERE case_id = 'case-1' AND seq = 2")  # fmt: skip
     tamper(url, "UPDATE cf_events SET at = 12345 WHERE case_id = 'case-1' AND seq = 3")

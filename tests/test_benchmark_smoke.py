@@ -67,3 +67,52 @@ def test_the_floors_benchmark_runs_end_to_end() -> None:
         "audit_ratio",
         "audit_floor",
     }
+
+
+def test_the_raw_sqlite_side_writes_the_store_s_columns_and_indexes(tmp_path: object) -> None:
+    """The SQL benchmark compares the store with raw ``sqlite3`` doing the same writes:
+    the raw cases table has the store's columns in its order and its indexes, its first
+    step inserts every column and its later steps set the columns the store's update
+    sets (a column set has its index entries rewritten, changed or not)."""
+    import re
+    import sqlite3
+    from pathlib import Path
+
+    from adapters.sql import SqlStore
+    from tests.benchmarks import bench_sql
+
+    assert isinstance(tmp_path, Path)
+    store = SqlStore(f"sqlite:///{tmp_path / 'store.db'}", create=True)
+    assert store._hot is not None
+    update = store._hot._sql["update_case"].sql
+    insert = store._hot._sql["insert_case"].sql
+    store.close()
+    raw = sqlite3.connect(tmp_path / "raw.db")
+    raw.executescript(bench_sql.RAW_SCHEMA)
+    kept = sqlite3.connect(tmp_path / "store.db")
+
+    def shape(db: sqlite3.Connection, table: str, prefix: str) -> tuple[object, ...]:
+        columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        indexes = {
+            name.removeprefix(prefix): (
+                [row[2] for row in db.execute(f"PRAGMA index_info({name})")],
+                " ".join(sql.partition(" WHERE ")[2].split()),  # a partial index's rows
+            )
+            for (name, sql) in db.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ? "
+                "AND sql IS NOT NULL",
+                (table,),
+            )
+        }
+        return columns, indexes
+
+    assert shape(raw, "cases", "") == shape(kept, "cf_cases", "cf_")
+    set_clause = re.compile(r"SET (.*) WHERE")
+    found = set_clause.search(bench_sql.RAW_UPDATE_CASE)
+    expected = set_clause.search(update)
+    assert found is not None
+    assert expected is not None
+    assert found.group(1) == expected.group(1)
+    assert bench_sql.RAW_INSERT_CASE.count("?") == insert.count("?")
+    raw.close()
+    kept.close()

@@ -336,6 +336,19 @@ def test_assigning_to_the_current_assignee_is_refused(
     assert "already assigned to alice" in str(error)
 
 
+def test_an_assignee_longer_than_300_characters_is_refused(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """The SQL store keeps the assignee in a column of 300 characters, for finding a
+    person's cases (surrounding spaces are not counted: they are not recorded)."""
+    cid = case_in("recorded")
+    error = refused(engine, cid, InvalidStepData, "assign", to="a" * 301)
+    assert error.problems == (("to", "longer than 300 characters"),)
+    assert engine.get(cid).version == 4  # nothing written
+    longest = "a" * 300
+    assert engine.assign(cid, actor=AGENT, to=f" {longest} ").assignee == longest
+
+
 def test_classifying_with_an_unknown_type_is_refused(
     engine: Engine, case_in: Callable[[str], str]
 ) -> None:

@@ -159,3 +159,53 @@ def test_data_that_contains_itself_is_refused_as_not_json() -> None:
         store.append(apply(case, event, case.state), [bad], case.version)
     assert len(store.events(cid)) == 1
     assert store.load(cid) == case
+
+
+# -- find_cases's indexes -------------------------------------------------------------
+
+
+def test_find_cases_reads_the_index_of_its_rarest_filter_and_keeps_it_current() -> None:
+    """Made by the first query; an append only notes the case, the next query indexes
+    it anew: a reassignment moves it, a purge takes it out, a case opened with an
+    earlier time than those before it is put in its place."""
+    from workflow.query import CaseQuery
+
+    store = MemoryStore()
+    clock = ManualClock(START + timedelta(hours=1))
+    engine = Engine(store, clock=clock)
+    ids = []
+    for n in range(40):
+        ids.append(engine.open_case(actor="agent:a", customer={"id": f"c-{n % 4}", "name": "N"},
+                                    channel="email", case_id=f"case-{n:02d}").id)  # fmt: skip
+        clock.advance(seconds=1)
+    engine.assign(ids[5], actor="team-lead:t", to="agent:rare")
+    assert store._index is None  # no query yet: appends pay nothing for it
+    rare = CaseQuery(assignee="agent:rare")
+    assert [c.id for c in store.find_cases(rare, None, 10)] == [ids[5]]
+    index = store._index
+    assert index is not None
+    assert index.ids["assignee"] == {"agent:rare": {ids[5]}}
+    engine.assign(ids[7], actor="team-lead:t", to="agent:rare")
+    engine.assign(ids[5], actor="team-lead:t", to="agent:other")
+    assert index.touched == {ids[5], ids[7]}
+    assert [c.id for c in store.find_cases(rare, None, 10)] == [ids[7]]
+    assert index.touched == set()
+    assert index.ids["assignee"] == {"agent:rare": {ids[7]}, "agent:other": {ids[5]}}
+    # A case opened by a worker whose clock is behind: first in page order.
+    early = Engine(store, clock=ManualClock(START)).open_case(
+        actor="agent:a", customer={"id": "c-0", "name": "N"}, channel="email", case_id="case-zz"
+    )
+    assert [c.id for c in store.find_cases(CaseQuery(), None, 2)] == ["case-zz", ids[0]]
+    assert [c.id for c in store.find_cases(CaseQuery(customer_id="c-0"), None, 3)] == [
+        early.id, ids[0], ids[4],
+    ]  # fmt: skip
+    case = store.load(ids[7])
+    store.purge(Tombstone(case.id, case.version, case.head_hash, case.opened_at, START, START,
+                          "dpo:x", "x"))  # fmt: skip
+    assert store.find_cases(rare, None, 10) == []
+    assert ids[7] not in index.values
+    assert index.ids["assignee"] == {"agent:other": {ids[5]}}
+    assert len(index.order) == 40
+    after = (store.load(ids[37]).opened_at, ids[37])
+    assert [c.id for c in store.find_cases(CaseQuery(), after, 10)] == ids[38:]
+    assert [c.id for c in store.find_cases(CaseQuery(customer_id="c-1"), after, 10)] == []

@@ -127,7 +127,14 @@ def test_db_upgrade_adds_fingerprints_and_keeps_the_keys_recorded_before(
         _at_revision(url, old, revision)
         admin = create_engine(url)
         with admin.begin() as conn:
-            for table in ("cases", "events", "deadlines"):
+            cases = (
+                "case_id, version, state, customer_id, channel, category, priority, "
+                "policy_version, opened_at, updated_at, snapshot"
+            )  # the columns of revision 0001 (0004 adds two)
+            conn.execute(text(
+                f"INSERT INTO {old}cases ({cases}) SELECT {cases} FROM {head}cases"
+            ))  # fmt: skip
+            for table in ("events", "deadlines"):
                 conn.execute(text(f"INSERT INTO {old}{table} SELECT * FROM {head}{table}"))
             columns = "key, case_id, version, created_at"
             conn.execute(text(
@@ -320,6 +327,142 @@ def test_an_older_revision_this_package_does_not_know_is_not_sent_to_db_upgrade(
         assert "upgrade the complaintflow package" in str(error.value)
 
 
+def _at_revision_in(url: str, prefix: str, schema: str | None, revision: str) -> None:
+    """The tables as complaintflow's migrations left them at ``revision``."""
+    engine = create_engine(url)
+    config = migrate._config(build_tables(prefix, schema))
+    with engine.begin() as connection:
+        config.attributes["connection"] = connection
+        migrate.command.upgrade(config, revision)
+    engine.dispose()
+
+
+@pytest.mark.parametrize(
+    ("backend", "schema"),
+    [
+        ("sqlite", None),
+        pytest.param("postgres", None, marks=pytest.mark.postgres),
+        pytest.param("postgres", "cf_upgrade_0004", marks=pytest.mark.postgres),
+    ],
+)
+def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
+    backend: str, schema: str | None, tmp_path: Path
+) -> None:
+    """A database at revision 0003 with cases in it: `complaintflow db upgrade` adds the
+    assignee and escalation columns, filled in from each snapshot, and their indexes;
+    the cases are then found by them, and steps carry on. An assignee longer than the
+    column (assigned before `assign` refused such names) and a snapshot that is not a
+    case's JSON leave the columns empty, with a warning naming the first's case."""
+    import logging
+
+    from click.testing import CliRunner
+    from sqlalchemy import inspect, text
+
+    from workflow.cli import main
+
+    url = postgres_url() if backend == "postgres" else sqlite_url(tmp_path)
+    old, head = fresh_prefix(), fresh_prefix()
+    admin = create_engine(url)
+    dotted = f"{schema}." if schema else ""
+    if schema:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
+            conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    warned: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: warned.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("complaintflow").addHandler(handler)
+    try:
+        writer = SqlStore(url, prefix=head, create=True)
+        clock = ManualClock(START)
+        engine = Engine(writer, clock=clock)
+        for n in range(6):
+            engine.open_case(actor="agent:a", customer={"id": f"c-{n}", "name": "Ann"},
+                             channel="web", case_id=f"case-{n}")  # fmt: skip
+        engine.assign("case-0", actor="team-lead:t", to="agent:alice")
+        engine.escalate("case-1", actor="agent:a", reason="manager", to_role="team-lead")
+        engine.assign("case-2", actor="team-lead:t", to="agent:bob")
+        engine.escalate("case-2", actor="agent:bob", reason="legal", to_role="legal")
+        engine.resume("case-2", actor="legal:l")
+        engine.assign("case-4", actor="team-lead:t", to="agent:x")
+        writer.close()
+        _at_revision_in(url, old, schema, "0003")
+        columns = (
+            "case_id, version, state, customer_id, channel, category, priority, "
+            "policy_version, opened_at, updated_at, snapshot"
+        )
+        long_name = "agent:" + "x" * 300
+        with admin.begin() as conn:
+            conn.execute(text(
+                f"INSERT INTO {dotted}{old}cases ({columns}) SELECT {columns} FROM {head}cases"
+            ))  # fmt: skip
+            for table in ("events", "deadlines", "idempotency"):
+                conn.execute(text(f"INSERT INTO {dotted}{old}{table} SELECT * FROM {head}{table}"))
+            # case-4: assigned to a name longer than assign takes now; case-5: a snapshot
+            # edited into something that is not a case.
+            conn.execute(text(
+                f"UPDATE {dotted}{old}cases SET snapshot = REPLACE(snapshot, "
+                f"'\"assignee\":\"agent:x\"', '\"assignee\":\"{long_name}\"') "
+                "WHERE case_id = 'case-4'"
+            ))  # fmt: skip
+            conn.execute(text(
+                f"UPDATE {dotted}{old}cases SET snapshot = 'not json' WHERE case_id = 'case-5'"
+            ))  # fmt: skip
+        with pytest.raises(SchemaVersionError, match="is at schema 0003; this complaintflow"):
+            SqlStore(url, prefix=old, schema=schema)
+
+        options = ["--prefix", old, *(["--schema", schema] if schema else [])]
+        result = CliRunner().invoke(main, ["db", "upgrade", url, *options])
+        assert result.exit_code == 0, result.output
+        assert "schema at revision 0004" in result.output
+        assert warned == [
+            "schema 0004: 1 case(s) have an assignee longer than 300 characters, left out "
+            "of the assignee column (find_cases(assignee=...) does not find them until "
+            "they are assigned again): case-4"
+        ]
+        with admin.connect() as conn:
+            found = inspect(conn)
+            indexes = {i["name"] for i in found.get_indexes(f"{old}cases", schema=schema)}
+            rows = conn.execute(text(
+                f"SELECT case_id, assignee, escalated_to FROM {dotted}{old}cases "
+                "ORDER BY case_id"
+            )).all()  # fmt: skip
+        assert {f"{old}cases_{name}" for name in ("opened", "assignee", "escalated_to")} <= (
+            indexes
+        )
+        assert [tuple(row) for row in rows] == [
+            ("case-0", "agent:alice", None),
+            ("case-1", None, "team-lead"),
+            ("case-2", "agent:bob", None),
+            ("case-3", None, None),
+            ("case-4", None, None),
+            ("case-5", None, None),
+        ]
+
+        store = SqlStore(url, prefix=old, schema=schema)
+        engine = Engine(store, clock=clock)
+        assert [c.id for c in engine.find_cases(assignee="agent:alice").cases] == ["case-0"]
+        assert [c.id for c in engine.find_cases(escalated_to="team-lead").cases] == ["case-1"]
+        assert engine.get("case-4").assignee == long_name
+        engine.add_note("case-4", actor="agent:a", text="still written")  # column left NULL
+        engine.assign("case-3", actor="team-lead:t", to="agent:alice")
+        engine.resume("case-1", actor="team-lead:t")
+        engine.assign("case-4", actor="team-lead:t", to="agent:alice")
+        alice = engine.find_cases(assignee="agent:alice")
+        assert [c.id for c in alice.cases] == ["case-0", "case-3", "case-4"]
+        assert engine.find_cases(escalated_to="team-lead").cases == ()
+        store.close()
+    finally:
+        logging.getLogger("complaintflow").removeHandler(handler)
+        if schema:
+            with admin.begin() as conn:
+                conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        else:
+            drop_tables(url, old)
+        drop_tables(url, head)
+        admin.dispose()
+
+
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -382,3 +525,49 @@ def test_docs_adapters_quotes_the_newer_schema_refusal_as_it_is_printed(
     shown = page[page.index(command) + len(command) :].split("\n", 1)[0]
     result = CliRunner().invoke(main, ["db", "upgrade", url])
     assert result.output == f"{shown}\n"
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_new_tables_and_upgraded_ones_are_the_same(backend: str, tmp_path: Path) -> None:
+    """`db init` runs every migration from the first, so a new database has the columns
+    (in their order) and indexes of one upgraded revision by revision; and they are the
+    tables the store's code describes."""
+    from sqlalchemy import inspect
+
+    url = postgres_url() if backend == "postgres" else sqlite_url(tmp_path)
+    new, upgraded = fresh_prefix(), fresh_prefix()
+    try:
+        SqlStore(url, prefix=new, create=True).close()
+        for revision in ("0001", "0002", "0003", "0004"):
+            _at_revision(url, upgraded, revision)
+        engine = create_engine(url)
+        with engine.connect() as conn:
+            found = inspect(conn)
+
+            def shape(prefix: str, table: str) -> tuple[object, ...]:
+                name = f"{prefix}{table}"
+                columns = [c["name"] for c in found.get_columns(name)]
+                indexes = sorted(
+                    (i["name"].removeprefix(prefix), tuple(i["column_names"]))
+                    for i in found.get_indexes(name)
+                )
+                return columns, indexes
+
+            tables = ("cases", "events", "deadlines", "idempotency", "tombstones")
+            shapes = {table: shape(new, table) for table in tables}
+            assert shapes == {table: shape(upgraded, table) for table in tables}
+        engine.dispose()
+        code = build_tables(new)
+        for table in tables:
+            described = getattr(code, table)
+            assert shapes[table][0] == [c.name for c in described.columns]
+            assert shapes[table][1] == sorted(
+                (i.name.removeprefix(new), tuple(c.name for c in i.columns))
+                for i in described.indexes
+                if i.name is not None
+            )
+    finally:
+        drop_tables(url, new)
+        drop_tables(url, upgraded)

@@ -30,6 +30,17 @@ class TestSqliteStore(StoreContract):
         store.close()
 
 
+class TestStoreWithoutFindsCases(StoreContract):
+    """A third party's store that does not find cases itself: the engine's scan through
+    the ``Store`` port keeps the contract too."""
+
+    @pytest.fixture
+    def store(self) -> MemoryStore:
+        from tests.test_find_cases import ScanOnly
+
+        return ScanOnly()
+
+
 @pytest.mark.postgres
 class TestPostgresStore(StoreContract):
     @pytest.fixture
@@ -104,7 +115,7 @@ def test_db_init_creates_the_tables_and_the_store_opens(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
     result = CliRunner().invoke(main, ["db", "init", url, "--prefix", "support_cf_"])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0003" in result.output
+    assert "schema at revision 0004" in result.output
     store = SqlStore(url, prefix="support_cf_")
     assert list(store.case_ids()) == []
     store.close()

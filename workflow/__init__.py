@@ -41,6 +41,7 @@ from workflow.errors import (
     InvalidActor,
     InvalidErasure,
     InvalidIdempotencyKey,
+    InvalidQuery,
     InvalidStepData,
     MissingInformation,
     MoneyError,
@@ -55,8 +56,9 @@ from workflow.errors import (
 )
 from workflow.events import GENESIS, Event
 from workflow.personal import ERASED, Personal, vault_of
+from workflow.query import CaseAtRisk, CasePage, CaseQuery
 from workflow.replay import replay
-from workflow.store import Store, Tombstone
+from workflow.store import FindsCases, Store, Tombstone
 
 __all__ = [
     "CHECKLIST",
@@ -67,7 +69,10 @@ __all__ = [
     "AuditFailure",
     "Case",
     "CaseAlreadyExists",
+    "CaseAtRisk",
     "CaseNotFound",
+    "CasePage",
+    "CaseQuery",
     "Category",
     "Channel",
     "Clock",
@@ -82,11 +87,13 @@ __all__ = [
     "Escalation",
     "Event",
     "Feedback",
+    "FindsCases",
     "Guidance",
     "IdempotencyKeyReused",
     "InvalidActor",
     "InvalidErasure",
     "InvalidIdempotencyKey",
+    "InvalidQuery",
     "InvalidStepData",
     "ManualClock",
     "MissingInformation",

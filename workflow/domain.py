@@ -241,6 +241,9 @@ def _parse_actor(value: str) -> Actor:
 
 #: The longest customer contact accepted (at opening and at ``record``).
 MAX_CONTACT = 500
+#: The longest assignee ``assign`` accepts (the SQL store's column holds this many
+#: characters, as it does an event's actor).
+MAX_ASSIGNEE = 300
 
 
 @dataclass(frozen=True, slots=True, config=_STORED)

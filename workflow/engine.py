@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from functools import lru_cache, partial
 from typing import Any, TypeVar
@@ -70,9 +70,22 @@ from workflow.personal import (
     seal_data,
     vault_of,
 )
+from workflow.query import (
+    DEFAULT_LIMIT,
+    CaseAtRisk,
+    CasePage,
+    at_risk_until,
+    aware,
+    case_query,
+    check_limit,
+    make_cursor,
+    read_cursor,
+    scan_at_risk,
+    scan_cases,
+)
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
-from workflow.store import Store, Tombstone
+from workflow.store import FindsCases, Store, Tombstone
 
 T = TypeVar("T")
 E = TypeVar("E", bound=Exception)
@@ -287,6 +300,73 @@ class Engine:
     def verify(self, case_id: str | None = None) -> list[audit.Finding]:
         """Problems in the stored histories (chains, seqs, snapshots); empty if sound."""
         return audit.verify_store(self.store, case_id)
+
+    def find_cases(
+        self,
+        *,
+        state: str | Iterable[str] | None = None,
+        customer_id: str | None = None,
+        assignee: str | None = None,
+        escalated_to: str | None = None,
+        channel: Channel | str | None = None,
+        category: str | None = None,
+        opened_since: datetime | None = None,
+        opened_before: datetime | None = None,
+        updated_since: datetime | None = None,
+        updated_before: datetime | None = None,
+        open_only: bool = False,
+        limit: int = DEFAULT_LIMIT,
+        cursor: str | None = None,
+    ) -> CasePage:
+        """A page of the cases matching every filter given, in the order they were
+        opened (``opened_at``, then id), at most ``limit`` (1 to 1000); pass the page's
+        ``next_cursor`` with the same filters for the next one (None: no more). ``state``
+        is a state or a list of states; ``open_only`` leaves out closed and withdrawn
+        cases; ``escalated_to`` is the role a case is escalated to now; ``*_since`` times
+        are inclusive, ``*_before`` exclusive (aware datetimes). A filter or cursor that
+        cannot be used raises ``InvalidQuery`` naming it, before the store is read.
+        docs/embedding.md#finding-cases."""
+        query = case_query(
+            state=state,
+            customer_id=customer_id,
+            assignee=assignee,
+            escalated_to=escalated_to,
+            channel=channel,
+            category=category,
+            opened_since=opened_since,
+            opened_before=opened_before,
+            updated_since=updated_since,
+            updated_before=updated_before,
+            open_only=open_only,
+        )
+        size = check_limit(limit)
+        after = read_cursor(cursor, query)
+        store = self.store
+        if isinstance(store, FindsCases):
+            found = store.find_cases(query, after, size + 1)
+        else:
+            found = scan_cases(store, query, after, size + 1)
+        cases = tuple(found[:size])
+        more = len(found) > size
+        return CasePage(cases, make_cursor(cases[-1], query) if more else None)
+
+    def cases_at_risk(
+        self, within: timedelta, now: datetime | None = None, *, limit: int = DEFAULT_LIMIT
+    ) -> list[CaseAtRisk]:
+        """Open cases with a pending SLA deadline (a warning or a breach) due by ``now +
+        within`` (``now``: the engine's clock if not given), those past due that no sweep
+        fired yet included: each case once, with its soonest such deadline (its
+        ``step``, ``kind``, ``due_at``), soonest first, at most ``limit`` (1 to 1000).
+        Read from the deadlines the store keeps (``Store.pending_deadlines``), as the
+        sweeper finds them. Bad arguments raise ``InvalidQuery``."""
+        when = aware("now", now, "cases_at_risk") if now is not None else self.now()
+        assert when is not None
+        until = at_risk_until(within, when)
+        size = check_limit(limit, "cases_at_risk")
+        store = self.store
+        if isinstance(store, FindsCases):
+            return store.cases_at_risk(until, size)
+        return scan_at_risk(store, until, size)
 
     def allowed_steps(self, case_id: str) -> tuple[str, ...]:
         """The steps and actions the case accepts now."""

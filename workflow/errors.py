@@ -28,6 +28,7 @@ __all__ = [
     "InvalidActor",
     "InvalidErasure",
     "InvalidIdempotencyKey",
+    "InvalidQuery",
     "InvalidStepData",
     "MissingInformation",
     "MoneyError",
@@ -328,6 +329,19 @@ class InvalidActor(ComplaintflowError, ValueError):
             self.actor, self.part, self.problem, position=self.position,
             character=self.character, step=step, case_id=case_id,
         )  # fmt: skip
+
+
+class InvalidQuery(ComplaintflowError, ValueError):
+    """A query for cases (``Engine.find_cases``, ``Engine.cases_at_risk``) that cannot
+    be run: ``filter`` names the argument (``state``, ``opened_since``, ``cursor``,
+    ``within``...), ``problem`` says what is wrong with it. Raised before the store is
+    read. A ``ValueError`` too: it is bad input."""
+
+    def __init__(self, filter: str, problem: str, *, query: str = "find_cases") -> None:
+        self.filter = filter
+        self.problem = problem
+        self.query = query
+        super().__init__(f"{query}: {filter}: {problem}")
 
 
 class CaseAlreadyExists(ConcurrencyConflict):

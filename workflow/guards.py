@@ -24,6 +24,7 @@ from policies.remedy import Remedy
 from workflow.checklist import State, allowed_steps
 from workflow.clock import outside_utc
 from workflow.domain import (
+    MAX_ASSIGNEE,
     MAX_CONTACT,
     Actor,
     Case,
@@ -491,7 +492,7 @@ def add_note(ctx: StepContext) -> dict[str, Any]:
 
 
 def assign(ctx: StepContext) -> dict[str, Any]:
-    to = ctx.text("to", required=True)
+    to = ctx.text("to", required=True, longest=MAX_ASSIGNEE)
     if to == ctx.case.assignee:
         ctx.invalid("to", f"the case is already assigned to {to}")
     return _drop_none({"to": to, "from": ctx.case.assignee})

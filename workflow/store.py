@@ -9,6 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
+from workflow.query import CaseAtRisk, CaseQuery, Position
 from workflow.sla import Deadline
 
 
@@ -148,4 +149,27 @@ class ReadsStoredHistory(Protocol):
     def stored_history(self, case_id: str) -> StoredHistory | None:
         """The case's snapshot text and events in one consistent read; None if the store
         holds neither."""
+        ...
+
+
+@runtime_checkable
+class FindsCases(Protocol):
+    """An optional capability: find cases by their key fields, and the cases at risk of
+    an SLA deadline, by indexed queries (``Engine.find_cases`` and
+    ``Engine.cases_at_risk`` use it when the store has it; without it they load every
+    case through ``Store``). docs/decisions/0037-finding-cases.md."""
+
+    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
+        """The latest snapshot of the cases ``query`` matches (``CaseQuery.matches``),
+        in the order they were opened: by ``(opened_at, id)``, ids compared by code
+        point; only those after ``after`` (an ``(opened_at, id)`` position, which no
+        longer needs to be a case's), at most ``limit``. ``SnapshotUnreadable`` for the
+        first that does not read back."""
+        ...
+
+    def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
+        """Every case that is not closed or withdrawn and has a pending deadline due at
+        or before ``until`` (``pending_deadlines``; one past due that no sweep fired
+        yet included), once, with its soonest such deadline (ties: by key); soonest
+        first, then by case id; at most ``limit``."""
         ...

@@ -65,11 +65,18 @@ def verify_rate(store: SqlStore, events: int) -> float:
     return events / seconds
 
 
+_CASE_COLUMNS = (
+    "case_id, version, state, customer_id, channel, category, priority, policy_version, "
+    "opened_at, updated_at, assignee, escalated_to, snapshot"
+)
+
+
 def copy_up(path: Path, template_db: Path, target_events: int) -> int:
     """Fill ``path`` with copies of one case's rows until it holds ``target_events``."""
     SqlStore(f"sqlite:///{path}", create=True).close()
     src = sqlite3.connect(template_db)
-    case = src.execute("SELECT * FROM cf_cases LIMIT 1").fetchone()
+    # The snapshot last (the table has columns after it since schema 0004).
+    case = src.execute(f"SELECT {_CASE_COLUMNS} FROM cf_cases LIMIT 1").fetchone()
     events = src.execute(
         "SELECT * FROM cf_events WHERE case_id=? ORDER BY seq", (case[0],)
     ).fetchall()
@@ -79,7 +86,7 @@ def copy_up(path: Path, template_db: Path, target_events: int) -> int:
     assert case[-1].startswith(own_id)  # the snapshot, last column, names its case first
     dst = sqlite3.connect(path)
     dst.executemany(
-        "INSERT INTO cf_cases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+        f"INSERT INTO cf_cases ({_CASE_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             # Each copy's snapshot names the copy: a snapshot naming another case is
             # refused when it is read (decision 0035), as the export reads each one.

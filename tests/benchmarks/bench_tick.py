@@ -77,9 +77,10 @@ def filled_sqlite(size: int, path: str) -> SqlStore:
         case = conn.execute("SELECT * FROM cf_cases WHERE case_id=?", (template,)).fetchone()
         event = conn.execute("SELECT * FROM cf_events WHERE case_id=?", (template,)).fetchone()
         marks = conn.execute("SELECT * FROM cf_deadlines WHERE case_id=?", (template,)).fetchall()
-        conn.executemany(
-            "INSERT INTO cf_cases VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            ((f"case-{i:08d}", *case[1:10], case[10].replace(template, f"case-{i:08d}"))
+        conn.executemany(  # the snapshot is column 10 (of 13 since schema 0004)
+            "INSERT INTO cf_cases VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            ((f"case-{i:08d}", *case[1:10], case[10].replace(template, f"case-{i:08d}"),
+              *case[11:])
              for i in ids),
         )  # fmt: skip
         conn.executemany(

@@ -10,6 +10,7 @@ import structlog
 
 from workflow.checklist import mermaid
 from workflow.cli.audit_commands import audit_group
+from workflow.cli.case_commands import cases
 from workflow.cli.db_commands import db
 from workflow.cli.policy_commands import policy
 from workflow.cli.privacy_commands import privacy
@@ -64,6 +65,7 @@ def demo(store_url: str) -> None:
 
 
 main.add_command(audit_group)
+main.add_command(cases)
 main.add_command(db)
 main.add_command(policy)
 main.add_command(privacy)

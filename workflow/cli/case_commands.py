@@ -1,0 +1,286 @@
+"""``complaintflow cases``: list cases by their key fields, page by page; list the open
+cases at risk of an SLA deadline."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import datetime, timedelta
+from typing import Any
+
+import click
+from pydantic import TypeAdapter, ValidationError
+
+from adapters import open_store
+from workflow.cli.common import instant, opened, printable
+from workflow.domain import Case
+from workflow.engine import Engine
+from workflow.errors import ComplaintflowError, InvalidQuery
+from workflow.events import format_at
+from workflow.query import DEFAULT_LIMIT, MAX_LIMIT, CaseAtRisk, check_limit
+from workflow.query import escalated_to as escalation_role
+
+_STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
+_FORMAT = click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
+)
+_LIMIT = click.option(
+    "--limit", type=int, default=DEFAULT_LIMIT, show_default=True,
+    help=f"Most cases to list (1 to {MAX_LIMIT}).",
+)  # fmt: skip
+
+#: The option that gives each argument of find_cases and cases_at_risk.
+_OPTIONS = {
+    "state": "--state",
+    "open_only": "--open-only",
+    "customer_id": "--customer",
+    "assignee": "--assignee",
+    "escalated_to": "--escalated-to",
+    "channel": "--channel",
+    "category": "--category",
+    "opened_since": "--opened-since",
+    "opened_before": "--opened-before",
+    "updated_since": "--updated-since",
+    "updated_before": "--updated-before",
+    "limit": "--limit",
+    "cursor": "--cursor",
+    "within": "--within",
+    "now": "--at",
+}
+
+
+def _refused(error: InvalidQuery) -> click.BadParameter:
+    """A query the library refused, as a usage error naming the option that gave it."""
+    return click.BadParameter(error.problem, param_hint=_OPTIONS.get(error.filter, error.filter))
+
+
+@click.group()
+def cases() -> None:
+    """Find cases: by their key fields, or at risk of an SLA deadline."""
+
+
+@cases.command("list")
+@_STORE
+@click.option("--state", "states", multiple=True,
+              help="Only cases in this state (repeat for several).")  # fmt: skip
+@click.option("--open-only", is_flag=True, help="Leave out closed and withdrawn cases.")
+@click.option("--customer", "customer_id", default=None, help="Only this customer's cases.")
+@click.option("--assignee", default=None, help="Only cases assigned to this name.")
+@click.option("--escalated-to", "escalated_to", default=None,
+              help="Only cases escalated to this role now.")  # fmt: skip
+@click.option("--channel", default=None, help="Only cases that came in on this channel.")
+@click.option("--category", default=None, help="Only cases of this category.")
+@click.option("--opened-since", default=None, help="Opened at or after (ISO 8601, with zone).")
+@click.option("--opened-before", default=None, help="Opened before (ISO 8601, with zone).")
+@click.option("--updated-since", default=None, help="Last changed at or after.")
+@click.option("--updated-before", default=None, help="Last changed before.")
+@_LIMIT
+@click.option("--cursor", default=None,
+              help="Where to go on from: the cursor the previous page printed.")  # fmt: skip
+@_FORMAT
+def list_cases(
+    store_url: str,
+    states: tuple[str, ...],
+    open_only: bool,
+    customer_id: str | None,
+    assignee: str | None,
+    escalated_to: str | None,
+    channel: str | None,
+    category: str | None,
+    opened_since: str | None,
+    opened_before: str | None,
+    updated_since: str | None,
+    updated_before: str | None,
+    limit: int,
+    cursor: str | None,
+    fmt: str,
+) -> None:
+    """List the cases that match every option given, in the order they were opened, a
+    page at a time (the page's last line gives the --cursor of the next)."""
+    times = {
+        name: instant(value, _OPTIONS[name])
+        for name, value in (
+            ("opened_since", opened_since),
+            ("opened_before", opened_before),
+            ("updated_since", updated_since),
+            ("updated_before", updated_before),
+        )
+    }
+    engine = Engine(opened(lambda: open_store(store_url)))
+    try:
+        page = engine.find_cases(
+            state=list(states) or None,
+            open_only=open_only,
+            customer_id=customer_id,
+            assignee=assignee,
+            escalated_to=escalated_to,
+            channel=channel,
+            category=category,
+            limit=limit,
+            cursor=cursor,
+            **times,
+        )
+    except InvalidQuery as error:
+        raise _refused(error) from None
+    except ComplaintflowError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.store.close()
+    if fmt == "json":
+        document = {"cases": [_case_json(c) for c in page.cases], "next_cursor": page.next_cursor}
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    columns = ("case", "state", "customer", "channel", "category", "priority", "assignee",
+               "escalated to", "opened (UTC)", "updated (UTC)")  # fmt: skip
+    rows = [
+        (
+            case.id,
+            case.state,
+            case.customer.id,
+            case.channel.value,
+            case.category,
+            case.priority.value,
+            case.assignee,
+            escalation_role(case),
+            _minute(case.opened_at),
+            _minute(case.updated_at),
+        )
+        for case in page.cases
+    ]
+    _table(columns, rows, "(no cases)")
+    if page.next_cursor is not None:
+        click.echo(f"next page: --cursor {page.next_cursor}")
+
+
+@cases.command("at-risk")
+@_STORE
+@click.option("--within", required=True,
+              help="How far ahead to look: 4h, 90m, 1h30m, 2d, or ISO 8601 (PT4H).")  # fmt: skip
+@click.option("--at", "at", default=None, help="ISO 8601 instant to look from (default: now).")
+@_LIMIT
+@_FORMAT
+def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -> None:
+    """List the open cases with a pending SLA warning or breach due within --within
+    (those past due that no sweep fired yet included), soonest first, each with its
+    soonest deadline."""
+    ahead = duration(within, "--within")
+    when = instant(at, "--at")
+    try:
+        check_limit(limit, "cases_at_risk")
+    except InvalidQuery as error:
+        raise _refused(error) from None
+    engine = Engine(opened(lambda: open_store(store_url)))
+    now = when if when is not None else engine.now()
+    try:
+        # One more than shown, to say whether there are more.
+        found = engine.cases_at_risk(ahead, now, limit=min(limit + 1, MAX_LIMIT))
+    except InvalidQuery as error:
+        raise _refused(error) from None
+    except ComplaintflowError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.store.close()
+    shown, more = found[:limit], len(found) > limit
+    if fmt == "json":
+        document = {
+            "now": format_at(now),
+            "until": format_at(now + ahead),
+            "cases": [_risk_json(entry) for entry in shown],
+            "more": more,
+        }
+        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        return
+    columns = ("case", "state", "step", "kind", "due (UTC)", "due in", "assignee")
+    rows = [
+        (
+            entry.case.id,
+            entry.case.state,
+            entry.step,
+            entry.kind,
+            _minute(entry.due_at),
+            _span(entry.due_at - now),
+            entry.case.assignee,
+        )
+        for entry in shown
+    ]
+    _table(columns, rows, f"(no open case has a deadline due by {_minute(now + ahead)} UTC)")
+    if more:
+        click.echo(f"more cases are at risk than --limit {limit} shows")
+
+
+_COMPACT = re.compile(r"(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
+_ISO: TypeAdapter[timedelta] = TypeAdapter(timedelta)
+
+
+def duration(text: str, option: str) -> timedelta:
+    """``4h``, ``90m``, ``1h30m``, ``2d``, ``45s`` or an ISO 8601 duration (``PT4H``);
+    anything else is a usage error naming ``option``."""
+    match = _COMPACT.fullmatch(text.strip().lower())
+    if match is not None and any(match.groups()):
+        days, hours, minutes, seconds = (int(part or 0) for part in match.groups())
+        try:
+            return timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds)
+        except OverflowError:
+            pass
+    elif text.strip().upper().startswith(("P", "-P")):
+        try:
+            return _ISO.validate_python(text.strip())
+        except ValidationError:
+            pass
+    raise click.BadParameter(
+        f"{text!r} is not a duration: give e.g. 4h, 90m, 1h30m, 2d or PT4H", param_hint=option
+    )
+
+
+def _minute(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M")
+
+
+def _span(delta: timedelta) -> str:
+    """``1h05``, ``26h00``, or ``-0h15`` for a deadline already past."""
+    sign = "-" if delta < timedelta(0) else ""
+    minutes = int(abs(delta.total_seconds()) // 60)
+    hours, mins = divmod(minutes, 60)
+    return f"{sign}{hours}h{mins:02d}"
+
+
+def _table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], empty: str) -> None:
+    """Rows under their column names, each value as text a terminal shows as it is
+    (a name or an id given by an agent may hold control characters)."""
+    if not rows:
+        click.echo(empty)
+        return
+    cells = [tuple(printable(str(v)) if v is not None else "-" for v in row) for row in rows]
+    widths = [max(len(c), *(len(row[n]) for row in cells)) for n, c in enumerate(columns)]
+    for row in (columns, *cells):
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _case_json(case: Case) -> dict[str, Any]:
+    """A case's key fields (not its customer's name or contact, nor any text)."""
+    return {
+        "id": case.id,
+        "state": case.state,
+        "customer_id": case.customer.id,
+        "channel": case.channel.value,
+        "category": case.category,
+        "priority": case.priority.value,
+        "assignee": case.assignee,
+        "escalated_to": escalation_role(case),
+        "opened_at": format_at(case.opened_at),
+        "updated_at": format_at(case.updated_at),
+        "version": case.version,
+    }
+
+
+def _risk_json(entry: CaseAtRisk) -> dict[str, Any]:
+    deadline = entry.deadline
+    return {
+        **_case_json(entry.case),
+        "deadline": {
+            "step": deadline.step,
+            "kind": deadline.kind,
+            "target": deadline.target,
+            "due_at": format_at(deadline.due_at),
+        },
+    }
