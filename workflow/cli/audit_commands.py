@@ -239,11 +239,16 @@ def export(
 
 @audit_group.command("verify-file")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def verify_file(file: str) -> None:
-    """Verify an exported JSON Lines file offline, without the database."""
+@click.option("--digest", "digest_file", default=None, type=click.Path(dir_okay=False),
+              help="A digest saved earlier with `audit digest`: each of its cases must be "
+                   "in the file, unchanged up to its saved head.")  # fmt: skip
+def verify_file(file: str, digest_file: str | None) -> None:
+    """Verify an exported JSON Lines file offline, without the database (and, with
+    --digest, that it holds every case of the digest, none rewritten or cut short)."""
+    heads = _saved_heads(digest_file) if digest_file else None
     try:
         with open(file, encoding="utf-8") as lines:
-            findings = audit.verify_export(lines)
+            findings = audit.verify_export(lines, heads)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     _report(findings, file)
