@@ -194,3 +194,17 @@ def test_a_target_breached_and_not_done_keeps_its_due_time_while_paused(tmp_path
     )
     (first_verdict, *_) = sla.verdicts(engine.get("case-p"), policy, clock.now())
     assert (first_verdict.kind, first_verdict.at) == ("breached", START + timedelta(hours=1))
+
+
+def test_without_at_a_history_ahead_of_the_clock_is_judged_at_its_last_event(
+    tmp_path: Path,
+) -> None:
+    """A store written on a simulated clock (the demo's) can be ahead of this machine's:
+    the case as it stands is judged at its last event, not before its own steps."""
+    url, first, second = _case(tmp_path)
+    policies = ["--policy", str(first), "--policy", str(second)]
+    with freeze_time("2026-11-02T10:00:00Z"):
+        shown = CliRunner().invoke(main, ["audit", "show", "case-s", "--store", url, *policies])
+    assert shown.exit_code == 0, shown.output
+    assert _section(shown.output)[0].startswith("SLA targets under policy 2@sha256:")
+    assert " at 2026-11-02T15:00:00Z: none apply" in _section(shown.output)[0]

@@ -141,7 +141,10 @@ def show(case_id: str, store_url: str, at: str | None, policy_files: tuple[str, 
     upto = f"as it stood at {utc_text(when)}" if when is not None else "every event"
     for line in timeline(case_id, upto, shown, vault):
         click.echo(line)
-    moment = when if when is not None else datetime.now(UTC)
+    # Without --at: now, to the second (or the last event's time, on a history ahead of
+    # this machine's clock: the case as it stands is not judged before its own steps).
+    moment = when if when is not None else max(datetime.now(UTC).replace(microsecond=0),
+                                               case.updated_at)  # fmt: skip
     for line in verdict_lines(case, policies.get(case.policy_version), moment):
         click.echo(line)
     click.echo(f"state: {case.state}, version {case.version}, priority {case.priority.value}")
