@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from adapters.memory import MemoryStore, check_append, event_data_text
+from adapters.urls import shown_url
 from workflow.domain import read_snapshot
 from workflow.errors import ComplaintflowError, StoreError
 from workflow.store import Store
@@ -60,7 +61,7 @@ def open_store(url: str, **options: Any) -> Store:
     found = [e for e in registered if e.name.lower() in (scheme, base)]
     if not found:
         raise StoreError(
-            f"no store for URL scheme {scheme!r} in {_shown(url)!r}; known: "
+            f"no store for URL scheme {scheme!r} in {shown_url(url)!r}; known: "
             f"{_known(registered)}. Other stores are found through the entry-point group "
             f"{ENTRY_POINT_GROUP}: is the package that provides {scheme!r} installed here?"
         )
@@ -108,7 +109,7 @@ def _open_entry_point(entry: EntryPoint, url: str, options: dict[str, Any]) -> S
         raise
     except Exception as exc:
         raise StoreError(
-            f"opening {_shown(url)} with {name} failed: {type(exc).__name__}: {exc}"
+            f"opening {shown_url(url)} with {name} failed: {type(exc).__name__}: {exc}"
         ) from exc
     lacking = [method for method in _STORE_METHODS if not callable(getattr(store, method, None))]
     if lacking:
@@ -134,13 +135,3 @@ def _known(registered: Any) -> str:
 def _a(value: object) -> str:
     kind = type(value).__name__
     return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
-
-
-def _shown(url: str) -> str:
-    """``url`` as messages show it: its password masked (errors get logged)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    user = parts.username or ""
-    host = parts.netloc.rsplit("@", 1)[1]
-    return parts._replace(netloc=f"{user}:***@{host}").geturl()

@@ -60,6 +60,7 @@ from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
 from adapters.sqlite_hot import BEGIN, BY_CASE_ID, SqliteHotPath
+from adapters.urls import shown_url as shown_url
 from workflow.checklist import FINAL_STATES
 from workflow.domain import MAX_ASSIGNEE, Case, read_snapshot
 from workflow.errors import (
@@ -240,14 +241,6 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
             connection.exec_driver_sql(BEGIN)
-
-
-def shown_url(url: str) -> str:
-    """``url`` as messages show it: with its password masked (errors get logged)."""
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except exc.ArgumentError:
-        return url
 
 
 def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None = None) -> str:

@@ -241,3 +241,129 @@ def test_time_per_checklist_step(shop: Shop) -> None:
     assert rows["acknowledge"]["mean"] == "6h13"  # (20 + 60 + 3*120 + 1800) / 6 minutes
     # close: A after 2 days, B 20 days, D 40, E 3, F 60 (from keep_promise or feedback).
     assert rows["close"]["taken"] == 5
+
+
+def test_breaches_of_the_fixed_data_set_one_row_each(shop: Shop) -> None:
+    """B (chat) acknowledged after 20 minutes and C (email) after 30 hours: each breach
+    recorded with the late step, at its time (START is 08:00 UTC)."""
+    assert reports.breaches(shop.engine) == [
+        {"case_id": "B", "target": "ack-chat", "step": "acknowledge", "channel": "chat",
+         "due_at": "2026-11-09T08:10:00+00:00", "breached_at": "2026-11-09T08:20:00+00:00",
+         "met_later": True, "met_at": "2026-11-09T08:20:00+00:00", "assignee": ""},
+        {"case_id": "C", "target": "ack-email", "step": "acknowledge", "channel": "email",
+         "due_at": "2026-11-10T08:00:00+00:00", "breached_at": "2026-11-10T14:00:00+00:00",
+         "met_later": True, "met_at": "2026-11-10T14:00:00+00:00", "assignee": ""},
+    ]  # fmt: skip
+    # As many as the sla report counts breached, per target and channel.
+    counted = {(r["target"], r["channel"]): r["breached"] for r in reports.sla_attainment(
+        shop.engine)}  # fmt: skip
+    listed: dict[tuple[str, str], int] = {}
+    for row in reports.breaches(shop.engine):
+        key = (row["target"], row["channel"])
+        listed[key] = listed.get(key, 0) + 1
+    assert listed == {key: n for key, n in counted.items() if n}
+
+
+BREACH_POLICY = parse_policy(
+    """
+name: breach shop
+version: "1"
+currency: EUR
+roles:
+  agent: {authority: 50.00}
+sla:
+  targets:
+    - {id: ack-chat, step: acknowledge, within: PT10M, when: {channel: [chat]}}
+    - {id: ack-email, step: acknowledge, within: PT24H}
+    - {id: feedback-asked, step: request_feedback, within: PT1H, start: previous_step}
+feedback:
+  required_before_close: false
+"""
+)
+
+
+def test_breaches_found_by_the_sweeper_with_assignee_met_or_not_and_per_cycle() -> None:
+    """G (chat): assigned to alice at +5 min, the sweeper records the acknowledgement's
+    breach (due +10 min) at +15 min, acknowledged at +1 h. H (email): the sweeper
+    records its breach (due +24 h) at +25 h; withdrawn unacknowledged. K (email): the
+    promise kept at +1 h, feedback not asked within the hour (the sweeper at +3 h),
+    closed without it and reopened; asked in the second cycle, which does not meet the
+    first cycle's breach. START is 08:00 UTC."""
+    shop = Shop()
+    shop.engine = Engine(MemoryStore(), policy=BREACH_POLICY, clock=shop.clock)
+    tick = shop.engine.tick
+    shop.open("G", "chat", "delivery")
+    shop.open("H", "email", "delivery")
+    shop.open("K", "email", "delivery")
+    shop.at(timedelta(minutes=5))
+    shop.step("G", "assign", to="alice")
+    shop.at(timedelta(minutes=15))
+    tick()
+    shop.at(timedelta(hours=1))
+    shop.step("G", "acknowledge")
+    shop.up_to_offer("K", timedelta(hours=1))
+    shop.step("K", "offer_remedy", options=[REPLACEMENT])
+    shop.step("K", "accept_remedy", actor="customer:c", option=1, promise="p",
+              due=shop.clock.now() + timedelta(days=9))  # fmt: skip
+    shop.step("K", "keep_promise", evidence="e")
+    shop.at(timedelta(hours=3))
+    tick()
+    shop.at(timedelta(hours=4))
+    shop.step("K", "close")
+    shop.at(timedelta(hours=5))
+    shop.step("K", "reopen", actor="customer:c", reason="again")
+    shop.up_to_offer("K", timedelta(hours=5, minutes=10))
+    shop.step("K", "offer_remedy", options=[REPLACEMENT])
+    shop.step("K", "accept_remedy", actor="customer:c", option=1, promise="p",
+              due=shop.clock.now() + timedelta(days=9))  # fmt: skip
+    shop.step("K", "keep_promise", evidence="e")
+    shop.step("K", "request_feedback")
+    shop.at(timedelta(hours=25))
+    tick()
+    shop.at(timedelta(hours=26))
+    shop.step("H", "withdraw", actor="customer:c", reason="sorted out")
+    rows = reports.breaches(shop.engine)
+    assert rows == [
+        {"case_id": "G", "target": "ack-chat", "step": "acknowledge", "channel": "chat",
+         "due_at": "2026-11-09T08:10:00+00:00", "breached_at": "2026-11-09T08:15:00+00:00",
+         "met_later": True, "met_at": "2026-11-09T09:00:00+00:00", "assignee": "alice"},
+        {"case_id": "K", "target": "feedback-asked", "step": "request_feedback",
+         "channel": "email", "due_at": "2026-11-09T10:00:00+00:00",
+         "breached_at": "2026-11-09T11:00:00+00:00", "met_later": False, "met_at": "",
+         "assignee": ""},
+        {"case_id": "H", "target": "ack-email", "step": "acknowledge", "channel": "email",
+         "due_at": "2026-11-10T08:00:00+00:00", "breached_at": "2026-11-10T09:00:00+00:00",
+         "met_later": False, "met_at": "", "assignee": ""},
+    ]  # fmt: skip
+
+
+def test_the_breaches_report_command_in_every_format(
+    shop: Shop, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
+) -> None:
+    import csv
+    import io
+    import json
+
+    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shop.engine.store)
+    monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [POLICY])
+    runner = CliRunner()
+    table = runner.invoke(main, ["report", "breaches", "--store", "x://"])
+    assert table.exit_code == 0, table.output
+    assert table.output.splitlines()[0].split() == [
+        "case_id", "target", "step", "channel", "due_at", "breached_at", "met_later",
+        "met_at", "assignee",
+    ]  # fmt: skip
+    assert table.output.splitlines()[1].split() == [
+        "B", "ack-chat", "acknowledge", "chat", "2026-11-09T08:10:00+00:00",
+        "2026-11-09T08:20:00+00:00", "True", "2026-11-09T08:20:00+00:00",
+    ]  # fmt: skip
+    as_json = runner.invoke(main, ["report", "breaches", "--store", "x://", "--format", "json"])
+    assert json.loads(as_json.output) == reports.breaches(shop.engine)
+    as_csv = runner.invoke(main, ["report", "breaches", "--store", "x://", "--format", "csv"])
+    assert [row["case_id"] for row in csv.DictReader(io.StringIO(as_csv.output))] == ["B", "C"]
+    out = tmp_path / "report.html"
+    page = runner.invoke(main, ["report", "--store", "x://", "--format", "html", "-o", str(out)])
+    assert page.exit_code == 0, page.output
+    html = out.read_text()
+    assert "<h2>SLA breaches</h2>" in html
+    assert "<td>2026-11-10T14:00:00+00:00</td>" in html

@@ -322,6 +322,7 @@ def test_every_figure_in_the_html_page_is_the_json_reports_figure(
     page = _page(result.output)
     sections = {
         "sla": "SLA attainment",
+        "breaches": "SLA breaches",
         "steps": "Time per checklist step",
         "spend": "Compensation by kind",
         "summary": "Summary",
@@ -460,3 +461,67 @@ def test_a_span_is_written_in_hours_and_minutes_with_its_sign(minutes: int, text
     from workflow.reports import _duration
 
     assert _duration(timedelta(minutes=minutes, seconds=30 if minutes >= 0 else -30)) == text
+
+
+def test_the_html_page_needs_no_report_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every report is on the page: NAME is optional with ``--format html`` (given, it is
+    accepted and changes nothing); every other format still needs it."""
+    engine = _engine()
+    _open(engine, "A", START)
+    without = _cli(engine, monkeypatch, "--store", "x://", "--format", "html")
+    assert without.exit_code == 0, without.output
+    named = _cli(engine, monkeypatch, "summary", "--store", "x://", "--format", "html")
+    assert named.output == without.output
+    for fmt in ("table", "json", "csv"):
+        missing = _cli(engine, monkeypatch, "--store", "x://", "--format", fmt)
+        assert missing.exit_code == 2, missing.output
+        assert "Missing argument 'NAME'" in missing.output
+        assert "sla, breaches, steps, spend, handling, summary, recurring, regulatory" in (
+            missing.output
+        )
+        assert "--format html" in missing.output
+
+
+def test_the_regulatory_report_without_a_calendar_names_the_bundled_policies_with_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    engine = _engine(_variant("EUR", "2", "ack"))  # no calendars
+    result = _cli(engine, monkeypatch, "regulatory", "--store", "x://")
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "Error: the regulatory report needs a policy with a calendar (--calendar chooses "
+        "one): pass the cases' policy file with --policy; --policy bundled:fca-financial "
+        "and --policy bundled:retail have one"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("url", "title"),
+    [
+        ("sqlite:///complaintflow-demo.db", "sqlite:///complaintflow-demo.db"),
+        ("sqlite:////var/lib/cases.db", "sqlite:////var/lib/cases.db"),
+        ("postgresql+psycopg://shop:s3cret@db.example:5432/complaints?password=s3cret",
+         "postgresql+psycopg://shop:***@db.example:5432/complaints?password=***"),
+    ],
+)  # fmt: skip
+def test_the_html_title_shows_the_store_url_as_given_but_its_passwords(
+    monkeypatch: pytest.MonkeyPatch, url: str, title: str
+) -> None:
+    """Regression: the title read ``sqlite:/complaintflow-demo.db`` (the ``//`` lost)."""
+    result = _cli(_engine(), monkeypatch, "--store", url, "--format", "html")
+    assert result.exit_code == 0, result.output
+    assert f"<title>complaintflow report: {title}</title>" in result.output
+    assert "s3cret" not in result.output
+
+
+def test_store_urls_in_messages_mask_a_password_parameter_too() -> None:
+    """``adapters.sql.shown_url``, the one function that shows a store URL (the HTML
+    title used its own copy): libpq reads ``?password=`` as well as the user part's."""
+    from adapters.sql import shown_url
+
+    assert shown_url("postgresql+psycopg://shop@db/c?sslmode=require&password=s3cret") == (
+        "postgresql+psycopg://shop@db/c?sslmode=require&password=***"
+    )
+    assert shown_url("postgresql://u:pw@h/db?PASSWORD=x&pwd=y") == (
+        "postgresql://u:***@h/db?PASSWORD=***&pwd=***"
+    )

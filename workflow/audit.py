@@ -159,9 +159,82 @@ def verify_case(store: Store, case_id: str) -> list[Finding]:
             Finding(case_id, None, f"the stored snapshot is unreadable: {first_problem(exc)}")
         )
         return findings
-    return findings + _against_snapshot(
-        case_id, events, snapshot.personal, lambda replayed: replayed == snapshot
+    parting, upto = check_head(case_id, events, snapshot.version, snapshot.head_hash)
+    return (
+        findings
+        + parting
+        + _against_snapshot(
+            case_id, events, snapshot.personal, lambda replayed: replayed == snapshot, upto
+        )
     )
+
+
+def check_head(
+    case_id: str, events: Sequence[Event], version: int, head_hash: str
+) -> tuple[list[Finding], int | None]:
+    """Where the chain and the case's snapshot part, if they do. The engine writes each
+    event with the snapshot after it, in one transaction, so the snapshot's ``version``
+    and ``head_hash`` are the last event's seq and hash: events forged with correctly
+    computed hashes (every link holding) show here, unless the snapshot was rewritten to
+    match (then only a digest saved before shows them). Returns the findings and, when
+    the snapshot's head is its version's event or no event's, its version: the snapshot
+    should equal a replay of the events up to it."""
+    last = events[-1]
+    if last.seq == version and last.hash == head_hash:
+        return [], None
+    at_version = next((e for e in events if e.seq == version), None)
+    if at_version is not None and at_version.hash == head_hash:
+        head: int | None = version
+    else:
+        head = next((e.seq for e in events if e.hash == head_hash), None)
+    if head is not None and head != version:
+        return [Finding(case_id, head, _parted(head, version))], None
+    if head is None and version > last.seq:
+        return [Finding(case_id, last.seq + 1, _missing(last.seq + 1, version))], None
+    findings = [Finding(case_id, version, _rewritten(version))] if head is None else []
+    findings += [Finding(case_id, e.seq, _beyond(e.seq, version)) for e in events
+                 if e.seq > version]  # fmt: skip
+    return findings, version
+
+
+def _beyond(seq: int, version: int) -> str:
+    return (
+        f"seq {seq} is beyond the snapshot's version {version}: it was added without the "
+        "case's snapshot, which the engine writes in the same transaction (a forgery, or "
+        "another program's write)"
+    )
+
+
+def _rewritten(version: int) -> str:
+    return (
+        f"seq {version}'s hash is not the snapshot's head hash, and no event's is: the chain "
+        f"was rewritten at or before seq {version}, every later event re-hashed so that "
+        "each link holds (or the snapshot's head hash was edited); "
+        f"{_DIGEST_PROVES}, even with the snapshot rewritten to match"
+    )
+
+
+def _missing(first: int, version: int) -> str:
+    gone = f"seq {first} is" if first == version else f"seqs {first}-{version} are"
+    return (
+        f"{gone} missing: the snapshot's version is {version} and its head hash is no "
+        "stored event's (deleted after the snapshot was written, or the chain rewritten: "
+        f"{_DIGEST_PROVES})"
+    )
+
+
+def _parted(head: int, version: int) -> str:
+    return (
+        f"the snapshot's head hash is seq {head}'s, but its version is {version}: chain and "
+        f"snapshot part after seq {head}"
+    )
+
+
+#: What proves a consistent rewrite of a chain (and what the findings say so).
+_DIGEST_PROVES = (
+    "a digest saved before, `complaintflow audit verify --digest FILE`, is what proves a "
+    "consistent rewrite"
+)
 
 
 def _against_snapshot(
@@ -169,22 +242,27 @@ def _against_snapshot(
     events: Sequence[Event],
     entries: Iterable[Personal],
     matches: Callable[[Case], bool],
+    upto: int | None = None,
 ) -> list[Finding]:
     """The snapshot's personal values (sound, and none missing without an erasure), and
-    whether a replay of ``events`` with them ``matches`` the snapshot."""
+    whether a replay of ``events`` with them ``matches`` the snapshot (of the first
+    ``upto`` events: the snapshot's, when events were added beyond it)."""
     held = list(entries)
     findings = check_personal(case_id, held)
     vault = vault_of(held)
     findings.extend(check_values_present(case_id, events, vault))
     try:
         replayed = replay(events, vault)
+        if upto is not None:
+            replayed = replay(events[:upto], vault)
     except AuditFailure as failure:
         findings.append(Finding(case_id, failure.seq, f"does not replay: {failure.reason}"))
         return findings
     if not matches(replayed):
-        findings.append(
-            Finding(case_id, None, "the stored snapshot differs from a replay of its events")
-        )
+        upto_text = f" up to seq {upto}, its version" if upto is not None else ""
+        findings.append(Finding(
+            case_id, None, f"the stored snapshot differs from a replay of its events{upto_text}"
+        ))  # fmt: skip
     return findings
 
 
@@ -316,8 +394,11 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
             Finding(cid, None, f"the stored snapshot is unreadable: {first_problem(exc)}")
         )
         return findings
-    return findings + _against_snapshot(
-        cid, events, entries, lambda replayed: replayed == as_stored
+    parting, upto = check_head(cid, events, as_stored.version, as_stored.head_hash)
+    return (
+        findings
+        + parting
+        + _against_snapshot(cid, events, entries, lambda replayed: replayed == as_stored, upto)
     )
 
 
@@ -569,10 +650,17 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
             yield _event_line(number, obj)
 
 
-def verify_export(lines: Iterable[str]) -> list[Finding]:
+def verify_export(
+    lines: Iterable[str], digest_heads: dict[str, tuple[int, str]] | None = None
+) -> list[Finding]:
     """Verify an exported file offline, without the database: every case's chain, its
-    personal values against their references, and that its events replay."""
+    personal values against their references, and that its events replay. With the
+    heads of a digest saved earlier (``{case_id: (seq, head hash)}``), each case of the
+    digest must be in the file with that event, with that hash: a file has no snapshots,
+    so only a digest finds a chain rewritten consistently (every hash recomputed), a
+    case cut short or a case left out."""
     findings: list[Finding] = []
+    unseen = dict(digest_heads) if digest_heads is not None else {}
     current: str | None = None
     batch: list[Event] = []
     vaults: dict[str, dict[str, Personal]] = {}
@@ -591,6 +679,9 @@ def verify_export(lines: Iterable[str]) -> list[Finding]:
             replay(batch, vault)
         except AuditFailure as failure:
             findings.append(Finding(current, failure.seq, f"does not replay: {failure.reason}"))
+        saved = unseen.pop(current, None)
+        if saved is not None:
+            findings.extend(_against_saved_head(current, batch, *saved))
 
     for number, obj in _export_lines(lines, header):
         if "personal" in obj:
@@ -603,4 +694,25 @@ def verify_export(lines: Iterable[str]) -> list[Finding]:
             current, batch = event.case_id, []
         batch.append(event)
     close()
+    findings.extend(
+        Finding(case_id, None, "is in the saved digest but not in the file (an export of "
+                "some cases or of a time window, a case purged since, or a file cut short)")
+        for case_id in sorted(unseen)
+    )  # fmt: skip
     return findings
+
+
+def _against_saved_head(
+    case_id: str, events: Sequence[Event], seq: int, head: str
+) -> list[Finding]:
+    """The event at ``seq`` of a case's exported chain against a digest's head."""
+    at_seq = next((e for e in events if e.seq == seq), None)
+    if at_seq is None:
+        last = max((e.seq for e in events), default=0)
+        if last < seq:
+            return [Finding(case_id, seq, f"ends at seq {last}, before the saved digest's "
+                                          f"seq {seq}: cut short, or events deleted")]  # fmt: skip
+        return [Finding(case_id, seq, "differs from the saved digest: rewritten")]
+    if at_seq.hash != head:
+        return [Finding(case_id, seq, "differs from the saved digest: rewritten")]
+    return []

@@ -69,6 +69,7 @@ def render(
         ("SLA attainment",
          bar_chart([(f"{r['target']} ({r['channel']})", r["attainment_pct"]) for r in sla],
                    unit="%") + _table(sla)),
+        ("SLA breaches", _table(reports.breaches(engine))),
         ("Time per checklist step", _table(reports.time_per_step(engine))),
         (f"Compensation by {by}", _table(reports.compensation_spend(engine, by))),
         ("Summary", _table(reports.summary(engine))),

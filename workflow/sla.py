@@ -215,8 +215,9 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
     the target counts on a calendar), and whether it is paused, warned, breached, done.
     While the case is paused, a target not yet done has no due time, and its remaining
     time is what is left on its stopped clock (the due time were the clock to restart
-    ``now``); a done target keeps its due time, so whether it was achieved still shows.
-    A target breaches at its due time, as the sweeper and a late step record it."""
+    ``now``); a done or breached target keeps its due time, so whether it was achieved,
+    or when it breached, still shows. A target breaches at its due time, as the sweeper
+    and a late step record it."""
     out = []
     paused = case.paused_since is not None
     pauses = [*case.pauses, *(((case.paused_since, now),) if case.paused_since else ())]
@@ -249,7 +250,7 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
                 step=target.step,
                 calendar=target.calendar,
                 start=start,
-                due_at=None if paused and done is None else due,
+                due_at=None if paused and done is None and not breached else due,
                 done_at=done,
                 paused=paused,
                 elapsed=wall or timedelta(0),
@@ -261,3 +262,43 @@ def status(case: Case, policy: Policy, now: datetime) -> list[TargetStatus]:
             )
         )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """One target's verdict at a time, as ``status`` judges it: ``kind`` is ``met`` (done
+    in time, ``at`` the step's time), ``breached`` (``at`` its due time, when it
+    breached; ``done_at`` the late step's time, if taken), ``running`` or ``paused``
+    (``remaining``: the time left, on a paused clock what is left on it; ``warned``),
+    ``not started`` (its clock has not started: the case has not reached the state the
+    step is taken from)."""
+
+    target: str
+    step: str
+    due_at: datetime | None
+    kind: str
+    at: datetime | None = None
+    done_at: datetime | None = None
+    remaining: timedelta | None = None
+    warned: bool = False
+
+
+def verdict(target: TargetStatus) -> Verdict:
+    """``target``'s status as a verdict."""
+    common = (target.target, target.step, target.due_at)
+    if target.achieved:
+        return Verdict(*common, "met", at=target.done_at, done_at=target.done_at)
+    if target.breached:
+        return Verdict(*common, "breached", at=target.due_at, done_at=target.done_at)
+    if target.start is None:
+        return Verdict(*common, "not started")
+    kind = "paused" if target.paused else "running"
+    return Verdict(*common, kind, remaining=target.remaining, warned=target.warned)
+
+
+def verdicts(case: Case, policy: Policy, now: datetime) -> list[Verdict]:
+    """Each of ``policy``'s targets for ``case`` at ``now`` as a verdict (``status``, the
+    computation ``Engine.sla_status`` and ``sla status`` use). ``case`` as it stood at
+    ``now`` (``Engine.state_at``) and ``policy`` the one it ran under then: judge a case
+    only by its own policy."""
+    return [verdict(target) for target in status(case, policy, now)]

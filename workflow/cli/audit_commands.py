@@ -11,8 +11,11 @@ from typing import IO
 import click
 
 from adapters import open_store
-from workflow import audit
-from workflow.cli.common import instant, opened, output_file, printable
+from policies.model import Policy
+from workflow import audit, sla
+from workflow.cli.common import instant, not_given_text, opened, output_file, printable
+from workflow.cli.sla_commands import _POLICY, _policies, span
+from workflow.domain import Case
 from workflow.errors import ComplaintflowError
 from workflow.events import Event
 from workflow.personal import Vault, vault_of
@@ -113,10 +116,14 @@ def digest(store_url: str) -> None:
 @click.argument("case_id")
 @_STORE
 @click.option("--at", "at", default=None, help="ISO 8601 instant: the case as it stood then.")
-def show(case_id: str, store_url: str, at: str | None) -> None:
+@_POLICY
+def show(case_id: str, store_url: str, at: str | None, policy_files: tuple[str, ...]) -> None:
     """The case's timeline (who did what, when, under which policy, with what data) up
-    to --at (an event at exactly --at included), then its state. Times are in UTC."""
+    to --at (an event at exactly --at included), each SLA target's verdict then (under
+    the policy the case ran under then, if given with --policy), then its state. Times
+    are in UTC."""
     when = instant(at, "--at")
+    policies = {policy.stamp: policy for policy in _policies(policy_files)}
     store = _open(store_url)
     try:
         # The snapshot first, then the events up to its version: a step landing meanwhile
@@ -133,7 +140,52 @@ def show(case_id: str, store_url: str, at: str | None) -> None:
     upto = f"as it stood at {utc_text(when)}" if when is not None else "every event"
     for line in timeline(case_id, upto, shown, vault):
         click.echo(line)
+    # Without --at: now, to the second (or the last event's time, on a history ahead of
+    # this machine's clock: the case as it stands is not judged before its own steps).
+    moment = when if when is not None else max(datetime.now(UTC).replace(microsecond=0),
+                                               case.updated_at)  # fmt: skip
+    for line in verdict_lines(case, policies.get(case.policy_version), moment):
+        click.echo(line)
     click.echo(f"state: {case.state}, version {case.version}, priority {case.priority.value}")
+
+
+def verdict_lines(case: Case, policy: Policy | None, when: datetime) -> list[str]:
+    """The SLA section of ``audit show``: each target of ``policy`` (the one ``case``
+    ran under at ``when``; None if not given) with its step, due time and verdict at
+    ``when`` (``sla.verdicts``), or one line saying the policy was not given."""
+    if policy is None:
+        return [printable(not_given_text("SLA verdicts: the case ran under policy",
+                                         [case.policy_version]))]  # fmt: skip
+    stamp = printable(short_stamp(policy.stamp))
+    heading = f"SLA targets under policy {stamp} at {utc_text(when)}:"
+    verdicts = sla.verdicts(case, policy, when)
+    if not verdicts:
+        return [f"{heading} none apply to this case"]
+    head = ("target", "step", "due (UTC)", "verdict")
+    rows = [
+        (printable(v.target), v.step, utc_text(v.due_at) if v.due_at else "-", verdict_text(v))
+        for v in verdicts
+    ]
+    widths = [max(len(row[i]) for row in (head, *rows)) for i in range(3)]
+    return [heading] + [
+        "  ".join([*(row[i].ljust(widths[i]) for i in range(3)), row[3]]) for row in (head, *rows)
+    ]
+
+
+def verdict_text(verdict: sla.Verdict) -> str:
+    """``met at T``, ``breached at T`` (``; done at T`` once the step was taken late),
+    ``running (1h30 left)`` or ``paused (1h30 left)`` (``, warned``), ``not started``."""
+    if verdict.kind in ("met", "breached"):
+        text = verdict.kind + (f" at {utc_text(verdict.at)}" if verdict.at else "")
+        if verdict.kind == "breached" and verdict.done_at is not None:
+            text += f"; done at {utc_text(verdict.done_at)}"
+        return text
+    if verdict.kind in ("running", "paused"):
+        left = f"{span(verdict.remaining)} left" if verdict.remaining is not None else ""
+        warned = "warned" if verdict.warned else ""
+        detail = ", ".join(part for part in (left, warned) if part)
+        return f"{verdict.kind} ({detail})" if detail else verdict.kind
+    return verdict.kind
 
 
 def utc_text(when: datetime) -> str:
@@ -224,11 +276,16 @@ def export(
 
 @audit_group.command("verify-file")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def verify_file(file: str) -> None:
-    """Verify an exported JSON Lines file offline, without the database."""
+@click.option("--digest", "digest_file", default=None, type=click.Path(dir_okay=False),
+              help="A digest saved earlier with `audit digest`: each of its cases must be "
+                   "in the file, unchanged up to its saved head.")  # fmt: skip
+def verify_file(file: str, digest_file: str | None) -> None:
+    """Verify an exported JSON Lines file offline, without the database (and, with
+    --digest, that it holds every case of the digest, none rewritten or cut short)."""
+    heads = _saved_heads(digest_file) if digest_file else None
     try:
         with open(file, encoding="utf-8") as lines:
-            findings = audit.verify_export(lines)
+            findings = audit.verify_export(lines, heads)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     _report(findings, file)

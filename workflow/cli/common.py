@@ -63,6 +63,12 @@ def instant(value: str | None, option: str) -> datetime | None:
 
 def not_given(what: str, stamps: list[str]) -> click.ClickException:
     """The error for ``what`` running under policy versions ``stamps`` the command was
+    not given (``not_given_text``)."""
+    return click.ClickException(not_given_text(what, stamps))
+
+
+def not_given_text(what: str, stamps: list[str]) -> str:
+    """What to say of ``what`` running under policy versions ``stamps`` the command was
     not given; a bundled policy of that version is named with the option that gives it
     (the demo's cases run under one)."""
     bundled = []
@@ -77,7 +83,7 @@ def not_given(what: str, stamps: list[str]) -> click.ClickException:
         if bundled
         else ""
     )
-    return click.ClickException(
+    return (
         f"{what} {', '.join(stamps)}, which was not given: pass every policy file the "
         f"cases ran under with --policy (bundled:NAME for a bundled one){hint}"
     )

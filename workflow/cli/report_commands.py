@@ -6,10 +6,11 @@ import csv
 import io
 import json
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import click
 
+from adapters.sql import shown_url
+from policies.loader import bundled_names, bundled_policy
 from workflow import reports
 from workflow.audit import spreadsheet_cell
 from workflow.cli.common import not_given, output_file, printable
@@ -18,11 +19,22 @@ from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
 from workflow.report_html import render
 
-REPORTS = ("sla", "steps", "spend", "handling", "summary", "recurring", "regulatory")
+REPORTS = ("sla", "breaches", "steps", "spend", "handling", "summary", "recurring", "regulatory")
 #: Each report's columns, for the header of a CSV report without rows (``spend``'s
 #: first column is named by ``--by``).
 COLUMNS = {
     "sla": ("target", "step", "channel", "met", "breached", "attainment_pct"),
+    "breaches": (
+        "case_id",
+        "target",
+        "step",
+        "channel",
+        "due_at",
+        "breached_at",
+        "met_later",
+        "met_at",
+        "assignee",
+    ),
     "steps": ("step", "taken", "mean", "median"),
     "spend": ("", "currency", "paid", "offers", "approved", "declined", "refused", "accepted"),
     "handling": ("case_id", "state", "transfers", "escalations", "reopened", "feedback"),
@@ -62,25 +74,14 @@ def _write(text: str, output: str) -> None:
         out.write(text)
 
 
-#: URL parameters that carry a password (libpq reads ``?password=`` too).
-_SECRET_PARAMETERS = frozenset(("password", "pass", "passwd", "pwd"))
-
-
-def _shown(url: str) -> str:
-    """``url`` with its password, if it has one, as ``***`` (for the HTML page's title,
-    a file meant to be passed on): the user part's, and a ``password`` parameter's."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        user, _, host = parts.netloc.rpartition("@")
-        parts = parts._replace(netloc=f"{user.partition(':')[0]}:***@{host}")
-    if parts.query:
-        pairs = [pair.partition("=") for pair in parts.query.split("&")]
-        query = "&".join(
-            f"{name}{eq}{'***' if eq and name.lower() in _SECRET_PARAMETERS else value}"
-            for name, eq, value in pairs
-        )
-        parts = parts._replace(query=query)
-    return urlunsplit(parts)
+def _bundled_calendars() -> str:
+    """What names the bundled policies with a calendar ("; --policy bundled:NAME has one")."""
+    found = [f"--policy bundled:{n}" for n in bundled_names() if bundled_policy(n).calendars]
+    if not found:
+        return ""
+    if len(found) == 1:
+        return f"; {found[0]} has one"
+    return f"; {', '.join(found[:-1])} and {found[-1]} have one"
 
 
 def _refuse_policies_not_given(engine: Engine) -> None:
@@ -93,7 +94,7 @@ def _refuse_policies_not_given(engine: Engine) -> None:
 
 
 @click.command()
-@click.argument("name", type=click.Choice(REPORTS))
+@click.argument("name", type=click.Choice(REPORTS), required=False)
 @_STORE
 @_POLICY
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
@@ -108,7 +109,7 @@ def _refuse_policies_not_given(engine: Engine) -> None:
     help="regulatory: the policy calendar for business days (default: its first).",
 )
 def report(
-    name: str,
+    name: str | None,
     store_url: str,
     policy_files: tuple[str, ...],
     fmt: str,
@@ -116,32 +117,27 @@ def report(
     by: str,
     calendar: str | None,
 ) -> None:
-    """Print a report: sla (attainment per target and channel), spend (compensation),
-    handling (per case), summary (reopen rate, feedback), recurring (per category and
-    week), regulatory (resolution buckets). ``--format html`` writes every report in one
-    self-contained page with charts (NAME is then ignored; --by groups its spend)."""
-    engine = _engine(store_url, policy_files)
+    """Print a report: sla (attainment per target and channel), breaches (one row per
+    SLA breach), steps (time per step), spend (compensation), handling (per case),
+    summary (reopen rate, feedback), recurring (per category and week), regulatory
+    (resolution buckets). ``--format html`` writes every report in one self-contained
+    page with charts: NAME is optional then (given, it changes nothing); --by groups its
+    spend."""
     if fmt == "html":
-        try:
-            calendars = engine.policy.calendars
-            if calendar is not None and calendar not in calendars:
-                raise click.ClickException(f"no calendar {calendar!r} in the policy")
-            _refuse_policies_not_given(engine)
-            business = calendars.get(calendar or next(iter(calendars), ""))
-            title = f"complaintflow report: {_shown(store_url)}"
-            page = render(engine, business, title, by=by)
-        except ComplaintflowError as exc:
-            raise click.ClickException(str(exc)) from None
-        except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--by") from None
-        finally:
-            engine.store.close()
-        _write(page + "\n", output)
+        _html(store_url, policy_files, output, by, calendar)
         return
+    if name is None:
+        raise click.UsageError(
+            f"Missing argument 'NAME': one of {', '.join(REPORTS)} (optional only with "
+            "--format html, which writes every report)"
+        )
+    engine = _engine(store_url, policy_files)
     try:
         if name == "sla":
             _refuse_policies_not_given(engine)
             rows = reports.sla_attainment(engine)
+        elif name == "breaches":
+            rows = reports.breaches(engine)
         elif name == "steps":
             rows = reports.time_per_step(engine)
         elif name == "spend":
@@ -155,7 +151,10 @@ def report(
         else:
             calendars = engine.policy.calendars
             if not calendars:
-                raise click.ClickException("the regulatory report needs a policy with a calendar")
+                raise click.ClickException(
+                    "the regulatory report needs a policy with a calendar (--calendar chooses "
+                    f"one): pass the cases' policy file with --policy{_bundled_calendars()}"
+                )
             chosen = calendar or next(iter(calendars))
             if chosen not in calendars:
                 raise click.ClickException(f"no calendar {chosen!r} in the policy")
@@ -168,3 +167,25 @@ def report(
         engine.store.close()
     columns = [by if c == "" else c for c in COLUMNS[name]]
     _write(_format(rows, fmt, columns), output)
+
+
+def _html(
+    store_url: str, policy_files: tuple[str, ...], output: str, by: str, calendar: str | None
+) -> None:
+    """``report --format html``: every report in one page, written to ``output``."""
+    engine = _engine(store_url, policy_files)
+    try:
+        calendars = engine.policy.calendars
+        if calendar is not None and calendar not in calendars:
+            raise click.ClickException(f"no calendar {calendar!r} in the policy")
+        _refuse_policies_not_given(engine)
+        business = calendars.get(calendar or next(iter(calendars), ""))
+        title = f"complaintflow report: {shown_url(store_url)}"
+        page = render(engine, business, title, by=by)
+    except ComplaintflowError as exc:
+        raise click.ClickException(str(exc)) from None
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--by") from None
+    finally:
+        engine.store.close()
+    _write(page + "\n", output)

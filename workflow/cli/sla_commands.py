@@ -43,7 +43,7 @@ def _engine(store_url: str, files: tuple[str, ...]) -> Engine:
     return Engine(store, policy=policies[0], previous_policies=policies[1:])
 
 
-def _span(delta: timedelta | None) -> str:
+def span(delta: timedelta | None) -> str:
     if delta is None:
         return "-"
     sign = "-" if delta < timedelta(0) else ""
@@ -104,6 +104,6 @@ def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str 
             else "paused" if row.paused else "warned" if row.warned else "running"
         )  # fmt: skip
         click.echo(
-            f"{row.target:<24}{row.step:<18}{due:<18}{_span(row.elapsed):>9}"
-            f"{_span(row.elapsed_business):>10}{_span(row.remaining):>11}  {state}"
+            f"{row.target:<24}{row.step:<18}{due:<18}{span(row.elapsed):>9}"
+            f"{span(row.elapsed_business):>10}{span(row.remaining):>11}  {state}"
         )
