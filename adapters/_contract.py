@@ -3,7 +3,9 @@ has pytest rewrite this module's assertions first (so a failure shows its values
 
 from __future__ import annotations
 
+import base64
 import dataclasses
+import json
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime, timedelta, timezone
@@ -20,6 +22,7 @@ from workflow.errors import (
     CaseNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
+    InvalidQuery,
     StoreError,
 )
 from workflow.events import Event, make_event
@@ -173,6 +176,14 @@ def _found(engine: Engine, **filters: object) -> list[str]:
     page = engine.find_cases(limit=1000, **filters)  # type: ignore[arg-type]
     assert page.next_cursor is None
     return [case.id for case in page.cases]
+
+
+def _with_cursor_id(cursor: str, case_id: str) -> str:
+    """``cursor`` with another case id in it, its time and filters kept (forged)."""
+    raw = cursor.removeprefix("c1.")
+    form = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    text = json.dumps({**form, "id": case_id}, separators=(",", ":"), sort_keys=True)
+    return "c1." + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
 def _risk(entries: list[CaseAtRisk]) -> list[tuple[str, str, str, datetime]]:
@@ -843,3 +854,43 @@ class StoreContract:
         found = engine.cases_at_risk(timedelta(hours=2))
         assert [e.case.id for e in found] == ["case-C", "case-a", "case-b"]
         assert {e.due_at for e in found} == {_START + timedelta(minutes=30)}
+
+    def test_filters_and_cursors_no_stored_text_can_hold_find_what_they_match(
+        self, store: Store
+    ) -> None:
+        """A customer id holding U+0000 (text PostgreSQL cannot store, which the memory
+        store and SQLite can) matches no case there and finds what it matches elsewhere,
+        never a store error; so does a cursor whose id holds one (a forged cursor: the
+        walk goes on after that position, as the id compares by code point)."""
+        engine = _engine(store)
+        for case_id in ("case-1", "case-10", "case-2"):
+            _open(engine, case_id)  # all at the same instant
+        assert _found(engine, customer_id="c-1\x00") == []
+        assert _found(engine, customer_id="c\x00-1") == []
+        first = engine.find_cases(limit=1)
+        assert [case.id for case in first.cases] == ["case-1"]
+        assert first.next_cursor is not None
+        forged = _with_cursor_id(first.next_cursor, "case-1\x00x")
+        assert [c.id for c in engine.find_cases(cursor=forged).cases] == ["case-10", "case-2"]
+
+    def test_an_assignee_held_from_before_the_rules_does_not_stop_the_case(
+        self, store: Store
+    ) -> None:
+        """A case assigned, before ``assign`` refused it, a name holding U+0000 (which
+        PostgreSQL cannot store in the assignee column): its steps are still written,
+        its history verifies, and such a name is not a filter (``InvalidQuery``)."""
+        engine = _engine(store)
+        cid = _open(engine)
+        case = store.load(cid)
+        event = make_event(
+            cid, case.version + 1, "assign", _START, "team-lead:t", {"to": "al\x00ice"},
+            engine.policy.stamp, case.head_hash,
+        )  # fmt: skip
+        store.append(apply(case, event, case.state), [event], case.version)
+        assert engine.add_note(cid, actor="agent:a", text="still taken").version == 3
+        assert store.load(cid).assignee == "al\x00ice"
+        assert audit.verify_store(store) == []
+        with pytest.raises(InvalidQuery, match="assignee: holds U\\+0000 at position 3"):
+            engine.find_cases(assignee="al\x00ice")
+        engine.assign(cid, actor="team-lead:t", to="alice")
+        assert _found(engine, assignee="alice") == [cid]

@@ -5,6 +5,8 @@ store port they go through. What each store finds is in the contract suite
 
 from __future__ import annotations
 
+import base64
+import json
 import re
 from datetime import datetime, timedelta, timezone
 from typing import Any
@@ -41,9 +43,14 @@ NAIVE = datetime(2026, 11, 2, 9, 0)  # noqa: DTZ001 - the naive time being refus
         ({"customer_id": 42}, "customer_id", "expected text, got int"),
         ({"customer_id": " "}, "customer_id", "it is blank"),
         ({"customer_id": "c" * 201}, "customer_id", "longer than 200 characters"),
+        ({"customer_id": "c-\ud800"}, "customer_id",
+         "holds U+D800 (a surrogate) at position 3: no stored text can"),
         ({"assignee": ""}, "assignee", "it is blank"),
         ({"assignee": "a" * 301}, "assignee",
          "longer than 300 characters: assign refuses such a name"),
+        ({"assignee": "al\x00ice"}, "assignee",
+         "holds U+0000 at position 3: assign refuses such a name"),
+        ({"assignee": "agent:\udfff"}, "assignee", "holds U+DFFF (a surrogate) at position 7"),
         ({"escalated_to": "Team Lead"}, "escalated_to",
          "'Team Lead' is not a role name like 'team-lead'"),
         ({"channel": "fax"}, "channel", "'fax' is not a channel; the channels are: email, "),
@@ -130,6 +137,14 @@ def test_a_cursor_is_opaque_url_safe_text_for_the_same_filters_any_limit(engine:
         engine.find_cases(open_only=True, channel="email", cursor=cursor)
 
 
+def with_id(cursor: str, case_id: str) -> str:
+    """``cursor`` with another case id in it (its time and filters kept): a forged one."""
+    raw = cursor.removeprefix("c1.")
+    form = json.loads(base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4)))
+    text = json.dumps({**form, "id": case_id}, separators=(",", ":"), sort_keys=True)
+    return "c1." + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
 @pytest.mark.parametrize(
     "edit",
     [
@@ -139,6 +154,7 @@ def test_a_cursor_is_opaque_url_safe_text_for_the_same_filters_any_limit(engine:
         lambda c: c[:3] + "e30",  # base64 of {}
         lambda c: c[:3] + "eyJhdCI6IjIwMjYiLCJpZCI6MSwicSI6IngifQ",  # wrong kinds
         lambda c: c[:3] + "A" * 2000,
+        lambda c: with_id(c, "case-\ud800"),  # no stored id holds a surrogate
     ],
 )
 def test_a_cursor_that_was_not_returned_is_refused(engine: Engine, edit: Any) -> None:

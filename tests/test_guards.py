@@ -349,6 +349,16 @@ def test_an_assignee_longer_than_300_characters_is_refused(
     assert engine.assign(cid, actor=AGENT, to=f" {longest} ").assignee == longest
 
 
+def test_an_assignee_holding_u0000_is_refused(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    """PostgreSQL cannot store U+0000 in the assignee column that cases are found by."""
+    cid = case_in("recorded")
+    error = refused(engine, cid, InvalidStepData, "assign", to="al\x00ice")
+    assert error.problems == (("to", "holds U+0000 at position 3, which PostgreSQL cannot store"),)
+    assert engine.get(cid).version == 4  # nothing written
+
+
 def test_classifying_with_an_unknown_type_is_refused(
     engine: Engine, case_in: Callable[[str], str]
 ) -> None:

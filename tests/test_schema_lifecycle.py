@@ -351,8 +351,9 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
     """A database at revision 0003 with cases in it: `complaintflow db upgrade` adds the
     assignee and escalation columns, filled in from each snapshot, and their indexes;
     the cases are then found by them, and steps carry on. An assignee longer than the
-    column (assigned before `assign` refused such names) and a snapshot that is not a
-    case's JSON leave the columns empty, with a warning naming the first's case."""
+    column or holding U+0000 (assigned before `assign` refused such names; PostgreSQL
+    cannot store the latter in a column) and a snapshot that is not a case's JSON leave
+    the columns empty, with a warning naming the assignees' cases."""
     import logging
 
     from click.testing import CliRunner
@@ -376,7 +377,7 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
         writer = SqlStore(url, prefix=head, create=True)
         clock = ManualClock(START)
         engine = Engine(writer, clock=clock)
-        for n in range(6):
+        for n in range(7):
             engine.open_case(actor="agent:a", customer={"id": f"c-{n}", "name": "Ann"},
                              channel="web", case_id=f"case-{n}")  # fmt: skip
         engine.assign("case-0", actor="team-lead:t", to="agent:alice")
@@ -385,6 +386,7 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
         engine.escalate("case-2", actor="agent:bob", reason="legal", to_role="legal")
         engine.resume("case-2", actor="legal:l")
         engine.assign("case-4", actor="team-lead:t", to="agent:x")
+        engine.assign("case-6", actor="team-lead:t", to="agent:y")
         writer.close()
         _at_revision_in(url, old, schema, "0003")
         columns = (
@@ -408,6 +410,12 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
             conn.execute(text(
                 f"UPDATE {dotted}{old}cases SET snapshot = 'not json' WHERE case_id = 'case-5'"
             ))  # fmt: skip
+            # case-6: assigned to a name holding U+0000 (in the snapshot's JSON, escaped).
+            conn.execute(text(
+                f"UPDATE {dotted}{old}cases SET snapshot = REPLACE(snapshot, "
+                "'\"assignee\":\"agent:y\"', '\"assignee\":\"agent:\\u0000y\"') "
+                "WHERE case_id = 'case-6'"
+            ))  # fmt: skip
         with pytest.raises(SchemaVersionError, match="is at schema 0003; this complaintflow"):
             SqlStore(url, prefix=old, schema=schema)
 
@@ -416,9 +424,9 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
         assert result.exit_code == 0, result.output
         assert "schema at revision 0004" in result.output
         assert warned == [
-            "schema 0004: 1 case(s) have an assignee longer than 300 characters, left out "
-            "of the assignee column (find_cases(assignee=...) does not find them until "
-            "they are assigned again): case-4"
+            "schema 0004: 2 case(s) have an assignee longer than 300 characters or holding "
+            "U+0000, left out of the assignee column (find_cases(assignee=...) does not "
+            "find them until they are assigned again): case-4, case-6"
         ]
         with admin.connect() as conn:
             found = inspect(conn)
@@ -437,6 +445,7 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
             ("case-3", None, None),
             ("case-4", None, None),
             ("case-5", None, None),
+            ("case-6", None, None),
         ]
 
         store = SqlStore(url, prefix=old, schema=schema)
@@ -445,6 +454,8 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
         assert [c.id for c in engine.find_cases(escalated_to="team-lead").cases] == ["case-1"]
         assert engine.get("case-4").assignee == long_name
         engine.add_note("case-4", actor="agent:a", text="still written")  # column left NULL
+        assert engine.get("case-6").assignee == "agent:\x00y"
+        engine.add_note("case-6", actor="agent:a", text="still written")  # column left NULL
         engine.assign("case-3", actor="team-lead:t", to="agent:alice")
         engine.resume("case-1", actor="team-lead:t")
         engine.assign("case-4", actor="team-lead:t", to="agent:alice")

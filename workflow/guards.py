@@ -493,6 +493,9 @@ def add_note(ctx: StepContext) -> dict[str, Any]:
 
 def assign(ctx: StepContext) -> dict[str, Any]:
     to = ctx.text("to", required=True, longest=MAX_ASSIGNEE)
+    nul = to.find("\x00") if to is not None else -1
+    if nul >= 0:  # PostgreSQL's assignee column, which cases are found by, cannot hold it
+        ctx.invalid("to", f"holds U+0000 at position {nul + 1}, which PostgreSQL cannot store")
     if to == ctx.case.assignee:
         ctx.invalid("to", f"the case is already assigned to {to}")
     return _drop_none({"to": to, "from": ctx.case.assignee})

@@ -49,6 +49,8 @@ _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 _CURSOR_FORM = "c1."
 #: The longest cursor read (one this code made holds a time, an id and a digest).
 _MAX_CURSOR = 1000
+#: U+0000, which PostgreSQL cannot store in text (the memory store and SQLite can).
+NUL = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -322,6 +324,7 @@ def _customer_id(value: object) -> str | None:
         raise InvalidQuery(
             "customer_id", f"longer than {MAX_CUSTOMER_ID} characters: no customer has such an id"
         )
+    _refuse_surrogates("customer_id", text)
     return text
 
 
@@ -334,7 +337,33 @@ def _assignee(value: object) -> str | None:
         raise InvalidQuery(
             "assignee", f"longer than {MAX_ASSIGNEE} characters: assign refuses such a name"
         )
+    _refuse_surrogates("assignee", text)
+    if NUL in text:
+        raise InvalidQuery(
+            "assignee",
+            f"holds U+0000 at position {text.index(NUL) + 1}: assign refuses such a name "
+            "(PostgreSQL cannot store it in the column cases are found by)",
+        )
     return text
+
+
+def _refuse_surrogates(name: str, text: str) -> None:
+    """A lone surrogate is in no stored text (UTF-8 cannot encode one: ``open_case`` and
+    every step refuse it), and SQL drivers fail on it rather than find nothing."""
+    at = first_surrogate(text)
+    if at is not None:
+        raise InvalidQuery(
+            name,
+            f"holds U+{ord(text[at]):04X} (a surrogate) at position {at + 1}: no stored text "
+            "can (UTF-8 cannot encode it)",
+        )
+
+
+def first_surrogate(text: str) -> int | None:
+    """Where the first lone surrogate in ``text`` is (None if there is none)."""
+    if text.isascii():
+        return None
+    return next((i for i, ch in enumerate(text) if "\ud800" <= ch <= "\udfff"), None)
 
 
 def _slug(name: str, value: object, example: str) -> str | None:
@@ -406,6 +435,8 @@ def _cursor_form(cursor: str) -> tuple[datetime, str, str] | None:
         return None
     at, case_id, digest = form["at"], form["id"], form["q"]
     if not all(isinstance(part, str) for part in (at, case_id, digest)):
+        return None
+    if first_surrogate(case_id) is not None:  # no case id holds one
         return None
     try:
         moment = datetime.fromisoformat(at)

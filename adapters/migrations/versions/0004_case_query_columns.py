@@ -62,7 +62,8 @@ def _fill_in(bind: Connection, cases: Table) -> None:
     """Each case's assignee and escalation role, read from its snapshot, a batch at a
     time in case id order. A snapshot that is not a case's JSON (it does not load
     either: decision 0035) leaves them NULL, and so does an assignee longer than the
-    column (assign refuses such names now; that case is not found by assignee)."""
+    column or holding U+0000, which PostgreSQL cannot store (assign refuses such names
+    now; that case is not found by assignee: the store writes NULL for it, too)."""
     c = cases.c
     write = (
         update(cases)
@@ -70,7 +71,7 @@ def _fill_in(bind: Connection, cases: Table) -> None:
         .values(assignee=bindparam("b_assignee"), escalated_to=bindparam("b_escalated_to"))
     )
     last: str | None = None
-    too_long: list[str] = []
+    left_out: list[str] = []
     while True:
         query = select(c.case_id, c.snapshot).order_by(c.case_id).limit(BATCH)
         if last is not None:
@@ -80,28 +81,29 @@ def _fill_in(bind: Connection, cases: Table) -> None:
             break
         found = []
         for case_id, snapshot in rows:
-            assignee, role, long = _key_fields(snapshot)
-            if long:
-                too_long.append(case_id)
+            assignee, role, refused = _key_fields(snapshot)
+            if refused:
+                left_out.append(case_id)
             if assignee is not None or role is not None:
                 found.append({"b_case_id": case_id, "b_assignee": assignee, "b_escalated_to": role})
         if found:
             bind.execute(write, found)
         last = rows[-1][0]
-    if too_long:
+    if left_out:
         _log.warning(
-            "schema 0004: %d case(s) have an assignee longer than %d characters, left out "
-            "of the assignee column (find_cases(assignee=...) does not find them until "
-            "they are assigned again): %s",
-            len(too_long),
+            "schema 0004: %d case(s) have an assignee longer than %d characters or holding "
+            "U+0000, left out of the assignee column (find_cases(assignee=...) does not "
+            "find them until they are assigned again): %s",
+            len(left_out),
             MAX_ASSIGNEE,
-            ", ".join(too_long),
+            ", ".join(left_out),
         )
 
 
 def _key_fields(snapshot: Any) -> tuple[str | None, str | None, bool]:
-    """``(assignee, role escalated to, whether the assignee was too long)`` from a
-    stored snapshot's JSON; None for what it does not hold as text."""
+    """``(assignee, role escalated to, whether the assignee was left out: too long, or
+    holding U+0000)`` from a stored snapshot's JSON; None for what it does not hold as
+    text."""
     try:
         data = json.loads(snapshot) if isinstance(snapshot, str) else None
     except ValueError:
@@ -111,9 +113,9 @@ def _key_fields(snapshot: Any) -> tuple[str | None, str | None, bool]:
     assignee = data.get("assignee")
     escalation = data.get("escalation")
     role = escalation.get("to_role") if isinstance(escalation, dict) else None
-    long = isinstance(assignee, str) and len(assignee) > MAX_ASSIGNEE
-    if not isinstance(assignee, str) or long or not assignee:
+    refused = isinstance(assignee, str) and (len(assignee) > MAX_ASSIGNEE or "\x00" in assignee)
+    if not isinstance(assignee, str) or refused or not assignee:
         assignee = None
     if not isinstance(role, str) or not 0 < len(role) <= MAX_ROLE:
         role = None
-    return assignee, role, long
+    return assignee, role, refused
