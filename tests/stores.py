@@ -63,10 +63,41 @@ def drop_tables(url: str, prefix: str) -> None:
         engine.dispose()
 
 
-def postgres_store(**options: object) -> Iterator[object]:
+def postgres_language_collation_url() -> str:
+    """A database beside the test database whose collation sorts text by language rules
+    (ICU ``en-US``: ``case-a`` before ``case-B``, ``case-é`` before ``case-Z9``), as
+    production databases made with a locale do; the test database may well be ``C``,
+    under which byte order needs no asking. Made if missing, and kept, as the test
+    database is."""
+    from sqlalchemy import create_engine, make_url, text
+    from sqlalchemy.exc import ProgrammingError
+
+    url = make_url(postgres_url())
+    name = f"{url.database}_language_collation"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            found = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name})
+            if found.first() is None:
+                try:
+                    conn.execute(text(
+                        f'CREATE DATABASE "{name}" TEMPLATE template0 ENCODING \'UTF8\' '
+                        "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+                    ))  # fmt: skip
+                except ProgrammingError as exc:  # made meanwhile by another run
+                    if "already exists" not in str(exc):
+                        raise
+    finally:
+        admin.dispose()
+    return url.set(database=name).render_as_string(hide_password=False)
+
+
+def postgres_store(url: str | None = None, **options: object) -> Iterator[object]:
+    """A ``SqlStore`` on tables of its own (``url``: the test database unless given),
+    closed and dropped after."""
     from adapters.sql import SqlStore
 
-    url = postgres_url()
+    url = url if url is not None else postgres_url()
     prefix = fresh_prefix()
     store = SqlStore(url, prefix=prefix, create=True, **options)  # type: ignore[arg-type]
     try:

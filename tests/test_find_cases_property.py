@@ -14,12 +14,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from adapters.memory import MemoryStore
 from adapters.sql import SqlStore
 from policies.loader import parse_policy
+from tests.stores import drop_tables, fresh_prefix, postgres_language_collation_url
 from tests.test_find_cases import ScanOnly
 from workflow import ComplaintflowError, Engine, ManualClock, Tombstone
 from workflow.checklist import OPEN_STATES, State
@@ -135,35 +136,85 @@ def _stores() -> Iterator[list[Store]]:
             sqlite.close()
 
 
-@settings(max_examples=40, deadline=None)
-@given(
-    st.lists(st.one_of(steps, st.tuples(st.just("query"), queries, st.integers(1, 4))), max_size=40)
+PLANS = st.lists(
+    st.one_of(steps, st.tuples(st.just("query"), queries, st.integers(1, 4))), max_size=40
 )
+
+
+@settings(max_examples=40, deadline=None)
+@given(PLANS)
 def test_every_store_finds_what_reading_every_case_finds(plan: list[tuple[Any, ...]]) -> None:
     with _stores() as stores:
-        clock = ManualClock(START)
-        engines = [Engine(store, policy=POLICY, clock=clock) for store in stores]
-        for step in plan:
-            if step[0] == "query":
-                _, filters, limit = step
-                if not _usable(filters):
-                    continue
-                found = [_walk(engine, limit, filters) for engine in engines]
-                assert found[1:] == found[:1] * 2, filters
-                whole = [_walk(engine, 1000, filters) for engine in engines]
-                assert whole[1:] == whole[:1] * 2, filters
+        _find_alike(stores, plan)
+
+
+@pytest.fixture(scope="module")
+def language_collation() -> Iterator[tuple[str, str]]:
+    """``(url, prefix)``: tables in a PostgreSQL database that sorts text by language
+    rules, emptied by each example that uses them, dropped after the module."""
+    url, prefix = postgres_language_collation_url(), fresh_prefix()
+    SqlStore(url, prefix=prefix, create=True).close()
+    yield url, prefix
+    drop_tables(url, prefix)
+
+
+#: Cases opened at one instant whose ids a language collation orders otherwise
+#: (``case-a`` before ``case-B``, ``case-é`` before ``case-Z9``), walked a case a page.
+TIES = [
+    *(("open", case_id, "c-1", "email", None) for case_id in IDS),
+    ("query", {}, 1),
+    ("query", {"open_only": True}, 2),
+]
+
+
+@pytest.mark.postgres
+@settings(max_examples=20, deadline=None)
+@given(plan=PLANS)
+@example(plan=TIES)
+def test_postgres_under_a_language_collation_finds_what_reading_every_case_finds(
+    language_collation: tuple[str, str], plan: list[tuple[Any, ...]]
+) -> None:
+    """Its collation would put ``case-a`` before ``case-B`` (and tie the walk's keyset
+    comparison to that order): pages, cursors and the cases at risk must still come in
+    code-point order, as on every other store."""
+    url, prefix = language_collation
+    store = SqlStore(url, prefix=prefix)
+    try:
+        with store.engine.begin() as conn:
+            for table in reversed(store.tables.metadata.sorted_tables):
+                conn.execute(table.delete())
+        _find_alike([ScanOnly(), store], plan)
+    finally:
+        store.close()
+
+
+def _find_alike(stores: list[Store], plan: list[tuple[Any, ...]]) -> None:
+    """Take ``plan``'s steps on every store alike; at each query, and at the end for the
+    cases at risk, every store must give what the first does."""
+    clock = ManualClock(START)
+    engines = [Engine(store, policy=POLICY, clock=clock) for store in stores]
+    alike = len(stores) - 1
+    for step in plan:
+        if step[0] == "query":
+            _, filters, limit = step
+            if not _usable(filters):
                 continue
-            if step[0] == "wait":
-                clock.advance(minutes=step[1])
-                continue
-            outcomes = {_apply(e, clock, s, step) for e, s in zip(engines, stores, strict=True)}
-            assert len(outcomes) == 1, (step, outcomes)
-        for within in (timedelta(0), timedelta(minutes=30), timedelta(hours=3)):
-            risks = [
-                [(r.case.id, r.deadline.key, r.due_at) for r in e.cases_at_risk(within, limit=3)]
-                for e in engines
-            ]
-            assert risks[1:] == risks[:1] * 2
+            found = [_walk(engine, limit, filters) for engine in engines]
+            assert found[1:] == found[:1] * alike, filters
+            whole = [_walk(engine, 1000, filters) for engine in engines]
+            assert whole[1:] == whole[:1] * alike, filters
+            continue
+        if step[0] == "wait":
+            clock.advance(minutes=step[1])
+            continue
+        outcomes = {_apply(e, clock, s, step) for e, s in zip(engines, stores, strict=True)}
+        assert len(outcomes) == 1, (step, outcomes)
+    for within in (timedelta(0), timedelta(minutes=30), timedelta(hours=3)):
+        risks = [
+            [(r.case.id, r.deadline.key, r.due_at) for r in e.cases_at_risk(within, limit=3)]
+            for e in engines
+        ]
+        assert risks[1:] == risks[:1] * alike
 
 
 @pytest.mark.parametrize(

@@ -12,7 +12,7 @@ import pytest
 from adapters import MemoryStore, open_store
 from adapters.sql import SqlStore
 from adapters.testing import StoreContract
-from tests.stores import postgres_store, sqlite_url
+from tests.stores import postgres_language_collation_url, postgres_store, sqlite_url
 from workflow import StoreError
 
 
@@ -46,6 +46,24 @@ class TestPostgresStore(StoreContract):
     @pytest.fixture
     def store(self) -> Iterator[object]:
         yield from postgres_store()
+
+
+@pytest.mark.postgres
+class TestPostgresStoreUnderALanguageCollation:
+    """The contract's tests of order, on a database whose collation sorts text by
+    language rules (``case-a`` before ``case-B``): pages, the walk's keyset and the cases
+    at risk still come in code-point order, as on every other store."""
+
+    @pytest.fixture
+    def store(self) -> Iterator[object]:
+        yield from postgres_store(url=postgres_language_collation_url())
+
+    test_find_cases_pages_through_cases_in_the_order_they_were_opened = (
+        StoreContract.test_find_cases_pages_through_cases_in_the_order_they_were_opened
+    )
+    test_cases_at_risk_come_soonest_first_then_by_case_id = (
+        StoreContract.test_cases_at_risk_come_soonest_first_then_by_case_id
+    )
 
 
 def test_open_store_knows_memory_sqlite_and_postgres_urls(tmp_path: Path) -> None:
