@@ -201,6 +201,29 @@ def test_at_risk_lists_open_cases_by_their_soonest_deadline(store: MemoryStore) 
     ]  # fmt: skip
 
 
+def test_at_risk_says_when_more_are_at_risk_than_the_largest_limit_shows(
+    store: MemoryStore,
+) -> None:
+    """--limit 1000, the most a page holds, and 1,001 cases at risk: it says so (and the
+    json says "more"); with 1,000 it does not."""
+    clock = ManualClock(START)
+    engine = Engine(store, policy=POLICY, clock=clock)
+    for n in range(1001):
+        engine.open_case(actor="agent:x", customer={"id": "c-1", "name": "Ann"},
+                         channel="email", case_id=f"case-{n:04d}")  # fmt: skip
+    asked = ("at-risk", "--store", "memory://", "--within", "1h", "--at", AT, "--limit", "1000")
+    code, lines = run(*asked)
+    assert (code, len(lines)) == (0, 1 + 1000 + 1), lines[-3:]
+    assert lines[-1] == "more cases are at risk than --limit 1000 shows"
+    code, lines = run(*asked, "--format", "json")
+    document = json.loads("\n".join(lines))
+    assert (len(document["cases"]), document["more"]) == (1000, True)
+    engine.withdraw("case-1000", actor="customer:c-1", reason="sorted")
+    code, lines = run(*asked)
+    assert (code, len(lines)) == (0, 1 + 1000), lines[-3:]
+    assert lines[-1].startswith("case-0999")
+
+
 def test_at_risk_as_json(store: MemoryStore) -> None:
     _cases(store)
     code, lines = run("at-risk", "--store", "memory://", "--within", "1h30m", "--at", AT,

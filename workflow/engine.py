@@ -107,6 +107,16 @@ _NO_VAULT: Mapping[str, Personal] = {}
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
 
+def cases_at_risk_in(store: Store, until: datetime, limit: int) -> list[CaseAtRisk]:
+    """``Engine.cases_at_risk``'s answer, by ``until`` (aware UTC), at most ``limit``,
+    neither checked: through ``FindsCases`` when ``store`` has it, else by reading every
+    case through ``Store`` (the command line asks for one more than a page holds, to say
+    whether there are more)."""
+    if isinstance(store, FindsCases):
+        return store.cases_at_risk(until, limit)
+    return scan_at_risk(store, until, limit)
+
+
 def _actor(actor: Actor | str, step: str, case_id: str | None) -> Actor:
     """``Actor.parse(actor)``; its ``InvalidActor`` names the command (``step``, on case
     ``case_id``) the actor was given to, before anything is read or written."""
@@ -362,11 +372,7 @@ class Engine:
         when = aware("now", now, "cases_at_risk") if now is not None else self.now()
         assert when is not None
         until = at_risk_until(within, when)
-        size = check_limit(limit, "cases_at_risk")
-        store = self.store
-        if isinstance(store, FindsCases):
-            return store.cases_at_risk(until, size)
-        return scan_at_risk(store, until, size)
+        return cases_at_risk_in(self.store, until, check_limit(limit, "cases_at_risk"))
 
     def allowed_steps(self, case_id: str) -> tuple[str, ...]:
         """The steps and actions the case accepts now."""

@@ -14,10 +14,10 @@ from pydantic import TypeAdapter, ValidationError
 from adapters import open_store
 from workflow.cli.common import instant, opened, printable
 from workflow.domain import Case
-from workflow.engine import Engine
+from workflow.engine import Engine, cases_at_risk_in
 from workflow.errors import ComplaintflowError, InvalidQuery
 from workflow.events import format_at
-from workflow.query import DEFAULT_LIMIT, MAX_LIMIT, CaseAtRisk, check_limit
+from workflow.query import DEFAULT_LIMIT, MAX_LIMIT, CaseAtRisk, at_risk_until, check_limit
 from workflow.query import escalated_to as escalation_role
 
 _STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
@@ -172,8 +172,8 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
     engine = Engine(opened(lambda: open_store(store_url)))
     now = when if when is not None else engine.now()
     try:
-        # One more than shown, to say whether there are more.
-        found = engine.cases_at_risk(ahead, now, limit=min(limit + 1, MAX_LIMIT))
+        # One more than shown (1,001 for --limit 1000), to say whether there are more.
+        found = cases_at_risk_in(engine.store, at_risk_until(ahead, now), limit + 1)
     except InvalidQuery as error:
         raise _refused(error) from None
     except ComplaintflowError as error:
