@@ -248,7 +248,7 @@ def test_at_risk_as_json(store: MemoryStore) -> None:
          "Error: Invalid value for --within: '4 hours' is not a duration: give e.g. 4h, "
          "90m, 1h30m, 2d or PT4H"),
         (["--within", "-1h"], "Error: Invalid value for --within: '-1h' is not a duration"),
-        (["--within", "-PT1H"], "Error: Invalid value for --within: -1 day, 23:00:00 is "
+        (["--within", "-PT1H"], "Error: Invalid value for --within: -1:00:00 is "
          "negative"),
         (["--within", "9999999999d"],
          "Error: Invalid value for --within: '9999999999d' is not a duration"),

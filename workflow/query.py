@@ -272,9 +272,9 @@ def at_risk_until(within: object, now: datetime) -> datetime:
         raise InvalidQuery(
             "within", f"expected a timedelta, got {_kind(within)}", query="cases_at_risk"
         )
-    if within < timedelta(0):
+    if within < timedelta(0):  # shown as -0:15:00, not timedelta's "-1 day, 23:45:00"
         raise InvalidQuery(
-            "within", f"{within} is negative: give how far ahead to look", query="cases_at_risk"
+            "within", f"-{-within} is negative: give how far ahead to look", query="cases_at_risk"
         )
     try:
         return now + within
