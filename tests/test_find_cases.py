@@ -34,7 +34,7 @@ NAIVE = datetime(2026, 11, 2, 9, 0)  # noqa: DTZ001 - the naive time being refus
     ("filters", "name", "problem"),
     [
         ({"state": "closd"}, "state", "'closd' is not a state; the states are: received, "),
-        ({"state": ["received", 3]}, "state", "a int is not a state"),
+        ({"state": ["received", 3]}, "state", "an int is not a state"),
         ({"state": []}, "state", "an empty list matches no case: leave it out"),
         ({"state": 3}, "state", "expected a state name or a list of them, got int"),
         ({"state": ["closed", "withdrawn"], "open_only": True}, "open_only",
@@ -54,7 +54,7 @@ NAIVE = datetime(2026, 11, 2, 9, 0)  # noqa: DTZ001 - the naive time being refus
         ({"escalated_to": "Team Lead"}, "escalated_to",
          "'Team Lead' is not a role name like 'team-lead'"),
         ({"channel": "fax"}, "channel", "'fax' is not a channel; the channels are: email, "),
-        ({"channel": 1}, "channel", "a int is not a channel"),
+        ({"channel": 1}, "channel", "an int is not a channel"),
         ({"category": "Delivery!"}, "category", "is not a category name like 'delivery'"),
         ({"opened_since": NAIVE}, "opened_since",
          "naive datetime 2026-11-02T09:00:00 refused; give a time zone"),

@@ -288,6 +288,12 @@ def _kind(value: object) -> str:
     return type(value).__name__
 
 
+def _a(value: object) -> str:
+    """``an int``, ``a float``: the kind of ``value`` with its article."""
+    kind = _kind(value)
+    return f"{'an' if kind[:1].lower() in 'aeiou' else 'a'} {kind}"
+
+
 def _text(name: str, value: object) -> str:
     if not isinstance(value, str):
         raise InvalidQuery(name, f"expected text, got {_kind(value)}")
@@ -309,7 +315,7 @@ def _states(value: object) -> frozenset[str] | None:
         )
     for name in names:
         if name not in _STATES or not isinstance(name, str):
-            shown = repr(name) if isinstance(name, str) else f"a {_kind(name)}"
+            shown = repr(name) if isinstance(name, str) else _a(name)
             raise InvalidQuery(
                 "state", f"{shown} is not a state; the states are: {', '.join(_STATES)}"
             )
@@ -381,7 +387,7 @@ def _channel(value: object) -> str | None:
         return None
     if isinstance(value, str) and value in _CHANNELS:
         return str(value)  # a Channel member is its value
-    shown = repr(value) if isinstance(value, str) else f"a {_kind(value)}"
+    shown = repr(value) if isinstance(value, str) else _a(value)
     raise InvalidQuery(
         "channel", f"{shown} is not a channel; the channels are: {', '.join(_CHANNELS)}"
     )
