@@ -3,7 +3,7 @@ under the policy it ran under then, computed as ``sla status`` computes it."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -137,6 +137,20 @@ def test_the_verdicts_are_those_of_sla_status_at_that_time(tmp_path: Path) -> No
     assert verdicts[1].at == datetime(2026, 11, 2, 11, 20, tzinfo=UTC)
     assert verdicts[1].done_at == datetime(2026, 11, 2, 12, 30, tzinfo=UTC)
     assert verdicts[2].remaining == timedelta(hours=3, minutes=45)
+    helsinki = timezone(timedelta(hours=2))  # one instant, written in another zone
+    assert sla.verdicts(case, load_policy(str(first)), when.astimezone(helsinki)) == verdicts
+    engine.store.close()
+
+
+def test_verdicts_refuse_a_naive_time_naming_it_as_sla_status_does(tmp_path: Path) -> None:
+    url, first, _ = _case(tmp_path)
+    engine = Engine(SqlStore(url), policy=load_policy(str(first)))
+    case = engine.get("case-s")
+    naive = datetime(2026, 11, 2, 12, 45)  # noqa: DTZ001 - the naive time being refused
+    with pytest.raises(ValueError, match=r"^verdicts\(now\): naive datetime 2026-11-02T12:45:00"):
+        sla.verdicts(case, engine.policy, naive)
+    with pytest.raises(TypeError, match=r"^verdicts\(now\): expected a datetime, got str"):
+        sla.verdicts(case, engine.policy, "2026-11-02T12:45:00Z")  # type: ignore[arg-type]
     engine.store.close()
 
 

@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from policies.calendar import WorkingCalendar, advance, elapsed
 from policies.model import Policy
 from policies.sla import Target
+from workflow.clock import to_utc
 from workflow.domain import Case
 
 #: The state a timed step is taken from (``previous_step`` targets start when the case
@@ -300,5 +301,6 @@ def verdicts(case: Case, policy: Policy, now: datetime) -> list[Verdict]:
     """Each of ``policy``'s targets for ``case`` at ``now`` as a verdict (``status``, the
     computation ``Engine.sla_status`` and ``sla status`` use). ``case`` as it stood at
     ``now`` (``Engine.state_at``) and ``policy`` the one it ran under then: judge a case
-    only by its own policy."""
-    return [verdict(target) for target in status(case, policy, now)]
+    only by its own policy. A naive ``now`` is refused, as ``Engine.sla_status`` refuses
+    it (``ValueError`` naming ``verdicts(now)``)."""
+    return [verdict(target) for target in status(case, policy, to_utc(now, "verdicts(now)"))]
