@@ -178,6 +178,17 @@ def test_a_deleted_last_event_is_located(sql: tuple[SqlStore, str, str]) -> None
         )
 
 
+def test_check_head_on_a_case_with_no_events_names_the_seqs_missing() -> None:
+    """``audit.check_head`` is public: given no events (every one deleted) it says which
+    seqs the snapshot's version is missing, rather than fail."""
+    (finding,), upto = audit.check_head(CID, [], VERSION, "ab" * 32)
+    assert (finding.case_id, finding.seq, upto) == (CID, 1, None)
+    assert finding.problem.startswith(
+        "seqs 1-7 are missing: the snapshot's version is 7 and its head hash is no stored "
+        "event's"
+    )
+
+
 def test_a_snapshot_whose_head_is_another_event_than_its_version_names_where_they_part(
     sql: tuple[SqlStore, str, str],
 ) -> None:

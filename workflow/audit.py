@@ -179,8 +179,8 @@ def check_head(
     match (then only a digest saved before shows them). Returns the findings and, when
     the snapshot's head is its version's event or no event's, its version: the snapshot
     should equal a replay of the events up to it."""
-    last = events[-1]
-    if last.seq == version and last.hash == head_hash:
+    last_seq = events[-1].seq if events else 0  # none: every one deleted
+    if events and last_seq == version and events[-1].hash == head_hash:
         return [], None
     at_version = next((e for e in events if e.seq == version), None)
     if at_version is not None and at_version.hash == head_hash:
@@ -189,8 +189,8 @@ def check_head(
         head = next((e.seq for e in events if e.hash == head_hash), None)
     if head is not None and head != version:
         return [Finding(case_id, head, _parted(head, version))], None
-    if head is None and version > last.seq:
-        return [Finding(case_id, last.seq + 1, _missing(last.seq + 1, version))], None
+    if head is None and version > last_seq:
+        return [Finding(case_id, last_seq + 1, _missing(last_seq + 1, version))], None
     findings = [Finding(case_id, version, _rewritten(version))] if head is None else []
     findings += [Finding(case_id, e.seq, _beyond(e.seq, version)) for e in events
                  if e.seq > version]  # fmt: skip
