@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,31 @@ def postgres_store(url: str | None = None, **options: object) -> Iterator[object
     finally:
         store.close()
         drop_tables(url, prefix)
+
+
+#: The SQL databases a test of the SQL store runs on (PostgreSQL with the ``postgres``
+#: mark: see ``postgres_url`` for when it is skipped or fails).
+SQL_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+@contextmanager
+def sql_tables(kind: str, tmp_path: Path) -> Iterator[tuple[Any, str, str]]:
+    """``(store, url, prefix)``: a ``SqlStore`` on fresh tables, on SQLite (prefix
+    ``cf_``, in ``tmp_path``) or PostgreSQL (a prefix of their own); closed after, and
+    on PostgreSQL the tables dropped."""
+    from adapters.sql import SqlStore
+
+    if kind == "sqlite":
+        url, prefix = sqlite_url(tmp_path), "cf_"
+    else:
+        url, prefix = postgres_url(), fresh_prefix()
+    store = SqlStore(url, prefix=prefix, create=True)
+    try:
+        yield store, url, prefix
+    finally:
+        store.close()
+        if kind == "postgres":
+            drop_tables(url, prefix)
 
 
 #: The stores a test runs on when it holds for every store (PostgreSQL carries the

@@ -18,7 +18,7 @@ from sqlalchemy import create_engine
 
 from adapters.sql import SqlStore
 from tests.conftest import PATH, START
-from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
+from tests.stores import SQL_KINDS, sql_tables, sqlite_url
 from tests.test_properties import good_inputs
 from workflow import Case, Engine, ManualClock, Money, Remedy, StepRefused, allowed_steps, audit
 from workflow.cli import main
@@ -44,17 +44,10 @@ def history(engine: Engine, clock: ManualClock, n_cases: int = 2) -> list[str]:
     return ids
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=SQL_KINDS)
 def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str]]:
-    if request.param == "sqlite":
-        url, prefix = sqlite_url(tmp_path), "cf_"
-    else:
-        url, prefix = postgres_url(), fresh_prefix()
-    store = SqlStore(url, prefix=prefix, create=True)
-    yield store, url, prefix
-    store.close()
-    if request.param == "postgres":
-        drop_tables(url, prefix)
+    with sql_tables(request.param, tmp_path) as tables:
+        yield tables
 
 
 def tamper(url: str, sql_text: str, **params: Any) -> None:

@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, delete, update
 from adapters.sql import SqlStore
 from adapters.sql_schema import build_tables
 from tests.conftest import START
-from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
+from tests.stores import SQL_KINDS, sql_tables, sqlite_url
 from tests.test_audit import history
 from workflow import Engine, ManualClock, audit
 from workflow.cli import main
@@ -34,20 +34,13 @@ VERSION = 7
 CID = "case-1"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=SQL_KINDS)
 def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str]]:
-    if request.param == "sqlite":
-        url, prefix = sqlite_url(tmp_path), "cf_"
-    else:
-        url, prefix = postgres_url(), fresh_prefix()
-    store = SqlStore(url, prefix=prefix, create=True)
-    clock = ManualClock(START)
-    history(Engine(store, clock=clock), clock)
-    assert audit.verify_store(store) == []
-    yield store, url, prefix
-    store.close()
-    if request.param == "postgres":
-        drop_tables(url, prefix)
+    with sql_tables(request.param, tmp_path) as (store, url, prefix):
+        clock = ManualClock(START)
+        history(Engine(store, clock=clock), clock)
+        assert audit.verify_store(store) == []
+        yield store, url, prefix
 
 
 def _note(seq: int, after: Event) -> Event:
@@ -184,8 +177,7 @@ def test_check_head_on_a_case_with_no_events_names_the_seqs_missing() -> None:
     (finding,), upto = audit.check_head(CID, [], VERSION, "ab" * 32)
     assert (finding.case_id, finding.seq, upto) == (CID, 1, None)
     assert finding.problem.startswith(
-        "seqs 1-7 are missing: the snapshot's version is 7 and its head hash is no stored "
-        "event's"
+        "seqs 1-7 are missing: the snapshot's version is 7 and its head hash is no stored event's"
     )
 
 

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from adapters.sql import SqlStore
 from policies.loader import parse_policy
 from tests.conftest import PATH, START
-from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
+from tests.stores import SQL_KINDS, sql_tables, sqlite_url
 from workflow import (
     ComplaintflowError,
     Engine,
@@ -53,17 +53,10 @@ sla:
 POLICY = parse_policy(POLICY_TEXT, file="timed.yaml")
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=SQL_KINDS)
 def sql(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[SqlStore, str, str]]:
-    if request.param == "sqlite":
-        url, prefix = sqlite_url(tmp_path), "cf_"
-    else:
-        url, prefix = postgres_url(), fresh_prefix()
-    store = SqlStore(url, prefix=prefix, create=True)
-    yield store, url, prefix
-    store.close()
-    if request.param == "postgres":
-        drop_tables(url, prefix)
+    with sql_tables(request.param, tmp_path) as tables:
+        yield tables
 
 
 def cases(engine: Engine, clock: ManualClock) -> None:

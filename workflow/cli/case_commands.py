@@ -3,8 +3,10 @@ cases at risk of an SLA deadline."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -52,6 +54,20 @@ _OPTIONS = {
 def _refused(error: InvalidQuery) -> click.BadParameter:
     """A query the library refused, as a usage error naming the option that gave it."""
     return click.BadParameter(error.problem, param_hint=_OPTIONS.get(error.filter, error.filter))
+
+
+@contextlib.contextmanager
+def _asking(engine: Engine) -> Iterator[None]:
+    """Around a query of ``engine``'s store: an argument the library refuses is a usage
+    error naming its option, any other error one line; the store is closed after."""
+    try:
+        yield
+    except InvalidQuery as error:
+        raise _refused(error) from None
+    except ComplaintflowError as error:
+        raise click.ClickException(str(error)) from None
+    finally:
+        engine.store.close()
 
 
 @click.group()
@@ -107,7 +123,7 @@ def list_cases(
         )
     }
     engine = Engine(opened(lambda: open_store(store_url)))
-    try:
+    with _asking(engine):
         page = engine.find_cases(
             state=list(states) or None,
             open_only=open_only,
@@ -120,12 +136,6 @@ def list_cases(
             cursor=cursor,
             **times,
         )
-    except InvalidQuery as error:
-        raise _refused(error) from None
-    except ComplaintflowError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        engine.store.close()
     if fmt == "json":
         document = {"cases": [_case_json(c) for c in page.cases], "next_cursor": page.next_cursor}
         click.echo(json.dumps(document, indent=2, ensure_ascii=False))
@@ -171,15 +181,9 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
         raise _refused(error) from None
     engine = Engine(opened(lambda: open_store(store_url)))
     now = when if when is not None else engine.now()
-    try:
+    with _asking(engine):
         # One more than shown (1,001 for --limit 1000), to say whether there are more.
         found = cases_at_risk_in(engine.store, at_risk_until(ahead, now), limit + 1)
-    except InvalidQuery as error:
-        raise _refused(error) from None
-    except ComplaintflowError as error:
-        raise click.ClickException(str(error)) from None
-    finally:
-        engine.store.close()
     shown, more = found[:limit], len(found) > limit
     if fmt == "json":
         document = {
