@@ -448,7 +448,9 @@ def test_opening_a_case_refuses_a_future_date_and_ignores_blank_text(engine: Eng
     assert case.details is None
 
 
-def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) -> None:
+def _awaiting_approval(store: Any, clock: ManualClock) -> tuple[Engine, str]:
+    """An engine whose every offer needs approval, and a case with an offer by ``AGENT``
+    awaiting it."""
     from workflow import Decision, OfferRequest
 
     def always_approve(policy: Policy, request: OfferRequest) -> Decision:
@@ -458,6 +460,11 @@ def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) ->
     cid = open_case(engine)
     for step, inputs in PATH[:5]:
         engine.step(cid, step, actor=AGENT, **inputs)
+    return engine, cid
+
+
+def test_four_eyes_ignores_the_case_of_the_id(store: Any, clock: ManualClock) -> None:
+    engine, cid = _awaiting_approval(store, clock)
     with pytest.raises(PolicyViolation, match="four_eyes"):
         engine.approve_offer(cid, actor="team-lead:ALICE")
 
@@ -468,15 +475,7 @@ def test_four_eyes_is_not_fooled_by_lookalike_forms_of_the_same_id(
 ) -> None:
     """Regression: a full-width ``\uff41lice`` approved an offer ``agent:alice`` made:
     ids were compared as typed."""
-    from workflow import Decision, OfferRequest
-
-    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
-        return Decision.needs_approval("test", "always")
-
-    engine = Engine(store, clock=clock, decide=always_approve)
-    cid = open_case(engine)
-    for step, inputs in PATH[:5]:
-        engine.step(cid, step, actor=AGENT, **inputs)
+    engine, cid = _awaiting_approval(store, clock)
     before = engine.get(cid)
     with pytest.raises(PolicyViolation, match="four_eyes"):
         engine.approve_offer(cid, actor=approver)
@@ -494,15 +493,9 @@ def test_an_approver_id_with_spaces_at_an_end_is_refused_before_four_eyes(
     """Before ids were checked, ``team-lead:alice `` (a trailing space) approved an offer
     ``agent:alice`` made; four eyes then learned to ignore the spaces. Such an id is now
     refused outright (docs/decisions/0036), and nothing is written."""
-    from workflow import Decision, InvalidActor, OfferRequest
+    from workflow import InvalidActor
 
-    def always_approve(policy: Policy, request: OfferRequest) -> Decision:
-        return Decision.needs_approval("test", "always")
-
-    engine = Engine(store, clock=clock, decide=always_approve)
-    cid = open_case(engine)
-    for step, inputs in PATH[:5]:
-        engine.step(cid, step, actor=AGENT, **inputs)
+    engine, cid = _awaiting_approval(store, clock)
     with nothing_written(engine, cid), pytest.raises(InvalidActor, match="approve_offer"):
         engine.approve_offer(cid, actor=approver)
 
