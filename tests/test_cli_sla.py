@@ -71,3 +71,25 @@ def test_status_at_an_earlier_time_judges_the_policy_the_case_ran_under_then(
     assert result.exit_code == 0, result.output
     rows = {line.split()[0]: line.split() for line in result.output.splitlines()[1:]}
     assert rows["ack-social"][-1] == "running"
+
+
+def test_status_speaks_the_verdict_words_audit_show_uses(store: MemoryStore) -> None:
+    """``sla status`` and ``audit show`` judge targets alike (``sla.verdict``) and say so
+    in the same words: a target whose clock has not started is ``not started`` (it was
+    shown ``running``), one done in time ``met`` (it was ``achieved``)."""
+    with freeze_time(START):
+        engine = Engine(store, policy=bundled_policy("retail"))
+        cid = engine.open_case(
+            actor="system:x", customer={"id": "c", "name": "N"}, channel="social", subject="s"
+        ).id
+    with freeze_time(START + timedelta(minutes=50)):
+        engine.acknowledge(cid, actor="agent:a")
+    runner = CliRunner()
+    with freeze_time(START + timedelta(hours=40)):
+        result = runner.invoke(main, ["sla", "status", cid, *ARGS])
+    assert result.exit_code == 0, result.output
+    states = {line.split()[0]: line[line.rindex("  ") + 2 :]
+              for line in result.output.splitlines()[1:]}  # fmt: skip
+    assert states["ack-social"] == "met"
+    assert states["promise-kept"] == "not started"
+    assert states["remedy-agreed"] == "running"

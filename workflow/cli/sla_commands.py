@@ -12,6 +12,7 @@ from policies.loader import bundled_policy, load_policy
 from policies.model import Policy
 from workflow.cli.common import instant, not_given, opened
 from workflow.engine import Engine
+from workflow.sla import verdict as sla_verdict
 
 _STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
 _POLICY = click.option(
@@ -81,7 +82,8 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
 @_POLICY
 @click.option("--at", "at", default=None, help="ISO 8601 instant (default: now).")
 def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str | None) -> None:
-    """Show each SLA target of CASE_ID: elapsed, remaining, warned, breached, achieved."""
+    """Show each SLA target of CASE_ID: elapsed, remaining and its verdict (met, breached,
+    running, paused, not started; warned)."""
     when = instant(at, "--at")
     engine = _engine(store_url, policy_files)
     try:
@@ -99,10 +101,8 @@ def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str 
                f"{'remaining':>11}  state")  # fmt: skip
     for row in rows:
         due = row.due_at.strftime("%Y-%m-%d %H:%M") if row.due_at else "-"
-        state = (
-            "achieved" if row.achieved else "breached" if row.breached
-            else "paused" if row.paused else "warned" if row.warned else "running"
-        )  # fmt: skip
+        verdict = sla_verdict(row)  # the words `audit show` uses
+        state = f"{verdict.kind}, warned" if verdict.warned else verdict.kind
         click.echo(
             f"{row.target:<24}{row.step:<18}{due:<18}{span(row.elapsed):>9}"
             f"{span(row.elapsed_business):>10}{span(row.remaining):>11}  {state}"
