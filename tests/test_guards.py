@@ -750,3 +750,35 @@ def test_a_due_time_utc_cannot_hold_is_refused_naming_it(
     inputs = {**_inputs("accept_remedy"), "due": due, "actor": CUSTOMER}
     ((field, what),) = refused(engine, cid, InvalidStepData, "accept_remedy", **inputs).problems
     assert (field, "outside the times UTC can hold" in what) == ("due", True)
+
+
+@pytest.mark.parametrize(
+    ("step", "inputs", "field"),
+    [
+        ("add_note", {"text": "bad \ud800 text"}, "text"),
+        ("escalate", {"reason": "x\udfff", "to_role": "team-lead"}, "reason"),
+    ],
+)
+def test_text_holding_a_lone_surrogate_is_refused_naming_the_field(
+    engine: Engine, case_in: Callable[[str], str], step: str, inputs: dict[str, Any], field: str
+) -> None:
+    """A lone surrogate (a broken UTF-16 half, as a badly decoded form can send) has no
+    UTF-8 form, so no event holding it can be hashed or stored: the step raised
+    ``UnicodeEncodeError`` from deep in the hashing. It is ``InvalidStepData`` naming
+    the input, and nothing is written."""
+    cid = case_in("acknowledged")
+    before = engine.history(cid)
+    with pytest.raises(InvalidStepData) as refused:
+        engine.step(cid, step, actor=AGENT, **inputs)
+    assert refused.value.problems[0][0] == field
+    assert "lone surrogate" in refused.value.problems[0][1]
+    assert engine.history(cid) == before
+
+
+def test_open_case_names_the_text_holding_a_lone_surrogate(engine: Engine) -> None:
+    with pytest.raises(InvalidStepData) as refused:
+        engine.open_case(actor=AGENT, customer={"id": "c", "name": "N"}, channel="web",
+                         subject="Parcel", details="bro\udc80ken")  # fmt: skip
+    assert refused.value.problems[0][0] == "details"
+    assert "lone surrogate U+DC80 at position 4" in refused.value.problems[0][1]
+    assert list(engine.store.case_ids()) == []

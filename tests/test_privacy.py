@@ -205,6 +205,8 @@ def test_an_erasure_needs_a_reason_and_a_customer() -> None:
     assert isinstance(refused.value, ValueError)
     with pytest.raises(InvalidErasure, match="customer_id"):
         engine.erase_customer("", actor="dpo:kim", reason="request")
+    with pytest.raises(InvalidErasure, match="reason holds a lone surrogate U"):
+        engine.erase_customer("cust", actor="dpo:kim", reason="DSR \udc80")
     assert engine.erase_customer("nobody", actor="dpo:kim", reason="request") == []
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -245,6 +245,42 @@ def _bad_inputs(
     """An input the fingerprint cannot hold, as the step's refusal."""
     return InvalidStepData(
         case_id=case_id, state=state, step=step, allowed=allowed, problems=[(exc.path, exc.problem)]
+    )
+
+
+def _surrogates(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """``(path, problem)`` for each text in ``value`` (nested mappings and sequences
+    walked) holding a lone surrogate: text with no UTF-8 form, which no event can hold.
+    Only called once encoding has failed."""
+    if isinstance(value, str):
+        for position, char in enumerate(value, start=1):
+            if "\ud800" <= char <= "\udfff":
+                yield (
+                    path,
+                    (
+                        f"holds a lone surrogate U+{ord(char):04X} at position {position} (half "
+                        "of a UTF-16 pair: text that was not decoded properly), which has no "
+                        "UTF-8 form and cannot be recorded"
+                    ),
+                )
+                return
+    elif isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from _surrogates(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _surrogates(item, f"{path}[{index}]")
+
+
+def _unencodable(
+    inputs: Mapping[str, Any], case_id: str, state: str, step: str, allowed: Sequence[str]
+) -> InvalidStepData:
+    """The refusal of a step whose inputs hold text without a UTF-8 form."""
+    problems = list(_surrogates(inputs, "")) or [
+        ("data", "holds text without a UTF-8 form (a lone surrogate)")
+    ]
+    return InvalidStepData(
+        case_id=case_id, state=state, step=step, allowed=allowed, problems=problems
     )
 
 
@@ -494,11 +530,15 @@ class Engine:
         except (ValidationError, ValueError) as exc:
             # A customer's fields are named as before (``name``); a value's own error has
             # no location: it is the field being read.
-            problems = (
-                [(".".join(str(p) for p in e["loc"]) or field, e["msg"]) for e in exc.errors()]
-                if isinstance(exc, ValidationError)
-                else [(field, str(exc))]
-            )
+            if isinstance(exc, ValidationError):
+                problems = [
+                    (".".join(str(p) for p in e["loc"]) or field, e["msg"]) for e in exc.errors()
+                ]
+            elif isinstance(exc, UnicodeEncodeError):  # hashing the event found text without
+                texts = {"subject": subject, "details": details}  # a UTF-8 form
+                problems = list(_surrogates(texts, "")) or [(field, str(exc))]
+            else:
+                problems = [(field, str(exc))]
             refusal = InvalidStepData(
                 case_id=cid, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
                 problems=problems,
@@ -641,17 +681,22 @@ class Engine:
         if step in PERSONAL_PATHS:
             data, sealed = seal_data(step, data)
             vault = vault_of(sealed)
-        event = make_event(
-            case_id,
-            work.version + 1,
-            step,
-            now,
-            _actor_text(who),
-            data,
-            self._stamp if step == "migrate_policy" else policy.stamp,
-            work.head_hash,
-            keep_text=True,  # this event reaches nothing but ``apply`` before the append
-        )
+        try:
+            event = make_event(
+                case_id,
+                work.version + 1,
+                step,
+                now,
+                _actor_text(who),
+                data,
+                self._stamp if step == "migrate_policy" else policy.stamp,
+                work.head_hash,
+                keep_text=True,  # this event reaches nothing but ``apply`` before the append
+            )
+        except UnicodeEncodeError:  # text with no UTF-8 form: nothing can hash or store it
+            raise self._refused(
+                _unencodable(inputs, case_id, case.state, step, self._allowed(case))
+            ) from None
         new = apply(work, event, state, vault)
         events.append(event)
         printed = None
@@ -996,6 +1041,8 @@ class Engine:
         why = reason.strip() if isinstance(reason, str) else ""
         if not why or len(why) > 10_000:
             raise InvalidErasure("an erasure needs a reason (1 to 10,000 characters)")
+        for _, problem in _surrogates(why, "reason"):
+            raise InvalidErasure(f"the erasure's reason {problem}")
         if not isinstance(customer_id, str) or not customer_id:
             raise InvalidErasure("customer_id must be a non-empty string")
         try:
