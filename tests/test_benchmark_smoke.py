@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests.benchmarks import bench_engine
 
 
@@ -46,6 +48,25 @@ def test_the_sql_benchmark_runs_end_to_end() -> None:
 
     result = bench_sql.main(["--cases", "3", "--rounds", "1", "--postgres", ""])
     assert set(result) == {"sqlite_engine", "sqlite_raw", "sqlite_ratio"}
+
+
+def test_the_sql_benchmark_runs_both_sides_with_synchronous_full() -> None:
+    """``--durability full``: the store and the raw side each read back FULL (the
+    benchmark refuses to compare otherwise), and both sides run."""
+    from tests.benchmarks import bench_sql
+
+    result = bench_sql.main(
+        ["--cases", "2", "--rounds", "1", "--postgres", "", "--durability", "full"]
+    )
+    assert result["sqlite_engine"] > 0
+    assert result["sqlite_raw"] > 0
+
+
+def test_the_sql_benchmark_refuses_a_side_with_another_synchronous() -> None:
+    from tests.benchmarks import bench_sql
+
+    with pytest.raises(RuntimeError, match="synchronous is 1, not FULL"):
+        bench_sql._check_synchronous(1, "full")
 
 
 def test_the_audit_benchmark_runs_end_to_end() -> None:

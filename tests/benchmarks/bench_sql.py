@@ -3,11 +3,14 @@
 settings); and on PostgreSQL, one worker against two.
 
 Run:  python -m tests.benchmarks.bench_sql [--cases 300] [--rounds 3] [--postgres URL]
+                                             [--durability normal|full]
 
-Durable: each step is committed before the next starts (WAL, synchronous=NORMAL on both
-sides). The raw side replays, per step, exactly the statements the store issues — update
-the case row with its snapshot, insert the event, replace the case's deadlines — with
-rows of the same size, in one ``BEGIN IMMEDIATE`` transaction.
+Durable: each step is committed before the next starts, in WAL mode with the same
+``synchronous`` setting on both sides: NORMAL, the store's default (a step survives a
+crash of the process), or with ``--durability full`` FULL (an fsync per step: a step
+survives a power cut too). The raw side replays, per step, exactly the statements the
+store issues — update the case row with its snapshot, insert the event, replace the
+case's deadlines — with rows of the same size, in one ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Literal
 
 from adapters.sql import SqlStore
 from workflow import Engine, ManualClock
@@ -29,6 +33,7 @@ from .bench_engine import AGENT, CUSTOMER, quiet_logger
 
 START = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
 STEPS_PER_CASE = 10  # open + nine checklist steps
+Durability = Literal["normal", "full"]
 
 
 def lifecycle(engine: Engine, i: int, due: datetime) -> None:
@@ -57,9 +62,12 @@ def lifecycle(engine: Engine, i: int, due: datetime) -> None:
     engine.close(cid, actor=AGENT)
 
 
-def engine_steps(url: str, cases: int, offset: int = 0) -> float:
+def engine_steps(url: str, cases: int, offset: int = 0, durability: Durability = "normal") -> float:
     """Durable steps per second through the engine."""
-    store = SqlStore(url, create=True)
+    store = SqlStore(url, create=True, durability=durability)
+    if store.dialect == "sqlite":
+        with store.engine.connect() as conn:
+            _check_synchronous(conn.exec_driver_sql("PRAGMA synchronous").scalar(), durability)
     clock = ManualClock(START)
     engine = Engine(store, clock=clock, logger=quiet_logger())
     due = START + timedelta(days=3)
@@ -69,6 +77,16 @@ def engine_steps(url: str, cases: int, offset: int = 0) -> float:
     seconds = time.perf_counter() - began
     store.close()
     return cases * STEPS_PER_CASE / seconds
+
+
+#: ``PRAGMA synchronous`` reads back as a number.
+_SYNCHRONOUS: dict[str, int] = {"normal": 1, "full": 2}
+
+
+def _check_synchronous(found: object, durability: Durability) -> None:
+    """Both sides must commit with the setting asked for, or the ratio compares unlike."""
+    if found != _SYNCHRONOUS[durability]:
+        raise RuntimeError(f"synchronous is {found!r}, not {durability.upper()}")
 
 
 #: The raw side's tables: the cases table has the store's columns, in its order, and
@@ -100,7 +118,7 @@ RAW_UPDATE_CASE = (
 )
 
 
-def raw_steps(path: Path, sample_db: Path, cases: int) -> float:
+def raw_steps(path: Path, sample_db: Path, cases: int, durability: Durability = "normal") -> float:
     """The same writes with raw sqlite3: one transaction per step."""
     sample = sqlite3.connect(sample_db)
     snapshot = sample.execute("SELECT snapshot FROM cf_cases LIMIT 1").fetchone()[0]
@@ -111,7 +129,8 @@ def raw_steps(path: Path, sample_db: Path, cases: int) -> float:
     sample.close()
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={durability.upper()}")
+    _check_synchronous(conn.execute("PRAGMA synchronous").fetchone()[0], durability)
     conn.execute("PRAGMA foreign_keys=ON")
     conn.executescript(RAW_SCHEMA)
     began = time.perf_counter()
@@ -143,13 +162,15 @@ def raw_steps(path: Path, sample_db: Path, cases: int) -> float:
     return cases * len(events) / seconds
 
 
-def sqlite_ratio(cases: int, rounds: int) -> tuple[float, float, float]:
+def sqlite_ratio(
+    cases: int, rounds: int, durability: Durability = "normal"
+) -> tuple[float, float, float]:
     engine_rates, raw_rates = [], []
     for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
             db = Path(tmp) / "engine.db"
-            engine_rates.append(engine_steps(f"sqlite:///{db}", cases))
-            raw_rates.append(raw_steps(Path(tmp) / "raw.db", db, cases))
+            engine_rates.append(engine_steps(f"sqlite:///{db}", cases, durability=durability))
+            raw_rates.append(raw_steps(Path(tmp) / "raw.db", db, cases, durability))
     e, r = statistics.median(engine_rates), statistics.median(raw_rates)
     return e, r, e / r
 
@@ -187,8 +208,15 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--cases", type=int, default=300)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--postgres", default=os.environ.get("COMPLAINTFLOW_TEST_POSTGRES_URL"))
+    parser.add_argument(
+        "--durability",
+        choices=["normal", "full"],
+        default="normal",
+        help="SQLite's synchronous setting on both sides (default: normal, the store's own)",
+    )
     args = parser.parse_args(argv)
-    e, r, ratio = sqlite_ratio(args.cases, args.rounds)
+    e, r, ratio = sqlite_ratio(args.cases, args.rounds, args.durability)
+    print(f"SQLite, synchronous   : {args.durability.upper()} on both sides")
     print(f"SQLite, engine        : {e:8.0f} durable steps/s (median)")
     print(f"SQLite, raw sqlite3   : {r:8.0f} durable steps/s (median)")
     print(f"ratio engine / raw    : {ratio:8.2f}x   (target >= 0.5x)")
