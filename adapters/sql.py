@@ -52,6 +52,8 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 
@@ -380,12 +382,12 @@ class SqlStore:
             names = inspect(conn).get_table_names(schema=self.tables.metadata.schema)
             if version not in names:
                 return None
-            table = (
-                f"{self.tables.metadata.schema}.{version}"
-                if self.tables.metadata.schema
-                else version
+            # Quoted as the dialect quotes names (a prefix or schema in mixed case or
+            # with a hyphen): the table Alembic made, not one its lower-cased name finds.
+            table = sql_table(
+                version, sql_column("version_num"), schema=self.tables.metadata.schema
             )
-            row = conn.execute(text(f"SELECT version_num FROM {table}")).first()
+            row = conn.execute(select(table.c.version_num)).first()
             return str(row[0]) if row else None
 
     def check_schema(self) -> None:

@@ -1,0 +1,125 @@
+"""The SQL store inside a support product's own database, under table names that need
+quoting: a prefix with a hyphen or capitals, a schema in mixed case. Every statement the
+store runs must name those tables, quoted as the database needs, or the store must say
+why not; none may reach another set of tables whose name folds to the same."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine
+
+from adapters import migrate, open_store
+from adapters.sql import SqlStore
+from adapters.sql_schema import SCHEMA_REVISION, build_tables
+from tests.conftest import START
+from tests.stores import postgres_url, sqlite_url
+from workflow import Engine, ManualClock, SchemaVersionError, bundled_policy
+
+#: A prefix that is no plain SQL name: a hyphen, capitals.
+PREFIX = "Desk-CF_"
+
+
+@contextmanager
+def _pg_schema(name: str) -> Iterator[tuple[str, str]]:
+    """``(url, schema)``: a new PostgreSQL schema ``name`` (and a random suffix), dropped
+    after."""
+    url = postgres_url()
+    schema = f"{name}{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    quoted = admin.dialect.identifier_preparer.quote_schema(schema)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+    try:
+        yield url, schema
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {quoted} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """A schema whose name needs quoting (mixed case, a hyphen, a space), as a support
+    product may name its own."""
+    with _pg_schema("Acme-Support ") as place:
+        yield place
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """``(url, schema)`` to put tables named with ``PREFIX`` in: an SQLite file (no
+    schema), or a PostgreSQL schema named as ``pg_schema`` names it."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path), None
+    else:
+        yield request.getfixturevalue("pg_schema")
+
+
+def test_a_store_under_a_prefix_and_schema_that_need_quoting_works_throughout(
+    place: tuple[str, str | None],
+) -> None:
+    """Created, opened again, stepped, listed, swept, erased and scrubbed: each works on
+    tables named ``Desk-CF_cases`` (in schema ``Acme-Support ...`` on PostgreSQL)."""
+    url, schema = place
+    clock = ManualClock(START)
+    store = open_store(url, prefix=PREFIX, schema=schema, create=True)
+    store.close()
+    store = open_store(url, prefix=PREFIX, schema=schema)  # the revision is read back
+    assert isinstance(store, SqlStore)
+    assert store.schema_revision() == SCHEMA_REVISION
+    try:
+        _work_on(store, clock)
+    finally:
+        store.close()
+
+
+def _work_on(store: SqlStore, clock: ManualClock) -> None:
+    """Step, list, sweep, erase and scrub on ``store`` (under the retail policy, whose
+    chat cases are to be acknowledged within ten minutes)."""
+    engine = Engine(store, clock=clock, policy=bundled_policy("retail"))
+    case = engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="chat", subject="s",
+        case_id="T-1", idempotency_key="open-T-1",
+    )  # fmt: skip
+    engine.acknowledge(case.id, actor="agent:a", idempotency_key="ack-T-1")
+    engine.acknowledge(case.id, actor="agent:a", idempotency_key="ack-T-1")  # a retry
+    engine.open_case(
+        actor="agent:a", customer={"id": "c-2", "name": "Bo"}, channel="chat", subject="s",
+        case_id="T-2",
+    )  # fmt: skip
+    assert [c.id for c in engine.find_cases(state="acknowledged").cases] == ["T-1"]
+    clock.advance(hours=1)
+    assert [entry.case.id for entry in engine.cases_at_risk(timedelta(0))] == ["T-2"]
+    assert {event.type for event in engine.tick()} == {"sla_warning", "sla_breached"}
+    assert len(engine.erase_customer("c-1", actor="agent:dpo", reason="asked")) == 1
+    store.scrub()
+    assert engine.verify() == []
+    assert [e.type for e in engine.history("T-1")] == ["open", "acknowledge", "erase_personal_data"]
+
+
+@pytest.mark.postgres
+def test_the_schema_revision_is_read_from_the_tables_named_not_a_lower_cased_namesake() -> None:
+    """PostgreSQL folds an unquoted name to lower case: ``CF_X_alembic_version`` read
+    unquoted is ``cf_x_alembic_version``, another set of tables. With that set at an old
+    revision beside tables at the current one, the current ones open, and the old ones
+    are still refused (each by its own revision)."""
+    with _pg_schema("cf_names_") as (url, schema):
+        engine = create_engine(url)
+        config = migrate._config(build_tables("cf_x_", schema))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            migrate.command.upgrade(config, "0003")
+        engine.dispose()
+        SqlStore(url, prefix="CF_X_", schema=schema, create=True).close()
+
+        store = SqlStore(url, prefix="CF_X_", schema=schema)
+        assert store.schema_revision() == SCHEMA_REVISION
+        store.close()
+        with pytest.raises(SchemaVersionError, match="is at schema 0003; this complaintflow"):
+            SqlStore(url, prefix="cf_x_", schema=schema)
