@@ -397,7 +397,13 @@ class SqlStore:
         url, schema = shown_url(self.url), self.tables.metadata.schema
         if found is None:
             command = schema_command("init", self.url, self.prefix, schema)
-            raise SchemaVersionError(f"{url} has no complaintflow tables: run `{command}`")
+            where = f" in schema {schema}" if schema else ""
+            raise SchemaVersionError(
+                f"{url} has no complaintflow tables named {self.prefix}*{where}: run "
+                f"`{command}` to create them; if they were made with another prefix or "
+                "schema, open them with it (open_store's prefix= and schema=, the "
+                "command line's --prefix and --schema)"
+            )
         from adapters.migrate import known_revisions
 
         if found not in known_revisions():  # whatever it sorts like

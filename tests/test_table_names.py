@@ -5,13 +5,16 @@ why not; none may reach another set of tables whose name folds to the same."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import click
 import pytest
+from click.testing import CliRunner
 from sqlalchemy import create_engine
 
 from adapters import migrate, open_store
@@ -20,6 +23,7 @@ from adapters.sql_schema import SCHEMA_REVISION, build_tables
 from tests.conftest import START
 from tests.stores import postgres_url, sqlite_url
 from workflow import Engine, ManualClock, SchemaVersionError, bundled_policy
+from workflow.cli import main
 
 #: A prefix that is no plain SQL name: a hyphen, capitals.
 PREFIX = "Desk-CF_"
@@ -123,3 +127,72 @@ def test_the_schema_revision_is_read_from_the_tables_named_not_a_lower_cased_nam
         store.close()
         with pytest.raises(SchemaVersionError, match="is at schema 0003; this complaintflow"):
             SqlStore(url, prefix="cf_x_", schema=schema)
+
+
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+def test_every_command_that_reads_a_store_takes_its_prefix_and_schema() -> None:
+    """Tables placed with a prefix or a schema are audited, swept, erased and listed from
+    the command line too: each command with ``--store`` (but the demo, which makes its
+    own) takes ``--prefix`` and ``--schema``, as ``db init`` does."""
+    lacking = [
+        name
+        for name, command in _commands(main)
+        if "--store" in {o for p in command.params for o in p.opts}
+        and name != "demo"
+        and not {"--prefix", "--schema"} <= {o for p in command.params for o in p.opts}
+    ]
+    assert lacking == []
+
+
+def test_the_command_line_reaches_tables_under_a_prefix_and_schema(
+    place: tuple[str, str | None],
+) -> None:
+    """``cases list``, ``sla tick``, ``audit verify`` and ``privacy erase`` with the
+    prefix and schema the embedding program gave ``open_store``: they read and write
+    those tables. Without them, the error says which tables it looked for and that the
+    options exist, rather than only sending the user to create a default set."""
+    url, schema = place
+    store = open_store(url, prefix=PREFIX, schema=schema, create=True)
+    yesterday = ManualClock(datetime.now(UTC) - timedelta(days=1))  # `sla tick` reads now
+    Engine(store, clock=yesterday, policy=bundled_policy("retail")).open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="chat", case_id="T-1"
+    )
+    store.close()
+    where = ["--store", url, "--prefix", PREFIX, *(["--schema", schema] if schema else [])]
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["cases", "list", *where, "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert [case["id"] for case in json.loads(listed.output)["cases"]] == ["T-1"]
+    verified = runner.invoke(main, ["audit", "verify", *where])
+    assert verified.exit_code == 0, verified.output
+    swept = runner.invoke(main, ["sla", "tick", *where, "--policy", "bundled:retail"])
+    assert swept.exit_code == 0, swept.output
+    erased = runner.invoke(
+        main, ["privacy", "erase", "c-1", *where, "--actor", "agent:dpo", "--reason", "asked"]
+    )
+    assert erased.exit_code == 0, erased.output
+    store = open_store(url, prefix=PREFIX, schema=schema)
+    try:
+        history = Engine(store).history("T-1")
+    finally:
+        store.close()
+    assert [event.type for event in history][-1] == "erase_personal_data"
+    assert "sla_breached" in [event.type for event in history]
+
+    # The prefix forgotten (the schema given: the test database's public schema may
+    # hold other tables named cf_).
+    forgot = ["--store", url, *(["--schema", schema] if schema else [])]
+    unplaced = runner.invoke(main, ["cases", "list", *forgot])
+    assert unplaced.exit_code == 1
+    assert "no complaintflow tables named cf_" in unplaced.output
+    assert "--prefix" in unplaced.output
