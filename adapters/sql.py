@@ -285,6 +285,17 @@ class SqlStore:
         snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
+        # Names are made from these (a number would make tables ``5cases``).
+        if not isinstance(prefix, str):
+            raise StoreError(
+                f"{shown_url(url)}: prefix: expected text (a table-name prefix such as "
+                f"'cf_'), got {type(prefix).__name__}"
+            )
+        if schema is not None and not isinstance(schema, str):
+            raise StoreError(
+                f"{shown_url(url)}: schema: expected text (a schema name) or None, got "
+                f"{type(schema).__name__}"
+            )
         _require_sqlite_file(url, create=create, prefix=prefix, schema=schema)
         self.url = url
         self.prefix = prefix

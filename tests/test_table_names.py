@@ -22,7 +22,7 @@ from adapters.sql import SqlStore
 from adapters.sql_schema import SCHEMA_REVISION, build_tables
 from tests.conftest import START
 from tests.stores import postgres_url, sqlite_url
-from workflow import Engine, ManualClock, SchemaVersionError, bundled_policy
+from workflow import Engine, ManualClock, SchemaVersionError, StoreError, bundled_policy
 from workflow.cli import main
 
 #: A prefix that is no plain SQL name: a hyphen, capitals.
@@ -196,3 +196,28 @@ def test_the_command_line_reaches_tables_under_a_prefix_and_schema(
     assert unplaced.exit_code == 1
     assert "no complaintflow tables named cf_" in unplaced.output
     assert "--prefix" in unplaced.output
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"prefx": "desk_"},
+            "the SQL store takes no option prefx; its options are: create, durability, "
+            "engine_options, prefix, schema, snapshot_cache",
+        ),
+        ({"prefix": 5}, "prefix: expected text (a table-name prefix such as 'cf_'), got int"),
+        ({"schema": ["a"]}, "schema: expected text (a schema name) or None, got list"),
+    ],
+)
+def test_open_store_refuses_an_option_the_sql_store_cannot_use_naming_it(
+    tmp_path: Path, options: dict[str, object], expected: str
+) -> None:
+    """A mistyped option is a ``StoreError`` naming it and the options there are (as
+    ``memory://`` and a third-party store say it), not a bare ``TypeError``; a prefix or
+    schema that is not text is refused before any table is named after it."""
+    url = sqlite_url(tmp_path)
+    with pytest.raises(StoreError) as refused:
+        open_store(url, create=True, **options)
+    assert str(refused.value) == f"{url}: {expected}"
+    assert not (tmp_path / "cases.db").exists()
