@@ -51,10 +51,10 @@ def open_store(url: str, **options: Any) -> Store:
         from adapters.sql import SqlStore
 
         known = sorted(inspect.signature(SqlStore).parameters.keys() - {"url"})
-        unknown = sorted(set(options) - set(known))
-        if unknown:
+        untaken = sorted(set(options) - set(known))
+        if untaken:
             raise StoreError(
-                f"{shown_url(url)}: the SQL store takes no option {', '.join(unknown)}; its "
+                f"{shown_url(url)}: the SQL store takes no option {', '.join(untaken)}; its "
                 f"options are: {', '.join(known)}"
             )
         return SqlStore(url, **options)
