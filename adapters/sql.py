@@ -869,7 +869,8 @@ class SqlStore:
                 try:
                     driver.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
                     _checkpoint(driver)
-                    driver.execute(f"VACUUM {schema}" if schema else "VACUUM")
+                    name = self.engine.dialect.identifier_preparer.quote_schema(schema or "")
+                    driver.execute(f"VACUUM {name}" if schema else "VACUUM")
                     _checkpoint(driver)
                 finally:
                     driver.execute("PRAGMA busy_timeout=30000")

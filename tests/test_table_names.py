@@ -6,6 +6,7 @@ why not; none may reach another set of tables whose name folds to the same."""
 from __future__ import annotations
 
 import json
+import sqlite3
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -221,3 +222,32 @@ def test_open_store_refuses_an_option_the_sql_store_cannot_use_naming_it(
         open_store(url, create=True, **options)
     assert str(refused.value) == f"{url}: {expected}"
     assert not (tmp_path / "cases.db").exists()
+
+
+def test_scrub_on_sqlite_vacuums_an_attached_schema_whose_name_needs_quoting(
+    tmp_path: Path,
+) -> None:
+    """On SQLite a schema is an attached database; the scrub after an erasure vacuums
+    it by name (``VACUUM "Side-DB"``), quoted like every other name."""
+    main_file, side_file = tmp_path / "main.db", tmp_path / "side.db"
+
+    def attached() -> sqlite3.Connection:
+        connection = sqlite3.connect(main_file, check_same_thread=False)
+        connection.execute('ATTACH DATABASE ? AS "Side-DB"', (str(side_file),))
+        return connection
+
+    store = open_store(
+        f"sqlite:///{main_file}", prefix=PREFIX, schema="Side-DB", create=True,
+        engine_options={"creator": attached},
+    )  # fmt: skip
+    try:
+        engine = Engine(store, clock=ManualClock(START))
+        engine.open_case(
+            actor="agent:a", customer={"id": "c-1", "name": "Ann Example"}, channel="web",
+            subject="s",
+        )  # fmt: skip
+        engine.erase_customer("c-1", actor="agent:dpo", reason="asked")
+        store.scrub()
+    finally:
+        store.close()
+    assert b"Ann Example" not in side_file.read_bytes()
