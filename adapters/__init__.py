@@ -50,6 +50,13 @@ def open_store(url: str, **options: Any) -> Store:
     if base in _SQL_SCHEMES:
         from adapters.sql import SqlStore
 
+        known = sorted(inspect.signature(SqlStore).parameters.keys() - {"url"})
+        untaken = sorted(set(options) - set(known))
+        if untaken:
+            raise StoreError(
+                f"{shown_url(url)}: the SQL store takes no option {', '.join(untaken)}; its "
+                f"options are: {', '.join(known)}"
+            )
         return SqlStore(url, **options)
     registered = entry_points(group=ENTRY_POINT_GROUP)
     if not scheme:

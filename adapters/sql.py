@@ -52,6 +52,8 @@ from sqlalchemy import (
     type_coerce,
     update,
 )
+from sqlalchemy import column as sql_column
+from sqlalchemy import table as sql_table
 from sqlalchemy.engine import make_url
 from sqlalchemy.sql import ClauseElement
 
@@ -283,6 +285,17 @@ class SqlStore:
         snapshot_cache: int = DEFAULT_SIZE,
         engine_options: dict[str, Any] | None = None,
     ) -> None:
+        # Names are made from these (a number would make tables ``5cases``).
+        if not isinstance(prefix, str):
+            raise StoreError(
+                f"{shown_url(url)}: prefix: expected text (a table-name prefix such as "
+                f"'cf_'), got {type(prefix).__name__}"
+            )
+        if schema is not None and not isinstance(schema, str):
+            raise StoreError(
+                f"{shown_url(url)}: schema: expected text (a schema name) or None, got "
+                f"{type(schema).__name__}"
+            )
         _require_sqlite_file(url, create=create, prefix=prefix, schema=schema)
         self.url = url
         self.prefix = prefix
@@ -380,12 +393,12 @@ class SqlStore:
             names = inspect(conn).get_table_names(schema=self.tables.metadata.schema)
             if version not in names:
                 return None
-            table = (
-                f"{self.tables.metadata.schema}.{version}"
-                if self.tables.metadata.schema
-                else version
+            # Quoted as the dialect quotes names (a prefix or schema in mixed case or
+            # with a hyphen): the table Alembic made, not one its lower-cased name finds.
+            table = sql_table(
+                version, sql_column("version_num"), schema=self.tables.metadata.schema
             )
-            row = conn.execute(text(f"SELECT version_num FROM {table}")).first()
+            row = conn.execute(select(table.c.version_num)).first()
             return str(row[0]) if row else None
 
     def check_schema(self) -> None:
@@ -395,7 +408,13 @@ class SqlStore:
         url, schema = shown_url(self.url), self.tables.metadata.schema
         if found is None:
             command = schema_command("init", self.url, self.prefix, schema)
-            raise SchemaVersionError(f"{url} has no complaintflow tables: run `{command}`")
+            where = f" in schema {schema}" if schema else ""
+            raise SchemaVersionError(
+                f"{url} has no complaintflow tables named {self.prefix}*{where}: run "
+                f"`{command}` to create them; if they were made with another prefix or "
+                "schema, open them with it (open_store's prefix= and schema=, the "
+                "command line's --prefix and --schema)"
+            )
         from adapters.migrate import known_revisions
 
         if found not in known_revisions():  # whatever it sorts like
@@ -850,7 +869,8 @@ class SqlStore:
                 try:
                     driver.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
                     _checkpoint(driver)
-                    driver.execute(f"VACUUM {schema}" if schema else "VACUUM")
+                    name = self.engine.dialect.identifier_preparer.quote_schema(schema or "")
+                    driver.execute(f"VACUUM {name}" if schema else "VACUUM")
                     _checkpoint(driver)
                 finally:
                     driver.execute("PRAGMA busy_timeout=30000")

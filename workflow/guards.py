@@ -15,6 +15,7 @@ from decimal import Decimal
 from typing import Any, NoReturn
 
 from pydantic import TypeAdapter, ValidationError
+from pydantic_core import ErrorDetails
 
 from policies.decide import OfferRequest, decide_acceptance, decide_approval
 from policies.decision import Decision, Outcome
@@ -135,7 +136,10 @@ class StepContext:
         raise MissingInformation(fields=fields, hint=hint, **self._where())
 
     def invalid(self, field: str, problem: str) -> NoReturn:
-        raise InvalidStepData(problems=[(field, problem)], **self._where())
+        self.invalid_each([(field, problem)])
+
+    def invalid_each(self, problems: Sequence[tuple[str, str]]) -> NoReturn:
+        raise InvalidStepData(problems=problems, **self._where())
 
     def not_allowed(self, reason: str) -> NoReturn:
         raise StepNotAllowed(reason=reason, **self._where())
@@ -220,8 +224,24 @@ def read_day(value: Any) -> date:
 
 def _first_line(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
-        return "; ".join(str(e["msg"]) for e in exc.errors())
+        return "; ".join(_message(e) for e in exc.errors())
     return str(exc)
+
+
+def validation_problems(exc: ValidationError, field: str) -> list[tuple[str, str]]:
+    """Each of ``exc``'s errors as ``(where, what is wrong)``: ``field`` followed by the
+    error's place in the value (``options[1].amount.currency``), so that a form can mark
+    the input at fault, and the check's own sentence."""
+    return [
+        (field + "".join(f".{part}" for part in error["loc"]), _message(error))
+        for error in exc.errors()
+    ]
+
+
+def _message(error: ErrorDetails) -> str:
+    """An error's sentence, without the ``Value error, `` pydantic puts before the text
+    of a ``ValueError`` a validator raised (that text is the sentence)."""
+    return str(error["msg"]).removeprefix("Value error, ")
 
 
 def _drop_none(data: dict[str, Any]) -> dict[str, Any]:
@@ -302,7 +322,7 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
         try:
             remedy = Remedy.model_validate(option)
         except ValidationError as exc:
-            ctx.invalid(f"options[{i}]", _first_line(exc))
+            ctx.invalid_each(validation_problems(exc, f"options[{i}]"))
         if remedy.amount is not None and remedy.amount.currency != ctx.policy.currency:
             ctx.invalid(
                 f"options[{i}].amount",

@@ -10,22 +10,21 @@ from typing import IO
 
 import click
 
-from adapters import open_store
 from policies.model import Policy
 from workflow import audit, sla
-from workflow.cli.common import instant, not_given_text, opened, output_file, printable
+from workflow.cli.common import (
+    instant,
+    not_given_text,
+    open_cli_store,
+    output_file,
+    printable,
+    store_options,
+)
 from workflow.cli.sla_commands import _POLICY, _policies, span
 from workflow.domain import Case
 from workflow.errors import ComplaintflowError
 from workflow.events import Event
 from workflow.personal import Vault, vault_of
-from workflow.store import Store
-
-_STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
-
-
-def _open(url: str) -> Store:
-    return opened(lambda: open_store(url))
 
 
 def _saved_heads(file: str) -> dict[str, tuple[int, str]]:
@@ -74,7 +73,7 @@ def audit_group() -> None:
 
 
 @audit_group.command()
-@_STORE
+@store_options
 @click.option("--case", "case_id", default=None, help="Only this case.")
 @click.option("--digest", "digest_file", default=None, type=click.Path(dir_okay=False),
               help="A digest saved earlier with `audit digest`.")  # fmt: skip
@@ -82,7 +81,7 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
     """Check every chain, seq and snapshot (and, with --digest, that nothing was rewritten
     since the digest was taken). Exits 1 on any problem, naming case and event."""
     heads = _saved_heads(digest_file) if digest_file else None
-    store = _open(store_url)
+    store = open_cli_store(store_url)
     try:
         findings = audit.verify_store(store, case_id)
         if heads is not None:
@@ -95,10 +94,10 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
 
 
 @audit_group.command()
-@_STORE
+@store_options
 def digest(store_url: str) -> None:
     """Print a digest of every case's head (JSON): save it outside the database."""
-    store = _open(store_url)
+    store = open_cli_store(store_url)
     try:
         heads = audit.heads(store)  # read once: the digest is of the heads saved with it
         document = {
@@ -114,7 +113,7 @@ def digest(store_url: str) -> None:
 
 @audit_group.command()
 @click.argument("case_id")
-@_STORE
+@store_options
 @click.option("--at", "at", default=None, help="ISO 8601 instant: the case as it stood then.")
 @_POLICY
 def show(case_id: str, store_url: str, at: str | None, policy_files: tuple[str, ...]) -> None:
@@ -124,7 +123,7 @@ def show(case_id: str, store_url: str, at: str | None, policy_files: tuple[str, 
     are in UTC."""
     when = instant(at, "--at")
     policies = {policy.stamp: policy for policy in _policies(policy_files)}
-    store = _open(store_url)
+    store = open_cli_store(store_url)
     try:
         # The snapshot first, then the events up to its version: a step landing meanwhile
         # is left out of both, so the state printed is the timeline's.
@@ -228,7 +227,7 @@ def timeline(case_id: str, upto: str, events: list[Event], vault: Vault) -> list
 
 
 @audit_group.command()
-@_STORE
+@store_options
 @click.option("--case", "case_id", default=None, help="Only this case.")
 @click.option("--since", default=None, help="Only events at or after this ISO 8601 instant.")
 @click.option("--until", default=None, help="Only events before this ISO 8601 instant.")
@@ -251,7 +250,7 @@ def export(
     event, for a spreadsheet); streamed case by case."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
     since_at, until_at = instant(since, "--since"), instant(until, "--until")
-    store = _open(store_url)
+    store = open_cli_store(store_url)
     try:
         ids = [case_id] if case_id else None
         if case_id is not None:

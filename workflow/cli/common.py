@@ -1,6 +1,6 @@
-"""What every ``complaintflow`` command shares: reading a time option, turning the
-library's errors into one-line messages, writing an output file whole or not at all,
-printing text from a store (actor ids above all) escaped."""
+"""What every ``complaintflow`` command shares: the store options, reading a time
+option, turning the library's errors into one-line messages, writing an output file
+whole or not at all, printing text from a store (actor ids above all) escaped."""
 
 from __future__ import annotations
 
@@ -10,16 +10,61 @@ import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
+from adapters import open_store
 from policies.errors import PolicyFileError
 from policies.loader import bundled_names, bundled_policy
 from workflow.clock import outside_utc
 from workflow.errors import ComplaintflowError
+from workflow.store import Store
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+#: Where ``store_options`` keeps ``--prefix`` and ``--schema`` for ``open_cli_store``.
+_TABLES = "complaintflow.store_tables"
+
+
+def _keep_table_option(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None and param.name is not None:
+        ctx.meta.setdefault(_TABLES, {})[param.name] = value
+
+
+def store_options(command: F) -> F:
+    """``--store URL``, and ``--prefix`` and ``--schema`` for SQL tables a support
+    product placed in its own database (as ``open_store(url, prefix=..., schema=...)``
+    and ``complaintflow db init`` place them). The command receives ``store_url`` and
+    opens it with ``open_cli_store``, which passes the other two when they were given."""
+    for option in (
+        click.option(
+            "--schema",
+            default=None,
+            expose_value=False,
+            callback=_keep_table_option,
+            help="The SQL store's database schema, if its tables are in one.",
+        ),
+        click.option(
+            "--prefix",
+            default=None,
+            expose_value=False,
+            callback=_keep_table_option,
+            help="The SQL store's table-name prefix, if not cf_.",
+        ),
+        click.option("--store", "store_url", required=True, help="The store's URL."),
+    ):
+        command = option(command)
+    return command
+
+
+def open_cli_store(url: str) -> Store:
+    """The store at ``url`` (with the command's ``--prefix`` and ``--schema``, when
+    given), its ``ComplaintflowError`` a one-line message."""
+    tables: dict[str, str] = click.get_current_context().meta.get(_TABLES, {})
+    return opened(lambda: open_store(url, **tables))
+
 
 #: Characters a terminal acts on instead of showing (line breaks, escapes, bidi
 #: overrides...): printed as escapes, so that a history cannot forge what is shown.

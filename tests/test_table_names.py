@@ -1,0 +1,253 @@
+"""The SQL store inside a support product's own database, under table names that need
+quoting: a prefix with a hyphen or capitals, a schema in mixed case. Every statement the
+store runs must name those tables, quoted as the database needs, or the store must say
+why not; none may reach another set of tables whose name folds to the same."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import create_engine
+
+from adapters import migrate, open_store
+from adapters.sql import SqlStore
+from adapters.sql_schema import SCHEMA_REVISION, build_tables
+from tests.conftest import START
+from tests.stores import postgres_url, sqlite_url
+from workflow import Engine, ManualClock, SchemaVersionError, StoreError, bundled_policy
+from workflow.cli import main
+
+#: A prefix that is no plain SQL name: a hyphen, capitals.
+PREFIX = "Desk-CF_"
+
+
+@contextmanager
+def _pg_schema(name: str) -> Iterator[tuple[str, str]]:
+    """``(url, schema)``: a new PostgreSQL schema ``name`` (and a random suffix), dropped
+    after."""
+    url = postgres_url()
+    schema = f"{name}{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url)
+    quoted = admin.dialect.identifier_preparer.quote_schema(schema)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+    try:
+        yield url, schema
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {quoted} CASCADE")
+        admin.dispose()
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """A schema whose name needs quoting (mixed case, a hyphen, a space), as a support
+    product may name its own."""
+    with _pg_schema("Acme-Support ") as place:
+        yield place
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[str, str | None]]:
+    """``(url, schema)`` to put tables named with ``PREFIX`` in: an SQLite file (no
+    schema), or a PostgreSQL schema named as ``pg_schema`` names it."""
+    if request.param == "sqlite":
+        yield sqlite_url(tmp_path), None
+    else:
+        yield request.getfixturevalue("pg_schema")
+
+
+def test_a_store_under_a_prefix_and_schema_that_need_quoting_works_throughout(
+    place: tuple[str, str | None],
+) -> None:
+    """Created, opened again, stepped, listed, swept, erased and scrubbed: each works on
+    tables named ``Desk-CF_cases`` (in schema ``Acme-Support ...`` on PostgreSQL)."""
+    url, schema = place
+    clock = ManualClock(START)
+    store = open_store(url, prefix=PREFIX, schema=schema, create=True)
+    store.close()
+    store = open_store(url, prefix=PREFIX, schema=schema)  # the revision is read back
+    assert isinstance(store, SqlStore)
+    assert store.schema_revision() == SCHEMA_REVISION
+    try:
+        _work_on(store, clock)
+    finally:
+        store.close()
+
+
+def _work_on(store: SqlStore, clock: ManualClock) -> None:
+    """Step, list, sweep, erase and scrub on ``store`` (under the retail policy, whose
+    chat cases are to be acknowledged within ten minutes)."""
+    engine = Engine(store, clock=clock, policy=bundled_policy("retail"))
+    case = engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="chat", subject="s",
+        case_id="T-1", idempotency_key="open-T-1",
+    )  # fmt: skip
+    engine.acknowledge(case.id, actor="agent:a", idempotency_key="ack-T-1")
+    engine.acknowledge(case.id, actor="agent:a", idempotency_key="ack-T-1")  # a retry
+    engine.open_case(
+        actor="agent:a", customer={"id": "c-2", "name": "Bo"}, channel="chat", subject="s",
+        case_id="T-2",
+    )  # fmt: skip
+    assert [c.id for c in engine.find_cases(state="acknowledged").cases] == ["T-1"]
+    clock.advance(hours=1)
+    assert [entry.case.id for entry in engine.cases_at_risk(timedelta(0))] == ["T-2"]
+    assert {event.type for event in engine.tick()} == {"sla_warning", "sla_breached"}
+    assert len(engine.erase_customer("c-1", actor="agent:dpo", reason="asked")) == 1
+    store.scrub()
+    assert engine.verify() == []
+    assert [e.type for e in engine.history("T-1")] == ["open", "acknowledge", "erase_personal_data"]
+
+
+@pytest.mark.postgres
+def test_the_schema_revision_is_read_from_the_tables_named_not_a_lower_cased_namesake() -> None:
+    """PostgreSQL folds an unquoted name to lower case: ``CF_X_alembic_version`` read
+    unquoted is ``cf_x_alembic_version``, another set of tables. With that set at an old
+    revision beside tables at the current one, the current ones open, and the old ones
+    are still refused (each by its own revision)."""
+    with _pg_schema("cf_names_") as (url, schema):
+        engine = create_engine(url)
+        config = migrate._config(build_tables("cf_x_", schema))
+        with engine.begin() as connection:
+            config.attributes["connection"] = connection
+            migrate.command.upgrade(config, "0003")
+        engine.dispose()
+        SqlStore(url, prefix="CF_X_", schema=schema, create=True).close()
+
+        store = SqlStore(url, prefix="CF_X_", schema=schema)
+        assert store.schema_revision() == SCHEMA_REVISION
+        store.close()
+        with pytest.raises(SchemaVersionError, match="is at schema 0003; this complaintflow"):
+            SqlStore(url, prefix="cf_x_", schema=schema)
+
+
+def _commands(
+    group: click.Group, path: tuple[str, ...] = ()
+) -> Iterator[tuple[str, click.Command]]:
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*path, name))
+        else:
+            yield " ".join((*path, name)), command
+
+
+def test_every_command_that_reads_a_store_takes_its_prefix_and_schema() -> None:
+    """Tables placed with a prefix or a schema are audited, swept, erased and listed from
+    the command line too: each command with ``--store`` (but the demo, which makes its
+    own) takes ``--prefix`` and ``--schema``, as ``db init`` does."""
+    lacking = [
+        name
+        for name, command in _commands(main)
+        if "--store" in {o for p in command.params for o in p.opts}
+        and name != "demo"
+        and not {"--prefix", "--schema"} <= {o for p in command.params for o in p.opts}
+    ]
+    assert lacking == []
+
+
+def test_the_command_line_reaches_tables_under_a_prefix_and_schema(
+    place: tuple[str, str | None],
+) -> None:
+    """``cases list``, ``sla tick``, ``audit verify`` and ``privacy erase`` with the
+    prefix and schema the embedding program gave ``open_store``: they read and write
+    those tables. Without them, the error says which tables it looked for and that the
+    options exist, rather than only sending the user to create a default set."""
+    url, schema = place
+    store = open_store(url, prefix=PREFIX, schema=schema, create=True)
+    yesterday = ManualClock(datetime.now(UTC) - timedelta(days=1))  # `sla tick` reads now
+    Engine(store, clock=yesterday, policy=bundled_policy("retail")).open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="chat", case_id="T-1"
+    )
+    store.close()
+    where = ["--store", url, "--prefix", PREFIX, *(["--schema", schema] if schema else [])]
+    runner = CliRunner()
+
+    listed = runner.invoke(main, ["cases", "list", *where, "--format", "json"])
+    assert listed.exit_code == 0, listed.output
+    assert [case["id"] for case in json.loads(listed.output)["cases"]] == ["T-1"]
+    verified = runner.invoke(main, ["audit", "verify", *where])
+    assert verified.exit_code == 0, verified.output
+    swept = runner.invoke(main, ["sla", "tick", *where, "--policy", "bundled:retail"])
+    assert swept.exit_code == 0, swept.output
+    erased = runner.invoke(
+        main, ["privacy", "erase", "c-1", *where, "--actor", "agent:dpo", "--reason", "asked"]
+    )
+    assert erased.exit_code == 0, erased.output
+    store = open_store(url, prefix=PREFIX, schema=schema)
+    try:
+        history = Engine(store).history("T-1")
+    finally:
+        store.close()
+    assert [event.type for event in history][-1] == "erase_personal_data"
+    assert "sla_breached" in [event.type for event in history]
+
+    # The prefix forgotten (the schema given: the test database's public schema may
+    # hold other tables named cf_).
+    forgot = ["--store", url, *(["--schema", schema] if schema else [])]
+    unplaced = runner.invoke(main, ["cases", "list", *forgot])
+    assert unplaced.exit_code == 1
+    assert "no complaintflow tables named cf_" in unplaced.output
+    assert "--prefix" in unplaced.output
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (
+            {"prefx": "desk_"},
+            "the SQL store takes no option prefx; its options are: create, durability, "
+            "engine_options, prefix, schema, snapshot_cache",
+        ),
+        ({"prefix": 5}, "prefix: expected text (a table-name prefix such as 'cf_'), got int"),
+        ({"schema": ["a"]}, "schema: expected text (a schema name) or None, got list"),
+    ],
+)
+def test_open_store_refuses_an_option_the_sql_store_cannot_use_naming_it(
+    tmp_path: Path, options: dict[str, object], expected: str
+) -> None:
+    """A mistyped option is a ``StoreError`` naming it and the options there are (as
+    ``memory://`` and a third-party store say it), not a bare ``TypeError``; a prefix or
+    schema that is not text is refused before any table is named after it."""
+    url = sqlite_url(tmp_path)
+    with pytest.raises(StoreError) as refused:
+        open_store(url, create=True, **options)
+    assert str(refused.value) == f"{url}: {expected}"
+    assert not (tmp_path / "cases.db").exists()
+
+
+def test_scrub_on_sqlite_vacuums_an_attached_schema_whose_name_needs_quoting(
+    tmp_path: Path,
+) -> None:
+    """On SQLite a schema is an attached database; the scrub after an erasure vacuums
+    it by name (``VACUUM "Side-DB"``), quoted like every other name."""
+    main_file, side_file = tmp_path / "main.db", tmp_path / "side.db"
+
+    def attached() -> sqlite3.Connection:
+        connection = sqlite3.connect(main_file, check_same_thread=False)
+        connection.execute('ATTACH DATABASE ? AS "Side-DB"', (str(side_file),))
+        return connection
+
+    store = open_store(
+        f"sqlite:///{main_file}", prefix=PREFIX, schema="Side-DB", create=True,
+        engine_options={"creator": attached},
+    )  # fmt: skip
+    try:
+        engine = Engine(store, clock=ManualClock(START))
+        engine.open_case(
+            actor="agent:a", customer={"id": "c-1", "name": "Ann Example"}, channel="web",
+            subject="s",
+        )  # fmt: skip
+        engine.erase_customer("c-1", actor="agent:dpo", reason="asked")
+        store.scrub()
+    finally:
+        store.close()
+    assert b"Ann Example" not in side_file.read_bytes()
