@@ -196,6 +196,17 @@ def parse_policy(text: str, *, file: str = "<policy>", fmt: str | None = None) -
         data = _read_toml(text, file)
     else:
         data, lines = _read_yaml(text, file)
+    if data is None or data == {}:
+        raise PolicyFileError(
+            file,
+            [
+                Problem(
+                    "(top level)",
+                    "the file is empty: a policy file must be a mapping of keys to values, "
+                    "with at least name, version and currency",
+                )
+            ],
+        )
     if not isinstance(data, dict):
         raise PolicyFileError(
             file, [Problem("(top level)", "a policy file must be a mapping of keys to values")]
