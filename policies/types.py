@@ -41,9 +41,7 @@ def _policy_amount(value: Any) -> Any:
     return refuse_float(value)
 
 
-Amount = Annotated[
-    Decimal, BeforeValidator(_policy_amount), Field(ge=0, allow_inf_nan=False)
-]
+Amount = Annotated[Decimal, BeforeValidator(_policy_amount), Field(ge=0, allow_inf_nan=False)]
 
 _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -91,9 +89,9 @@ def format_duration(value: timedelta) -> str:
     hours, rest = divmod(rest, 3600)
     minutes, secs = divmod(rest, 60)
     fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
-    time = "".join(
-        f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n
-    ) + (f"{secs}{fraction}S" if secs or fraction else "")
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n) + (
+        f"{secs}{fraction}S" if secs or fraction else ""
+    )
     text = "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
     return text if text != "P" else "PT0S"
 
