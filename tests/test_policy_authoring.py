@@ -111,8 +111,10 @@ def test_each_authoring_mistake_is_one_problem_named_with_its_place(
     assert what in problems[0].message
 
 
-@pytest.mark.parametrize(("file", "text"), [("shop.yaml", ""), ("shop.toml", ""),
-                                            ("shop.yaml", "# to do\n"), ("shop.toml", "\n")])  # fmt: skip
+EMPTY = [("shop.yaml", ""), ("shop.toml", ""), ("shop.yaml", "# to do\n"), ("shop.toml", "\n")]
+
+
+@pytest.mark.parametrize(("file", "text"), EMPTY)
 def test_an_empty_file_is_said_to_be_empty_in_yaml_and_toml_alike(file: str, text: str) -> None:
     with pytest.raises(PolicyFileError) as error:
         parse_policy(text, file=file)
