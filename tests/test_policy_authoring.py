@@ -31,6 +31,30 @@ CALENDAR = """calendars:
 
 MISTAKES = [
     (
+        "a misspelt key",
+        BASE + "offers:\n  max_per_cse: 3\n",
+        "offers.max_per_cse (line 10)",
+        "unknown key 'max_per_cse' (did you mean 'max_per_case'?); the keys here are: max_per_case",
+    ),
+    (
+        "a misspelt key in a list item",
+        BASE + "sla:\n  targets:\n    - {id: ack, step: acknowledge, witin: PT4H}\n",
+        "sla.targets[0].witin (line 11)",
+        "unknown key 'witin' (did you mean 'within'?)",
+    ),
+    (
+        "a misspelt key under a name the author chose",
+        BASE.replace("    limits:", "    limit:"),
+        "roles.agent.limit (line 8)",
+        "unknown key 'limit' (did you mean 'limits'?); the keys here are: authority, limits",
+    ),
+    (
+        "a top-level key no policy has",
+        BASE + "refunds_allowed: yes\n",
+        "refunds_allowed (line 9)",
+        "unknown key 'refunds_allowed'; the keys here are: name, version, currency, categories,",
+    ),
+    (
         "a warning percentage listed twice",
         BASE + "sla:\n  warn_at: [50, 80, 80]\n",
         "sla.warn_at[2] (line 10)",
