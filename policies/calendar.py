@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from policies.types import LocatedError
+
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 #: How far ahead a deadline is searched for before the calendar is judged to have no time.
@@ -39,6 +41,11 @@ def _interval(value: Any) -> Any:
     if h1 > 23 or m1 > 59 or m2 > 59 or h2 > 24 or (h2 == 24 and m2 != 0):
         raise ValueError(f"{value!r} is not a time of day")
     return (h1 * 60 + m1, h2 * 60 + m2)
+
+
+def _span(start: int, end: int) -> str:
+    """``(540, 1020)`` as ``09:00-17:00``."""
+    return f"{start // 60:02d}:{start % 60:02d}-{end // 60:02d}:{end % 60:02d}"
 
 
 def _date_not_number(value: Any) -> Any:
@@ -100,15 +107,23 @@ class WorkingCalendar(BaseModel):
     def _sane_hours(
         cls, value: dict[str, list[tuple[int, int]]]
     ) -> dict[str, list[tuple[int, int]]]:
+        problems: list[tuple[tuple[str | int, ...], str]] = []
         for day, intervals in value.items():
             ordered = sorted(intervals)
             for start, end in ordered:
                 if end <= start:
-                    raise ValueError(f"{day}: an interval must end after it starts")
-            for (_, end), (start, _) in pairwise(ordered):
-                if start < end:
-                    raise ValueError(f"{day}: intervals overlap")
+                    problems.append(
+                        ((day,), f"{_span(start, end)}: an interval must end after it starts")
+                    )
+            for (s1, e1), (s2, e2) in pairwise(ordered):
+                if s2 < e1:
+                    problems.append(
+                        ((day,), f"{_span(s1, e1)} and {_span(s2, e2)} overlap: write one "
+                                 "interval, or let one end where the next starts")
+                    )  # fmt: skip
             value[day] = ordered
+        if problems:
+            raise LocatedError(problems)
         if not any(value.values()):
             raise ValueError("a calendar needs working hours on at least one day")
         return value
@@ -116,12 +131,42 @@ class WorkingCalendar(BaseModel):
     @model_validator(mode="after")
     def _known_country(self) -> WorkingCalendar:
         if self.subdivision is not None and self.country is None:
-            raise ValueError("a subdivision needs a country")
-        if self.country is not None:
-            try:
-                holidays.country_holidays(self.country, subdiv=self.subdivision, years=2026)
-            except NotImplementedError as exc:
-                raise ValueError(f"unknown holiday country or subdivision: {exc}") from None
+            raise LocatedError([(("subdivision",), "a subdivision needs a country")])
+        if self.country is None:
+            return self
+        supported = holidays.list_supported_countries()
+        if self.country not in supported:
+            hint = (
+                f" (did you mean {self.country.upper()!r}?)"
+                if self.country.upper() in supported
+                else ""
+            )
+            raise LocatedError(
+                [
+                    (
+                        ("country",),
+                        f"no public holidays are known for country {self.country!r}{hint}: "
+                        "write an ISO 3166 code the holidays package knows, e.g. 'DE', 'FI', "
+                        "'US'",
+                    )
+                ]
+            )
+        subdivisions = supported[self.country]
+        if self.subdivision is not None and self.subdivision not in subdivisions:
+            known = ", ".join(subdivisions) if subdivisions else "none"
+            raise LocatedError(
+                [
+                    (
+                        ("subdivision",),
+                        f"no public holidays are known for subdivision {self.subdivision!r} "
+                        f"of {self.country}; its subdivisions are: {known}",
+                    )
+                ]
+            )
+        try:
+            holidays.country_holidays(self.country, subdiv=self.subdivision, years=2026)
+        except NotImplementedError as exc:
+            raise ValueError(f"unknown holiday country or subdivision: {exc}") from None
         return self
 
     @cached_property

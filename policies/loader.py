@@ -10,15 +10,18 @@ each problem, its location (dotted path, and the line for YAML).
 
 from __future__ import annotations
 
+import difflib
 import re
 import tomllib
+import types
+import typing
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from policies.errors import PolicyFileError, Problem
 from policies.model import Policy
@@ -172,6 +175,57 @@ def _located(loc: Location, message: str, lines: Mapping[Location, int]) -> Prob
     return Problem(where, message)
 
 
+def _model_of(annotation: Any) -> type[BaseModel] | None:
+    """The model ``annotation`` is (``X`` or ``X | None``), or None."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (model := _model_of(arg)) is not None:
+                return model
+    return None
+
+
+def _item_of(annotation: Any) -> Any:
+    """What a mapping's values or a list's items are (``X | None`` looked through)."""
+    origin = typing.get_origin(annotation)
+    if origin is dict:
+        return typing.get_args(annotation)[1]
+    if origin is list:
+        return typing.get_args(annotation)[0]
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if arg is not type(None):
+                return _item_of(arg)
+    return None
+
+
+def _keys_at(loc: Location) -> list[str]:
+    """The keys the policy file takes at ``loc`` (a section, a list item, an entry under a
+    name the author chose), in the schema's order; empty if ``loc`` is not a section."""
+    annotation: Any = Policy
+    for part in loc:
+        model = _model_of(annotation)
+        if model is not None:
+            fields = {(f.alias or n): f for n, f in model.model_fields.items()}
+            if part not in fields:
+                return []
+            annotation = fields[str(part)].annotation
+        else:
+            annotation = _item_of(annotation)
+    model = _model_of(annotation)
+    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
+
+
+def _unknown_key(loc: Location) -> str:
+    """``unknown key 'witin' (did you mean 'within'?); the keys here are: ...``."""
+    key = str(loc[-1])
+    keys = _keys_at(loc[:-1])
+    close = difflib.get_close_matches(key, keys, n=1)
+    message = f"unknown key {key!r}" + (f" (did you mean {close[0]!r}?)" if close else "")
+    return message + (f"; the keys here are: {', '.join(keys)}" if keys else "")
+
+
 def _problems(exc: ValidationError, lines: Mapping[Location, int]) -> list[Problem]:
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
@@ -179,6 +233,9 @@ def _problems(exc: ValidationError, lines: Mapping[Location, int]) -> list[Probl
         cause = error.get("ctx", {}).get("error")
         if isinstance(cause, LocatedError):
             problems.extend(_located((*loc, *where), msg, lines) for where, msg in cause.problems)
+            continue
+        if error["type"] == "extra_forbidden" and loc:
+            problems.append(_located(loc, _unknown_key(loc), lines))
             continue
         message = str(error["msg"]).removeprefix("Value error, ")
         problems.append(_located(loc, message, lines))
@@ -196,6 +253,17 @@ def parse_policy(text: str, *, file: str = "<policy>", fmt: str | None = None) -
         data = _read_toml(text, file)
     else:
         data, lines = _read_yaml(text, file)
+    if data is None or data == {}:
+        raise PolicyFileError(
+            file,
+            [
+                Problem(
+                    "(top level)",
+                    "the file is empty: a policy file must be a mapping of keys to values, "
+                    "with at least name, version and currency",
+                )
+            ],
+        )
     if not isinstance(data, dict):
         raise PolicyFileError(
             file, [Problem("(top level)", "a policy file must be a mapping of keys to values")]

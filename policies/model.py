@@ -229,7 +229,24 @@ class Policy(Strict):
             targets += [(("playbooks", kind, "sla", i), t) for i, t in enumerate(playbook.sla)]
         first: dict[str, tuple[tuple[str | int, ...], Target]] = {}
         listed: dict[tuple[tuple[str | int, ...], str], tuple[str | int, ...]] = {}
+        earlier: dict[tuple[str | int, ...], list[tuple[tuple[str | int, ...], Target]]] = {}
         for loc, target in targets:
+            # First match wins in each list: a target after one for the same step and
+            # group that holds for every case it would hold for can never apply.
+            before = earlier.setdefault(loc[:-1], [])
+            for where, other in before:
+                if other.key == target.key and other.when.covers(target.when):
+                    problems.append(
+                        (
+                            loc,
+                            f"can never apply: {_target_place(where)} ({other.id}) comes first "
+                            f"for {target.describe_key()} and applies to every case this "
+                            f"target ({target.id}) would (the first target that applies "
+                            "wins): put the narrower target first, or remove one",
+                        )
+                    )
+                    break
+            before.append((loc, target))
             for index, category in enumerate(target.when.category):
                 if self.categories is not None and category not in self.categories:
                     problems.append(

@@ -7,13 +7,17 @@ from typing import Literal
 
 from pydantic import Field, StrictBool, StrictInt, model_validator
 
-from policies.types import Duration, Name, Strict
+from policies.types import Duration, LocatedError, Name, Strict, format_duration
 
 #: Steps an SLA target can time.
 TIMED_STEPS = (
     "acknowledge", "listen", "record", "apologise", "offer_remedy", "accept_remedy",
     "keep_promise", "request_feedback", "close",
 )  # fmt: skip
+#: The longest ``within`` counted around the clock (no calendar): two years, as on a
+#: calendar (``WorkingCalendar.too_long``); a longer one is a typo, and one of thousands of
+#: years would put the deadline past the year 9999.
+LONGEST_WITHIN = timedelta(weeks=104)
 
 
 class Conditions(Strict):
@@ -26,6 +30,19 @@ class Conditions(Strict):
         Literal["meek", "aggressive", "high-roller", "rip-off", "chronic", "unknown"]
     ] = []
     category: list[Name] = []
+
+    def covers(self, other: Conditions) -> bool:
+        """Every case ``other`` holds for, this holds for too."""
+        return all(
+            not mine or (theirs and set(theirs) <= set(mine))
+            for mine, theirs in (
+                (self.channel, other.channel),
+                (self.priority, other.priority),
+                (self.tier, other.tier),
+                (self.complainant_type, other.complainant_type),
+                (self.category, other.category),
+            )
+        )
 
     def match(
         self, channel: str, priority: str, tier: str, complainant_type: str, category: str | None
@@ -76,6 +93,17 @@ class Target(Strict):
             raise ValueError("on_breach: raise_priority needs raise_to (high or urgent)")
         if self.start == "promise_due" and self.step != "keep_promise":
             raise ValueError("start: promise_due only applies to keep_promise")
+        if self.calendar is None and self.within is not None and self.within > LONGEST_WITHIN:
+            raise LocatedError(
+                [
+                    (
+                        ("within",),
+                        f"within {format_duration(self.within)} is more than two years "
+                        f"({format_duration(LONGEST_WITHIN)}): deadlines are set at most two "
+                        "years ahead",
+                    )
+                ]
+            )
         return self
 
     @property
@@ -98,6 +126,17 @@ class SlaRules(Strict):
 
     @model_validator(mode="after")
     def _checks(self) -> SlaRules:
-        if any(not 0 < p < 100 for p in self.warn_at):
-            raise ValueError("warn_at percentages must be between 0 and 100")
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for index, percent in enumerate(self.warn_at):
+            if not 0 < percent < 100:
+                problems.append(
+                    (("warn_at", index), f"{percent}: warn_at percentages must be between 0 "
+                                         "and 100")
+                )  # fmt: skip
+            elif percent in self.warn_at[:index]:
+                # Warnings are recorded by percentage (``0:ack:warn80``): one listed twice
+                # would be one warning recorded twice.
+                problems.append((("warn_at", index), f"{percent} is listed twice"))
+        if problems:
+            raise LocatedError(problems)
         return self  # target ids are checked with the playbooks' (``Policy``)

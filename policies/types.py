@@ -27,7 +27,21 @@ def refuse_float(value: Any) -> Any:
     return value
 
 
-Amount = Annotated[Decimal, BeforeValidator(refuse_float), Field(ge=0, allow_inf_nan=False)]
+_WITH_CURRENCY = re.compile(r"^\s*(?:[A-Za-z]{3}\s*[-+]?[0-9.]+|[-+]?[0-9.]+\s*[A-Za-z]{3})\s*$")
+
+
+def _policy_amount(value: Any) -> Any:
+    """An amount in the policy file: a plain decimal (``40.00`` or ``"40.00"``), in the
+    policy's ``currency``; never a float, never with a currency of its own."""
+    if isinstance(value, str) and _WITH_CURRENCY.match(value):
+        raise ValueError(
+            f"{value!r} names a currency: write the amount alone (e.g. '40.00'); every amount "
+            "in a policy file is in the policy's currency"
+        )
+    return refuse_float(value)
+
+
+Amount = Annotated[Decimal, BeforeValidator(_policy_amount), Field(ge=0, allow_inf_nan=False)]
 
 _ISO_DURATION = re.compile(
     r"^P(?!$)(?:(?P<weeks>\d+)W)?(?:(?P<days>\d+)D)?"
@@ -58,7 +72,28 @@ def parse_duration(value: Any) -> timedelta:
             f"{value!r} is not an ISO 8601 duration such as 'P2D', 'PT4H' or 'P1DT12H'{hint}"
         )
     parts = {k: float(v) if k == "seconds" else int(v) for k, v in match.groupdict().items() if v}
-    return timedelta(**parts)
+    try:
+        return timedelta(**parts)
+    except OverflowError:
+        raise ValueError(
+            f"{value!r} is too long: a duration is at most 999999999 days (and a deadline "
+            "must fall before the year 10000)"
+        ) from None
+
+
+def format_duration(value: timedelta) -> str:
+    """``timedelta(days=28)`` as ``P28D``, ``timedelta(hours=36)`` as ``P1DT12H``: the
+    ISO 8601 form a policy file writes it in."""
+    seconds = value.days * 86400 + value.seconds
+    days, rest = divmod(seconds, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    fraction = f".{value.microseconds:06d}".rstrip("0") if value.microseconds else ""
+    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M")) if n) + (
+        f"{secs}{fraction}S" if secs or fraction else ""
+    )
+    text = "P" + (f"{days}D" if days else "") + (f"T{time}" if time else "")
+    return text if text != "P" else "PT0S"
 
 
 Duration = Annotated[timedelta, BeforeValidator(parse_duration)]

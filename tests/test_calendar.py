@@ -172,7 +172,7 @@ def test_elapsed_undoes_advance_with_overlapping_pauses(
 
 
 BAD_CALENDARS = [
-    ("hours:\n      mon: ['09:00-12:00', '11:00-17:00']", "intervals overlap"),
+    ("hours:\n      mon: ['09:00-12:00', '11:00-17:00']", "09:00-12:00 and 11:00-17:00 overlap"),
     ("hours:\n      mon: ['17:00-09:00']", "end after it starts"),
     ("hours:\n      mon: ['9-5']", "not an interval"),
     ("hours:\n      mon: []", "at least one day"),
@@ -194,11 +194,25 @@ def test_bad_working_hours_are_refused_when_the_policy_loads(hours: str, problem
     ("fields", "where", "problem"),
     [
         ("timezone: Europe/Helsinky", "calendars.office.timezone", "IANA time zone"),
-        ("timezone: UTC\n    country: XX", "calendars.office", "Country XX not available"),
+        (
+            "timezone: UTC\n    country: XX",
+            "calendars.office.country",
+            "no public holidays are known for country 'XX'",
+        ),
+        (
+            "timezone: UTC\n    country: fi",
+            "calendars.office.country",
+            "country 'fi' (did you mean 'FI'?)",
+        ),
         (
             "timezone: UTC\n    country: US\n    subdivision: ZZ",
-            "calendars.office",
-            "does not have subdivision ZZ",
+            "calendars.office.subdivision",
+            "subdivision 'ZZ' of US; its subdivisions are: AK, AL,",
+        ),
+        (
+            "timezone: UTC\n    subdivision: NY",
+            "calendars.office.subdivision",
+            "a subdivision needs a country",
         ),
     ],
 )

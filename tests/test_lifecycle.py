@@ -220,6 +220,8 @@ def test_reopening_after_the_policys_window_is_refused(
     with pytest.raises(PolicyViolation) as refused:
         engine.reopen(cid, actor=CUSTOMER, reason="still broken")
     assert refused.value.decision.rule_ids == ("reopen.window",)
+    # The window as the policy file writes it (was timedelta's "30 days, 0:00:00").
+    assert "the policy allows reopening within P30D" in refused.value.decision.reasons[0]
     assert engine.get(cid).state == "closed"
     assert engine.history(cid) == before  # nothing written
 

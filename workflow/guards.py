@@ -22,6 +22,7 @@ from policies.decision import Decision, Outcome
 from policies.model import Policy
 from policies.money import MAX_WHOLE_DIGITS, too_large
 from policies.remedy import Remedy
+from policies.types import format_duration
 from workflow.checklist import State, allowed_steps
 from workflow.clock import outside_utc
 from workflow.domain import (
@@ -497,7 +498,8 @@ def reopen(ctx: StepContext) -> dict[str, Any]:
         ctx.violation(
             Decision.denied(
                 "reopen.window",
-                f"closed at {format_at(closed_at)}; the policy allows reopening within {window}",
+                f"closed at {format_at(closed_at)}; the policy allows reopening within "
+                f"{format_duration(window)}",
             )
         )
     return {"reason": reason}
