@@ -92,6 +92,11 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop() -> Shop:
+    return build_shop()
+
+
+def build_shop() -> Shop:
+    """The fixed data set the reports are checked against."""
     s = Shop()
     # A: email, acknowledged after an hour, refund 40, score 5, closed after 2 days.
     s.open("A", "email", "delivery")
