@@ -5,6 +5,8 @@ became of a purged case (decision 0043)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -215,3 +217,18 @@ def test_an_export_range_that_is_empty_is_a_usage_error(tmp_path: Path) -> None:
     assert result.exit_code == 2, result.output
     assert "Invalid value for --until: 2026-11-02T00:00:00+00:00 is not after --since " \
         "2026-11-03T00:00:00Z" in result.output  # fmt: skip
+
+
+# -- running the command line ---------------------------------------------------------
+
+
+def test_the_command_line_runs_as_python_m_workflow_cli(tmp_path: Path) -> None:
+    """Where the console script is not on the PATH (a checkout, a locked-down audit
+    machine), ``python -m workflow.cli`` runs the same commands."""
+    url, _, _ = _store(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-m", "workflow.cli", "audit", "verify", "--store", url],
+        capture_output=True, text=True, check=False, cwd=Path(__file__).resolve().parents[1],
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == f"{url}: verified, no problems (2 cases, 14 events)\n"
