@@ -92,6 +92,11 @@ class Shop:
 
 @pytest.fixture(scope="module")
 def shop() -> Shop:
+    return build_shop()
+
+
+def build_shop() -> Shop:
+    """The fixed data set the reports are checked against."""
     s = Shop()
     # A: email, acknowledged after an hour, refund 40, score 5, closed after 2 days.
     s.open("A", "email", "delivery")
@@ -169,10 +174,19 @@ def test_regulatory_buckets(shop: Shop) -> None:
     rows = reports.regulatory_buckets(shop.engine, POLICY.calendars["office"])
     assert rows == [
         {"bucket": "within 3 business days", "cases": 1},
-        {"bucket": "within 4 weeks", "cases": 1},
+        {"bucket": "after 3 business days, within 4 weeks", "cases": 1},
         {"bucket": "4-8 weeks", "cases": 1},
         {"bucket": "over 8 weeks", "cases": 1},
     ]
+
+
+def test_the_regulatory_buckets_say_that_they_do_not_overlap(shop: Shop) -> None:
+    """A, closed after 2 days, is in the first bucket only: a second bucket labelled
+    "within 4 weeks" alone read as if it held every case closed within 4 weeks (A and
+    B), and a regulator's return copied from it would under-count."""
+    rows = reports.regulatory_buckets(shop.engine, POLICY.calendars["office"])
+    within_four_weeks = [r for r in rows if r["bucket"].endswith("within 4 weeks")]
+    assert within_four_weeks == [{"bucket": "after 3 business days, within 4 weeks", "cases": 1}]
 
 
 def test_the_report_command_prints_table_json_and_csv(

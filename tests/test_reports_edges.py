@@ -348,7 +348,7 @@ def test_a_chart_shows_a_huge_count_as_the_table_does(monkeypatch: pytest.Monkey
     """Regression: a bucket of 1234567 cases was labelled ``1.23457e+06``."""
     rows = [{"bucket": bucket, "cases": n} for bucket, n in
             zip(reports.BUCKETS, (1234567, 0, 10**30, 1), strict=True)]  # fmt: skip
-    monkeypatch.setattr(reports, "regulatory_buckets", lambda engine, calendar: rows)
+    monkeypatch.setattr(reports, "regulatory_buckets", lambda engine, calendar, **_: rows)
     result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html")
     assert result.exit_code == 0, result.output
     labels = _page(result.output).bars["Resolution time (regulatory buckets)"]

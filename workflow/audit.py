@@ -55,6 +55,20 @@ class Finding:
         return f"case {self.case_id}{where}: {self.problem}"
 
 
+@dataclass(slots=True)
+class Tally:
+    """What a verification read, for its report: the cases (histories) and events
+    checked. Pass one as ``tally=`` to ``verify_store`` or ``verify_export``; each adds
+    to it."""
+
+    cases: int = 0
+    events: int = 0
+
+    def add(self, events: int) -> None:
+        self.cases += 1
+        self.events += events
+
+
 def _chain_findings(
     case_id: str, links: Iterable[tuple[str, int, str, str, bool]]
 ) -> list[Finding]:
@@ -142,13 +156,15 @@ def check_values_present(case_id: str, events: Iterable[Event], vault: Vault) ->
     ]
 
 
-def verify_case(store: Store, case_id: str) -> list[Finding]:
+def verify_case(store: Store, case_id: str, *, tally: Tally | None = None) -> list[Finding]:
     """The chain, the personal values, and that the stored snapshot equals a replay of
     the events with those values."""
     try:
         events = store.events(case_id)
     except ValueError as exc:  # a row that is not an event any more
         return [Finding(case_id, None, f"an event is unreadable: {exc}")]
+    if tally is not None:
+        tally.add(len(events))
     findings = check_chain(case_id, events) + check_times(case_id, events)
     if not events:
         return [Finding(case_id, None, "has no events")]
@@ -294,7 +310,9 @@ def digest_of(case_heads: Iterable[tuple[str, int, str]]) -> str:
 
 
 def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list[Finding]:
-    """Each case in a saved digest must still have that event, with that hash."""
+    """Each case in a saved digest must still have the event at the saved seq, with the
+    saved hash (looked up by seq: an event deleted before it is the chain's finding,
+    not this one's)."""
     findings = []
     purged = {t.case_id: t for t in store.tombstones()}
     for case_id, (seq, head) in sorted(digest_heads.items()):
@@ -311,27 +329,33 @@ def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list
                     Finding(case_id, seq, "purged, but its tombstone differs from the digest")
                 )
             continue
-        if len(events) < seq or events[seq - 1].hash != head:
-            findings.append(Finding(case_id, seq, "differs from the saved digest: rewritten"))
+        findings.extend(_against_saved_head(case_id, events, seq, head))
     return findings
 
 
-def verify_store(store: Store, case_id: str | None = None) -> list[Finding]:
+def verify_store(
+    store: Store, case_id: str | None = None, *, tally: Tally | None = None
+) -> list[Finding]:
     """Verify one case or every case (a store that can stream its stored histories is
-    verified from those, in one consistent read)."""
+    verified from those, in one consistent read); ``tally`` counts the cases and events
+    read."""
     findings: list[Finding] = []
     if case_id is not None and isinstance(store, ReadsStoredHistory):
         history = store.stored_history(case_id)
         if history is None:
             raise CaseNotFound(case_id)
+        if tally is not None:
+            tally.add(len(history.events))
         return verify_stored(history)
     if case_id is None and isinstance(store, ReadsStoredHistories):
         for history in store.stored_histories():
+            if tally is not None:
+                tally.add(len(history.events))
             findings.extend(verify_stored(history))
         return findings
     ids = [case_id] if case_id is not None else list(store.case_ids())
     for cid in ids:
-        findings.extend(verify_case(store, cid))
+        findings.extend(verify_case(store, cid, tally=tally))
     return findings
 
 
@@ -651,14 +675,17 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
 
 
 def verify_export(
-    lines: Iterable[str], digest_heads: dict[str, tuple[int, str]] | None = None
+    lines: Iterable[str],
+    digest_heads: dict[str, tuple[int, str]] | None = None,
+    *,
+    tally: Tally | None = None,
 ) -> list[Finding]:
     """Verify an exported file offline, without the database: every case's chain, its
     personal values against their references, and that its events replay. With the
     heads of a digest saved earlier (``{case_id: (seq, head hash)}``), each case of the
     digest must be in the file with that event, with that hash: a file has no snapshots,
     so only a digest finds a chain rewritten consistently (every hash recomputed), a
-    case cut short or a case left out."""
+    case cut short or a case left out. ``tally`` counts the cases and events read."""
     findings: list[Finding] = []
     unseen = dict(digest_heads) if digest_heads is not None else {}
     current: str | None = None
@@ -669,6 +696,8 @@ def verify_export(
     def close() -> None:
         if current is None:
             return
+        if tally is not None:
+            tally.add(len(batch))
         findings.extend(check_chain(current, batch))
         findings.extend(check_times(current, batch))
         vault = vaults.pop(current, {})

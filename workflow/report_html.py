@@ -3,6 +3,7 @@ no external files), for a quality lead who would rather look than read."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from html import escape
 from typing import Any
@@ -58,31 +59,49 @@ def bar_chart(bars: list[tuple[str, str]], *, unit: str = "", width: int = 520) 
     return "".join(parts)
 
 
+def _period_line(since: datetime | None, until: datetime | None) -> str:
+    """What the page covers: every event, or the period given (UTC)."""
+    if since is None and until is None:
+        return "<p>Period: every event in the store (times in UTC).</p>"
+    start = since.isoformat() if since is not None else "the first event"
+    end = f"before {until.isoformat()}" if until is not None else "the last event"
+    return f"<p>Period: from {escape(start)} to {escape(end)} (UTC).</p>"
+
+
 def render(
-    engine: Engine, calendar: WorkingCalendar | None, title: str, *, by: str = "kind"
+    engine: Engine,
+    calendar: WorkingCalendar | None,
+    title: str,
+    *,
+    by: str = "kind",
+    since: datetime | None = None,
+    until: datetime | None = None,
 ) -> str:
     """Every report as one page: a table per report, as ``--format json`` gives its rows,
     with bar charts for SLA attainment and (given a ``calendar``) the regulatory
-    buckets; spend grouped ``by`` kind, agent, category or customer."""
-    sla = reports.sla_attainment(engine)
+    buckets; spend grouped ``by`` kind, agent, category or customer. With a period
+    (``since``, ``until``), each report over it, and the period under the title."""
+    since, until = reports.period(since, until)
+    when = {"since": since, "until": until}
+    sla = reports.sla_attainment(engine, **when)
     sections = [
         ("SLA attainment",
          bar_chart([(f"{r['target']} ({r['channel']})", r["attainment_pct"]) for r in sla],
                    unit="%") + _table(sla)),
-        ("SLA breaches", _table(reports.breaches(engine))),
-        ("Time per checklist step", _table(reports.time_per_step(engine))),
-        (f"Compensation by {by}", _table(reports.compensation_spend(engine, by))),
-        ("Summary", _table(reports.summary(engine))),
-        ("Recurring complaints", _table(reports.recurring(engine))),
-        ("Handling per case", _table(reports.handling(engine))),
+        ("SLA breaches", _table(reports.breaches(engine, **when))),
+        ("Time per checklist step", _table(reports.time_per_step(engine, **when))),
+        (f"Compensation by {by}", _table(reports.compensation_spend(engine, by, **when))),
+        ("Summary", _table(reports.summary(engine, **when))),
+        ("Recurring complaints", _table(reports.recurring(engine, **when))),
+        ("Handling per case", _table(reports.handling(engine, **when))),
     ]  # fmt: skip
     if calendar is not None:
-        buckets = reports.regulatory_buckets(engine, calendar)
+        buckets = reports.regulatory_buckets(engine, calendar, **when)
         chart = bar_chart([(str(r["bucket"]), str(r["cases"])) for r in buckets])
         sections.insert(1, ("Resolution time (regulatory buckets)", chart + _table(buckets)))
     body = "".join(f"<h2>{escape(name)}</h2>{html}" for name, html in sections)
     return (
         f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">'
         f"<title>{escape(title)}</title><style>{_STYLE}</style></head>"
-        f"<body><h1>{escape(title)}</h1>{body}</body></html>"
+        f"<body><h1>{escape(title)}</h1>{_period_line(since, until)}{body}</body></html>"
     )

@@ -16,12 +16,35 @@ from policies.calendar import WorkingCalendar
 from policies.money import minor_units
 from workflow import sla
 from workflow.checklist import CHECKLIST
+from workflow.clock import to_utc
 from workflow.domain import Case, Offer, OfferStatus
 from workflow.engine import Engine
 from workflow.events import Event
 from workflow.replay import replay
 
 Row = dict[str, Any]
+
+
+def period(
+    since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """A report's period, ``since`` (included) to ``until`` (left out), in UTC; either
+    may be None (open). A naive time is refused, and so is an ``until`` not after
+    ``since`` (``ValueError``, naming it)."""
+    start = to_utc(since, "since") if since is not None else None
+    end = to_utc(until, "until") if until is not None else None
+    if start is not None and end is not None and end <= start:
+        raise ValueError(
+            f"until {end.isoformat()} is not after since {start.isoformat()}: the period is empty"
+        )
+    return start, end
+
+
+def _within(at: datetime | None, since: datetime | None, until: datetime | None) -> bool:
+    """Whether ``at`` is in the period (``since`` included, ``until`` left out)."""
+    if at is None:
+        return False
+    return (since is None or at >= since) and (until is None or at < until)
 
 
 def _cases(engine: Engine) -> Iterable[Case]:
@@ -42,11 +65,16 @@ def policy_not_given(engine: Engine, case: Case) -> bool:
     return engine.policy_of(case).stamp != case.policy_version
 
 
-def sla_attainment(engine: Engine) -> list[Row]:
+def sla_attainment(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Row]:
     """Per target, step and channel, over every cycle of every case: targets met,
     breached, and the attainment (met / decided, a percentage with one decimal). A
     cycle run under a policy the engine was not given is left out (never judged by
-    another policy's targets): give the engine every policy the cases ran under."""
+    another policy's targets): give the engine every policy the cases ran under. With
+    a period (``since``, ``until``), the targets decided in it: a target met when its
+    step was taken, a breached one when it fell due."""
+    since, until = period(since, until)
     counts: dict[tuple[str, str, str], list[int]] = defaultdict(lambda: [0, 0])
     for case in (cycle for current in _cases(engine) for cycle in _cycles(engine, current)):
         if policy_not_given(engine, case):
@@ -55,6 +83,9 @@ def sla_attainment(engine: Engine) -> list[Row]:
         for status in sla.status(case, policy, case.updated_at):
             if status.done_at is None and not status.breached:
                 continue  # still running: not decided yet
+            decided_at = status.done_at if status.achieved else status.due_at
+            if (since or until) and not _within(decided_at, since, until):
+                continue
             key = (status.target, status.step, case.channel.value)
             counts[key][0 if status.achieved else 1] += 1
     rows = []
@@ -73,19 +104,30 @@ def sla_attainment(engine: Engine) -> list[Row]:
     return rows
 
 
-def compensation_spend(engine: Engine, by: str = "kind") -> list[Row]:
+def compensation_spend(
+    engine: Engine,
+    by: str = "kind",
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Row]:
     """Accepted money remedies summed per ``by`` (``kind``, ``agent``, ``category`` or
     ``customer``) and currency, with the offers made, approved, declined, refused (by the
     approver) and accepted. Each offer is counted once, in the row of its currency: the
     accepted option's, else its first option with an amount, else (no money offered)
-    the currency of the policy its case runs under ("" if that policy was not given)."""
+    the currency of the policy its case runs under ("" if that policy was not given).
+    With a period (``since``, ``until``), the offers made in it, and what was paid for
+    them."""
     if by not in ("kind", "agent", "category", "customer"):
         raise ValueError("by must be kind, agent, category or customer")
+    since, until = period(since, until)
     totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
     # per group and currency: offers made, approved, declined, refused, accepted
     tallies: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for case in _cases(engine):
         for offer in case.offers:
+            if (since or until) and not _within(offer.offered_at, since, until):
+                continue
             keys = {
                 "agent": offer.offered_by,
                 "category": case.category or "(none)",
@@ -144,10 +186,21 @@ def _money(amount: Decimal, currency: str) -> str:
         return str(amount)
 
 
-def handling(engine: Engine) -> list[Row]:
-    """One row per case: transfers, escalations, reopenings, feedback score, state."""
-    rows = []
+def _opened(engine: Engine, since: datetime | None, until: datetime | None) -> Iterable[Case]:
+    """The cases opened in the period (every case without one)."""
+    since, until = period(since, until)
     for case in _cases(engine):
+        if not (since or until) or _within(case.opened_at, since, until):
+            yield case
+
+
+def handling(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Row]:
+    """One row per case: transfers, escalations, reopenings, feedback score, state. With
+    a period (``since``, ``until``), the cases opened in it."""
+    rows = []
+    for case in _opened(engine, since, until):
         scores = [f.score for f in case.feedback if f.score is not None]
         rows.append(
             {
@@ -162,10 +215,13 @@ def handling(engine: Engine) -> list[Row]:
     return rows
 
 
-def summary(engine: Engine) -> list[Row]:
+def summary(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Row]:
     """Cases, closed, reopen rate (reopened closed cases / cases ever closed; a withdrawn
-    case was never closed, and cannot be reopened), mean feedback score."""
-    cases = list(_cases(engine))
+    case was never closed, and cannot be reopened), mean feedback score. With a period
+    (``since``, ``until``), of the cases opened in it."""
+    cases = list(_opened(engine, since, until))
     closed = [c for c in cases if c.state == "closed" or c.reopened]
     reopened = [c for c in closed if c.reopened]
     scores = [f.score for c in cases for f in c.feedback if f.score is not None]
@@ -194,10 +250,14 @@ def _duration(delta: timedelta) -> str:
     return f"{'-' if seconds <= -60 else ''}{hours}h{mins:02d}"
 
 
-def time_per_step(engine: Engine) -> list[Row]:
+def time_per_step(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Row]:
     """For each checklist step: how often it was taken and the mean and median time from
     the step before it (the opening, or the reopening, for ``acknowledge``), over every
-    cycle of every case."""
+    cycle of every case. With a period (``since``, ``until``), the steps taken in it
+    (the step before may be earlier)."""
+    since, until = period(since, until)
     spans: dict[str, list[timedelta]] = defaultdict(list)
     for case_id in engine.store.case_ids():
         previous = None
@@ -205,7 +265,8 @@ def time_per_step(engine: Engine) -> list[Row]:
             if event.type in ("open", "reopen"):
                 previous = event.at
             elif event.type in CHECKLIST and previous is not None:
-                spans[event.type].append(event.at - previous)
+                if not (since or until) or _within(event.at, since, until):
+                    spans[event.type].append(event.at - previous)
                 previous = event.at
     rows = []
     for step in CHECKLIST:
@@ -224,13 +285,17 @@ def time_per_step(engine: Engine) -> list[Row]:
     return rows
 
 
-def breaches(engine: Engine) -> list[Row]:
+def breaches(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Row]:
     """One row per SLA breach recorded (an ``sla_breached`` event), soonest first: the
     case, the target, its step, the case's channel, when the target was due, when the
     breach was recorded (the event's time: the sweeper's run, or the late step's),
     whether the step was taken later in the same cycle (a reopening starts another) and
     when, and the case's assignee then ("" if none). Read from the events alone, so a
-    case's policy need not be given."""
+    case's policy need not be given. With a period (``since``, ``until``), the breaches
+    that fell due in it (as ``sla_attainment`` counts them)."""
+    since, until = period(since, until)
     rows: list[tuple[datetime, str, int, Row]] = []
     for case_id in engine.store.case_ids():
         events = engine.history(case_id)
@@ -240,6 +305,9 @@ def breaches(engine: Engine) -> list[Row]:
             if event.type == "assign":
                 assignee = str(event.data.get("to", ""))
             if event.type != "sla_breached":
+                continue
+            due = _time(event.data.get("due_at"))
+            if (since or until) and not _within(due or event.at, since, until):
                 continue
             step = str(event.data.get("step", ""))
             met = _taken_later(events[i + 1 :], step)
@@ -273,6 +341,15 @@ def _utc(at: datetime) -> str:
     return at.astimezone(UTC).isoformat()
 
 
+def _time(value: object) -> datetime | None:
+    """An event's time text as a UTC datetime; None if it is not one."""
+    try:
+        at = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return at.astimezone(UTC) if at.tzinfo is not None else None
+
+
 def _time_text(value: object) -> str:
     """An event's time text (``format_at``'s) as ``_utc`` writes times; as it is if it
     is not one."""
@@ -288,10 +365,16 @@ def subject_key(subject: str | None) -> str:
     return " ".join((subject or "").split()).casefold()
 
 
-def recurring(engine: Engine) -> list[Row]:
+def recurring(
+    engine: Engine, *, since: datetime | None = None, until: datetime | None = None
+) -> list[Row]:
     """Complaints counted per category, subject and ISO week of opening; a row is
-    ``rising`` when its count is at least 2 and higher than the week before."""
+    ``rising`` when its count is at least 2 and higher than the week before. With a
+    period (``since``, ``until``), the rows of the cases opened in it; the week before
+    is counted whole, in the period or not."""
+    since, until = period(since, until)
     counts: dict[tuple[str, str, str], int] = defaultdict(int)
+    shown: dict[tuple[str, str, str], int] = defaultdict(int)
     for case in _cases(engine):
         iso = case.opened_at.isocalendar()
         key = (
@@ -300,8 +383,10 @@ def recurring(engine: Engine) -> list[Row]:
             f"{iso.year}-W{iso.week:02d}",
         )
         counts[key] += 1
+        if not (since or until) or _within(case.opened_at, since, until):
+            shown[key] += 1
     rows = []
-    for (category, subject, week), count in sorted(counts.items()):
+    for (category, subject, week), count in sorted(shown.items()):
         monday = date.fromisocalendar(int(week[:4]), int(week[6:]), 1)
         before = (monday - timedelta(days=7)).isocalendar()
         previous_key = f"{before.year}-W{before.week:02d}"
@@ -319,16 +404,35 @@ def recurring(engine: Engine) -> list[Row]:
     return rows
 
 
-BUCKETS = ("within 3 business days", "within 4 weeks", "4-8 weeks", "over 8 weeks")
+#: Each case is in one bucket: the second holds the cases closed within 4 weeks but
+#: after the first's 3 business days (its label says so: "within 4 weeks" alone read as
+#: every case closed within 4 weeks).
+BUCKETS = (
+    "within 3 business days",
+    "after 3 business days, within 4 weeks",
+    "4-8 weeks",
+    "over 8 weeks",
+)
 
 
-def regulatory_buckets(engine: Engine, calendar: WorkingCalendar) -> list[Row]:
+def regulatory_buckets(
+    engine: Engine,
+    calendar: WorkingCalendar,
+    *,
+    since: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Row]:
     """Closed cases by the time from receipt to closing, in the buckets regulators ask
-    for (FCA DISP): by the close of the third business day after receipt (on
-    ``calendar``), within four weeks, four to eight weeks, over eight weeks."""
+    for (FCA DISP), each case in one: by the close of the third business day after
+    receipt (on ``calendar``), after that but within four weeks, four to eight weeks,
+    over eight weeks. With a
+    period (``since``, ``until``), the cases closed in it."""
+    since, until = period(since, until)
     counts = dict.fromkeys(BUCKETS, 0)
     for case in _cases(engine):
         if case.state != "closed" or case.closed_at is None or case.cycle_started_at is None:
+            continue
+        if (since or until) and not _within(case.closed_at, since, until):
             continue
         received, closed = case.cycle_started_at, case.closed_at
         # weeks on the calendar's clock: both in one zone, so a clock change in between

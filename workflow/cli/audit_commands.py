@@ -19,16 +19,19 @@ from workflow.cli.common import (
     output_file,
     printable,
     store_options,
+    time_range,
 )
 from workflow.cli.sla_commands import _POLICY, _policies, span
 from workflow.domain import Case
-from workflow.errors import ComplaintflowError
+from workflow.errors import CaseNotFound, ComplaintflowError
 from workflow.events import Event
 from workflow.personal import Vault, vault_of
+from workflow.store import Store
 
 
-def _saved_heads(file: str) -> dict[str, tuple[int, str]]:
-    """The case heads in a digest file written by ``audit digest``."""
+def _saved_heads(file: str) -> tuple[str, dict[str, tuple[int, str]]]:
+    """The digest value and the case heads in a digest file written by ``audit digest``;
+    a file whose heads do not give its digest value, or without one, is refused."""
     try:
         saved = json.loads(Path(file).read_text(encoding="utf-8"))
     except OSError as exc:
@@ -49,22 +52,66 @@ def _saved_heads(file: str) -> dict[str, tuple[int, str]]:
         )
     found = {cid: (seq, head) for cid, (seq, head) in heads.items()}
     recorded = saved.get("digest")
-    if recorded is not None and recorded != audit.digest_of(
-        (cid, seq, head) for cid, (seq, head) in found.items()
-    ):
+    if recorded is None:
+        # Without the value there is nothing to check the heads against: edited heads
+        # would be trusted, and the store blamed for the file's edit.
         raise click.ClickException(
-            f"{file}: its heads do not give its digest {recorded}: the file was edited"
+            f'{file} has no "digest" value: the heads cannot be checked against the value '
+            "saved with them (the file was edited, or is not a digest written by "
+            "`complaintflow audit digest`)"
         )
-    return found
+    if recorded != audit.digest_of((cid, seq, head) for cid, (seq, head) in found.items()):
+        raise click.ClickException(
+            f"{file}: its heads do not give its digest {printable(str(recorded))}: the file "
+            "was edited"
+        )
+    return str(recorded), found
 
 
-def _report(findings: list[audit.Finding], what: str) -> None:
+def _plural(count: int, what: str) -> str:
+    return f"{count} {what}{'' if count == 1 else 's'}"
+
+
+def _report(
+    findings: list[audit.Finding],
+    what: str,
+    tally: audit.Tally,
+    *,
+    purged: int = 0,
+    digest: tuple[str, dict[str, tuple[int, str]]] | None = None,
+) -> None:
+    """The findings, then one line: what was verified (how many cases and events, and
+    purged cases, which only their tombstones stand for), and the digest checked against
+    (its value, to compare with the one kept apart)."""
     for finding in findings:
         click.echo(f"TAMPERED  {finding}")
+    read = f"{_plural(tally.cases, 'case')}, {_plural(tally.events, 'event')}"
+    if purged:
+        read += f"; {_plural(purged, 'purged case')}: {'its' if purged == 1 else 'their'} "
+        read += "tombstone only" if purged == 1 else "tombstones only"
+    if digest is not None:
+        read += (
+            f"; checked against the saved digest {digest[0]} ({_plural(len(digest[1]), 'case')})"
+        )
     if findings:
-        click.echo(f"{what}: {len(findings)} problem(s)")
+        click.echo(f"{what}: {len(findings)} problem(s) ({read})")
         raise SystemExit(1)
-    click.echo(f"{what}: verified, no problems")
+    click.echo(f"{what}: verified, no problems ({read})")
+
+
+def _not_found(store: Store, error: CaseNotFound) -> click.ClickException:
+    """A case asked for by id that is not in the store: if it was purged, what its
+    tombstone says (when, by whom, why, and the head a saved digest holds for it)."""
+    for tombstone in store.tombstones():
+        if tombstone.case_id == error.case_id:
+            return click.ClickException(
+                f"case {printable(tombstone.case_id)} was purged on "
+                f"{utc_text(tombstone.purged_at)} by {printable(tombstone.purged_by)} "
+                f"({printable(tombstone.reason)}); its tombstone keeps its last seq "
+                f"{tombstone.version} and head hash {tombstone.head_hash} (`complaintflow "
+                "privacy purged` lists them)"
+            )
+    return click.ClickException(str(error))
 
 
 @click.group("audit")
@@ -80,17 +127,21 @@ def audit_group() -> None:
 def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None:
     """Check every chain, seq and snapshot (and, with --digest, that nothing was rewritten
     since the digest was taken). Exits 1 on any problem, naming case and event."""
-    heads = _saved_heads(digest_file) if digest_file else None
+    saved = _saved_heads(digest_file) if digest_file else None
     store = open_cli_store(store_url)
+    tally = audit.Tally()
     try:
-        findings = audit.verify_store(store, case_id)
-        if heads is not None:
-            findings += audit.check_digest(store, heads)
+        findings = audit.verify_store(store, case_id, tally=tally)
+        purged = 0 if case_id is not None else len(list(store.tombstones()))
+        if saved is not None:
+            findings += audit.check_digest(store, saved[1])
+    except CaseNotFound as exc:
+        raise _not_found(store, exc) from None
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
-    _report(findings, store_url)
+    _report(findings, store_url, tally, purged=purged, digest=saved)
 
 
 @audit_group.command()
@@ -131,6 +182,8 @@ def show(case_id: str, store_url: str, at: str | None, policy_files: tuple[str, 
         events = [e for e in store.events(case_id) if e.seq <= current.version]
         vault = vault_of(current.personal)
         case = audit.state_at(events, when, vault) if when is not None else current
+    except CaseNotFound as exc:
+        raise _not_found(store, exc) from None
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -249,7 +302,7 @@ def export(
     """Export events: JSON Lines (full fidelity, verifiable offline) or CSV (one row per
     event, for a spreadsheet); streamed case by case."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
-    since_at, until_at = instant(since, "--since"), instant(until, "--until")
+    since_at, until_at = time_range(since, until)
     store = open_cli_store(store_url)
     try:
         ids = [case_id] if case_id else None
@@ -266,6 +319,8 @@ def export(
         else:
             with output_file(output) as out:
                 count = write(out)
+    except CaseNotFound as exc:
+        raise _not_found(store, exc) from None
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -281,10 +336,11 @@ def export(
 def verify_file(file: str, digest_file: str | None) -> None:
     """Verify an exported JSON Lines file offline, without the database (and, with
     --digest, that it holds every case of the digest, none rewritten or cut short)."""
-    heads = _saved_heads(digest_file) if digest_file else None
+    saved = _saved_heads(digest_file) if digest_file else None
+    tally = audit.Tally()
     try:
         with open(file, encoding="utf-8") as lines:
-            findings = audit.verify_export(lines, heads)
+            findings = audit.verify_export(lines, saved[1] if saved else None, tally=tally)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
-    _report(findings, file)
+    _report(findings, file, tally, digest=saved)

@@ -106,6 +106,18 @@ def instant(value: str | None, option: str) -> datetime | None:
         raise click.BadParameter(outside_utc(moment), param_hint=option) from None
 
 
+def time_range(since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+    """``--since`` and ``--until`` as ``instant`` reads each; an ``--until`` not after
+    ``--since`` selects nothing, and is a usage error naming it (dates swapped, say)."""
+    since_at, until_at = instant(since, "--since"), instant(until, "--until")
+    if since_at is not None and until_at is not None and until_at <= since_at:
+        raise click.BadParameter(
+            f"{until} is not after --since {since}: nothing can be in that range",
+            param_hint="--until",
+        )
+    return since_at, until_at
+
+
 def not_given(what: str, stamps: list[str]) -> click.ClickException:
     """The error for ``what`` running under policy versions ``stamps`` the command was
     not given (``not_given_text``)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+from datetime import datetime
 from typing import Any
 
 import click
@@ -13,7 +14,7 @@ from adapters.sql import shown_url
 from policies.loader import bundled_names, bundled_policy
 from workflow import reports
 from workflow.audit import spreadsheet_cell
-from workflow.cli.common import not_given, output_file, printable, store_options
+from workflow.cli.common import not_given, output_file, printable, store_options, time_range
 from workflow.cli.sla_commands import _POLICY, _engine
 from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
@@ -108,6 +109,10 @@ def _refuse_policies_not_given(engine: Engine) -> None:
     default=None,
     help="regulatory: the policy calendar for business days (default: its first).",
 )
+@click.option("--since", default=None,
+              help="Only what happened at or after this ISO 8601 instant (each report "
+                   "says what: docs/audit.md).")  # fmt: skip
+@click.option("--until", default=None, help="Only what happened before this ISO 8601 instant.")
 def report(
     name: str | None,
     store_url: str,
@@ -116,15 +121,20 @@ def report(
     output: str,
     by: str,
     calendar: str | None,
+    since: str | None,
+    until: str | None,
 ) -> None:
     """Print a report: sla (attainment per target and channel), breaches (one row per
     SLA breach), steps (time per step), spend (compensation), handling (per case),
     summary (reopen rate, feedback), recurring (per category and week), regulatory
-    (resolution buckets). ``--format html`` writes every report in one self-contained
+    (resolution buckets). --format html writes every report in one self-contained
     page with charts: NAME is optional then (given, it changes nothing); --by groups its
-    spend."""
+    spend. --since and --until give a period (a month, say): each report counts what
+    happened in it (targets decided, breaches due, steps taken, offers made, cases
+    opened, cases closed for regulatory)."""
+    when = dict(zip(("since", "until"), time_range(since, until), strict=True))
     if fmt == "html":
-        _html(store_url, policy_files, output, by, calendar)
+        _html(store_url, policy_files, output, by, calendar, when)
         return
     if name is None:
         raise click.UsageError(
@@ -135,19 +145,19 @@ def report(
     try:
         if name == "sla":
             _refuse_policies_not_given(engine)
-            rows = reports.sla_attainment(engine)
+            rows = reports.sla_attainment(engine, **when)
         elif name == "breaches":
-            rows = reports.breaches(engine)
+            rows = reports.breaches(engine, **when)
         elif name == "steps":
-            rows = reports.time_per_step(engine)
+            rows = reports.time_per_step(engine, **when)
         elif name == "spend":
-            rows = reports.compensation_spend(engine, by)
+            rows = reports.compensation_spend(engine, by, **when)
         elif name == "handling":
-            rows = reports.handling(engine)
+            rows = reports.handling(engine, **when)
         elif name == "summary":
-            rows = reports.summary(engine)
+            rows = reports.summary(engine, **when)
         elif name == "recurring":
-            rows = reports.recurring(engine)
+            rows = reports.recurring(engine, **when)
         else:
             calendars = engine.policy.calendars
             if not calendars:
@@ -158,7 +168,7 @@ def report(
             chosen = calendar or next(iter(calendars))
             if chosen not in calendars:
                 raise click.ClickException(f"no calendar {chosen!r} in the policy")
-            rows = reports.regulatory_buckets(engine, calendars[chosen])
+            rows = reports.regulatory_buckets(engine, calendars[chosen], **when)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
@@ -170,7 +180,12 @@ def report(
 
 
 def _html(
-    store_url: str, policy_files: tuple[str, ...], output: str, by: str, calendar: str | None
+    store_url: str,
+    policy_files: tuple[str, ...],
+    output: str,
+    by: str,
+    calendar: str | None,
+    when: dict[str, datetime | None],
 ) -> None:
     """``report --format html``: every report in one page, written to ``output``."""
     engine = _engine(store_url, policy_files)
@@ -181,7 +196,7 @@ def _html(
         _refuse_policies_not_given(engine)
         business = calendars.get(calendar or next(iter(calendars), ""))
         title = f"complaintflow report: {shown_url(store_url)}"
-        page = render(engine, business, title, by=by)
+        page = render(engine, business, title, by=by, **when)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     except ValueError as exc:
