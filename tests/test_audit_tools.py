@@ -247,7 +247,7 @@ def test_show_gives_the_state_of_the_timeline_it_prints(
                 engine.add_note(case_id, actor="agent:a", text="landed meanwhile")
             return found  # type: ignore[return-value]
 
-    monkeypatch.setattr("workflow.cli.audit_commands.open_store",
+    monkeypatch.setattr("workflow.cli.common.open_store",
                         lambda u: StepMeanwhile(SqlStore(u)))  # fmt: skip
     shown = CliRunner().invoke(main, ["audit", "show", "case-0", "--store", url])
     assert shown.exit_code == 0, shown.output

@@ -29,7 +29,7 @@ AT = "2026-11-02T09:20:00+00:00"  # START + 20 minutes
 def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     """One store the command opens for any URL (standing in for a database file)."""
     shared = MemoryStore()
-    monkeypatch.setattr("workflow.cli.case_commands.open_store", lambda url: shared)
+    monkeypatch.setattr("workflow.cli.common.open_store", lambda url, **_: shared)
     return shared
 
 

@@ -21,7 +21,7 @@ ARGS = ["--store", "memory://", "--policy", "bundled:retail"]
 def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
     """One store the CLI opens for any URL (standing in for a database file)."""
     shared = MemoryStore()
-    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shared)
+    monkeypatch.setattr("workflow.cli.common.open_store", lambda url, **_: shared)
     return shared
 
 

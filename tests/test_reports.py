@@ -178,7 +178,7 @@ def test_regulatory_buckets(shop: Shop) -> None:
 def test_the_report_command_prints_table_json_and_csv(
     shop: Shop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shop.engine.store)
+    monkeypatch.setattr("workflow.cli.common.open_store", lambda url, **_: shop.engine.store)
     monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [POLICY])
     runner = CliRunner()
     table = runner.invoke(main, ["report", "summary", "--store", "x://"])
@@ -216,7 +216,7 @@ def test_recurring_complaints_per_week_flag_the_rising_ones() -> None:
 def test_the_html_report_is_one_self_contained_page_with_charts(
     shop: Shop, monkeypatch: pytest.MonkeyPatch, tmp_path: Any
 ) -> None:
-    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shop.engine.store)
+    monkeypatch.setattr("workflow.cli.common.open_store", lambda url, **_: shop.engine.store)
     monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [POLICY])
     out = tmp_path / "report.html"
     result = CliRunner().invoke(
@@ -344,7 +344,7 @@ def test_the_breaches_report_command_in_every_format(
     import io
     import json
 
-    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: shop.engine.store)
+    monkeypatch.setattr("workflow.cli.common.open_store", lambda url, **_: shop.engine.store)
     monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [POLICY])
     runner = CliRunner()
     table = runner.invoke(main, ["report", "breaches", "--store", "x://"])

@@ -157,7 +157,7 @@ def test_handling_rounds_the_mean_feedback_score_as_the_summary_does() -> None:
 
 
 def _cli(engine: Engine, monkeypatch: pytest.MonkeyPatch, *args: str) -> Any:
-    monkeypatch.setattr("workflow.cli.sla_commands.open_store", lambda url: engine.store)
+    monkeypatch.setattr("workflow.cli.common.open_store", lambda url, **_: engine.store)
     monkeypatch.setattr("workflow.cli.sla_commands._policies", lambda files: [engine.policy])
     return CliRunner().invoke(main, ["report", *args])
 

@@ -10,10 +10,16 @@ from typing import IO
 
 import click
 
-from adapters import open_store
 from policies.model import Policy
 from workflow import audit, sla
-from workflow.cli.common import instant, not_given_text, opened, output_file, printable
+from workflow.cli.common import (
+    instant,
+    not_given_text,
+    open_cli_store,
+    output_file,
+    printable,
+    store_option,
+)
 from workflow.cli.sla_commands import _POLICY, _policies, span
 from workflow.domain import Case
 from workflow.errors import ComplaintflowError
@@ -21,11 +27,9 @@ from workflow.events import Event
 from workflow.personal import Vault, vault_of
 from workflow.store import Store
 
-_STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
-
 
 def _open(url: str) -> Store:
-    return opened(lambda: open_store(url))
+    return open_cli_store(url)
 
 
 def _saved_heads(file: str) -> dict[str, tuple[int, str]]:
@@ -74,7 +78,7 @@ def audit_group() -> None:
 
 
 @audit_group.command()
-@_STORE
+@store_option
 @click.option("--case", "case_id", default=None, help="Only this case.")
 @click.option("--digest", "digest_file", default=None, type=click.Path(dir_okay=False),
               help="A digest saved earlier with `audit digest`.")  # fmt: skip
@@ -95,7 +99,7 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
 
 
 @audit_group.command()
-@_STORE
+@store_option
 def digest(store_url: str) -> None:
     """Print a digest of every case's head (JSON): save it outside the database."""
     store = _open(store_url)
@@ -114,7 +118,7 @@ def digest(store_url: str) -> None:
 
 @audit_group.command()
 @click.argument("case_id")
-@_STORE
+@store_option
 @click.option("--at", "at", default=None, help="ISO 8601 instant: the case as it stood then.")
 @_POLICY
 def show(case_id: str, store_url: str, at: str | None, policy_files: tuple[str, ...]) -> None:
@@ -228,7 +232,7 @@ def timeline(case_id: str, upto: str, events: list[Event], vault: Vault) -> list
 
 
 @audit_group.command()
-@_STORE
+@store_option
 @click.option("--case", "case_id", default=None, help="Only this case.")
 @click.option("--since", default=None, help="Only events at or after this ISO 8601 instant.")
 @click.option("--until", default=None, help="Only events before this ISO 8601 instant.")

@@ -13,8 +13,7 @@ from typing import Any
 import click
 from pydantic import TypeAdapter, ValidationError
 
-from adapters import open_store
-from workflow.cli.common import instant, opened, printable
+from workflow.cli.common import instant, open_cli_store, printable, store_option
 from workflow.domain import Case
 from workflow.engine import Engine, cases_at_risk_in
 from workflow.errors import ComplaintflowError, InvalidQuery
@@ -22,7 +21,6 @@ from workflow.events import format_at
 from workflow.query import DEFAULT_LIMIT, MAX_LIMIT, CaseAtRisk, at_risk_until, check_limit
 from workflow.query import escalated_to as escalation_role
 
-_STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
 _FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
 )
@@ -76,7 +74,7 @@ def cases() -> None:
 
 
 @cases.command("list")
-@_STORE
+@store_option
 @click.option("--state", "states", multiple=True,
               help="Only cases in this state (repeat for several).")  # fmt: skip
 @click.option("--open-only", is_flag=True, help="Leave out closed and withdrawn cases.")
@@ -122,7 +120,7 @@ def list_cases(
             ("updated_before", updated_before),
         )
     }
-    engine = Engine(opened(lambda: open_store(store_url)))
+    engine = Engine(open_cli_store(store_url))
     with _asking(engine):
         page = engine.find_cases(
             state=list(states) or None,
@@ -163,7 +161,7 @@ def list_cases(
 
 
 @cases.command("at-risk")
-@_STORE
+@store_option
 @click.option("--within", required=True,
               help="How far ahead to look: 4h, 90m, 1h30m, 2d, or ISO 8601 (PT4H).")  # fmt: skip
 @click.option("--at", "at", default=None, help="ISO 8601 instant to look from (default: now).")
@@ -179,7 +177,7 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
         check_limit(limit, "cases_at_risk")
     except InvalidQuery as error:
         raise _refused(error) from None
-    engine = Engine(opened(lambda: open_store(store_url)))
+    engine = Engine(open_cli_store(store_url))
     now = when if when is not None else engine.now()
     with _asking(engine):
         # One more than shown (1,001 for --limit 1000), to say whether there are more.

@@ -10,14 +10,16 @@ import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
-from typing import IO, TypeVar
+from typing import IO, Any, TypeVar
 
 import click
 
+from adapters import open_store
 from policies.errors import PolicyFileError
 from policies.loader import bundled_names, bundled_policy
 from workflow.clock import outside_utc
 from workflow.errors import ComplaintflowError
+from workflow.store import Store
 
 T = TypeVar("T")
 
@@ -87,6 +89,49 @@ def not_given_text(what: str, stamps: list[str]) -> str:
         f"{what} {', '.join(stamps)}, which was not given: pass every policy file the "
         f"cases ran under with --policy (bundled:NAME for a bundled one){hint}"
     )
+
+
+#: Where ``ctx.meta`` keeps the ``--prefix`` and ``--schema`` a command was given.
+_PLACEMENT = "complaintflow.store_placement"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _placed(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    if value is not None:
+        ctx.meta.setdefault(_PLACEMENT, {})[param.name] = value
+
+
+def store_option(command: F) -> F:
+    """``--store URL`` and, for a SQL store whose tables were set up with them (``db
+    init --prefix P --schema S``), the same ``--prefix`` and ``--schema``: the command
+    opens the store with ``open_cli_store``, which passes them on when given."""
+    for option in (
+        click.option(
+            "--schema",
+            default=None,
+            expose_value=False,
+            callback=_placed,
+            help="The database schema the SQL store's tables are in, as given to `db init`.",
+        ),
+        click.option(
+            "--prefix",
+            default=None,
+            expose_value=False,
+            callback=_placed,
+            help="The SQL store's table-name prefix, as given to `db init` (default cf_).",
+        ),
+        click.option("--store", "store_url", required=True, help="The store's URL."),
+    ):
+        command = option(command)
+    return command
+
+
+def open_cli_store(url: str, **options: Any) -> Store:
+    """``open_store(url)`` with the command's ``--prefix`` and ``--schema`` (those given),
+    its ``ComplaintflowError`` a one-line message."""
+    context = click.get_current_context(silent=True)
+    placement = context.meta.get(_PLACEMENT, {}) if context is not None else {}
+    return opened(lambda: open_store(url, **placement, **options))
 
 
 def opened(open_: Callable[[], T]) -> T:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import click
 
+from adapters.urls import shown_url
 from policies.errors import ComplaintflowError
-from workflow.cli.common import instant, printable
-from workflow.cli.sla_commands import _POLICY, _STORE, _engine
+from workflow.cli.common import instant, printable, store_option
+from workflow.cli.sla_commands import _POLICY, _engine
 
 
 @click.group()
@@ -17,7 +18,7 @@ def privacy() -> None:
 
 @privacy.command()
 @click.argument("customer_id")
-@_STORE
+@store_option
 @click.option("--actor", required=True, help="Who carries out the erasure, e.g. dpo:kim.")
 @click.option("--reason", required=True, help="Why, e.g. the request's reference.")
 def erase(customer_id: str, store_url: str, actor: str, reason: str) -> None:
@@ -36,7 +37,7 @@ def erase(customer_id: str, store_url: str, actor: str, reason: str) -> None:
 
 
 @privacy.command()
-@_STORE
+@store_option
 @_POLICY
 @click.option("--actor", required=True, help="Who runs the purge, e.g. system:retention.")
 @click.option("--at", "at", default=None, help="ISO 8601 instant to judge by (default: now).")
@@ -61,7 +62,7 @@ def purge(
 
 
 @privacy.command()
-@_STORE
+@store_option
 def purged(store_url: str) -> None:
     """List the tombstones of purged cases."""
     engine = _engine(store_url, ())
@@ -80,7 +81,7 @@ def purged(store_url: str) -> None:
 
 
 @privacy.command()
-@_STORE
+@store_option
 def scrub(store_url: str) -> None:
     """Physically remove what erasures and purges overwrote or deleted (SQLite: empty the
     WAL and VACUUM; PostgreSQL: VACUUM FULL). Erase and purge run it themselves; run it again
@@ -92,4 +93,4 @@ def scrub(store_url: str) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.store.close()
-    click.echo(f"{store_url}: scrubbed")
+    click.echo(f"{shown_url(store_url)}: scrubbed")

@@ -13,8 +13,8 @@ from adapters.sql import shown_url
 from policies.loader import bundled_names, bundled_policy
 from workflow import reports
 from workflow.audit import spreadsheet_cell
-from workflow.cli.common import not_given, output_file, printable
-from workflow.cli.sla_commands import _POLICY, _STORE, _engine
+from workflow.cli.common import not_given, output_file, printable, store_option
+from workflow.cli.sla_commands import _POLICY, _engine
 from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
 from workflow.report_html import render
@@ -95,7 +95,7 @@ def _refuse_policies_not_given(engine: Engine) -> None:
 
 @click.command()
 @click.argument("name", type=click.Choice(REPORTS), required=False)
-@_STORE
+@store_option
 @_POLICY
 @click.option("--format", "fmt", type=click.Choice(["table", "json", "csv", "html"]),
               default="table", show_default=True,

@@ -6,15 +6,13 @@ from datetime import timedelta
 
 import click
 
-from adapters import open_store
 from policies.errors import ComplaintflowError, PolicyFileError
 from policies.loader import bundled_policy, load_policy
 from policies.model import Policy
-from workflow.cli.common import instant, not_given, opened
+from workflow.cli.common import instant, not_given, open_cli_store, store_option
 from workflow.engine import Engine
 from workflow.sla import verdict as sla_verdict
 
-_STORE = click.option("--store", "store_url", required=True, help="The store's URL.")
 _POLICY = click.option(
     "--policy",
     "policy_files",
@@ -38,7 +36,7 @@ def _policies(files: tuple[str, ...]) -> list[Policy]:
 
 def _engine(store_url: str, files: tuple[str, ...]) -> Engine:
     policies = _policies(files)
-    store = opened(lambda: open_store(store_url))
+    store = open_cli_store(store_url)
     if not policies:
         return Engine(store)
     return Engine(store, policy=policies[0], previous_policies=policies[1:])
@@ -59,7 +57,7 @@ def sla() -> None:
 
 
 @sla.command()
-@_STORE
+@store_option
 @_POLICY
 @click.option("--limit", default=1000, show_default=True, help="Most deadlines per sweep.")
 def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
@@ -78,7 +76,7 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
 
 @sla.command()
 @click.argument("case_id")
-@_STORE
+@store_option
 @_POLICY
 @click.option("--at", "at", default=None, help="ISO 8601 instant (default: now).")
 def status(case_id: str, store_url: str, policy_files: tuple[str, ...], at: str | None) -> None:
