@@ -14,7 +14,13 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import Connection, Engine, create_engine, text
 
-from adapters.sql import _require_sqlite_file, _translated, schema_too_new, shown_url
+from adapters.sql import (
+    _driver_named,
+    _require_sqlite_file,
+    _translated,
+    schema_too_new,
+    shown_url,
+)
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
 from workflow.errors import SchemaVersionError
 
@@ -91,7 +97,7 @@ def init_schema(engine: Engine, tables: Tables) -> None:
 def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None:
     """``complaintflow db init|upgrade URL``: create or upgrade the tables."""
     _require_sqlite_file(url, create=True, prefix=prefix, schema=schema)
-    with _translated(f"setting up the tables in {shown_url(url)}"):
+    with _translated(f"setting up the tables in {shown_url(url)}"), _driver_named(url):
         engine = create_engine(url)
         try:
             init_schema(engine, build_tables(prefix, schema))

@@ -113,6 +113,23 @@ def _primary(driver_error: BaseException | None) -> str:
     return str(driver_error).split("\n", 1)[0].rstrip()
 
 
+@contextmanager
+def _driver_named(url: str) -> Iterator[None]:
+    """A URL naming a database driver that is not installed (``postgresql+psycopg2://``
+    copied from another application): a ``StoreError`` naming it and the URL to give,
+    not the ``ModuleNotFoundError`` SQLAlchemy lets through."""
+    try:
+        yield
+    except ImportError as error:
+        missing = error.name or str(error)
+        raise StoreError(
+            f"{shown_url(url)} names the database driver {missing!r}, which is not "
+            "installed here: complaintflow ships with psycopg 3 for PostgreSQL "
+            "(postgresql+psycopg://user@host/db; `pip install 'complaintflow[postgres]'`) "
+            "and the standard library's sqlite3 (sqlite:///cases.db)"
+        ) from error
+
+
 def _require_sqlite_file(
     url: str, *, create: bool = False, prefix: str = "cf_", schema: str | None = None
 ) -> None:
@@ -218,7 +235,7 @@ def _checkpoint(driver: Any) -> None:
 def _operational(what: str, driver_error: BaseException | None) -> StoreError:
     """SQLite reports missing tables and columns as operational errors too: those are
     not worth a retry, they need the schema command."""
-    message = str(driver_error)
+    message = _primary(driver_error)  # libpq adds indented hints on further lines
     if message.startswith(("no such table", "no such column")):
         return SchemaVersionError(
             f"{what}: {message}: the tables are missing or at another revision; run "
@@ -306,7 +323,7 @@ class SqlStore:
         # kept out of SQLAlchemy's error messages, which callers log and no erasure
         # reaches; ``engine_options={"hide_parameters": False}`` shows them when debugging.
         options = {"hide_parameters": True, **(engine_options or {})}
-        with _translated(f"opening {shown_url(url)}"):
+        with _translated(f"opening {shown_url(url)}"), _driver_named(url):
             self.engine = create_engine(url, **options)
             self.dialect = self.engine.dialect.name
             # Reads need no write lock: on SQLite they use their own engine, whose
@@ -494,6 +511,14 @@ class SqlStore:
                 # Two writers raced to create the same case or to record the same
                 # idempotency key; the database's unique constraint let one through.
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
+            except exc.OperationalError as error:
+                # The connection was lost or the database gave up (PostgreSQL through
+                # Core: the hot path's SQLite has no connection to lose). If it was lost
+                # during the commit, the step may be written: ask before saying it is not.
+                if self._hot is not None or not self._written(events[-1], error):
+                    lost = _store_error(f"writing case {snapshot.id}", error)
+                    raise type(lost)(f"{lost}; nothing was written") from error
+                stamp = None
             except (exc.SQLAlchemyError, sqlite3.Error) as error:
                 raise _store_error(f"writing case {snapshot.id}", error) from error
             except ValueError as error:
@@ -553,6 +578,32 @@ class SqlStore:
                     dict(zip(IDEMPOTENCY_COLUMNS, idempotency, strict=True)),
                 )
         return None
+
+    def _written(self, last: Event, error: exc.OperationalError) -> bool:
+        """Whether an append that failed with ``error`` was committed all the same (the
+        server committed, and the connection dropped before its reply came): its last
+        event is stored, with its hash. False if it was not (``_store_error`` then says
+        that nothing was written). If the database cannot be asked, ``StoreUnavailable``
+        says the step may have been written."""
+        try:
+            stored = self._stored_hash(last.case_id, last.seq)
+        except StoreUnavailable as asking:
+            raise StoreUnavailable(
+                f"writing case {last.case_id}: the connection was lost "
+                f"({_primary(error.orig)}) and the database could not be asked whether "
+                f"the step was written ({asking}): it may have been written; once the "
+                "database is back, reload the case, or retry the step with the same "
+                "idempotency key (a step retried without one may be written twice)"
+            ) from error
+        return stored == last.hash
+
+    def _stored_hash(self, case_id: str, seq: int) -> str | None:
+        """The hash of the event ``seq`` of ``case_id`` as stored, on a new connection."""
+        events = self.tables.events
+        query = select(events.c.hash).where(events.c.case_id == case_id, events.c.seq == seq)
+        with _translated(f"reading event {seq} of case {case_id}"), self.engine.connect() as c:
+            found = c.execute(query).scalar()
+        return None if found is None else str(found)
 
     def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
         """Other cases the decision read must still be at those versions. On PostgreSQL

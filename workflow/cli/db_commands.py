@@ -34,9 +34,10 @@ def _run(url: str, prefix: str, schema: str | None) -> None:
         store.close()
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
-    except Exception as exc:  # a driver or URL error: say it plainly
+    except Exception as exc:  # a URL SQLAlchemy cannot read: say it plainly
         raise click.ClickException(f"{shown_url(url)}: {exc}") from None
-    click.echo(f"{shown_url(url)}: complaintflow schema at revision {revision}")
+    where = f"{prefix}*" + (f" in schema {schema}" if schema else "")
+    click.echo(f"{shown_url(url)}: complaintflow schema at revision {revision} (tables {where})")
 
 
 @db.command()

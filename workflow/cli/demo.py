@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from adapters import open_store
+from adapters.urls import shown_url
 from policies.loader import bundled_policy
 from policies.money import Money
 from policies.remedy import Remedy
@@ -170,7 +171,7 @@ def run_demo(store_url: str, echo: Callable[[str], Any]) -> str:
             cid, actor=AGENT, resolution="replacement delivered; customer satisfied"
         )
 
-        echo(f"complaintflow demo: case {cid} (store {store_url}; times in UTC)")
+        echo(f"complaintflow demo: case {cid} (store {shown_url(store_url)}; times in UTC)")
         if earlier:
             echo(f"this store already held {len(earlier)} case(s) from earlier runs, "
                  f"the latest {earlier[-1]} ({engine.get(earlier[-1]).state})")  # fmt: skip

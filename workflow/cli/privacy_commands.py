@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import click
 
+from adapters.urls import shown_url
 from policies.errors import ComplaintflowError
 from workflow.cli.common import instant, printable, store_options
 from workflow.cli.sla_commands import _POLICY, _engine
@@ -92,4 +93,4 @@ def scrub(store_url: str) -> None:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.store.close()
-    click.echo(f"{store_url}: scrubbed")
+    click.echo(f"{shown_url(store_url)}: scrubbed")

@@ -1,0 +1,289 @@
+"""complaintflow as an operator runs it: tables placed with a prefix or in a schema and
+reached from every command, store URLs naming a driver that is not installed, a
+database that cannot be reached, and a connection lost while a step is written."""
+
+from __future__ import annotations
+
+import importlib.util
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+from sqlalchemy import create_engine
+
+from adapters import open_store
+from adapters.sql import SqlStore
+from tests.conftest import START
+from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
+from workflow import Engine, ManualClock
+from workflow.cli import main
+from workflow.errors import StoreError, StoreUnavailable
+
+
+def _run(*args: str) -> Result:
+    return CliRunner().invoke(main, list(args))
+
+
+def _clean(result: Result) -> None:
+    """A refusal as the command line promises it: exit 1, one line, no traceback."""
+    assert result.exit_code == 1, result.output
+    assert isinstance(result.exception, SystemExit), repr(result.exception)
+    assert "Traceback" not in result.output
+    assert result.output.startswith("Error: ")
+    assert result.output.count("\n") == 1, result.output
+
+
+#: Every command that takes ``--store``, with what else it needs to run on an empty store.
+STORE_COMMANDS = [
+    ("sla", "tick"),
+    ("audit", "verify"),
+    ("audit", "digest"),
+    ("cases", "list"),
+    ("cases", "at-risk", "--within", "4h"),
+    ("report", "summary"),
+    ("privacy", "purged"),
+]
+
+
+def _opened_case(url: str, **options: Any) -> str:
+    store = open_store(url, **options)
+    try:
+        engine = Engine(store, clock=ManualClock(START))
+        case = engine.open_case(
+            actor="agent:a",
+            customer={"id": "c-1", "name": "Ann", "tier": "standard"},
+            channel="email",
+        )
+        return case.id
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize("command", STORE_COMMANDS, ids=" ".join)
+def test_every_store_command_reaches_tables_set_up_with_a_prefix(
+    command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """`db init URL --prefix P` places the tables; every command given the same
+    `--prefix` reads them (before, no command but `db` could reach them)."""
+    url = sqlite_url(tmp_path)
+    assert _run("db", "init", url, "--prefix", "support_cf_").exit_code == 0
+    _opened_case(url, prefix="support_cf_")
+    result = _run(*command, "--store", url, "--prefix", "support_cf_")
+    assert result.exit_code == 0, result.output
+
+
+def test_a_command_given_no_prefix_for_prefixed_tables_says_to_give_it(tmp_path: Path) -> None:
+    """The command the error names would set up a second, empty set of tables beside the
+    prefixed ones: the error says to give the prefix and schema the tables were set up
+    with, if they were."""
+    url = sqlite_url(tmp_path)
+    assert _run("db", "init", url, "--prefix", "support_cf_").exit_code == 0
+    result = _run("sla", "tick", "--store", url)
+    _clean(result)
+    assert "has no complaintflow tables" in result.output
+    assert "--prefix" in result.output
+    assert "--schema" in result.output
+
+
+def test_the_audit_show_command_reads_a_case_under_its_prefix(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    assert _run("db", "init", url, "--prefix", "support_cf_").exit_code == 0
+    case_id = _opened_case(url, prefix="support_cf_")
+    result = _run("audit", "show", case_id, "--store", url, "--prefix", "support_cf_")
+    assert result.exit_code == 0, result.output
+    assert case_id in result.output
+
+
+def test_a_prefix_given_to_the_memory_store_is_refused_in_one_line() -> None:
+    """The memory store has no tables: a `--prefix` for it is a mistake, said so."""
+    result = _run("sla", "tick", "--store", "memory://", "--prefix", "x_")
+    _clean(result)
+    assert "memory:// takes no options ['prefix']" in result.output
+
+
+@pytest.fixture
+def pg_schema() -> Iterator[tuple[str, str]]:
+    """A PostgreSQL schema of its own, dropped afterwards: (URL, schema)."""
+    url = postgres_url()
+    schema = f"s{uuid.uuid4().hex[:10]}"
+    engine = create_engine(url)
+    with engine.begin() as conn:
+        conn.exec_driver_sql(f"CREATE SCHEMA {schema}")
+    try:
+        yield url, schema
+    finally:
+        with engine.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA {schema} CASCADE")
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_sla_sweeper_command_reaches_tables_in_a_postgresql_schema(
+    pg_schema: tuple[str, str],
+) -> None:
+    url, schema = pg_schema
+    assert _run("db", "init", url, "--schema", schema).exit_code == 0
+    _opened_case(url, schema=schema)
+    result = _run("sla", "tick", "--store", url, "--schema", schema)
+    assert result.exit_code == 0, result.output
+    result = _run("cases", "list", "--store", url, "--schema", schema, "--format", "json")
+    assert result.exit_code == 0, result.output
+    assert '"customer_id": "c-1"' in result.output
+
+
+def test_db_init_says_which_tables_it_set_up(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path)
+    result = _run("db", "init", url, "--prefix", "support_cf_")
+    assert result.exit_code == 0, result.output
+    assert "support_cf_" in result.output
+
+
+# -- drivers and unreachable databases ----------------------------------------------
+
+
+@pytest.mark.skipif(
+    importlib.util.find_spec("psycopg2") is not None, reason="psycopg2 is installed here"
+)
+def test_a_url_naming_a_driver_that_is_not_installed_is_a_store_error() -> None:
+    """`postgresql+psycopg2://` (a URL copied from another application) when psycopg2
+    is not installed: a StoreError naming the driver and the URL to use, not Python's
+    ModuleNotFoundError (a traceback from every command)."""
+    with pytest.raises(StoreError) as refused:
+        open_store("postgresql+psycopg2://postgres:pw@127.0.0.1/db")
+    message = str(refused.value)
+    assert "psycopg2" in message
+    assert "postgresql+psycopg://" in message
+    assert "pw@" not in message
+    result = _run("sla", "tick", "--store", "postgresql+psycopg2://postgres@127.0.0.1/db")
+    _clean(result)
+
+
+def test_an_unreachable_database_is_one_line_and_safe_to_retry() -> None:
+    """libpq's "connection refused" comes with a second, indented line: the command
+    line's promise is one line (scripts and log collectors read it so)."""
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://postgres@127.0.0.1:1/test"
+    with pytest.raises(StoreUnavailable) as refused:
+        open_store(url)
+    assert "\n" not in str(refused.value)
+    _clean(_run("sla", "tick", "--store", url))
+
+
+# -- a connection lost while a step is written ---------------------------------------
+
+
+class _LostConnection:
+    """Makes the next commit of ``store`` lose its connection, ``after`` the commit
+    reached the database (the server committed; its reply was lost) or before."""
+
+    def __init__(self, store: SqlStore, *, committed: bool) -> None:
+        import psycopg
+
+        self.dialect: Any = store.engine.dialect
+        self.real = self.dialect.do_commit
+        self.committed = committed
+        self.error = psycopg.OperationalError(
+            "consuming input failed: server closed the connection unexpectedly\n"
+            "\tThis probably means the server terminated abnormally"
+        )
+
+    def __enter__(self) -> _LostConnection:
+        def do_commit(dbapi_connection: Any) -> None:
+            self.dialect.do_commit = self.real  # once
+            if self.committed:
+                self.real(dbapi_connection)
+            raise self.error
+
+        self.dialect.do_commit = do_commit
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.dialect.do_commit = self.real
+
+
+@pytest.fixture
+def pg_store() -> Iterator[SqlStore]:
+    url, prefix = postgres_url(), fresh_prefix()
+    store = SqlStore(url, prefix=prefix, create=True)
+    try:
+        yield store
+    finally:
+        store.close()
+        drop_tables(url, prefix)
+
+
+@pytest.mark.postgres
+def test_a_step_whose_commit_reached_the_database_is_not_reported_lost(
+    pg_store: SqlStore,
+) -> None:
+    """The connection drops after the server committed the step (a restart, a failover,
+    `pg_terminate_backend`): the store asks again and finds the step written, so the
+    caller is not told to retry what is done (a retried note would be written twice)."""
+    engine = Engine(pg_store, clock=ManualClock(START))
+    case = engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann", "tier": "standard"}, channel="email"
+    )
+    with _LostConnection(pg_store, committed=True):
+        noted = engine.add_note(case.id, actor="agent:a", text="called back")
+    assert noted.version == 2
+    assert [e.type for e in engine.history(case.id)] == ["open", "add_note"]
+    assert engine.get(case.id) == noted
+
+
+@pytest.mark.postgres
+def test_a_step_lost_before_its_commit_is_store_unavailable_and_writes_nothing(
+    pg_store: SqlStore,
+) -> None:
+    engine = Engine(pg_store, clock=ManualClock(START))
+    case = engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann", "tier": "standard"}, channel="email"
+    )
+    with _LostConnection(pg_store, committed=False), pytest.raises(StoreUnavailable) as lost:
+        engine.add_note(case.id, actor="agent:a", text="called back")
+    assert "nothing was written" in str(lost.value)
+    assert "\n" not in str(lost.value)
+    assert [e.type for e in engine.history(case.id)] == ["open"]
+    assert engine.retrying(lambda: engine.add_note(case.id, actor="agent:a", text="again"))
+
+
+@pytest.mark.postgres
+def test_a_step_whose_outcome_cannot_be_asked_says_it_may_have_been_written(
+    pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database is still gone when the store asks: it cannot know, and says so."""
+    engine = Engine(pg_store, clock=ManualClock(START))
+    case = engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann", "tier": "standard"}, channel="email"
+    )
+
+    def unreachable(*_: object, **__: object) -> Any:
+        raise StoreUnavailable("asking: the database is unavailable or busy: refused")
+
+    monkeypatch.setattr(pg_store, "_stored_hash", unreachable)
+    with _LostConnection(pg_store, committed=True), pytest.raises(StoreUnavailable) as lost:
+        engine.add_note(case.id, actor="agent:a", text="called back")
+    assert "may have been written" in str(lost.value)
+    assert "idempotency key" in str(lost.value)
+
+
+# -- what commands print ---------------------------------------------------------------
+
+
+def test_the_demo_does_not_print_the_store_url_s_password() -> None:
+    """Cron mails and CI logs keep what a command prints."""
+    result = _run("demo", "--store", "memory://ops:s3cret-pw@localhost")
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.output
+    assert "memory://ops:***@localhost" in result.output
+
+
+@pytest.mark.postgres
+def test_privacy_scrub_does_not_print_the_store_url_s_password(pg_store: SqlStore) -> None:
+    url = pg_store.url.replace("://postgres@", "://postgres:s3cret-pw@")
+    result = _run("privacy", "scrub", "--store", url, "--prefix", pg_store.prefix)
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.output
+    assert "postgres:***@" in result.output
