@@ -3,14 +3,15 @@
 settings); and on PostgreSQL, one worker against two.
 
 Run:  python -m tests.benchmarks.bench_sql [--cases 300] [--rounds 3] [--postgres URL]
-                                             [--durability normal|full]
+                                             [--durability full|normal]
 
 Durable: each step is committed before the next starts, in WAL mode with the same
-``synchronous`` setting on both sides: NORMAL, the store's default (a step survives a
-crash of the process), or with ``--durability full`` FULL (an fsync per step: a step
-survives a power cut too). The raw side replays, per step, exactly the statements the
-store issues — update the case row with its snapshot, insert the event, replace the
-case's deadlines — with rows of the same size, in one ``BEGIN IMMEDIATE`` transaction.
+``synchronous`` setting on both sides: FULL, the store's default (the WAL is synced at
+each commit: a step survives a power cut), or with ``--durability normal`` NORMAL (a
+step survives a crash of the process; a power cut may lose the last ones). The raw side
+replays, per step, exactly the statements the store issues — update the case row with
+its snapshot, insert the event, replace the case's deadlines — with rows of the same
+size, in one ``BEGIN IMMEDIATE`` transaction.
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def lifecycle(engine: Engine, i: int, due: datetime) -> None:
     engine.close(cid, actor=AGENT)
 
 
-def engine_steps(url: str, cases: int, offset: int = 0, durability: Durability = "normal") -> float:
+def engine_steps(url: str, cases: int, offset: int = 0, durability: Durability = "full") -> float:
     """Durable steps per second through the engine."""
     store = SqlStore(url, create=True, durability=durability)
     if store.dialect == "sqlite":
@@ -118,7 +119,7 @@ RAW_UPDATE_CASE = (
 )
 
 
-def raw_steps(path: Path, sample_db: Path, cases: int, durability: Durability = "normal") -> float:
+def raw_steps(path: Path, sample_db: Path, cases: int, durability: Durability = "full") -> float:
     """The same writes with raw sqlite3: one transaction per step."""
     sample = sqlite3.connect(sample_db)
     snapshot = sample.execute("SELECT snapshot FROM cf_cases LIMIT 1").fetchone()[0]
@@ -163,7 +164,7 @@ def raw_steps(path: Path, sample_db: Path, cases: int, durability: Durability = 
 
 
 def sqlite_ratio(
-    cases: int, rounds: int, durability: Durability = "normal"
+    cases: int, rounds: int, durability: Durability = "full"
 ) -> tuple[float, float, float]:
     engine_rates, raw_rates = [], []
     for _ in range(rounds):
@@ -210,9 +211,9 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     parser.add_argument("--postgres", default=os.environ.get("COMPLAINTFLOW_TEST_POSTGRES_URL"))
     parser.add_argument(
         "--durability",
-        choices=["normal", "full"],
-        default="normal",
-        help="SQLite's synchronous setting on both sides (default: normal, the store's own)",
+        choices=["full", "normal"],
+        default="full",
+        help="SQLite's synchronous setting on both sides (default: full, the store's own)",
     )
     args = parser.parse_args(argv)
     e, r, ratio = sqlite_ratio(args.cases, args.rounds, args.durability)
