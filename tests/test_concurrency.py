@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from adapters.memory import MemoryStore
 from adapters.sql import SqlStore
 from tests.conftest import START
 from tests.stores import STORE_KINDS, each_store
@@ -277,3 +278,87 @@ def test_a_sweeper_passes_over_the_deadlines_another_worker_holds_and_claims_the
         store.close()
         locker.dispose()
         drop_tables(url, prefix)
+
+
+# -- retrying's pauses -----------------------------------------------------------------
+
+
+def _conflicting(times: int, engine: Engine, case_id: str) -> Any:
+    """An action that meets a concurrent change ``times`` times, then adds a note."""
+    left = [times]
+
+    def action() -> Any:
+        if left[0] > 0:
+            left[0] -= 1
+            raise ConcurrencyConflict(case_id, 1, 2, step="add_note")
+        return engine.add_note(case_id, actor="agent:a", text="at last")
+
+    return action
+
+
+def test_retrying_pauses_between_attempts_backing_off_with_jitter() -> None:
+    """With ``backoff``, the pause before attempt n+1 is a random time between 0 and
+    backoff * 2**(n-1) (exponential, full jitter): workers that met one conflict do not
+    meet it again in lockstep. No pause before the first attempt or after the last."""
+    engine = _engine(MemoryStore())
+    cid = _open(engine)
+    pauses: list[float] = []
+    case = engine.retrying(
+        _conflicting(3, engine, cid),
+        attempts=4,
+        backoff=timedelta(milliseconds=20),
+        sleep=pauses.append,
+    )
+    assert [n.text for n in case.notes] == ["at last"]
+    assert len(pauses) == 3
+    for n, pause in enumerate(pauses, start=1):
+        assert 0 <= pause <= 0.020 * 2 ** (n - 1)
+    with pytest.raises(ConcurrencyConflict):
+        engine.retrying(
+            _conflicting(5, engine, cid),
+            attempts=3,
+            backoff=timedelta(milliseconds=20),
+            sleep=pauses.append,
+        )
+    assert len(pauses) == 3 + 2  # two pauses between three attempts, none after the last
+
+
+def test_retrying_pauses_are_random_not_one_fixed_schedule() -> None:
+    """Full jitter: many retried conflicts do not all pause the same time."""
+    engine = _engine(MemoryStore())
+    cid = _open(engine)
+    pauses: list[float] = []
+    for _ in range(20):
+        engine.retrying(
+            _conflicting(1, engine, cid),
+            backoff=timedelta(milliseconds=20),
+            sleep=pauses.append,
+        )
+    assert len(pauses) == 20
+    assert len(set(pauses)) > 1
+
+
+def test_retrying_without_backoff_does_not_pause() -> None:
+    engine = _engine(MemoryStore())
+    cid = _open(engine)
+    pauses: list[float] = []
+    engine.retrying(_conflicting(2, engine, cid), sleep=pauses.append)
+    assert pauses == []
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        ({"attempts": 0}, "attempts must be at least 1"),
+        ({"backoff": timedelta(seconds=-1)}, "backoff must be a timedelta of 0 or more"),
+        ({"backoff": 0.1}, "backoff must be a timedelta of 0 or more"),
+    ],
+)
+def test_retrying_refuses_attempts_or_backoff_it_cannot_use(
+    options: dict[str, Any], expected: str
+) -> None:
+    engine = _engine(MemoryStore())
+    ran: list[int] = []
+    with pytest.raises(ValueError, match=expected):
+        engine.retrying(lambda: ran.append(1), **options)
+    assert ran == []

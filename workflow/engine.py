@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import random
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -996,16 +998,31 @@ class Engine:
         )
         return refusal
 
-    def retrying(self, action: Callable[[], T], *, attempts: int = 3) -> T:
+    def retrying(
+        self,
+        action: Callable[[], T],
+        *,
+        attempts: int = 3,
+        backoff: timedelta = timedelta(0),
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> T:
         """Run ``action`` (which loads the case afresh each time, as every ``Engine`` step
         does), retrying it when another writer changed the case first: at most
         ``attempts`` runs in all, then the last ``ConcurrencyConflict`` is raised.
         ``CaseAlreadyExists`` is raised at once, not retried.
 
+        With ``backoff``, each retry waits first: a random time between 0 and
+        ``backoff * 2**(n-1)`` before the (n+1)th run (exponential backoff with full
+        jitter, so writers that met one conflict do not meet again in step). ``sleep``
+        does the waiting (``time.sleep``; give your own to wait another way).
+
         >>> engine.retrying(lambda: engine.add_note(case_id, actor="agent:a", text="…"))
         """
         if attempts < 1:
             raise ValueError("attempts must be at least 1")
+        if not isinstance(backoff, timedelta) or backoff < timedelta(0):
+            raise ValueError(f"backoff must be a timedelta of 0 or more, got {backoff!r}")
+        base = backoff.total_seconds()
         for attempt in range(1, attempts + 1):
             try:
                 return action()
@@ -1020,6 +1037,8 @@ class Engine:
                     **({"step": conflict.step} if conflict.step is not None else {}),
                     attempt=attempt,
                 )
+                if base:
+                    sleep(random.uniform(0, base * 2 ** (attempt - 1)))
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- personal data and retention -------------------------------------------------
