@@ -96,7 +96,8 @@ class RemedyKindRules(Strict):
 
 class Playbook(Strict):
     """How to handle one complainant type: guidance per step, a priority to set when a
-    case is classified so, and whether every offer needs approval."""
+    case is classified so (or opened so, no priority given), and whether every offer
+    needs approval."""
 
     guidance: dict[str, str] = {}
     priority: Literal["low", "normal", "high", "urgent"] | None = None

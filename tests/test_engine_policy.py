@@ -16,6 +16,7 @@ from workflow import (
     ConcurrencyConflict,
     CurrencyMismatch,
     Engine,
+    IdempotencyKeyReused,
     InvalidStepData,
     ManualClock,
     Money,
@@ -193,6 +194,49 @@ def test_classifying_applies_the_playbooks_priority_and_guidance() -> None:
     assert guidance.steps == {"listen": 'Let them finish; ask "what else?".'}
     assert (guidance.complainant_type, guidance.priority) == ("aggressive", "urgent")
     assert engine.replay(cid) == engine.get(cid)
+
+
+def test_opening_a_case_as_a_type_applies_its_playbooks_priority_as_classifying_does() -> None:
+    """The same information gives the same case whenever it is given: a case opened as
+    aggressive is urgent, as one classified aggressive right after opening is (its SLA
+    targets by priority follow). A priority given explicitly wins; a type whose playbook
+    sets none opens normal."""
+    engine, _ = new_engine()
+    customer = {"id": "c", "name": "N"}
+    opened = engine.open_case(
+        actor="agent:a", customer=customer, channel="phone", complainant_type="aggressive"
+    )
+    assert opened.priority.value == "urgent"
+    assert engine.history(opened.id)[0].data["priority"] == "urgent"
+    assert engine.replay(opened.id) == engine.get(opened.id)
+    later = engine.open_case(actor="agent:a", customer=customer, channel="phone").id
+    classified = engine.classify(later, actor="agent:a", complainant_type="aggressive")
+    assert classified.priority == opened.priority
+    told = engine.open_case(
+        actor="agent:a",
+        customer=customer,
+        channel="phone",
+        complainant_type="aggressive",
+        priority="low",
+    )
+    assert told.priority.value == "low"
+    meek = engine.open_case(
+        actor="agent:a", customer=customer, channel="phone", complainant_type="meek"
+    )
+    assert meek.priority.value == "normal"
+
+
+def test_a_retried_open_giving_the_playbooks_priority_is_the_same_command() -> None:
+    """Left out, the priority is the playbook's: a retry that gives that priority
+    explicitly asks for the same case; one giving another priority does not."""
+    engine, _ = new_engine()
+    opening = {"actor": "agent:a", "customer": {"id": "c", "name": "N"}, "channel": "phone",
+               "complainant_type": "aggressive", "idempotency_key": "k-1"}  # fmt: skip
+    first = engine.open_case(**opening)
+    assert engine.open_case(**opening, priority="urgent") == first
+    with pytest.raises(IdempotencyKeyReused):
+        engine.open_case(**opening, priority="low")
+    assert len(list(engine.store.case_ids())) == 1
 
 
 def test_a_case_keeps_the_policy_it_was_opened_under() -> None:

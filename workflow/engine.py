@@ -432,6 +432,19 @@ class Engine:
 
     # -- writing ---------------------------------------------------------------------
 
+    def _playbook_priority(self, complainant_type: object) -> str:
+        """The priority a case opened as ``complainant_type`` starts with, no priority
+        given: its playbook's, as ``classify`` sets it, else normal (a type that is no
+        type gives normal here; ``open_case`` refuses it)."""
+        try:
+            kind = _enum_text(ComplainantType, complainant_type)
+        except ValueError:
+            return Priority.NORMAL.value
+        playbook = self.policy.playbook(kind)
+        if playbook is not None and playbook.priority is not None:
+            return playbook.priority
+        return Priority.NORMAL.value
+
     def open_case(
         self,
         *,
@@ -442,12 +455,15 @@ class Engine:
         details: str | None = None,
         category: str | None = None,
         occurred_on: date | str | None = None,
-        priority: Priority | str = Priority.NORMAL,
+        priority: Priority | str | None = None,
         complainant_type: ComplainantType | str = ComplainantType.UNKNOWN,
         case_id: str | None = None,
         idempotency_key: str | None = None,
     ) -> Case:
         """Open a complaint: the case starts ``received``, with an ``open`` event.
+
+        ``priority`` not given: the priority the policy's playbook for
+        ``complainant_type`` sets, as ``classify`` would, else normal.
 
         ``case_id`` (else a new ``case-`` + UUID) follows an actor id's rules: 1 to 200
         characters in NFC, no control, format, surrogate or private-use characters, no
@@ -468,7 +484,11 @@ class Engine:
                 "details": details,
                 "category": category,
                 "occurred_on": occurred_on,
-                "priority": priority,
+                # The priority it opens with: a retry giving the playbook's (or
+                # normal) explicitly is the same command as one leaving it out.
+                "priority": priority
+                if priority is not None
+                else self._playbook_priority(complainant_type),
                 "complainant_type": complainant_type,
             }
             command = _Command(idempotency_key, case_id, OPEN_EVENT, who, inputs)
@@ -494,10 +514,15 @@ class Engine:
             data: dict[str, Any] = {"customer": customer_data(cust)}
             for field, kind, value in (
                 ("channel", Channel, channel),
-                ("priority", Priority, priority),
                 ("complainant_type", ComplainantType, complainant_type),
             ):
                 data[field] = _enum_text(kind, value)
+            field = "priority"
+            data["priority"] = (
+                _enum_text(Priority, priority)
+                if priority is not None
+                else self._playbook_priority(data["complainant_type"])
+            )
             for field, text in (("subject", subject), ("details", details)):
                 if text is None:
                     continue
