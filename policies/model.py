@@ -138,6 +138,14 @@ class Retention(Strict):
     years: StrictInt = Field(default=6, ge=1, le=100)
 
 
+#: A customer's tier when none is given (``workflow.domain.Customer``).
+DEFAULT_TIER = "standard"
+#: Keys added after stamps were first recorded (2026-12-07), left out of the digest while
+#: they hold their default, None: see ``Policy.digest``. A key added later goes here too,
+#: with a default that keeps what policies without it meant.
+_UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers",)
+
+
 class Policy(Strict):
     """A loaded, validated policy. ``version`` is declared by its author; ``digest`` is the
     SHA-256 of its content, so two policies with one version but other rules differ."""
@@ -146,6 +154,7 @@ class Policy(Strict):
     version: Annotated[str, BeforeValidator(_version_text)] = Field(min_length=1, max_length=100)
     currency: str
     categories: list[Name] | None = None
+    tiers: list[Name] | None = None
     roles: dict[Name, RoleRules] = {}
     remedy_kinds: dict[Name, RemedyKindRules] = {}
     adjustments: Adjustments = Adjustments()
@@ -223,6 +232,20 @@ class Policy(Strict):
                         problems.append(
                             ((*section, name), f"{name!r} is not one of the policy's categories")
                         )
+        if self.tiers is not None:
+            listed_tiers: set[str] = set()
+            for index, tier in enumerate(self.tiers):
+                if tier in listed_tiers:
+                    problems.append((("tiers", index), f"{tier!r} is listed twice"))
+                listed_tiers.add(tier)
+            if DEFAULT_TIER not in listed_tiers:
+                problems.append(
+                    (("tiers",), f"{DEFAULT_TIER!r} (a customer's tier when none is given) "
+                                 "is not listed")
+                )  # fmt: skip
+            for tier in self.adjustments.tiers:
+                if tier not in listed_tiers:
+                    problems.append((("adjustments", "tiers", tier), self.not_a_tier(tier)))
         targets: list[tuple[tuple[str | int, ...], Target]] = [
             (("sla", "targets", i), t) for i, t in enumerate(self.sla.targets)
         ]
@@ -248,6 +271,9 @@ class Policy(Strict):
                     )
                     break
             before.append((loc, target))
+            for index, tier in enumerate(target.when.tier):
+                if self.tiers is not None and tier not in self.tiers:
+                    problems.append(((*loc, "when", "tier", index), self.not_a_tier(tier)))
             for index, category in enumerate(target.when.category):
                 if self.categories is not None and category not in self.categories:
                     problems.append(
@@ -299,10 +325,15 @@ class Policy(Strict):
     # reads ``stamp`` on every step, and pydantic private attributes are slow to read.
     @cached_property
     def digest(self) -> str:
-        """``sha256:<hex>`` over the policy's canonical JSON."""
-        canonical = json.dumps(
-            self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"), ensure_ascii=False
-        )
+        """``sha256:<hex>`` over the policy's canonical JSON. A key added to policies
+        after their stamps were first recorded is left out while it holds its default
+        (``_UNSTAMPED_DEFAULTS``): a policy that does not use it keeps its stamp, and the
+        cases recorded under it their policy."""
+        content = self.model_dump(mode="json")
+        for key in _UNSTAMPED_DEFAULTS:
+            if content[key] is None:
+                del content[key]
+        canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
     @cached_property
@@ -316,6 +347,10 @@ class Policy(Strict):
         every playbook's (an id names one throughout the policy)."""
         every = [*self.sla.targets, *(t for p in self.playbooks.values() for t in p.sla)]
         return {target.id: target.key for target in every}
+
+    def not_a_tier(self, tier: str) -> str:
+        """Why ``tier`` is refused by a policy that declares its tiers."""
+        return f"{tier!r} is not one of the policy's tiers: {', '.join(self.tiers or ())}"
 
     @cached_property
     def remedy_kind_names(self) -> frozenset[str]:

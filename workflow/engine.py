@@ -511,6 +511,10 @@ class Engine:
                 if not getattr(cust, field).strip():
                     raise ValueError("it is blank")
             cust = _without_blanks(cust)
+            tiers = self.policy.tiers
+            if tiers is not None and cust.tier not in tiers:
+                field = "tier"  # a customer's fields are named bare, as ``name`` is
+                raise ValueError(self.policy.not_a_tier(cust.tier))
             data: dict[str, Any] = {"customer": customer_data(cust)}
             for field, kind, value in (
                 ("channel", Channel, channel),

@@ -1,0 +1,103 @@
+"""Customer tiers a policy declares (``tiers``): a tier the policy names anywhere must be
+one of them, and a case opens only for a customer of one of them. Without ``tiers``, any
+tier is accepted, as before (and the policy's stamp is what it was)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from adapters.memory import MemoryStore
+from policies.errors import PolicyFileError
+from policies.loader import bundled_policy, parse_policy
+from workflow import Engine, InvalidStepData, ManualClock
+
+BASE = """name: Shop
+version: "1"
+currency: EUR
+roles:
+  agent:
+    authority: 25.00
+"""
+TIERS = "tiers: [standard, gold]\n"
+
+
+def _problems(text: str) -> list[tuple[str, str]]:
+    with pytest.raises(PolicyFileError) as refused:
+        parse_policy(text)
+    return [(p.location, p.message) for p in refused.value.problems]
+
+
+def test_a_tier_the_policy_does_not_declare_is_refused_where_it_is_named() -> None:
+    text = (
+        BASE
+        + TIERS
+        + "adjustments:\n  tiers: {glod: 2}\n"
+        + "sla:\n  targets:\n"
+        + "    - {id: ack-gold, step: acknowledge, within: PT1H, when: {tier: [gold, platnum]}}\n"
+    )
+    assert _problems(text) == [
+        ("adjustments.tiers.glod (line 9)", "'glod' is not one of the policy's tiers: "
+                                             "standard, gold"),
+        ("sla.targets[0].when.tier[1] (line 12)", "'platnum' is not one of the policy's "
+                                                  "tiers: standard, gold"),
+    ]  # fmt: skip
+
+
+def test_a_tier_declared_twice_is_refused() -> None:
+    assert _problems(BASE + "tiers: [gold, standard, gold]\n") == [
+        ("tiers[2] (line 7)", "'gold' is listed twice")
+    ]
+
+
+def test_the_declared_tiers_must_hold_the_customers_default_tier() -> None:
+    """A customer given no tier is ``standard``: a policy declaring tiers without it
+    could open no case for such a customer."""
+    assert _problems(BASE + "tiers: [gold, silver]\n") == [
+        ("tiers (line 7)", "'standard' (a customer's tier when none is given) is not listed")
+    ]
+
+
+def _engine(text: str) -> Engine:
+    clock = ManualClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    return Engine(MemoryStore(), clock=clock, policy=parse_policy(text))
+
+
+def test_a_case_opens_only_for_a_customer_of_a_declared_tier() -> None:
+    engine = _engine(BASE + TIERS + "adjustments:\n  tiers: {gold: 2}\n")
+    gold = {"id": "c-1", "name": "Ann", "tier": "gold"}
+    assert engine.open_case(actor="agent:a", customer=gold, channel="web").customer.tier == "gold"
+    plain = {"id": "c-2", "name": "Bob"}
+    assert engine.open_case(actor="agent:a", customer=plain, channel="web").customer.tier == (
+        "standard"
+    )
+    with pytest.raises(InvalidStepData) as refused:
+        engine.open_case(
+            actor="agent:a", customer={"id": "c-3", "name": "Cy", "tier": "glod"}, channel="web"
+        )
+    assert refused.value.problems == (
+        ("tier", "'glod' is not one of the policy's tiers: standard, gold"),
+    )
+    assert len(list(engine.store.case_ids())) == 2
+
+
+def test_without_tiers_any_tier_opens_as_before() -> None:
+    engine = _engine(BASE + "adjustments:\n  tiers: {gold: 2}\n")
+    case = engine.open_case(
+        actor="agent:a", customer={"id": "c", "name": "N", "tier": "platinum"}, channel="web"
+    )
+    assert case.customer.tier == "platinum"
+
+
+def test_declaring_no_tiers_leaves_a_policys_stamp_as_it_was() -> None:
+    """Every event records its policy's stamp, and a case is refused by an engine that
+    does not hold the policy of that stamp: a new policy key must not change the stamp
+    of a policy that does not use it, or cases opened before an upgrade would be
+    refused after it. The bundled retail policy's stamp, as recorded on 2026-12-07."""
+    assert bundled_policy("retail").stamp == (
+        "2026.1@sha256:dc2beb59c7d5e604df73ff1b2acae938371ff3753e5bcd298b14f25445a6ac77"
+    )
+    plain = parse_policy(BASE)
+    declared = parse_policy(BASE + TIERS)
+    assert declared.stamp != plain.stamp
