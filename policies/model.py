@@ -235,10 +235,10 @@ class Policy(Strict):
             # group that holds for every case it would hold for can never apply.
             before = earlier.setdefault(loc[:-1], [])
             # A playbook's list is tried only for its complainant type.
-            kind = str(loc[1]) if loc[0] == "playbooks" else None
+            only = str(loc[1]) if loc[0] == "playbooks" else None
             for where, other in before:
                 if other.key == target.key and other.when.covers(
-                    target.when, complainant_type=kind
+                    target.when, complainant_type=only
                 ):
                     problems.append(
                         (
