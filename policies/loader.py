@@ -18,7 +18,7 @@ import typing
 from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -202,7 +202,8 @@ def _item_of(annotation: Any) -> Any:
 
 def _keys_at(loc: Location) -> list[str]:
     """The keys the policy file takes at ``loc`` (a section, a list item, an entry under a
-    name the author chose), in the schema's order; empty if ``loc`` is not a section."""
+    name the author chose, or a mapping whose keys are a fixed set: ``playbooks``, a
+    calendar's ``hours``), in the schema's order; empty if there is no such list."""
     annotation: Any = Policy
     for part in loc:
         model = _model_of(annotation)
@@ -214,7 +215,21 @@ def _keys_at(loc: Location) -> list[str]:
         else:
             annotation = _item_of(annotation)
     model = _model_of(annotation)
-    return [f.alias or n for n, f in model.model_fields.items()] if model is not None else []
+    if model is not None:
+        return [f.alias or n for n, f in model.model_fields.items()]
+    key = _key_of(annotation)
+    return [str(k) for k in typing.get_args(key)] if typing.get_origin(key) is Literal else []
+
+
+def _key_of(annotation: Any) -> Any:
+    """What a mapping's keys are (``X | None`` looked through); None if not a mapping."""
+    if typing.get_origin(annotation) is dict:
+        return typing.get_args(annotation)[0]
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        for arg in typing.get_args(annotation):
+            if (key := _key_of(arg)) is not None:
+                return key
+    return None
 
 
 def _unknown_key(loc: Location) -> str:
@@ -226,15 +241,25 @@ def _unknown_key(loc: Location) -> str:
     return message + (f"; the keys here are: {', '.join(keys)}" if keys else "")
 
 
+def _pydantic_part(part: str | int) -> bool:
+    return isinstance(part, str) and "[" in part
+
+
 def _problems(exc: ValidationError, lines: Mapping[Location, int]) -> list[Problem]:
     problems: list[Problem] = []
     for error in exc.errors(include_url=False):
-        loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and "[" in p))
+        raw = error["loc"]
+        # pydantic's own parts (``[key]``, ``function-after[...]``) left out; the last part
+        # of an unknown key is the author's key, brackets and all (``roles[agent]``).
+        unknown = error["type"] == "extra_forbidden" and bool(raw)
+        loc = tuple(p for p in raw[:-1] if not _pydantic_part(p))
+        loc += (raw[-1],) if unknown else tuple(p for p in raw[-1:] if not _pydantic_part(p))
         cause = error.get("ctx", {}).get("error")
         if isinstance(cause, LocatedError):
             problems.extend(_located((*loc, *where), msg, lines) for where, msg in cause.problems)
             continue
-        if error["type"] == "extra_forbidden" and loc:
+        if unknown or (error["type"] == "literal_error" and raw[-1:] == ("[key]",) and loc):
+            # a key no section takes, or a name from a fixed set (``playbooks.meak``)
             problems.append(_located(loc, _unknown_key(loc), lines))
             continue
         message = str(error["msg"]).removeprefix("Value error, ")

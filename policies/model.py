@@ -258,8 +258,12 @@ class Policy(Strict):
             # First match wins in each list: a target after one for the same step and
             # group that holds for every case it would hold for can never apply.
             before = earlier.setdefault(loc[:-1], [])
+            # A playbook's list is tried only for its complainant type.
+            only = str(loc[1]) if loc[0] == "playbooks" else None
             for where, other in before:
-                if other.key == target.key and other.when.covers(target.when):
+                if other.key == target.key and other.when.covers(
+                    target.when, complainant_type=only
+                ):
                     problems.append(
                         (
                             loc,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import typing
 from datetime import timedelta
 from typing import Literal
 
@@ -31,18 +32,25 @@ class Conditions(Strict):
     ] = []
     category: list[Name] = []
 
-    def covers(self, other: Conditions) -> bool:
-        """Every case ``other`` holds for, this holds for too."""
-        return all(
-            not mine or (theirs and set(theirs) <= set(mine))
-            for mine, theirs in (
-                (self.channel, other.channel),
-                (self.priority, other.priority),
-                (self.tier, other.tier),
-                (self.complainant_type, other.complainant_type),
-                (self.category, other.category),
-            )
-        )
+    def covers(self, other: Conditions, *, complainant_type: str | None = None) -> bool:
+        """Every case ``other`` holds for (at least one), this holds for too; with
+        ``complainant_type`` (a playbook's list), of the cases of that type only. A list
+        of every channel, priority or type holds for every case, as no list does; tiers
+        and categories are open (a case's may be one no list names, or none)."""
+        for name in _CONDITIONS:
+            mine, theirs = set(getattr(self, name)), set(getattr(other, name))
+            every = _EVERY.get(name)
+            if name == "complainant_type" and complainant_type is not None:
+                every = frozenset({complainant_type})
+            if every is None:
+                if mine and not (theirs and theirs <= mine):
+                    return False
+                continue
+            mine = mine & every if mine else set(every)
+            theirs = theirs & every if theirs else set(every)
+            if not theirs or not theirs <= mine:
+                return False  # (no case at all for ``other``: not this check's finding)
+        return True
 
     def match(
         self, channel: str, priority: str, tier: str, complainant_type: str, category: str | None
@@ -54,6 +62,15 @@ class Conditions(Strict):
             and (not self.complainant_type or complainant_type in self.complainant_type)
             and (not self.category or category in self.category)
         )
+
+
+_CONDITIONS = ("channel", "priority", "tier", "complainant_type", "category")
+#: The values a condition on a fixed set can take (from the schema): a list of them all
+#: holds for every case.
+_EVERY: dict[str, frozenset[str]] = {
+    name: frozenset(typing.get_args(typing.get_args(Conditions.model_fields[name].annotation)[0]))
+    for name in ("channel", "priority", "complainant_type")
+}
 
 
 class Target(Strict):

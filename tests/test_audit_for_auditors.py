@@ -144,6 +144,32 @@ def test_a_digest_file_without_its_digest_value_is_refused(tmp_path: Path) -> No
     assert engine.verify() == []
 
 
+@pytest.mark.parametrize("twice", ["case-0", "digest"])
+def test_a_digest_file_naming_a_case_or_its_value_twice_is_refused(
+    tmp_path: Path, twice: str
+) -> None:
+    """JSON keeps the last of two equal keys: a head (or a value) written before the
+    saved one was silently ignored, so the file a person reads said one thing and the
+    command checked another. `audit digest` never writes a key twice: the file was
+    edited."""
+    url, _, _ = _store(tmp_path)
+    file = _saved_digest(url, tmp_path)
+    text = file.read_text(encoding="utf-8")
+    if twice == "digest":
+        edited = text.replace('"digest":', '"digest": "sha256:' + "0" * 64 + '", "digest":', 1)
+    else:
+        edited = text.replace('"heads": {', '"heads": {"case-0": [1, "' + "0" * 64 + '"], ', 1)
+    file.write_text(edited, encoding="utf-8")
+    assert json.loads(edited) == json.loads(text)  # what the command read before
+    for command in (["audit", "verify", "--store", url], ["audit", "verify-file", str(file)]):
+        result = _run(*command, "--digest", str(file))
+        assert result.exit_code == 1, result.output
+        assert result.output == (
+            f"Error: {file} holds {twice!r} twice: only one of them could be checked (the "
+            "file was edited; `complaintflow audit digest` writes each key once)\n"
+        )
+
+
 # -- where the tampering is -------------------------------------------------------------
 
 

@@ -176,7 +176,7 @@ BAD_CALENDARS = [
     ("hours:\n      mon: ['17:00-09:00']", "end after it starts"),
     ("hours:\n      mon: ['9-5']", "not an interval"),
     ("hours:\n      mon: []", "at least one day"),
-    ("hours:\n      funday: ['09:00-17:00']", "'mon'"),
+    ("hours:\n      funday: ['09:00-17:00']", "unknown key 'funday'; the keys here are: mon, tue"),
 ]
 
 

@@ -55,6 +55,33 @@ MISTAKES = [
         "unknown key 'refunds_allowed'; the keys here are: name, version, currency, categories,",
     ),
     (
+        "a key written with brackets",
+        BASE + 'offers:\n  "max_per_case[0]": 3\n',
+        "offers.max_per_case[0] (line 10)",
+        "unknown key 'max_per_case[0]' (did you mean 'max_per_case'?); the keys here are: "
+        "max_per_case",
+    ),
+    (
+        "a top-level key written with brackets",
+        BASE + '"roles[agent]": {}\n',
+        "roles[agent] (line 9)",
+        "unknown key 'roles[agent]'; the keys here are: name, version, currency,",
+    ),
+    (
+        "a misspelt complainant type for a playbook",
+        BASE + "playbooks:\n  meak:\n    priority: high\n",
+        "playbooks.meak (line 11)",
+        "unknown key 'meak' (did you mean 'meek'?); the keys here are: meek, aggressive, "
+        "high-roller, rip-off, chronic, unknown",
+    ),
+    (
+        "a misspelt weekday",
+        BASE + CALENDAR + '      tues: ["08:00-12:00"]\n',
+        "calendars.desk.hours.tues (line 16)",
+        "unknown key 'tues' (did you mean 'tue'?); the keys here are: mon, tue, wed, thu, fri, "
+        "sat, sun",
+    ),
+    (
         "a warning percentage listed twice",
         BASE + "sla:\n  warn_at: [50, 80, 80]\n",
         "sla.warn_at[2] (line 10)",

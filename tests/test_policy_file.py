@@ -110,7 +110,7 @@ MISTAKES = [
         "unknown complainant type",
         BASE + "playbooks:\n  grumpy:\n    priority: high\n",
         "playbooks.grumpy (line 11)",
-        "'rip-off'",
+        "unknown key 'grumpy'; the keys here are: meek, aggressive, high-roller, rip-off",
     ),
     (
         "unknown guidance step",

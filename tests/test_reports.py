@@ -171,9 +171,11 @@ def test_summary_reopen_rate_and_feedback(shop: Shop) -> None:
 
 
 def test_regulatory_buckets(shop: Shop) -> None:
+    """A (2 days) and E (3 days, before its reopening: every closing counts), B (20
+    days), D (40), F (60)."""
     rows = reports.regulatory_buckets(shop.engine, POLICY.calendars["office"])
     assert rows == [
-        {"bucket": "within 3 business days", "cases": 1},
+        {"bucket": "within 3 business days", "cases": 2},
         {"bucket": "after 3 business days, within 4 weeks", "cases": 1},
         {"bucket": "4-8 weeks", "cases": 1},
         {"bucket": "over 8 weeks", "cases": 1},
@@ -199,7 +201,7 @@ def test_the_report_command_prints_table_json_and_csv(
     assert table.exit_code == 0, table.output
     assert table.output.splitlines()[1].split() == ["6", "4", "20.0", "4.00"]
     as_json = runner.invoke(main, ["report", "regulatory", "--store", "x://", "--format", "json"])
-    assert [r["cases"] for r in __import__("json").loads(as_json.output)] == [1, 1, 1, 1]
+    assert [r["cases"] for r in __import__("json").loads(as_json.output)] == [2, 1, 1, 1]
     as_csv = runner.invoke(main, ["report", "spend", "--store", "x://", "--format", "csv",
                                   "--by", "category"])  # fmt: skip
     assert as_csv.output.splitlines()[0] == (

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner
 
-from tests.test_reports import POLICY, START, Shop, build_shop
+from tests.test_reports import POLICY, REPLACEMENT, START, Shop, build_shop
 from workflow import reports
 from workflow.cli import main
 
@@ -27,6 +27,46 @@ def test_regulatory_buckets_count_the_cases_closed_in_the_period(shop: Shop) -> 
                                       since=START + timedelta(days=10),
                                       until=START + timedelta(days=50))  # fmt: skip
     assert [r["cases"] for r in rows] == [0, 1, 1, 0]
+
+
+def _closed_twice() -> Shop:
+    """E of the fixed data set, closed after 3 days and reopened on day 4, is closed
+    again on day 13; G, closed after 3 days, reopened on day 4, is still open."""
+    s = build_shop()
+    s.at(timedelta(days=4))
+    s.step("E", "acknowledge")
+    for step, data in (("listen", {"note": "n"}), ("record", {"contact": "c"}),
+                       ("apologise", {"message": "m"})):  # fmt: skip
+        s.step("E", step, **data)
+    s.step("E", "offer_remedy", options=[REPLACEMENT])
+    s.settle("E", timedelta(days=13))
+    s.open("G", "email", "product")
+    s.up_to_offer("G", timedelta(hours=2))
+    s.step("G", "offer_remedy", options=[REPLACEMENT])
+    s.settle("G", timedelta(days=3))
+    s.at(timedelta(days=4))
+    s.step("G", "reopen", actor="customer:c", reason="broke again")
+    return s
+
+
+def test_each_closing_counts_in_its_period_after_the_case_is_reopened() -> None:
+    """A return for the first week (days 0 to 7) counts A's closing (day 2) and E's and
+    G's first closings (day 3), all within 3 business days of receipt: reopening them on
+    day 4 does not take them out of a period already reported. E's second closing (day
+    13, 9 days after its reopening: the receipt of that cycle) counts in the second
+    week. Without a period, every closing counts: the sum of the periods."""
+    shop = _closed_twice()
+    office = POLICY.calendars["office"]
+    first = {"since": START, "until": START + timedelta(days=7)}
+    second = {"since": START + timedelta(days=7), "until": START + timedelta(days=14)}
+    assert [r["cases"] for r in reports.regulatory_buckets(shop.engine, office, **first)] == [
+        3, 0, 0, 0,
+    ]  # fmt: skip
+    assert [r["cases"] for r in reports.regulatory_buckets(shop.engine, office, **second)] == [
+        0, 1, 0, 0,
+    ]  # fmt: skip
+    # A, E, G within 3 business days; B (20 days) and E again (9 days); D; F.
+    assert [r["cases"] for r in reports.regulatory_buckets(shop.engine, office)] == [3, 2, 1, 1]
 
 
 def test_sla_attainment_counts_the_targets_decided_in_the_period(shop: Shop) -> None:
