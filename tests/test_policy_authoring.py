@@ -9,16 +9,7 @@ import pytest
 
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
-
-BASE = """name: Shop
-version: "1"
-currency: EUR
-roles:
-  agent:
-    authority: 25.00
-    limits:
-      refund: 50.00
-"""
+from tests.policy_texts import BASE
 
 CALENDAR = """calendars:
   desk:

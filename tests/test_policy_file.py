@@ -16,17 +16,8 @@ from policies.errors import PolicyFileError
 from policies.loader import BUNDLED, bundled_policy, load_policy, parse_policy
 from policies.model import STEPS
 from policies.types import parse_duration
+from tests.policy_texts import BASE
 from workflow import STEP_NAMES, ComplainantType
-
-BASE = """name: Shop
-version: "1"
-currency: EUR
-roles:
-  agent:
-    authority: 25.00
-    limits:
-      refund: 50.00
-"""
 
 MISTAKES = [
     ("missing currency", "name: Shop\nversion: '1'\n", "currency (line 1)", "Field required"),

@@ -11,15 +11,9 @@ import pytest
 from adapters.memory import MemoryStore
 from policies.errors import PolicyFileError
 from policies.loader import bundled_policy, parse_policy
+from tests.policy_texts import BASE
 from workflow import Engine, InvalidStepData, ManualClock
 
-BASE = """name: Shop
-version: "1"
-currency: EUR
-roles:
-  agent:
-    authority: 25.00
-"""
 TIERS = "tiers: [standard, gold]\n"
 
 
@@ -38,16 +32,16 @@ def test_a_tier_the_policy_does_not_declare_is_refused_where_it_is_named() -> No
         + "    - {id: ack-gold, step: acknowledge, within: PT1H, when: {tier: [gold, platnum]}}\n"
     )
     assert _problems(text) == [
-        ("adjustments.tiers.glod (line 9)", "'glod' is not one of the policy's tiers: "
+        ("adjustments.tiers.glod (line 11)", "'glod' is not one of the policy's tiers: "
                                              "standard, gold"),
-        ("sla.targets[0].when.tier[1] (line 12)", "'platnum' is not one of the policy's "
+        ("sla.targets[0].when.tier[1] (line 14)", "'platnum' is not one of the policy's "
                                                   "tiers: standard, gold"),
     ]  # fmt: skip
 
 
 def test_a_tier_declared_twice_is_refused() -> None:
     assert _problems(BASE + "tiers: [gold, standard, gold]\n") == [
-        ("tiers[2] (line 7)", "'gold' is listed twice")
+        ("tiers[2] (line 9)", "'gold' is listed twice")
     ]
 
 
@@ -55,7 +49,7 @@ def test_the_declared_tiers_must_hold_the_customers_default_tier() -> None:
     """A customer given no tier is ``standard``: a policy declaring tiers without it
     could open no case for such a customer."""
     assert _problems(BASE + "tiers: [gold, silver]\n") == [
-        ("tiers (line 7)", "'standard' (a customer's tier when none is given) is not listed")
+        ("tiers (line 9)", "'standard' (a customer's tier when none is given) is not listed")
     ]
 
 
