@@ -5,6 +5,7 @@ database that cannot be reached, and a connection lost while a step is written."
 from __future__ import annotations
 
 import importlib.util
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import create_engine
 
-from adapters import open_store
+from adapters import open_store, sql
 from adapters.sql import SqlStore
 from tests.conftest import START
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
@@ -267,6 +268,118 @@ def test_a_step_whose_outcome_cannot_be_asked_says_it_may_have_been_written(
         engine.add_note(case.id, actor="agent:a", text="called back")
     assert "may have been written" in str(lost.value)
     assert "idempotency key" in str(lost.value)
+
+
+class _CommitStillOpen:
+    """Makes the next commit of ``store`` fail as a lost connection does while the server
+    still holds the step's transaction: the client's side broke (a network timeout, a
+    proxy) before COMMIT was processed, or the server is still committing (waiting for a
+    synchronous standby). A new connection does not see the step yet; the server may
+    commit it after the store asked. ``end`` ends that transaction as the server would."""
+
+    def __init__(self, store: SqlStore) -> None:
+        import psycopg
+
+        self.dialect: Any = store.engine.dialect
+        self.real = {
+            name: getattr(self.dialect, name)
+            for name in ("do_commit", "is_disconnect", "do_close", "do_terminate")
+        }
+        self.error = psycopg.OperationalError("consuming input failed: timed out")
+        self.held: Any = None
+
+    def __enter__(self) -> _CommitStillOpen:
+        def do_commit(dbapi_connection: Any) -> None:
+            self.dialect.do_commit = self.real["do_commit"]  # once
+            # SQLAlchemy hands over its pool's proxy: hold the driver's connection.
+            self.held = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+            raise self.error
+
+        def is_disconnect(error: BaseException, *args: Any) -> bool:
+            return error is self.error or bool(self.real["is_disconnect"](error, *args))
+
+        def closing(name: str) -> Any:
+            def close(dbapi_connection: Any) -> None:
+                if dbapi_connection is not self.held:  # the server's side stays open
+                    self.real[name](dbapi_connection)
+
+            return close
+
+        self.dialect.do_commit = do_commit
+        self.dialect.is_disconnect = is_disconnect
+        self.dialect.do_close = closing("do_close")
+        self.dialect.do_terminate = closing("do_terminate")
+        return self
+
+    def end(self, *, commit: bool) -> None:
+        """The held transaction ends: COMMIT arrives (``commit``), or the session dies."""
+        if self.held is not None and not self.held.closed:
+            if commit:
+                self.held.commit()
+            self.held.close()
+
+    def __exit__(self, *_: object) -> None:
+        for name, real in self.real.items():
+            setattr(self.dialect, name, real)
+        self.end(commit=False)
+
+
+def _a_case(engine: Engine) -> str:
+    return engine.open_case(
+        actor="agent:a", customer={"id": "c-1", "name": "Ann", "tier": "standard"}, channel="email"
+    ).id
+
+
+@pytest.mark.postgres
+def test_a_step_whose_transaction_the_server_still_holds_is_not_reported_unwritten(
+    pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The step is not visible when the store asks, but its session still holds the
+    transaction, and commits it afterwards: "nothing was written" would have been false
+    (a caller retrying without a key writes the note twice). The store waits a moment
+    for that session to end; it has not, so the step may have been written, and the
+    error says so."""
+    monkeypatch.setattr(sql, "LOST_COMMIT_WAIT_MS", 200)
+    engine = Engine(pg_store, clock=ManualClock(START))
+    case_id = _a_case(engine)
+    with _CommitStillOpen(pg_store) as lost:
+        with pytest.raises(StoreUnavailable) as refused:
+            engine.add_note(case_id, actor="agent:a", text="called back")
+        lost.end(commit=True)
+    assert "nothing was written" not in str(refused.value)
+    assert "may have been written" in str(refused.value)
+    assert "idempotency key" in str(refused.value)
+    assert "\n" not in str(refused.value)
+    assert [e.type for e in engine.history(case_id)] == ["open", "add_note"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("commit", [True, False], ids=["committed", "rolled back"])
+def test_a_step_whose_session_ends_while_the_store_waits_is_reported_as_it_ended(
+    pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch, commit: bool
+) -> None:
+    """The held transaction ends while the store waits for it (the server noticed the
+    client had gone): committed, the step returns as written; rolled back, the error says
+    nothing was written, and it was not."""
+    engine = Engine(pg_store, clock=ManualClock(START))
+    case_id = _a_case(engine)
+    pause = time.sleep
+    with _CommitStillOpen(pg_store) as lost:
+
+        def ends_meanwhile(seconds: float) -> None:
+            lost.end(commit=commit)
+            pause(seconds)
+
+        monkeypatch.setattr(sql.time, "sleep", ends_meanwhile)
+        if commit:
+            noted = engine.add_note(case_id, actor="agent:a", text="called back")
+            assert noted.version == 2
+            assert engine.get(case_id) == noted
+        else:
+            with pytest.raises(StoreUnavailable, match=r"; nothing was written$"):
+                engine.add_note(case_id, actor="agent:a", text="called back")
+    expected = ["open", "add_note"] if commit else ["open"]
+    assert [e.type for e in engine.history(case_id)] == expected
 
 
 # -- what commands print ---------------------------------------------------------------
