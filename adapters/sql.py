@@ -98,8 +98,8 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
         return _operational(what, error.orig)
     if isinstance(error, exc.DBAPIError):
         return StoreError(f"{what}: the database refused it: {_primary(error.orig)}")
-    if isinstance(error, exc.SQLAlchemyError):
-        return StoreError(f"{what}: {error}")
+    if isinstance(error, exc.SQLAlchemyError):  # SQLite's URL forms follow, one a line
+        return StoreError(f"{what}: {_primary(error)}")
     # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
     if isinstance(error, sqlite3.OperationalError):
         return _operational(what, error)
@@ -142,6 +142,11 @@ def _require_sqlite_file(
         parsed = make_url(url)
     except exc.ArgumentError:
         return  # create_engine says what is wrong with it
+    except ValueError as error:  # a port that is no number, an unclosed "[": no traceback
+        raise StoreError(
+            f"{shown_url(url)} is not a database URL: {error} (give one such as "
+            "sqlite:///cases.db or postgresql+psycopg://user@host:5432/db)"
+        ) from error
     database = parsed.database
     if (
         parsed.get_backend_name() != "sqlite"
@@ -151,14 +156,15 @@ def _require_sqlite_file(
         or parsed.query.get("uri")
     ):
         return
+    shown = shown_url(url)  # pysqlcipher's URL holds the key where a password goes
     if os.path.isdir(database):
-        raise StoreError(f"{url}: {database} is a directory, not a SQLite database file")
+        raise StoreError(f"{shown}: {database} is a directory, not a SQLite database file")
     folder = os.path.dirname(os.path.abspath(database))
     if create and not os.path.isdir(folder):
-        raise StoreError(f"{url}: there is no folder {folder} to create the database in")
+        raise StoreError(f"{shown}: there is no folder {folder} to create the database in")
     if not create and not os.path.exists(database):
         raise SchemaVersionError(
-            f"{url} has no complaintflow tables: there is no file {database}; "
+            f"{shown} has no complaintflow tables: there is no file {database}; "
             f"run `{schema_command('init', url, prefix, schema)}`"
         )
 

@@ -400,3 +400,34 @@ def test_privacy_scrub_does_not_print_the_store_url_s_password(pg_store: SqlStor
     assert result.exit_code == 0, result.output
     assert "s3cret-pw" not in result.output
     assert "postgres:***@" in result.output
+
+
+def test_audit_verify_does_not_print_the_store_url_s_password() -> None:
+    """Its closing line names what was verified: the store, its password masked."""
+    result = _run("audit", "verify", "--store", "memory://ops:s3cret-pw@localhost")
+    assert result.exit_code == 0, result.output
+    assert "s3cret-pw" not in result.output
+    assert result.output.startswith("memory://ops:***@localhost: verified, no problems")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "sqlite+pysqlcipher://:s3cret-pw@/{tmp}/missing.db",  # its password is the key
+        "sqlite+pysqlcipher://:s3cret-pw@/{tmp}",  # a directory
+        "postgresql+psycopg://ops:s3cret-pw@db:port/support",  # a port that is no number
+        "postgresql+psycopg://ops:s3cret-pw@[db/support",  # an unclosed bracket
+        "sqlite://ops:s3cret-pw@/{tmp}/cases.db",  # SQLite's URL forms, in several lines
+    ],
+)
+@pytest.mark.parametrize("command", [("sla", "tick", "--store"), ("db", "init")], ids=" ".join)
+def test_a_store_url_refused_is_one_line_without_its_password(
+    url: str, command: tuple[str, ...], tmp_path: Path
+) -> None:
+    """A URL the store cannot use is an `Error:` line naming it, the password masked:
+    not a traceback (a port that is not a number, an unclosed bracket), not the URL as
+    given (the missing file, the directory), not SQLAlchemy's several lines."""
+    result = _run(*command, url.format(tmp=tmp_path))
+    _clean(result)
+    assert "s3cret-pw" not in result.output
+    assert ":***@" in result.output
