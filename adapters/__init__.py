@@ -40,7 +40,13 @@ def open_store(url: str, **options: Any) -> Store:
     """A store for ``url``. ``options`` go to the store (for SQL: ``prefix``, ``schema``,
     ``create``, ``durability``, ``snapshot_cache``, ``engine_options``). Every failure is
     a ``ComplaintflowError`` (a third-party store's own errors become ``StoreError``)."""
-    scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    try:
+        scheme = urlsplit(url).scheme if isinstance(url, str) else ""
+    except ValueError as error:  # an unclosed "[": a message, not a traceback
+        raise StoreError(
+            f"{shown_url(url)} is not a store URL: {error} (give one such as "
+            "sqlite:///cases.db, memory:// or postgresql+psycopg://user@host/db)"
+        ) from error
     base = scheme.split("+", 1)[0]
     if scheme == "memory":
         unknown = set(options) - {"create"}

@@ -98,8 +98,8 @@ def _store_error(what: str, error: exc.SQLAlchemyError | sqlite3.Error) -> Store
         return _operational(what, error.orig)
     if isinstance(error, exc.DBAPIError):
         return StoreError(f"{what}: the database refused it: {_primary(error.orig)}")
-    if isinstance(error, exc.SQLAlchemyError):
-        return StoreError(f"{what}: {error}")
+    if isinstance(error, exc.SQLAlchemyError):  # SQLite's URL forms follow, one a line
+        return StoreError(f"{what}: {_primary(error)}")
     # The SQLite hot path (adapters.sqlite_hot) meets the driver's errors unwrapped.
     if isinstance(error, sqlite3.OperationalError):
         return _operational(what, error)
@@ -142,6 +142,11 @@ def _require_sqlite_file(
         parsed = make_url(url)
     except exc.ArgumentError:
         return  # create_engine says what is wrong with it
+    except ValueError as error:  # a port that is no number, an unclosed "[": no traceback
+        raise StoreError(
+            f"{shown_url(url)} is not a database URL: {error} (give one such as "
+            "sqlite:///cases.db or postgresql+psycopg://user@host:5432/db)"
+        ) from error
     database = parsed.database
     if (
         parsed.get_backend_name() != "sqlite"
@@ -151,14 +156,15 @@ def _require_sqlite_file(
         or parsed.query.get("uri")
     ):
         return
+    shown = shown_url(url)  # pysqlcipher's URL holds the key where a password goes
     if os.path.isdir(database):
-        raise StoreError(f"{url}: {database} is a directory, not a SQLite database file")
+        raise StoreError(f"{shown}: {database} is a directory, not a SQLite database file")
     folder = os.path.dirname(os.path.abspath(database))
     if create and not os.path.isdir(folder):
-        raise StoreError(f"{url}: there is no folder {folder} to create the database in")
+        raise StoreError(f"{shown}: there is no folder {folder} to create the database in")
     if not create and not os.path.exists(database):
         raise SchemaVersionError(
-            f"{url} has no complaintflow tables: there is no file {database}; "
+            f"{shown} has no complaintflow tables: there is no file {database}; "
             f"run `{schema_command('init', url, prefix, schema)}`"
         )
 
@@ -218,6 +224,41 @@ def _wait_for_older_transactions(conn: Connection) -> None:
         if time.monotonic() >= give_up:
             raise StoreUnavailable(_SCRUB_BLOCKED)
         time.sleep(0.05)
+
+
+#: How long a step whose commit lost its connection waits for the server to end the
+#: transaction it held (committed or rolled back), in milliseconds.
+LOST_COMMIT_WAIT_MS = 5000
+
+#: Whether the server process ``:pid`` (another session than this one) may still be in
+#: a transaction: it is there, and not idle or in a transaction already aborted. Its
+#: state turns ``idle`` only once its COMMIT is done and visible.
+_SESSION_IN_TRANSACTION = text(
+    "SELECT count(*) FROM pg_stat_activity WHERE pid = :pid AND pid <> pg_backend_pid() "
+    "AND state IS DISTINCT FROM 'idle' "
+    "AND state IS DISTINCT FROM 'idle in transaction (aborted)'"
+)
+
+
+def _server_process(conn: Connection) -> int | None:
+    """The PostgreSQL server process ``conn`` talks to, as its driver knows it without
+    asking the server (psycopg 3 and psycopg2); None for another driver."""
+    driver: Any = conn.connection.dbapi_connection
+    pid = getattr(getattr(driver, "info", None), "backend_pid", None)  # psycopg 3
+    if pid is None and callable(get := getattr(driver, "get_backend_pid", None)):  # psycopg2
+        pid = get()
+    return pid if isinstance(pid, int) else None
+
+
+class _CommitFailed(Exception):
+    """``_append``'s commit failed with ``error`` (an ``OperationalError``): the server may
+    have committed. ``process`` is the PostgreSQL server process that held the
+    transaction (None if not known, and on SQLite)."""
+
+    def __init__(self, error: exc.OperationalError, process: int | None) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.process = process
 
 
 def _checkpoint(driver: Any) -> None:
@@ -516,14 +557,19 @@ class SqlStore:
                 # Two writers raced to create the same case or to record the same
                 # idempotency key; the database's unique constraint let one through.
                 raise ConcurrencyConflict(snapshot.id, expected_version, None) from error
-            except exc.OperationalError as error:
-                # The connection was lost or the database gave up (PostgreSQL through
-                # Core: the hot path's SQLite has no connection to lose). If it was lost
-                # during the commit, the step may be written: ask before saying it is not.
-                if self._hot is not None or not self._written(events[-1], error):
-                    lost = _store_error(f"writing case {snapshot.id}", error)
-                    raise type(lost)(f"{lost}; nothing was written") from error
+            except _CommitFailed as failed:
+                # The connection was lost (or the database gave up) during the commit: the
+                # server may have committed, and only its reply been lost. Ask before
+                # saying it did not.
+                if not self._written(events[-1], failed.error, failed.process):
+                    lost = _store_error(f"writing case {snapshot.id}", failed.error)
+                    raise type(lost)(f"{lost}; nothing was written") from failed.error
                 stamp = None
+            except exc.OperationalError as error:
+                # Before the commit (a connection lost mid-statement, a deadlock, a lock
+                # or statement timeout): the transaction was never committed.
+                lost = _store_error(f"writing case {snapshot.id}", error)
+                raise type(lost)(f"{lost}; nothing was written") from error
             except (exc.SQLAlchemyError, sqlite3.Error) as error:
                 raise _store_error(f"writing case {snapshot.id}", error) from error
             except ValueError as error:
@@ -554,53 +600,118 @@ class SqlStore:
         Returns no cache stamp (None)."""
         row = dict(zip(CASE_COLUMNS, case, strict=True))
         case_id = row.pop("case_id")
-        with self.engine.begin() as conn:
-            if unchanged:
-                self._check_unchanged(conn, case_id, unchanged)
-            if expected_version == 0:
-                conn.execute(self._insert_case, {"case_id": case_id, **row})
-            else:
-                for name in FIXED_COLUMNS[1:]:  # not written again (a key here would be)
-                    del row[name]
-                row.update(b_case_id=case_id, b_expected=expected_version)
-                done = conn.execute(self._update_case, row)
-                if done.rowcount != 1:
-                    found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
-                    raise ConcurrencyConflict(case_id, expected_version, found)
-            conn.execute(
-                self._insert_events, [dict(zip(EVENT_COLUMNS, e, strict=True)) for e in events]
-            )
-            if deadlines is not None:
-                conn.execute(self._clear_deadlines, {"b_case_id": case_id})
-                if deadlines:
-                    conn.execute(
-                        self._insert_deadlines,
-                        [dict(zip(DEADLINE_COLUMNS, d, strict=True)) for d in deadlines],
-                    )
-            if idempotency is not None:
-                conn.execute(
-                    self._insert_idempotency,
-                    dict(zip(IDEMPOTENCY_COLUMNS, idempotency, strict=True)),
+        committing, process = False, None
+        try:
+            with self.engine.begin() as conn:
+                self._write_rows(
+                    conn, case_id, row, expected_version, events, deadlines, idempotency, unchanged
                 )
+                if self.dialect == "postgresql":
+                    process = _server_process(conn)
+                committing = True  # the block's end commits
+        except exc.OperationalError as error:
+            if committing:
+                raise _CommitFailed(error, process) from error
+            raise
         return None
 
-    def _written(self, last: Event, error: exc.OperationalError) -> bool:
-        """Whether an append that failed with ``error`` was committed all the same (the
-        server committed, and the connection dropped before its reply came): its last
-        event is stored, with its hash. False if it was not (``_store_error`` then says
-        that nothing was written). If the database cannot be asked, ``StoreUnavailable``
-        says the step may have been written."""
+    def _write_rows(
+        self,
+        conn: Connection,
+        case_id: str,
+        row: dict[str, Any],
+        expected_version: int,
+        events: Sequence[Sequence[Any]],
+        deadlines: Sequence[Sequence[Any]] | None,
+        idempotency: Sequence[Any] | None,
+        unchanged: Mapping[str, int] | None,
+    ) -> None:
+        """``_append``'s statements, in its transaction on ``conn``."""
+        if unchanged:
+            self._check_unchanged(conn, case_id, unchanged)
+        if expected_version == 0:
+            conn.execute(self._insert_case, {"case_id": case_id, **row})
+        else:
+            for name in FIXED_COLUMNS[1:]:  # not written again (a key here would be)
+                del row[name]
+            row.update(b_case_id=case_id, b_expected=expected_version)
+            done = conn.execute(self._update_case, row)
+            if done.rowcount != 1:
+                found = conn.execute(self._case_version, {"b_case_id": case_id}).scalar()
+                raise ConcurrencyConflict(case_id, expected_version, found)
+        conn.execute(
+            self._insert_events, [dict(zip(EVENT_COLUMNS, e, strict=True)) for e in events]
+        )
+        if deadlines is not None:
+            conn.execute(self._clear_deadlines, {"b_case_id": case_id})
+            if deadlines:
+                conn.execute(
+                    self._insert_deadlines,
+                    [dict(zip(DEADLINE_COLUMNS, d, strict=True)) for d in deadlines],
+                )
+        if idempotency is not None:
+            conn.execute(
+                self._insert_idempotency,
+                dict(zip(IDEMPOTENCY_COLUMNS, idempotency, strict=True)),
+            )
+
+    def _written(self, last: Event, error: exc.OperationalError, process: int | None) -> bool:
+        """Whether an append whose commit failed with ``error`` was committed all the same
+        (the server committed, and the connection dropped before its reply came): its
+        last event is stored, with its hash. False only once the transaction is known to
+        have ended (``_store_error`` then says that nothing was written): on PostgreSQL,
+        when the server ``process`` that held it is gone or no longer in a transaction;
+        until then the event may not be visible yet, and be committed after this asked.
+        If the database cannot be asked, or that process still holds its transaction
+        after ``LOST_COMMIT_WAIT_MS``, ``StoreUnavailable`` says the step may have been
+        written."""
+        case_id, cause = last.case_id, _primary(error.orig)
+        retry = (
+            "once the database is back, reload the case, or retry the step with the same "
+            "idempotency key (a step retried without one may be written twice)"
+        )
         try:
-            stored = self._stored_hash(last.case_id, last.seq)
+            ended = self.dialect != "postgresql" or self._transaction_ended(process)
+            stored = self._stored_hash(case_id, last.seq)
         except StoreUnavailable as asking:
             raise StoreUnavailable(
-                f"writing case {last.case_id}: the connection was lost "
-                f"({_primary(error.orig)}) and the database could not be asked whether "
-                f"the step was written ({asking}): it may have been written; once the "
-                "database is back, reload the case, or retry the step with the same "
-                "idempotency key (a step retried without one may be written twice)"
+                f"writing case {case_id}: the connection was lost during the commit "
+                f"({cause}) and the database could not be asked whether the step was "
+                f"written ({asking}): it may have been written; {retry}"
             ) from error
-        return stored == last.hash
+        if stored == last.hash:
+            return True
+        if not ended:
+            held = (
+                f"its server process {process} still held the transaction after "
+                f"{LOST_COMMIT_WAIT_MS / 1000:g} seconds"
+                if process is not None
+                else "the driver does not say which server process held the transaction"
+            )
+            raise StoreUnavailable(
+                f"writing case {case_id}: the connection was lost during the commit "
+                f"({cause}); the step is not stored yet, but {held}, and may yet be "
+                f"committed: it may have been written; {retry}"
+            ) from error
+        return False
+
+    def _transaction_ended(self, process: int | None) -> bool:
+        """Whether the PostgreSQL server ``process`` no longer holds a transaction (it is
+        gone, idle, or its transaction aborted): its transaction then committed or never
+        will. Waits up to ``LOST_COMMIT_WAIT_MS`` for it (a server ends the session of a
+        client that closed its connection as soon as it notices). False if it still holds
+        one then, or if ``process`` is not known."""
+        if process is None:
+            return False
+        give_up = time.monotonic() + LOST_COMMIT_WAIT_MS / 1000
+        asking = f"asking whether server process {process} still holds a transaction"
+        with _translated(asking), self.engine.connect() as conn:
+            conn = conn.execution_options(isolation_level="AUTOCOMMIT")  # fresh each time
+            while conn.execute(_SESSION_IN_TRANSACTION, {"pid": process}).scalar():
+                if time.monotonic() >= give_up:
+                    return False
+                time.sleep(0.05)
+        return True
 
     def _stored_hash(self, case_id: str, seq: int) -> str | None:
         """The hash of the event ``seq`` of ``case_id`` as stored, on a new connection."""

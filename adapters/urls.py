@@ -16,8 +16,8 @@ def shown_url(url: str) -> str:
     try:
         parts = urlsplit(url)
         password = parts.password
-    except ValueError:  # a malformed netloc (an unclosed "[", say): nothing to find
-        return url
+    except ValueError:  # a malformed netloc (an unclosed "[", a port that is no number)
+        return _masked_roughly(url)
     netloc = parts.netloc
     if password is not None:
         user, _, host = netloc.rpartition("@")
@@ -39,3 +39,17 @@ def shown_url(url: str) -> str:
         f"{start}{netloc}{parts.path}{'?' if parts.query else ''}{query}"
         f"{'#' if parts.fragment else ''}{parts.fragment}"
     )
+
+
+def _masked_roughly(url: str) -> str:
+    """A URL ``urlsplit`` cannot read, with whatever follows the first ``:`` of its user
+    part (``user:password@``) masked: its netloc is what lies between ``//`` and the
+    next ``/``, ``?`` or ``#``, its user part what precedes the netloc's last ``@``."""
+    head, slashes, rest = url.partition("//")
+    if not slashes:
+        return url
+    end = min((i for i in (rest.find(c) for c in "/?#") if i >= 0), default=len(rest))
+    user, at, host = rest[:end].rpartition("@")
+    if not at or ":" not in user:
+        return url
+    return f"{head}//{user.partition(':')[0]}:***@{host}{rest[end:]}"

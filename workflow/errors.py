@@ -374,7 +374,10 @@ class StoreError(ComplaintflowError):
 
 
 class StoreUnavailable(StoreError):
-    """The database cannot be reached, or stayed locked too long. Safe to retry."""
+    """The database cannot be reached, or stayed locked too long. Safe to retry, but for
+    a step whose connection was lost during its commit and whose message says it *may
+    have been written*: retry that one with the same idempotency key, or reload the case
+    first (docs/adapters.md)."""
 
 
 class SchemaVersionError(StoreError):

@@ -10,6 +10,7 @@ from typing import IO, Any
 
 import click
 
+from adapters.urls import shown_url
 from policies.model import Policy
 from workflow import audit, sla
 from workflow.cli.common import (
@@ -163,7 +164,7 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
-    _report(findings, store_url, tally, purged=purged, digest=saved)
+    _report(findings, shown_url(store_url), tally, purged=purged, digest=saved)
 
 
 @audit_group.command()

@@ -20,7 +20,10 @@ def db() -> None:
 
 
 def _run(url: str, prefix: str, schema: str | None) -> None:
-    scheme = urlsplit(url).scheme.split("+", 1)[0]
+    try:
+        scheme = urlsplit(url).scheme.split("+", 1)[0]
+    except ValueError as exc:  # an unclosed "[": a message, not a traceback
+        raise click.ClickException(f"{shown_url(url)} is not a URL: {exc}") from None
     if scheme not in ("sqlite", "postgresql"):
         raise click.ClickException(
             f"{shown_url(url)} is not a SQL store URL: `db` sets up the SQL store's tables "
