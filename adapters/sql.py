@@ -194,13 +194,17 @@ SCRUB_WAIT_MS = 5000
 
 #: PostgreSQL's SQLSTATE for lock_not_available (``lock_timeout`` passed).
 _PG_LOCK_TIMEOUT = "55P03"
-_SCRUB_BLOCKED = (
-    "scrubbing the database: another connection's transaction, begun before the scrub, "
-    f"was still open after {SCRUB_WAIT_MS / 1000:g} seconds (it may see old row versions, "
-    "or holds a table the scrub rewrites), so old row versions may remain; the erasure or "
-    "purge itself is committed. Run `complaintflow privacy scrub --store URL` when no "
-    "other connection is in a long transaction."
-)
+
+
+def _scrub_blocked(again: str) -> StoreUnavailable:
+    """A PostgreSQL scrub kept from a table; ``again`` is the command to run it again."""
+    return StoreUnavailable(
+        "scrubbing the database: another connection's transaction, begun before the scrub, "
+        f"was still open after {SCRUB_WAIT_MS / 1000:g} seconds (it may see old row "
+        "versions, or holds a table the scrub rewrites), so old row versions may remain; "
+        f"the erasure or purge itself is committed. Run `{again}` when no other connection "
+        "is in a long transaction."
+    )
 
 
 #: Other sessions of this database whose transaction began before ``:since`` and holds
@@ -214,7 +218,7 @@ _OLDER_TRANSACTIONS = text(
 )
 
 
-def _wait_for_older_transactions(conn: Connection) -> None:
+def _wait_for_older_transactions(conn: Connection, again: str) -> None:
     """Wait (up to ``SCRUB_WAIT_MS``) until no other session of this database is in a
     transaction that began before now: one that is could still see the row versions an
     erasure or purge replaced, and ``VACUUM FULL`` would keep them."""
@@ -222,7 +226,7 @@ def _wait_for_older_transactions(conn: Connection) -> None:
     give_up = time.monotonic() + SCRUB_WAIT_MS / 1000
     while conn.execute(_OLDER_TRANSACTIONS, {"since": since}).scalar():
         if time.monotonic() >= give_up:
-            raise StoreUnavailable(_SCRUB_BLOCKED)
+            raise _scrub_blocked(again)
         time.sleep(0.05)
 
 
@@ -261,16 +265,17 @@ class _CommitFailed(Exception):
         self.process = process
 
 
-def _checkpoint(driver: Any) -> None:
+def _checkpoint(driver: Any, again: str) -> None:
     """Copy the whole WAL into the database file and truncate it; raise if another
-    connection's read kept part of it (its old page images would stay readable)."""
+    connection's read kept part of it (its old page images would stay readable).
+    ``again`` is the command to run the scrub again."""
     busy, log, done = driver.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
     if busy or (log != -1 and done != log):
         raise StoreUnavailable(
             "scrubbing the database: another connection is still reading, so the WAL "
             "could not be emptied and old row versions may remain in it; the erasure or "
-            "purge itself is committed. Run `complaintflow privacy scrub --store URL` "
-            "when no other connection is reading."
+            f"purge itself is committed. Run `{again}` when no other connection is "
+            "reading."
         )
 
 
@@ -307,10 +312,15 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
 def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None = None) -> str:
     """The ``complaintflow db`` command for these tables (their prefix and schema too:
     without them it would set up the default tables beside them)."""
-    options = (f" --prefix {prefix}" if prefix != "cf_" else "") + (
+    return f"complaintflow db {verb} {shown_url(url)}{_table_options(prefix, schema)}"
+
+
+def _table_options(prefix: str, schema: str | None) -> str:
+    """The command line's ``--prefix`` and ``--schema`` for these tables (none for the
+    default ones)."""
+    return (f" --prefix {prefix}" if prefix != "cf_" else "") + (
         f" --schema {schema}" if schema else ""
     )
-    return f"complaintflow db {verb} {shown_url(url)}{options}"
 
 
 def schema_too_new(url: str, found: str) -> SchemaVersionError:
@@ -453,7 +463,10 @@ class SqlStore:
         """The revision recorded in the database, or None for an empty database."""
         with _translated("reading the schema version"), self.reader.connect() as conn:
             version = self.tables.version_table
-            names = inspect(conn).get_table_names(schema=self.tables.metadata.schema)
+            schema = self.tables.metadata.schema
+            if schema is not None and schema not in inspect(conn).get_schema_names():
+                raise self._no_schema(schema)
+            names = inspect(conn).get_table_names(schema=schema)
             if version not in names:
                 return None
             # Quoted as the dialect quotes names (a prefix or schema in mixed case or
@@ -463,6 +476,22 @@ class SqlStore:
             )
             row = conn.execute(select(table.c.version_num)).first()
             return str(row[0]) if row else None
+
+    def _no_schema(self, schema: str) -> StoreError:
+        """The schema the tables were asked for is not in the database (on SQLite: no
+        database is attached under that name)."""
+        url = shown_url(self.url)
+        if self.dialect == "sqlite":
+            return StoreError(
+                f"{url} has no schema {schema!r}: on SQLite a schema is a database attached "
+                "to each connection (ATTACH DATABASE, through engine_options' creator: "
+                "docs/embedding.md); leave the schema out for the file's own tables"
+            )
+        command = schema_command("init", self.url, self.prefix, schema)
+        return StoreError(
+            f"{url} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
+            f"`{command}`; or give the schema the tables are in"
+        )
 
     def check_schema(self) -> None:
         found = self.schema_revision()
@@ -1026,6 +1055,10 @@ class SqlStore:
         is locked while it is rewritten; the server's own WAL and backups follow their
         own retention: see docs/audit.md)."""
         t = self.tables
+        again = (
+            f"complaintflow privacy scrub --store {shown_url(self.url)}"
+            f"{_table_options(self.prefix, t.metadata.schema)}"
+        )
         with _translated("scrubbing the database"):
             if self.dialect == "sqlite":
                 self.reader.dispose()  # no reader of ours may hold the WAL open
@@ -1035,10 +1068,10 @@ class SqlStore:
                 assert driver is not None
                 try:
                     driver.execute(f"PRAGMA busy_timeout={SCRUB_WAIT_MS}")
-                    _checkpoint(driver)
+                    _checkpoint(driver, again)
                     name = self.engine.dialect.identifier_preparer.quote_schema(schema or "")
                     driver.execute(f"VACUUM {name}" if schema else "VACUUM")
-                    _checkpoint(driver)
+                    _checkpoint(driver, again)
                 finally:
                     driver.execute("PRAGMA busy_timeout=30000")
                     raw.close()
@@ -1051,7 +1084,7 @@ class SqlStore:
                 quote = self.engine.dialect.identifier_preparer.format_table
                 with self.engine.connect() as conn:
                     conn = conn.execution_options(isolation_level="AUTOCOMMIT")
-                    _wait_for_older_transactions(conn)
+                    _wait_for_older_transactions(conn, again)
                     conn.exec_driver_sql(f"SET lock_timeout = {SCRUB_WAIT_MS}")
                     try:
                         for table in (t.cases, t.events, t.deadlines, t.idempotency):
@@ -1059,7 +1092,7 @@ class SqlStore:
                                 conn.exec_driver_sql(f"VACUUM FULL {quote(table)}")
                             except exc.OperationalError as error:
                                 if getattr(error.orig, "sqlstate", None) == _PG_LOCK_TIMEOUT:
-                                    raise StoreUnavailable(_SCRUB_BLOCKED) from error
+                                    raise _scrub_blocked(again) from error
                                 raise
                     finally:
                         conn.exec_driver_sql("RESET lock_timeout")

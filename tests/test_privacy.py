@@ -18,6 +18,7 @@ from sqlalchemy import create_engine, text
 
 from adapters.memory import MemoryStore
 from adapters.sql import SqlStore
+from adapters.urls import shown_url
 from policies.loader import parse_policy
 from tests.conftest import PATH, START
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
@@ -384,8 +385,9 @@ def test_a_scrub_kept_from_the_wal_by_a_reader_says_so_and_can_be_run_again(
     reader = sqlite3.connect(tmp_path / "cases.db")
     reader.execute("BEGIN")
     reader.execute("SELECT count(*) FROM cf_cases").fetchone()  # holds a read snapshot
-    with pytest.raises(StoreUnavailable, match="privacy scrub"):
+    with pytest.raises(StoreUnavailable) as blocked:
         engine.erase_customer("cust-jane", actor="dpo:kim", reason="DSR-7")
+    assert f"Run `complaintflow privacy scrub --store {url}` when" in str(blocked.value)
     assert engine.get("jane-1").customer.name == ERASED  # the erasure itself is committed
     reader.close()
     result = CliRunner().invoke(main, ["privacy", "scrub", "--store", url])
@@ -411,8 +413,12 @@ def test_a_postgresql_scrub_kept_from_a_table_by_a_reader_says_so_and_can_be_run
         other = create_engine(url)
         with other.connect() as reader:
             reader.execute(text(f"SELECT count(*) FROM {prefix}cases"))  # holds its table
-            with pytest.raises(StoreUnavailable, match="privacy scrub"):
+            with pytest.raises(StoreUnavailable) as blocked:
                 engine.erase_customer("cust-jane", actor="dpo:kim", reason="DSR-7")
+        # The command to run again reaches these tables (without --prefix it would
+        # scrub the default ones).
+        command = f"complaintflow privacy scrub --store {shown_url(url)} --prefix {prefix}`"
+        assert command in str(blocked.value)
         other.dispose()
         assert engine.get("jane-1").customer.name == ERASED  # the erasure is committed
         store.scrub()

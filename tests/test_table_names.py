@@ -20,6 +20,7 @@ from sqlalchemy import create_engine
 from adapters import migrate, open_store
 from adapters.sql import SqlStore
 from adapters.sql_schema import SCHEMA_REVISION, build_tables
+from adapters.urls import shown_url
 from tests.conftest import START
 from tests.stores import postgres_url, sqlite_url
 from workflow import Engine, ManualClock, SchemaVersionError, StoreError, bundled_policy
@@ -218,3 +219,34 @@ def test_scrub_on_sqlite_vacuums_an_attached_schema_whose_name_needs_quoting(
     finally:
         store.close()
     assert b"Ann Example" not in side_file.read_bytes()
+
+
+def test_a_schema_sqlite_has_not_attached_is_named_as_such(tmp_path: Path) -> None:
+    """On SQLite a schema is an attached database: ``--schema side`` without one was
+    "no such table: side.sqlite_master ... run db upgrade", which no command mends."""
+    url = sqlite_url(tmp_path)
+    open_store(url, create=True).close()
+    with pytest.raises(StoreError) as refused:
+        open_store(url, schema="side")
+    assert str(refused.value) == (
+        f"{url} has no schema 'side': on SQLite a schema is a database attached to each "
+        "connection (ATTACH DATABASE, through engine_options' creator: docs/embedding.md); "
+        "leave the schema out for the file's own tables"
+    )
+    result = CliRunner().invoke(main, ["cases", "list", "--store", url, "--schema", "side"])
+    assert result.exit_code == 1
+    assert "has no schema 'side'" in result.output
+
+
+@pytest.mark.postgres
+def test_a_postgresql_schema_that_does_not_exist_is_named_as_such() -> None:
+    """It sent the user to ``db init --schema``, which then failed: the schema must be
+    made first (complaintflow makes tables, not schemas)."""
+    url, schema = postgres_url(), f"no_such_{uuid.uuid4().hex[:8]}"
+    with pytest.raises(StoreError) as refused:
+        open_store(url, schema=schema)
+    assert str(refused.value) == (
+        f"{shown_url(url)} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
+        f"`complaintflow db init {shown_url(url)} --schema {schema}`; or give the schema "
+        "the tables are in"
+    )
