@@ -298,3 +298,21 @@ def test_verify_file_counts_the_purged_cases_as_verify_does(tmp_path: Path) -> N
     )
     on_store = runner.invoke(main, ["audit", "verify", "--store", url, "--digest", str(digest)])
     assert on_store.output == result.output.replace(str(exported), url)
+
+
+def test_the_tombstone_line_docs_audit_md_shows_is_the_librarys_output_byte_for_byte() -> None:
+    """An auditor writes their own reader from the page: its example line must be what
+    the export writes for that tombstone, and read back as it."""
+    page = (Path(__file__).resolve().parent.parent / "docs" / "audit.md").read_text()
+    (shown,) = [line.strip() for line in page.splitlines()
+                if line.strip().startswith('{"purged": ')]  # fmt: skip
+    tombstone = audit._tombstone_line(2, json.loads(shown))
+    assert json.dumps({"purged": audit.tombstone_json(tombstone)}, sort_keys=True,
+                      ensure_ascii=False) == shown  # fmt: skip
+    out = io.StringIO()
+    from adapters.memory import MemoryStore
+
+    store = MemoryStore()
+    store._tombstones.append(tombstone)
+    audit.export_jsonl(store, out)
+    assert out.getvalue().splitlines()[1] == shown
