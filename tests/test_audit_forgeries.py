@@ -318,9 +318,12 @@ def test_an_export_cut_short_or_missing_a_case_is_found_with_a_digest(tmp_path: 
     ]  # fmt: skip
     without = [line for line in lines if f'"{CID}"' not in line]
     assert audit.verify_export(without) == []
+    # The file holds every tombstone of its store (a whole-store export): a case of the
+    # digest without events or a tombstone in it was not purged.
     assert [(f.case_id, f.seq, f.problem) for f in audit.verify_export(without, heads)] == [
-        (CID, None, "is in the saved digest but not in the file (an export of some cases or "
-                    "of a time window, a case purged since, or a file cut short)")
+        (CID, None, "is in the saved digest but not in the file, and no tombstone in it says "
+                    "it was purged (an export of a time window, a file cut short, or a case "
+                    "deleted from the store)")
     ]  # fmt: skip
 
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 import csv
 import hashlib
 import json
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from json.scanner import make_scanner
 from typing import IO, Any
 
@@ -24,7 +25,14 @@ from workflow.errors import (
     SnapshotUnreadable,
     snapshot_problems_text,
 )
-from workflow.events import GENESIS, Event, event_from_json, restored_event, stored_hash
+from workflow.events import (
+    GENESIS,
+    Event,
+    event_from_json,
+    format_at,
+    restored_event,
+    stored_hash,
+)
 from workflow.personal import (
     ERASE_EVENT,
     PERSONAL_PATHS,
@@ -35,11 +43,17 @@ from workflow.personal import (
     vault_of,
 )
 from workflow.replay import replay
-from workflow.store import ReadsStoredHistories, ReadsStoredHistory, Store, StoredHistory
+from workflow.store import (
+    ReadsStoredHistories,
+    ReadsStoredHistory,
+    Store,
+    StoredHistory,
+    Tombstone,
+)
 
-EXPORT_FORMAT = "complaintflow-events/2"
-#: Formats ``verify_export`` reads: /1 had no personal-value lines.
-READABLE_FORMATS = ("complaintflow-events/1", EXPORT_FORMAT)
+EXPORT_FORMAT = "complaintflow-events/3"
+#: Formats ``verify_export`` reads: /1 had no personal-value lines, /2 no tombstone lines.
+READABLE_FORMATS = ("complaintflow-events/1", "complaintflow-events/2", EXPORT_FORMAT)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,11 +72,13 @@ class Finding:
 @dataclass(slots=True)
 class Tally:
     """What a verification read, for its report: the cases (histories) and events
-    checked. Pass one as ``tally=`` to ``verify_store`` or ``verify_export``; each adds
-    to it."""
+    checked, and the purged cases, which only their tombstones stand for (a whole store,
+    or an export's tombstone lines). Pass one as ``tally=`` to ``verify_store`` or
+    ``verify_export``; each adds to it."""
 
     cases: int = 0
     events: int = 0
+    purged: int = 0
 
     def add(self, events: int) -> None:
         self.cases += 1
@@ -338,8 +354,10 @@ def verify_store(
 ) -> list[Finding]:
     """Verify one case or every case (a store that can stream its stored histories is
     verified from those, in one consistent read); ``tally`` counts the cases and events
-    read."""
+    read and, for every case, the purged cases (their tombstones)."""
     findings: list[Finding] = []
+    if case_id is None and tally is not None:
+        tally.purged += sum(1 for _ in store.tombstones())
     if case_id is not None and isinstance(store, ReadsStoredHistory):
         history = store.stored_history(case_id)
         if history is None:
@@ -545,13 +563,21 @@ def export_jsonl(
     until: datetime | None = None,
     personal: bool = True,
 ) -> int:
-    """Write events as JSON Lines, streaming case by case: one header line, then for each
+    """Write events as JSON Lines, streaming case by case: one header line; in an export
+    of the whole store (no ``case_ids``; with a time window too), every purged case's
+    tombstone (``{"purged": {...}}``, ``tombstone_json``), one a line; then for each
     case its personal values (``{"personal": {case_id, ref, salt, value}}`` lines, left
     out with ``personal=False`` for a pseudonymised export; erased values are gone) and
     its events (one per line, each with its hash); optionally only events with ``since
-    <= at < until``. Returns the number of events written. (An export of a time window
-    holds whole chains only when the window starts at the cases' opening.)"""
-    out.write(json.dumps({"format": EXPORT_FORMAT, "personal": personal}) + "\n")
+    <= at < until``. The header's ``tombstones`` says whether the file holds every
+    tombstone. Returns the number of events written. (An export of a time window holds
+    whole chains only when the window starts at the cases' opening.)"""
+    whole = case_ids is None
+    header = {"format": EXPORT_FORMAT, "personal": personal, "tombstones": whole}
+    out.write(json.dumps(header) + "\n")
+    if whole:
+        for tombstone in store.tombstones():
+            out.write(_dumps({"purged": tombstone_json(tombstone)}) + "\n")
     written = 0
     for case_id, events in _selected(store, case_ids, since, until):
         if personal:
@@ -563,6 +589,21 @@ def export_jsonl(
             out.write(_dumps(event.to_json()) + "\n")
             written += 1
     return written
+
+
+def tombstone_json(tombstone: Tombstone) -> dict[str, object]:
+    """A tombstone as an export's ``purged`` line holds it: its fields, the times in
+    UTC written as events' ``at`` are (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``)."""
+    return {
+        "case_id": tombstone.case_id,
+        "version": tombstone.version,
+        "head_hash": tombstone.head_hash,
+        "opened_at": format_at(tombstone.opened_at.astimezone(UTC)),
+        "closed_at": format_at(tombstone.closed_at.astimezone(UTC)),
+        "purged_at": format_at(tombstone.purged_at.astimezone(UTC)),
+        "purged_by": tombstone.purged_by,
+        "reason": tombstone.reason,
+    }
 
 
 CSV_COLUMNS = ("case_id", "seq", "type", "at", "actor", "policy_version", "data", "prev_hash",
@@ -659,6 +700,64 @@ def _personal_line(number: int, obj: dict[str, object]) -> tuple[str, Personal]:
         raise AuditFailure("?", None, f"line {number} is not a personal value: {exc}") from None
 
 
+_TOMBSTONE_TEXT = ("case_id", "head_hash", "purged_by", "reason")
+_TOMBSTONE_KEYS = frozenset((*_TOMBSTONE_TEXT, "opened_at", "closed_at", "purged_at", "version"))
+_HEAD_HASH = re.compile(r"[0-9a-f]{64}")
+
+
+def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
+    """A ``purged`` line read strictly: exactly the tombstone's keys, each of its kind,
+    the times in the form events' times are written in."""
+    try:
+        if len(obj) != 1:
+            others = sorted(key for key in obj if key != "purged")
+            raise ValueError(f"a key other than 'purged' ({', '.join(map(repr, others))})")
+        record = obj["purged"]
+        if not isinstance(record, dict):
+            raise ValueError("expected an object")
+        unknown = sorted(set(record) - _TOMBSTONE_KEYS)
+        if unknown:
+            raise ValueError(f"an unknown key {unknown[0]!r}")
+        missing = [key for key in sorted(_TOMBSTONE_KEYS) if key not in record]
+        if missing:
+            raise ValueError(f"{missing[0]} is missing")
+        for key in _TOMBSTONE_TEXT:
+            if not isinstance(record[key], str):
+                raise ValueError(f"{key} is not text")
+        version = record["version"]
+        if type(version) is not int or version < 1:
+            raise ValueError("version is not a whole number of at least 1")
+        if not _HEAD_HASH.fullmatch(record["head_hash"]):
+            raise ValueError("head_hash is not 64 lowercase hex digits")
+        return Tombstone(
+            case_id=record["case_id"],
+            version=version,
+            head_hash=record["head_hash"],
+            opened_at=_utc_text("opened_at", record["opened_at"]),
+            closed_at=_utc_text("closed_at", record["closed_at"]),
+            purged_at=_utc_text("purged_at", record["purged_at"]),
+            purged_by=record["purged_by"],
+            reason=record["reason"],
+        )
+    except ValueError as exc:
+        raise AuditFailure("?", None, f"line {number} is not a tombstone: {exc}") from None
+
+
+def _utc_text(key: str, text: object) -> datetime:
+    """A time written exactly as ``format_at`` writes a UTC time, read back."""
+    at = None
+    if isinstance(text, str):
+        try:
+            at = datetime.fromisoformat(text)
+        except ValueError:
+            at = None
+    if at is None or at.utcoffset() is None or format_at(at.astimezone(UTC)) != text:
+        raise ValueError(
+            f"{key} {text!r} is not a UTC time written as YYYY-MM-DDTHH:MM:SS.ffffff+00:00"
+        )
+    return at.astimezone(UTC)
+
+
 def _event_line(number: int, obj: dict[str, object]) -> Event:
     try:
         return event_from_json(obj)
@@ -668,9 +767,9 @@ def _event_line(number: int, obj: dict[str, object]) -> Event:
 
 def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
     """Events from an export, validated as events (their hashes are not checked here);
-    personal-value lines are skipped."""
+    personal-value and tombstone lines are skipped."""
     for number, obj in _export_lines(lines):
-        if "personal" not in obj:
+        if "personal" not in obj and "purged" not in obj:
             yield _event_line(number, obj)
 
 
@@ -683,21 +782,31 @@ def verify_export(
     """Verify an exported file offline, without the database: every case's chain, its
     personal values against their references, and that its events replay. With the
     heads of a digest saved earlier (``{case_id: (seq, head hash)}``), each case of the
-    digest must be in the file with that event, with that hash: a file has no snapshots,
-    so only a digest finds a chain rewritten consistently (every hash recomputed), a
-    case cut short or a case left out. ``tally`` counts the cases and events read."""
+    digest must be in the file with that event, with that hash, or be purged, its
+    tombstone in the file with that seq and hash: a file has no snapshots, so only a
+    digest finds a chain rewritten consistently (every hash recomputed), a case cut
+    short or a case left out. A tombstone line for a case whose events the file holds,
+    or a second one for a case, is a finding naming its line. ``tally`` counts the
+    cases and events read, and the tombstones."""
     findings: list[Finding] = []
     unseen = dict(digest_heads) if digest_heads is not None else {}
     current: str | None = None
     batch: list[Event] = []
     vaults: dict[str, dict[str, Personal]] = {}
     header: dict[str, object] = {}
+    #: Each purged case's tombstone and the line it is on.
+    purged: dict[str, tuple[int, Tombstone]] = {}
+    cases_begun = False
 
     def close() -> None:
         if current is None:
             return
         if tally is not None:
             tally.add(len(batch))
+        if current in purged:
+            where = f"line {purged[current][0]}"
+            problem = f"{where} is a tombstone of this case, but the file holds its events"
+            findings.append(Finding(current, None, problem))
         findings.extend(check_chain(current, batch))
         findings.extend(check_times(current, batch))
         vault = vaults.pop(current, {})
@@ -713,6 +822,25 @@ def verify_export(
             findings.extend(_against_saved_head(current, batch, *saved))
 
     for number, obj in _export_lines(lines, header):
+        if "purged" in obj:
+            if header.get("format") != EXPORT_FORMAT:
+                raise AuditFailure("?", None, f"line {number} is a tombstone in a "
+                                   f"{header.get('format')} file (tombstones came with "
+                                   f"{EXPORT_FORMAT})")  # fmt: skip
+            if cases_begun:
+                problem = "a tombstone after the cases' lines (tombstones come first)"
+                raise AuditFailure("?", None, f"line {number} is {problem}")
+            tombstone = _tombstone_line(number, obj)
+            first = purged.get(tombstone.case_id)
+            if first is not None:
+                problem = f"a second tombstone of this case (the first is line {first[0]})"
+                findings.append(Finding(tombstone.case_id, None, f"line {number} is {problem}"))
+                continue
+            purged[tombstone.case_id] = (number, tombstone)
+            if tally is not None:
+                tally.purged += 1
+            continue
+        cases_begun = True
         if "personal" in obj:
             case_id, entry = _personal_line(number, obj)
             vaults.setdefault(case_id, {})[entry.ref] = entry
@@ -723,12 +851,31 @@ def verify_export(
             current, batch = event.case_id, []
         batch.append(event)
     close()
-    findings.extend(
-        Finding(case_id, None, "is in the saved digest but not in the file (an export of "
-                "some cases or of a time window, a case purged since, or a file cut short)")
-        for case_id in sorted(unseen)
-    )  # fmt: skip
+    every_tombstone = header.get("tombstones") is True
+    for case_id in sorted(unseen):
+        seq, head = unseen[case_id]
+        if case_id in purged:
+            number, tombstone = purged[case_id]
+            if (tombstone.version, tombstone.head_hash) != (seq, head):
+                problem = f"purged, but its tombstone (line {number}) differs from the digest"
+                findings.append(Finding(case_id, seq, problem))
+        elif every_tombstone:
+            findings.append(Finding(case_id, None, _NOT_IN_A_WHOLE_FILE))
+        else:
+            findings.append(Finding(case_id, None, _NOT_IN_THE_FILE))
     return findings
+
+
+#: A case of the digest that a file without every tombstone (/1, /2, some cases) lacks.
+_NOT_IN_THE_FILE = (
+    "is in the saved digest but not in the file (an export of some cases or of a time "
+    "window, a case purged since, or a file cut short)"
+)
+#: One that a file holding every tombstone of its store lacks: not purged by then.
+_NOT_IN_A_WHOLE_FILE = (
+    "is in the saved digest but not in the file, and no tombstone in it says it was purged "
+    "(an export of a time window, a file cut short, or a case deleted from the store)"
+)
 
 
 def _against_saved_head(

@@ -100,15 +100,15 @@ def _report(
     what: str,
     tally: audit.Tally,
     *,
-    purged: int = 0,
     digest: tuple[str, dict[str, tuple[int, str]]] | None = None,
 ) -> None:
     """The findings, then one line: what was verified (how many cases and events, and
-    purged cases, which only their tombstones stand for), and the digest checked against
-    (its value, to compare with the one kept apart)."""
+    purged cases, which only their tombstones stand for: ``tally.purged``), and the
+    digest checked against (its value, to compare with the one kept apart)."""
     for finding in findings:
         click.echo(f"TAMPERED  {finding}")
     read = f"{_plural(tally.cases, 'case')}, {_plural(tally.events, 'event')}"
+    purged = tally.purged
     if purged:
         read += f"; {_plural(purged, 'purged case')}: {'its' if purged == 1 else 'their'} "
         read += "tombstone only" if purged == 1 else "tombstones only"
@@ -154,8 +154,7 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
     store = open_cli_store(store_url)
     tally = audit.Tally()
     try:
-        findings = audit.verify_store(store, case_id, tally=tally)
-        purged = 0 if case_id is not None else len(list(store.tombstones()))
+        findings = audit.verify_store(store, case_id, tally=tally)  # counts the purged too
         if saved is not None:
             findings += audit.check_digest(store, saved[1])
     except CaseNotFound as exc:
@@ -164,7 +163,7 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
-    _report(findings, shown_url(store_url), tally, purged=purged, digest=saved)
+    _report(findings, shown_url(store_url), tally, digest=saved)
 
 
 @audit_group.command()
@@ -322,8 +321,9 @@ def export(
     output: str,
     without_personal: bool,
 ) -> None:
-    """Export events: JSON Lines (full fidelity, verifiable offline) or CSV (one row per
-    event, for a spreadsheet); streamed case by case."""
+    """Export events: JSON Lines (full fidelity, verifiable offline; without --case, the
+    purged cases' tombstones too) or CSV (one row per event, for a spreadsheet; no
+    tombstones); streamed case by case."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
     since_at, until_at = time_range(since, until)
     store = open_cli_store(store_url)
@@ -358,7 +358,8 @@ def export(
                    "in the file, unchanged up to its saved head.")  # fmt: skip
 def verify_file(file: str, digest_file: str | None) -> None:
     """Verify an exported JSON Lines file offline, without the database (and, with
-    --digest, that it holds every case of the digest, none rewritten or cut short)."""
+    --digest, that it holds every case of the digest, none rewritten or cut short, or
+    its tombstone with the digest's head, if purged)."""
     saved = _saved_heads(digest_file) if digest_file else None
     tally = audit.Tally()
     try:
