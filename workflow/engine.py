@@ -1033,6 +1033,7 @@ class Engine:
         *,
         attempts: int = 3,
         backoff: timedelta = timedelta(0),
+        max_backoff: timedelta = timedelta(seconds=1),
         sleep: Callable[[float], object] = time.sleep,
     ) -> T:
         """Run ``action`` (which loads the case afresh each time, as every ``Engine`` step
@@ -1042,8 +1043,10 @@ class Engine:
 
         With ``backoff``, each retry waits first: a random time between 0 and
         ``backoff * 2**(n-1)`` before the (n+1)th run (exponential backoff with full
-        jitter, so writers that met one conflict do not meet again in step). ``sleep``
-        does the waiting (``time.sleep``; give your own to wait another way).
+        jitter, so writers that met one conflict do not meet again in step), the bound
+        doubling up to ``max_backoff`` (1 second unless given; never less than
+        ``backoff``). ``sleep`` does the waiting (``time.sleep``; give your own to wait
+        another way).
 
         >>> engine.retrying(lambda: engine.add_note(case_id, actor="agent:a", text="…"))
         """
@@ -1051,7 +1054,13 @@ class Engine:
             raise ValueError("attempts must be at least 1")
         if not isinstance(backoff, timedelta) or backoff < timedelta(0):
             raise ValueError(f"backoff must be a timedelta of 0 or more, got {backoff!r}")
-        base = backoff.total_seconds()
+        if not isinstance(max_backoff, timedelta):
+            raise ValueError(f"max_backoff must be a timedelta, got {max_backoff!r}")
+        if max_backoff < backoff:
+            raise ValueError(f"max_backoff ({max_backoff}) is less than backoff ({backoff})")
+        # The bound doubles until it reaches the cap (no power of two as large as the
+        # attempts, which overflows a float past the 1025th).
+        bound, cap = backoff.total_seconds(), max_backoff.total_seconds()
         for attempt in range(1, attempts + 1):
             try:
                 return action()
@@ -1066,8 +1075,9 @@ class Engine:
                     **({"step": conflict.step} if conflict.step is not None else {}),
                     attempt=attempt,
                 )
-                if base:
-                    sleep(random.uniform(0, base * 2 ** (attempt - 1)))
+                if bound:
+                    sleep(random.uniform(0, bound))
+                    bound = min(cap, bound * 2)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- personal data and retention -------------------------------------------------
