@@ -111,8 +111,7 @@ def load_expectations(path: str | Path, policy: Policy | None = None) -> list[Ex
             problems.append(
                 _located(
                     (index, "category"),
-                    f"{item.category!r} is not one of the policy's categories: "
-                    f"{', '.join(known)}",
+                    f"{item.category!r} is not one of the policy's categories: {', '.join(known)}",
                     lines,
                 )
             )
