@@ -233,6 +233,9 @@ class _Command:
     actor: str
     inputs: Mapping[str, Any]
     printed: str | None = None
+    #: ``open_case`` given no priority: its input ``priority`` is the complainant type's
+    #: playbook priority, which a retry reads from the policy the case opened under.
+    priority_left_out: bool = False
 
     def fingerprint(self) -> str:
         """Raises ``Uncanonical`` for inputs that have no canonical form."""
@@ -432,15 +435,16 @@ class Engine:
 
     # -- writing ---------------------------------------------------------------------
 
-    def _playbook_priority(self, complainant_type: object) -> str:
+    def _playbook_priority(self, complainant_type: object, policy: Policy | None = None) -> str:
         """The priority a case opened as ``complainant_type`` starts with, no priority
-        given: its playbook's, as ``classify`` sets it, else normal (a type that is no
-        type gives normal here; ``open_case`` refuses it)."""
+        given: its playbook's in ``policy`` (the engine's unless given), as ``classify``
+        sets it, else normal (a type that is no type gives normal here; ``open_case``
+        refuses it)."""
         try:
             kind = _enum_text(ComplainantType, complainant_type)
         except ValueError:
             return Priority.NORMAL.value
-        playbook = self.policy.playbook(kind)
+        playbook = (policy or self.policy).playbook(kind)
         if playbook is not None and playbook.priority is not None:
             return playbook.priority
         return Priority.NORMAL.value
@@ -491,7 +495,10 @@ class Engine:
                 else self._playbook_priority(complainant_type),
                 "complainant_type": complainant_type,
             }
-            command = _Command(idempotency_key, case_id, OPEN_EVENT, who, inputs)
+            command = _Command(
+                idempotency_key, case_id, OPEN_EVENT, who, inputs,
+                priority_left_out=priority is None,
+            )  # fmt: skip
             earlier = self._earlier_result(command)
             if earlier is not None:
                 return earlier
@@ -929,6 +936,18 @@ class Engine:
         if earlier.type != step:
             raise self._refused(reused(differs="step"))
         if comparable(stored):
+            opened_under = self._policies.get(earlier.policy_version)
+            if (
+                command.priority_left_out
+                and opened_under is not None
+                and opened_under is not self.policy
+            ):
+                # The priority it opened with came from the policy it opened under: a
+                # retry made after a new policy changed the playbook is the same call.
+                left_out = self._playbook_priority(command.inputs["complainant_type"], opened_under)
+                command = dataclasses.replace(
+                    command, inputs={**command.inputs, "priority": left_out}, printed=None
+                )
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:
