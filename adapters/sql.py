@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sqlite3
 import time
 import weakref
@@ -312,15 +313,21 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
 def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None = None) -> str:
     """The ``complaintflow db`` command for these tables (their prefix and schema too:
     without them it would set up the default tables beside them)."""
-    return f"complaintflow db {verb} {shown_url(url)}{_table_options(prefix, schema)}"
+    return _command("db", verb, shown_url(url), *_table_options(prefix, schema))
 
 
-def _table_options(prefix: str, schema: str | None) -> str:
+def _table_options(prefix: str, schema: str | None) -> tuple[str, ...]:
     """The command line's ``--prefix`` and ``--schema`` for these tables (none for the
     default ones)."""
-    return (f" --prefix {prefix}" if prefix != "cf_" else "") + (
-        f" --schema {schema}" if schema else ""
+    return (("--prefix", prefix) if prefix != "cf_" else ()) + (
+        ("--schema", schema) if schema else ()
     )
+
+
+def _command(*words: str) -> str:
+    """A ``complaintflow`` command line to copy into a shell: each word quoted as the
+    shell needs (a path with a space, a URL's ``&``, a masked password's ``***``)."""
+    return shlex.join(("complaintflow", *words))
 
 
 def schema_too_new(url: str, found: str) -> SchemaVersionError:
@@ -1055,10 +1062,10 @@ class SqlStore:
         is locked while it is rewritten; the server's own WAL and backups follow their
         own retention: see docs/audit.md)."""
         t = self.tables
-        again = (
-            f"complaintflow privacy scrub --store {shown_url(self.url)}"
-            f"{_table_options(self.prefix, t.metadata.schema)}"
-        )
+        again = _command(
+            "privacy", "scrub", "--store", shown_url(self.url),
+            *_table_options(self.prefix, t.metadata.schema),
+        )  # fmt: skip
         with _translated("scrubbing the database"):
             if self.dialect == "sqlite":
                 self.reader.dispose()  # no reader of ours may hold the WAL open

@@ -94,24 +94,29 @@ _EXPECTATIONS: TypeAdapter[list[Expectation]] = TypeAdapter(list[Expectation])
 
 
 def load_expectations(path: str | Path, policy: Policy | None = None) -> list[Expectation]:
-    """Read a cases file; with ``policy``, a category it does not declare is refused too
-    (the engine refuses such a case, so its decision would test nothing)."""
+    """Read a cases file; with ``policy``, a category or tier it does not declare is
+    refused too (the engine refuses such a case, so its decision would test nothing)."""
     file, text = read_text(path)
     data, lines = _read_yaml(text, file)
     try:
         expectations = _EXPECTATIONS.validate_python(data)
     except ValidationError as exc:
         raise PolicyFileError(file, _problems(exc, lines)) from None
-    known = policy.categories if policy is not None else None
-    problems: list[Problem] = [
-        _located(
-            (index, "category"),
-            f"{item.category!r} is not one of the policy's categories: {', '.join(known)}",
-            lines,
-        )
-        for index, item in enumerate(expectations)
-        if known is not None and item.category is not None and item.category not in known
-    ]
+    problems: list[Problem] = []
+    for index, item in enumerate(expectations):
+        if policy is None:
+            break
+        known = policy.categories
+        if known is not None and item.category is not None and item.category not in known:
+            problems.append(
+                _located(
+                    (index, "category"),
+                    f"{item.category!r} is not one of the policy's categories: {', '.join(known)}",
+                    lines,
+                )
+            )
+        if policy.tiers is not None and item.tier not in policy.tiers:
+            problems.append(_located((index, "tier"), policy.not_a_tier(item.tier), lines))
     if problems:
         raise PolicyFileError(file, problems)
     return expectations

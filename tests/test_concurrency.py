@@ -362,3 +362,58 @@ def test_retrying_refuses_attempts_or_backoff_it_cannot_use(
     with pytest.raises(ValueError, match=expected):
         engine.retrying(lambda: ran.append(1), **options)
     assert ran == []
+
+
+def test_retrying_pauses_are_capped_at_max_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Doubling without a bound: with the suggested 10 ms and 20 attempts, the last pause
+    could be 10 ms * 2**18, 44 minutes, and the pauses together about an hour and a half.
+    The bound stops doubling at ``max_backoff`` (1 s unless given)."""
+    monkeypatch.setattr("workflow.engine.random.uniform", lambda low, high: high)
+    engine = _engine(MemoryStore())
+    cid = _open(engine)
+    pauses: list[float] = []
+    engine.retrying(
+        _conflicting(19, engine, cid),
+        attempts=20,
+        backoff=timedelta(milliseconds=10),
+        sleep=pauses.append,
+    )
+    assert pauses[:7] == [0.01 * 2**n for n in range(7)]  # 0.01 ... 0.64; 1.28 > 1: capped
+    assert pauses[7:] == [1.0] * 12
+    pauses.clear()
+    engine.retrying(
+        _conflicting(3, engine, cid),
+        attempts=4,
+        backoff=timedelta(milliseconds=100),
+        max_backoff=timedelta(milliseconds=250),
+        sleep=pauses.append,
+    )
+    assert pauses == [0.1, 0.2, 0.25]
+
+
+def test_retrying_with_many_attempts_does_not_overflow(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``backoff * 2**(n-1)`` as a float: past attempt 1025 it was OverflowError ("int
+    too large to convert to float") from a retry that should simply have waited."""
+    monkeypatch.setattr("workflow.engine.random.uniform", lambda low, high: high)
+    engine = _engine(MemoryStore())
+    cid = _open(engine)
+    pauses: list[float] = []
+    case = engine.retrying(
+        _conflicting(1100, engine, cid),
+        attempts=1101,
+        backoff=timedelta(microseconds=1),
+        sleep=pauses.append,
+    )
+    assert [n.text for n in case.notes][-1] == "at last"
+    assert len(pauses) == 1100
+    assert max(pauses) == 1.0
+
+
+def test_retrying_refuses_a_max_backoff_below_the_backoff() -> None:
+    engine = _engine(MemoryStore())
+    ran: list[int] = []
+    with pytest.raises(ValueError, match=r"max_backoff \(0:00:01\) is less than backoff"):
+        engine.retrying(lambda: ran.append(1), backoff=timedelta(seconds=2))
+    with pytest.raises(ValueError, match="max_backoff must be a timedelta"):
+        engine.retrying(lambda: ran.append(1), max_backoff=1.0)  # type: ignore[arg-type]
+    assert ran == []

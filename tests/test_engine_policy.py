@@ -239,6 +239,31 @@ def test_a_retried_open_giving_the_playbooks_priority_is_the_same_command() -> N
     assert len(list(engine.store.case_ids())) == 1
 
 
+def test_a_retried_open_after_the_playbooks_priority_changed_is_the_same_command() -> None:
+    """The priority left out is the playbook's of the policy the case opened under: a
+    retry of the very same call, made after a new policy changed that playbook's priority
+    (the old one kept in previous_policies), returns the case; it was
+    ``IdempotencyKeyReused`` (the retry's priority was read from the new policy)."""
+    store = MemoryStore()
+    engine, _ = new_engine(store=store)
+    opening = {"actor": "agent:a", "customer": {"id": "c", "name": "N"}, "channel": "phone",
+               "complainant_type": "aggressive", "idempotency_key": "k-1"}  # fmt: skip
+    first = engine.open_case(**opening)
+    assert first.priority.value == "urgent"
+    calmer = parse_policy(
+        POLICY_TEXT.replace('version: "1"', 'version: "2"').replace("urgent", "high")
+    )
+    engine, _ = new_engine(calmer, store=store, previous_policies=[POLICY])
+    assert engine.open_case(**opening) == first
+    assert engine.open_case(**opening, priority="urgent") == first
+    with pytest.raises(IdempotencyKeyReused):
+        engine.open_case(**opening, priority="high")
+    assert list(store.case_ids()) == [first.id]
+    # A new case opened as aggressive takes the new policy's priority.
+    fresh = engine.open_case(**{**opening, "idempotency_key": "k-2"})
+    assert fresh.priority.value == "high"
+
+
 def test_a_case_keeps_the_policy_it_was_opened_under() -> None:
     store = MemoryStore()
     old_engine, _ = new_engine(store=store)

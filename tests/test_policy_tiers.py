@@ -5,14 +5,18 @@ tier is accepted, as before (and the policy's stamp is what it was)."""
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from adapters.memory import MemoryStore
 from policies.errors import PolicyFileError
+from policies.expectations import load_expectations
 from policies.loader import bundled_policy, parse_policy
 from tests.policy_texts import BASE
 from workflow import Engine, InvalidStepData, ManualClock
+from workflow.cli import main
 
 TIERS = "tiers: [standard, gold]\n"
 
@@ -95,3 +99,42 @@ def test_declaring_no_tiers_leaves_a_policys_stamp_as_it_was() -> None:
     plain = parse_policy(BASE)
     declared = parse_policy(BASE + TIERS)
     assert declared.stamp != plain.stamp
+
+
+def _tiered_policy(tmp_path: Path) -> Path:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(BASE + TIERS + "adjustments:\n  tiers: {gold: 2}\n")
+    return policy
+
+
+def test_a_case_file_naming_an_undeclared_tier_is_refused_with_its_location(
+    tmp_path: Path,
+) -> None:
+    """``policy test`` refuses a category the policy does not declare (the engine would
+    refuse such a case, so its decision tests nothing); a tier it does not declare is
+    the same mistake (``glod`` was decided at the standard factor and could pass)."""
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(
+        "- name: gold\n  role: agent\n  remedies: [refund:1.00EUR]\n  tier: gold\n"
+        "  expect: allowed\n"
+        "- name: typo\n  role: agent\n  remedies: [refund:1.00EUR]\n  tier: glod\n"
+        "  expect: allowed\n"
+    )
+    policy = parse_policy(_tiered_policy(tmp_path).read_text())
+    with pytest.raises(PolicyFileError) as refused:
+        load_expectations(cases, policy)
+    assert [(p.location, p.message) for p in refused.value.problems] == [
+        ("[1].tier (line 9)", "'glod' is not one of the policy's tiers: standard, gold")
+    ]
+    assert [e.tier for e in load_expectations(cases)] == ["gold", "glod"]  # no policy: as read
+
+
+def test_explain_refuses_a_tier_the_policy_does_not_declare(tmp_path: Path) -> None:
+    policy = str(_tiered_policy(tmp_path))
+    args = ["policy", "explain", policy, "--role", "agent", "--remedy", "refund:1.00EUR"]
+    result = CliRunner().invoke(main, [*args, "--tier", "glod"])
+    assert result.exit_code == 2, result.output
+    assert "'--tier'" in result.output
+    assert "'glod' is not one of the policy's tiers: standard, gold" in result.output
+    assert "decision:" not in result.output
+    assert CliRunner().invoke(main, [*args, "--tier", "gold"]).exit_code == 0

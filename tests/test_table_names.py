@@ -6,6 +6,7 @@ why not; none may reach another set of tables whose name folds to the same."""
 from __future__ import annotations
 
 import json
+import shlex
 import sqlite3
 import uuid
 from collections.abc import Iterator
@@ -250,3 +251,60 @@ def test_a_postgresql_schema_that_does_not_exist_is_named_as_such() -> None:
         f"`complaintflow db init {shown_url(url)} --schema {schema}`; or give the schema "
         "the tables are in"
     )
+
+
+def _quoted_command(message: str) -> list[str]:
+    """The command between the backticks of ``message``, split as a shell splits it."""
+    return shlex.split(message.split("`")[1])
+
+
+def test_commands_in_messages_are_quoted_for_the_shell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """'Run `complaintflow ...`' put the URL, --prefix and --schema in unquoted: a file
+    whose path holds a space, a prefix with a space, or a URL with ``&`` in its query
+    (a shell's "run in the background") ran another command than the one meant."""
+    import adapters.sql
+    from workflow import StoreUnavailable
+
+    folder = tmp_path / "support desk"
+    folder.mkdir()
+    url = f"sqlite:///{folder / 'cases.db'}?timeout=5&uri=false"
+    prefix = "Desk CF_"
+    with pytest.raises(SchemaVersionError) as missing:
+        open_store(url, prefix=prefix)
+    assert _quoted_command(str(missing.value)) == [
+        "complaintflow", "db", "init", url, "--prefix", prefix,
+    ]  # fmt: skip
+    store = open_store(url, prefix=prefix, create=True)
+    engine = Engine(store, clock=ManualClock(START))
+    engine.open_case(actor="agent:a", customer={"id": "c-1", "name": "Ann"}, channel="web")
+    monkeypatch.setattr(adapters.sql, "SCRUB_WAIT_MS", 50)
+    reader = sqlite3.connect(folder / "cases.db")
+    reader.execute("BEGIN")
+    reader.execute(f'SELECT count(*) FROM "{prefix}cases"').fetchone()  # holds the WAL
+    try:
+        with pytest.raises(StoreUnavailable) as blocked:
+            engine.erase_customer("c-1", actor="dpo:kim", reason="asked")
+    finally:
+        reader.close()
+        store.close()
+    again = _quoted_command(str(blocked.value).split("Run ", 1)[1])
+    assert again == ["complaintflow", "privacy", "scrub", "--store", url, "--prefix", prefix]
+    result = CliRunner().invoke(main, again[1:])
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.postgres
+def test_a_masked_password_in_a_command_is_quoted_too() -> None:
+    """A password is shown as ``***``, which a shell would expand as a glob; a schema
+    name with a space is one word."""
+    user, at, host = postgres_url().partition("@")
+    url = f"{user}:not-needed{at}{host}" if ":" not in user.split("//")[-1] else postgres_url()
+    schema = f"No Such {uuid.uuid4().hex[:8]}"
+    with pytest.raises(StoreError) as refused:
+        open_store(url, schema=schema)
+    assert "***" in shown_url(url)
+    assert _quoted_command(str(refused.value)) == [
+        "complaintflow", "db", "init", shown_url(url), "--schema", schema,
+    ]  # fmt: skip

@@ -233,6 +233,9 @@ class _Command:
     actor: str
     inputs: Mapping[str, Any]
     printed: str | None = None
+    #: ``open_case`` given no priority: its input ``priority`` is the complainant type's
+    #: playbook priority, which a retry reads from the policy the case opened under.
+    priority_left_out: bool = False
 
     def fingerprint(self) -> str:
         """Raises ``Uncanonical`` for inputs that have no canonical form."""
@@ -432,15 +435,16 @@ class Engine:
 
     # -- writing ---------------------------------------------------------------------
 
-    def _playbook_priority(self, complainant_type: object) -> str:
+    def _playbook_priority(self, complainant_type: object, policy: Policy | None = None) -> str:
         """The priority a case opened as ``complainant_type`` starts with, no priority
-        given: its playbook's, as ``classify`` sets it, else normal (a type that is no
-        type gives normal here; ``open_case`` refuses it)."""
+        given: its playbook's in ``policy`` (the engine's unless given), as ``classify``
+        sets it, else normal (a type that is no type gives normal here; ``open_case``
+        refuses it)."""
         try:
             kind = _enum_text(ComplainantType, complainant_type)
         except ValueError:
             return Priority.NORMAL.value
-        playbook = self.policy.playbook(kind)
+        playbook = (policy or self.policy).playbook(kind)
         if playbook is not None and playbook.priority is not None:
             return playbook.priority
         return Priority.NORMAL.value
@@ -491,7 +495,10 @@ class Engine:
                 else self._playbook_priority(complainant_type),
                 "complainant_type": complainant_type,
             }
-            command = _Command(idempotency_key, case_id, OPEN_EVENT, who, inputs)
+            command = _Command(
+                idempotency_key, case_id, OPEN_EVENT, who, inputs,
+                priority_left_out=priority is None,
+            )  # fmt: skip
             earlier = self._earlier_result(command)
             if earlier is not None:
                 return earlier
@@ -929,6 +936,18 @@ class Engine:
         if earlier.type != step:
             raise self._refused(reused(differs="step"))
         if comparable(stored):
+            opened_under = self._policies.get(earlier.policy_version)
+            if (
+                command.priority_left_out
+                and opened_under is not None
+                and opened_under is not self.policy
+            ):
+                # The priority it opened with came from the policy it opened under: a
+                # retry made after a new policy changed the playbook is the same call.
+                left_out = self._playbook_priority(command.inputs["complainant_type"], opened_under)
+                command = dataclasses.replace(
+                    command, inputs={**command.inputs, "priority": left_out}, printed=None
+                )
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:
@@ -1033,6 +1052,7 @@ class Engine:
         *,
         attempts: int = 3,
         backoff: timedelta = timedelta(0),
+        max_backoff: timedelta = timedelta(seconds=1),
         sleep: Callable[[float], object] = time.sleep,
     ) -> T:
         """Run ``action`` (which loads the case afresh each time, as every ``Engine`` step
@@ -1042,8 +1062,10 @@ class Engine:
 
         With ``backoff``, each retry waits first: a random time between 0 and
         ``backoff * 2**(n-1)`` before the (n+1)th run (exponential backoff with full
-        jitter, so writers that met one conflict do not meet again in step). ``sleep``
-        does the waiting (``time.sleep``; give your own to wait another way).
+        jitter, so writers that met one conflict do not meet again in step), the bound
+        doubling up to ``max_backoff`` (1 second unless given; never less than
+        ``backoff``). ``sleep`` does the waiting (``time.sleep``; give your own to wait
+        another way).
 
         >>> engine.retrying(lambda: engine.add_note(case_id, actor="agent:a", text="…"))
         """
@@ -1051,7 +1073,13 @@ class Engine:
             raise ValueError("attempts must be at least 1")
         if not isinstance(backoff, timedelta) or backoff < timedelta(0):
             raise ValueError(f"backoff must be a timedelta of 0 or more, got {backoff!r}")
-        base = backoff.total_seconds()
+        if not isinstance(max_backoff, timedelta):
+            raise ValueError(f"max_backoff must be a timedelta, got {max_backoff!r}")
+        if max_backoff < backoff:
+            raise ValueError(f"max_backoff ({max_backoff}) is less than backoff ({backoff})")
+        # The bound doubles until it reaches the cap (no power of two as large as the
+        # attempts, which overflows a float past the 1025th).
+        bound, cap = backoff.total_seconds(), max_backoff.total_seconds()
         for attempt in range(1, attempts + 1):
             try:
                 return action()
@@ -1066,8 +1094,9 @@ class Engine:
                     **({"step": conflict.step} if conflict.step is not None else {}),
                     attempt=attempt,
                 )
-                if base:
-                    sleep(random.uniform(0, base * 2 ** (attempt - 1)))
+                if bound:
+                    sleep(random.uniform(0, bound))
+                    bound = min(cap, bound * 2)
         raise AssertionError("unreachable")  # pragma: no cover
 
     # -- personal data and retention -------------------------------------------------

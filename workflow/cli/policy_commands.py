@@ -113,6 +113,8 @@ def explain(
             f"{category!r} is not one of the policy's categories: {', '.join(loaded.categories)}",
             param_hint="'--category'",
         )
+    if loaded.tiers is not None and tier not in loaded.tiers:
+        raise click.BadParameter(loaded.not_a_tier(tier), param_hint="'--tier'")
     try:
         decision = decide_offer(loaded, request)
     except ArithmeticError:  # decimal.Overflow: adding up an amount paid past any size
