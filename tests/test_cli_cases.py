@@ -173,7 +173,8 @@ def test_list_on_sqlite_and_its_errors_in_one_line(tmp_path: Path) -> None:
     assert code == 1
     assert lines == [
         "Error: case case-3: the stored snapshot is unreadable: the case: Invalid JSON: "
-        "expected ident at line 1 column 2 (run `complaintflow audit verify --case case-3`)"
+        "expected ident at line 1 column 2 (run `complaintflow audit verify --store URL "
+        "--case case-3`)"
     ]
 
 

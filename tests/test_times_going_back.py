@@ -135,7 +135,7 @@ def test_state_at_on_such_a_history_is_refused_naming_the_event(
     assert (raised.value.case_id, raised.value.seq) == ("case-0", MOVED_SEQ)
     assert raised.value.reason == (
         f"{FINDING}: the case's state at a time is not defined when its event times go "
-        "back (run `complaintflow audit verify --case case-0`)"
+        "back (run `complaintflow audit verify --store URL --case case-0`)"
     )
     assert "seq gap" not in str(raised.value)
     assert engine.state_at("case-1", when).id == "case-1"
@@ -154,8 +154,8 @@ def test_audit_show_at_a_time_is_one_line_and_without_a_time_shows_the_times(
     assert at.exit_code == 1, at.output
     assert at.output.splitlines() == [
         f"Error: case case-0 at event {MOVED_SEQ}: {FINDING}: the case's state at a time is "
-        "not defined when its event times go back (run `complaintflow audit verify --case "
-        "case-0`)"
+        "not defined when its event times go back (run `complaintflow audit verify --store URL "
+        "--case case-0`)"
     ]
     whole = runner.invoke(main, ["audit", "show", "case-0", "--store", url])
     assert whole.exit_code == 0, whole.output

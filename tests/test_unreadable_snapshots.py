@@ -320,7 +320,7 @@ def _cli_store(tmp_path: Path, *, withdrawn: bool = False) -> tuple[str, Path]:
 
 ERROR = (
     "Error: case case-0: the stored snapshot is unreadable: customer.contact: Input should "
-    "be a valid string (run `complaintflow audit verify --case case-0`)"
+    "be a valid string (run `complaintflow audit verify --store URL --case case-0`)"
 )
 
 
@@ -378,3 +378,14 @@ def test_batch_commands_warn_once_and_carry_on(tmp_path: Path, args: list[str]) 
     assert len(warnings) == 1, result.output
     assert "warning" in warnings[0]
     _shows_no_value(result.output)
+
+
+def test_the_command_an_unreadable_snapshot_names_is_quoted_for_a_shell() -> None:
+    """A case id may hold a space or a shell's metacharacters (docs/decisions/0036): the
+    command to run keeps it one word."""
+    from workflow.errors import SnapshotUnreadable
+
+    error = SnapshotUnreadable("ticket 42; rm -rf x", [("state", "is not a state")])
+    assert str(error).endswith(
+        "(run `complaintflow audit verify --store URL --case 'ticket 42; rm -rf x'`)"
+    )

@@ -10,6 +10,7 @@ import csv
 import hashlib
 import json
 import re
+import shlex
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -522,7 +523,8 @@ def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None
             first.case_id,
             first.seq,
             f"{first.problem}: the case's state at a time is not defined when its event "
-            f"times go back (run `complaintflow audit verify --case {first.case_id}`)",
+            "times go back (run `complaintflow audit verify --store URL --case "
+            f"{shlex.quote(first.case_id)}`)",
         )
     upto = [e for e in history if e.at <= when]
     if not upto:

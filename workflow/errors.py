@@ -5,6 +5,7 @@ Each error carries its context as attributes and a message a support agent can a
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable, Sequence
 
 from policies.decision import Decision
@@ -402,7 +403,7 @@ class SnapshotUnreadable(StoreError, ValueError):
         super().__init__(
             f"case {case_id}: the stored snapshot is unreadable: "
             f"{snapshot_problems_text(self.problems)} "
-            f"(run `complaintflow audit verify --case {case_id}`)"
+            f"(run `complaintflow audit verify --store URL --case {shlex.quote(case_id)}`)"
         )
 
 
