@@ -90,6 +90,28 @@ def test_a_retry_is_logged_with_the_case_id(engine: Engine, case_in: Callable[[s
     ]
 
 
+def test_a_retry_after_a_pause_logs_the_pause_it_takes(
+    engine: Engine, case_in: Callable[[str], str]
+) -> None:
+    from datetime import timedelta
+
+    from workflow import ConcurrencyConflict
+
+    cid = case_in("acknowledged")
+    conflicts = [ConcurrencyConflict(cid, 2, 3), ConcurrencyConflict(cid, 3, 4)]
+
+    def action() -> str:
+        if conflicts:
+            raise conflicts.pop()
+        return cid
+
+    slept: list[float] = []
+    with capture_logs() as logs:
+        engine.retrying(action, backoff=timedelta(milliseconds=40), sleep=slept.append)
+    assert [line["pause_seconds"] for line in logs] == slept
+    assert len(slept) == 2
+
+
 # -- every line, on a day at the desk ---------------------------------------------------
 
 NAME, CONTACT, ACCOUNT = "Zelda Secretname", "zelda@secret.example", "ACC-998877"

@@ -1088,14 +1088,16 @@ class Engine:
             except ConcurrencyConflict as conflict:
                 if attempt == attempts:
                     raise
+                pause = random.uniform(0, bound) if bound else 0.0
                 self._log.info(
                     "retrying after a concurrent change",
                     case_id=conflict.case_id,
                     **({"step": conflict.step} if conflict.step is not None else {}),
                     attempt=attempt,
+                    **({"pause_seconds": pause} if bound else {}),
                 )
                 if bound:
-                    sleep(random.uniform(0, bound))
+                    sleep(pause)
                     bound = min(cap, bound * 2)
         raise AssertionError("unreachable")  # pragma: no cover
 
