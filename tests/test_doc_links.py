@@ -42,8 +42,7 @@ def links(page: Path) -> list[str]:
     return [t for t in LINK.findall(text) if not re.match(r"[a-z][a-z0-9+.-]*:", t)]
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_relative_link_resolves(page: Path) -> None:
+def broken_links(page: Path) -> list[str]:
     broken = []
     for target in links(page):
         path, _, anchor = target.partition("#")
@@ -52,7 +51,12 @@ def test_every_relative_link_resolves(page: Path) -> None:
             broken.append(f"{target}: no such file")
         elif anchor and goal.suffix == ".md" and anchor not in anchors(goal):
             broken.append(f"{target}: no heading with that anchor in {goal.name}")
-    assert broken == []
+    return broken
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_resolves(page: Path) -> None:
+    assert broken_links(page) == []
 
 
 def test_the_slug_is_githubs() -> None:
@@ -70,5 +74,7 @@ def test_a_broken_link_and_a_missing_anchor_are_found(tmp_path: Path) -> None:
         encoding="utf-8",
     )
     assert links(page) == ["a.md#the-sql-store", "c.md", "a.md#the-sql-stor"]
-    assert "the-sql-stor" not in anchors(tmp_path / "a.md")
-    assert "the-sql-store" in anchors(tmp_path / "a.md")
+    assert broken_links(page) == [
+        "c.md: no such file",
+        "a.md#the-sql-stor: no heading with that anchor in a.md",
+    ]
