@@ -6,6 +6,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 
 import pytest
 from click.testing import CliRunner
@@ -15,6 +16,7 @@ from policies.loader import parse_policy
 from tests.conftest import START
 from workflow import Engine, ManualClock
 from workflow.cli import main
+from workflow.errors import StepNotAllowed
 
 #: A terminal hyperlink, a screen clear, a right-to-left override and an 8-bit CSI.
 HOSTILE = "\x1b]8;;http://evil\x1b\\pay\x1b]8;;\x1b\\ \x1b[2J \u202egnp.exe \x9b2J"
@@ -101,3 +103,25 @@ def test_cases_as_json_show_escape_and_bidi_characters_as_json_escapes(
     case = document["cases"][0]
     assert case["customer_id"] == "c-" + HOSTILE  # the same value, only written escaped
     assert case["assignee"] == "agent:" + HOSTILE
+
+
+def test_a_refused_step_name_reaches_a_standard_library_log_line_escaped() -> None:
+    """A step name is the caller's text (a web route's, say): one that is no step, with
+    no space in it, was written to the log line as it was."""
+    lines = io.StringIO()
+    logger = logging.getLogger("complaintflow.test-hostile")
+    logger.setLevel(logging.INFO)
+    handler = logging.StreamHandler(lines)
+    logger.addHandler(handler)
+    try:
+        engine = Engine(MemoryStore(), clock=ManualClock(START), logger=logger)
+        engine.open_case(actor="agent:x", customer={"id": "c-1", "name": "Ann"},
+                         channel="email", case_id="case-1")  # fmt: skip
+        with pytest.raises(StepNotAllowed):
+            engine.step("case-1", "\x1b[2J\u202eack\x9b2J", actor="agent:x")
+    finally:
+        logger.removeHandler(handler)
+    (line,) = [x for x in lines.getvalue().splitlines() if x.startswith("step refused")]
+    for char in UNSHOWN:
+        assert char not in line, (char, line)
+    assert "step='\\x1b[2J\\u202eack\\x9b2J'" in line
