@@ -40,8 +40,14 @@ def _render(
 
 
 def _shown(value: object) -> str:
+    """A key's value in the message: quoted (``repr``, which escapes control, format and
+    line-separator characters) when it is empty, holds a space, ``=`` or a quote, or a
+    character a terminal would act on (an escape sequence in a step name the caller
+    gave, a bidi override), so that a value can neither forge a key nor the screen."""
     text = str(value) if isinstance(value, str) else repr(value)
-    return repr(text) if not text or any(c.isspace() or c in "='\"" for c in text) else text
+    if not text or not text.isprintable() or any(c.isspace() or c in "='\"" for c in text):
+        return repr(text)
+    return text
 
 
 def _enabled(logger: Any, method_name: str, event_dict: MutableMapping[str, Any]) -> Any:

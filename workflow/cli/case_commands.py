@@ -4,7 +4,6 @@ cases at risk of an SLA deadline."""
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 from collections.abc import Iterator
 from datetime import datetime, timedelta
@@ -13,7 +12,7 @@ from typing import Any
 import click
 from pydantic import TypeAdapter, ValidationError
 
-from workflow.cli.common import instant, open_cli_store, printable, store_options
+from workflow.cli.common import instant, open_cli_store, printable, shown_json, store_options
 from workflow.domain import Case
 from workflow.engine import Engine, cases_at_risk_in
 from workflow.errors import ComplaintflowError, InvalidQuery
@@ -136,7 +135,7 @@ def list_cases(
         )
     if fmt == "json":
         document = {"cases": [_case_json(c) for c in page.cases], "next_cursor": page.next_cursor}
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(shown_json(document))
         return
     columns = ("case", "state", "customer", "channel", "category", "priority", "assignee",
                "escalated to", "opened (UTC)", "updated (UTC)")  # fmt: skip
@@ -190,7 +189,7 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
             "cases": [_risk_json(entry) for entry in shown],
             "more": more,
         }
-        click.echo(json.dumps(document, indent=2, ensure_ascii=False))
+        click.echo(shown_json(document))
         return
     columns = ("case", "state", "step", "kind", "due (UTC)", "due in", "assignee")
     rows = [

@@ -5,6 +5,7 @@ whole or not at all, printing text from a store (actor ids above all) escaped.""
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import unicodedata
@@ -79,6 +80,27 @@ def printable(text: str) -> str:
         return text
     return "".join(
         ch if unicodedata.category(ch) not in _UNSHOWN else ascii(ch)[1:-1] for ch in text
+    )
+
+
+def _json_escape(char: str) -> str:
+    """``char`` as a JSON string escape (a surrogate pair above U+FFFF)."""
+    code = ord(char)
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    code -= 0x10000
+    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
+
+
+def shown_json(document: object) -> str:
+    """``document`` as indented JSON for a terminal: non-ASCII text as it is (``Zoë``),
+    but the characters ``printable`` escapes as JSON escapes, the same value to a
+    parser. ``json`` escapes the C0 controls itself; DEL, the C1 controls (``\\x9b``
+    is a CSI), bidi overrides and line separators it writes as they are."""
+    text = json.dumps(document, indent=2, ensure_ascii=False)
+    return "".join(
+        _json_escape(ch) if ch > "\x7e" and unicodedata.category(ch) in _UNSHOWN else ch
+        for ch in text
     )
 
 

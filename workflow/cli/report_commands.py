@@ -45,6 +45,11 @@ COLUMNS = {
 }
 
 
+def _cell(value: Any) -> Any:
+    """A CSV report's cell: text with what ``printable`` escapes escaped."""
+    return printable(value) if isinstance(value, str) else value
+
+
 def _format(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> str:
     """The rows as the text ``fmt`` asks for (ending with a line break)."""
     if fmt == "json":
@@ -54,7 +59,10 @@ def _format(rows: list[dict[str, Any]], fmt: str, columns: list[str]) -> str:
         out = io.StringIO()
         writer = csv.DictWriter(out, fieldnames=columns)
         writer.writeheader()
-        writer.writerows({c: spreadsheet_cell(v) for c, v in row.items()} for row in rows)
+        # The cells escaped as a table's are (a terminal, and a spreadsheet, would act on
+        # an escape sequence or a bidi override in a subject or an id), then kept from
+        # starting a formula.
+        writer.writerows({c: spreadsheet_cell(_cell(v)) for c, v in row.items()} for row in rows)
         return out.getvalue()
     if not rows:
         return "(no rows)\n"
