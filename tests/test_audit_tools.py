@@ -270,7 +270,7 @@ def test_show_of_a_case_whose_snapshot_was_edited_is_a_one_line_error(
     assert shown.output.splitlines() == [
         "Error: case case-0: the stored snapshot is unreadable: transfers: Input should be "
         "a valid integer, unable to parse string as an integer (run `complaintflow audit "
-        "verify --case case-0`)"
+        "verify --store URL --case case-0`)"
     ]
 
 
