@@ -9,7 +9,7 @@ import pytest
 
 from policies.errors import PolicyFileError
 from policies.loader import parse_policy
-from tests.policy_texts import BASE
+from tests.policy_texts import BASE, assert_one_problem
 
 CALENDAR = """calendars:
   desk:
@@ -147,10 +147,7 @@ def test_each_authoring_mistake_is_one_problem_named_with_its_place(
 ) -> None:
     with pytest.raises(PolicyFileError) as error:
         parse_policy(text, file="shop.yaml")
-    problems = error.value.problems
-    assert len(problems) == 1, problems
-    assert problems[0].location == where
-    assert what in problems[0].message
+    assert_one_problem(error.value, where, what)
 
 
 EMPTY = [("shop.yaml", ""), ("shop.toml", ""), ("shop.yaml", "# to do\n"), ("shop.toml", "\n")]

@@ -16,7 +16,7 @@ from policies.errors import PolicyFileError
 from policies.loader import BUNDLED, bundled_policy, load_policy, parse_policy
 from policies.model import STEPS
 from policies.types import parse_duration
-from tests.policy_texts import BASE
+from tests.policy_texts import BASE, assert_one_problem
 from workflow import STEP_NAMES, ComplainantType
 
 MISTAKES = [
@@ -249,10 +249,7 @@ def test_each_mistake_gives_one_clear_error_with_its_location(
     else:
         with pytest.raises(PolicyFileError) as error:
             parse_policy(text, file="shop.yaml")
-    problems = error.value.problems
-    assert len(problems) == 1, problems
-    assert problems[0].location == where
-    assert what in problems[0].message
+    assert_one_problem(error.value, where, what)
     assert str(error.value).startswith("policy file shop.")
 
 
