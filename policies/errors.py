@@ -13,6 +13,12 @@ from dataclasses import dataclass
 class ComplaintflowError(Exception):
     """Root of every error complaintflow raises on purpose."""
 
+    @property
+    def log_reason(self) -> str:
+        """The error as a log line says it: its message, unless that may repeat text the
+        caller gave (``InvalidStepData`` names the fields only)."""
+        return str(self)
+
 
 @dataclass(frozen=True)
 class Problem:

@@ -14,7 +14,7 @@ import structlog
 from structlog.testing import capture_logs
 
 from adapters import MemoryStore
-from tests.conftest import AGENT, CUSTOMER, OTHER_AGENT
+from tests.conftest import AGENT, CUSTOMER, OTHER_AGENT, START
 from workflow import Engine, MissingInformation, StepNotAllowed, StoreError
 
 
@@ -303,7 +303,7 @@ def test_every_refusal_is_logged_once_at_info_with_the_error_s_message() -> None
         ("record", "InvalidStepData"),
         ("offer_remedy", "PolicyViolation"),
     ]
-    assert [r["reason"] for r in refusals[3:]] == [str(exc) for exc in raised]
+    assert [r["reason"] for r in refusals[3:]] == [exc.log_reason for exc in raised]
 
 
 def test_no_line_carries_personal_values_or_free_text() -> None:
@@ -317,6 +317,37 @@ def test_no_line_carries_personal_values_or_free_text() -> None:
         if any(value in repr(line) for value in (NAME, CONTACT, ACCOUNT, FREE))
     ]
     assert leaks == []
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        {"channel": NAME},  # a name typed into the wrong box
+        {"customer": {"id": "c-1", "name": "N", NAME: "x"}},  # ... or sent as a key
+        {"category": "zelda-secretname"},  # a valid name, not one of the policy's
+    ],
+    ids=["channel", "customer key", "category"],
+)
+def test_a_refused_input_is_logged_by_its_field_not_its_text(given: dict[str, Any]) -> None:
+    """The caller's error says what was wrong with the value it gave; the log line (kept
+    where an erasure cannot reach) names where, never the text (docs/embedding.md)."""
+    from policies.loader import parse_policy
+    from workflow import InvalidStepData, ManualClock
+
+    policy = parse_policy(DESK_POLICY + "categories: [delivery]\n")
+    engine = Engine(MemoryStore(), policy=policy, clock=ManualClock(START))
+    opening: dict[str, Any] = {"actor": AGENT, "customer": {"id": "c-1", "name": "N"},
+                               "channel": "email", **given}  # fmt: skip
+    with capture_logs() as logs, pytest.raises(InvalidStepData) as refused:
+        engine.open_case(**opening)
+    assert "ecretname" in str(refused.value)  # the caller is told which value
+    (line,) = logs
+    assert "ecretname" not in repr(line)
+    field = refused.value.problems[0][0]
+    assert line["reason"].endswith(
+        f"got bad data at: {field if field.isidentifier() else '(an input not named here)'}. "
+        "Nothing was written."
+    )
 
 
 # -- embedding: the embedder's logger, stdlib or structlog; nothing global --------------

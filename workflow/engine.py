@@ -90,7 +90,7 @@ from workflow.sla import Deadline
 from workflow.store import FindsCases, Store, Tombstone
 
 T = TypeVar("T")
-E = TypeVar("E", bound=Exception)
+E = TypeVar("E", bound=ComplaintflowError)
 
 
 @dataclass(frozen=True)
@@ -1042,7 +1042,7 @@ class Engine:
             "step refused",
             **{key: value for key, value in keys.items() if value is not None},
             error=type(refusal).__name__,
-            reason=str(refusal),
+            reason=refusal.log_reason,
         )
         return refusal
 

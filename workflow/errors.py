@@ -5,6 +5,7 @@ Each error carries its context as attributes and a message a support agent can a
 
 from __future__ import annotations
 
+import re
 import shlex
 from collections.abc import Iterable, Sequence
 
@@ -131,6 +132,26 @@ class InvalidStepData(StepRefused):
             step=step,
             allowed=allowed,
         )
+
+    @property
+    def log_reason(self) -> str:
+        """Where the data was bad, not what it was: a problem may quote the value given
+        (a customer's name typed into ``channel``), or be about a key the caller made up,
+        and log lines outlive an erasure. A field path that is not made of plain names
+        and indexes is not repeated either."""
+        fields = ", ".join(
+            field if _FIELD_PATH.fullmatch(field) else "(an input not named here)"
+            for field, _ in self.problems
+        )
+        return (
+            f"'{self.step}' on case {self.case_id} (state '{self.state}') got bad data at: "
+            f"{fields}. Nothing was written."
+        )
+
+
+#: A field path as the engine names one: lower-case names and indexes
+#: (``options[1].amount.currency``).
+_FIELD_PATH = re.compile(r"[a-z_][a-z0-9_]*(\[\d+\])*(\.[a-z_][a-z0-9_]*(\[\d+\])*)*")
 
 
 class PolicyViolation(StepRefused):
