@@ -146,6 +146,19 @@ DEFAULT_TIER = "standard"
 _UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers",)
 
 
+def _declared_once(
+    key: str, names: list[str], problems: list[tuple[tuple[str | int, ...], str]]
+) -> set[str]:
+    """The names a declaring list (``categories``, ``tiers``) holds; each name listed
+    again is a problem at its place."""
+    seen: set[str] = set()
+    for index, name in enumerate(names):
+        if name in seen:
+            problems.append(((key, index), f"{name!r} is listed twice"))
+        seen.add(name)
+    return seen
+
+
 class Policy(Strict):
     """A loaded, validated policy. ``version`` is declared by its author; ``digest`` is the
     SHA-256 of its content, so two policies with one version but other rules differ."""
@@ -218,26 +231,16 @@ class Policy(Strict):
                     )
                 )
         if self.categories is not None:
-            seen: set[str] = set()
-            for index, category in enumerate(self.categories):
-                if category in seen:
-                    problems.append((("categories", index), f"{category!r} is listed twice"))
-                seen.add(category)
+            seen = _declared_once("categories", self.categories, problems)
             for section, names in (
                 (("adjustments", "categories"), self.adjustments.categories),
                 (("normal_remedies",), self.normal_remedies),
             ):
                 for name in names:
                     if name not in seen:
-                        problems.append(
-                            ((*section, name), f"{name!r} is not one of the policy's categories")
-                        )
+                        problems.append(((*section, name), self.not_a_category(name)))
         if self.tiers is not None:
-            listed_tiers: set[str] = set()
-            for index, tier in enumerate(self.tiers):
-                if tier in listed_tiers:
-                    problems.append((("tiers", index), f"{tier!r} is listed twice"))
-                listed_tiers.add(tier)
+            listed_tiers = _declared_once("tiers", self.tiers, problems)
             if DEFAULT_TIER not in listed_tiers:
                 problems.append(
                     (("tiers",), f"{DEFAULT_TIER!r} (a customer's tier when none is given) "
@@ -275,17 +278,13 @@ class Policy(Strict):
                     )
                     break
             before.append((loc, target))
-            for index, tier in enumerate(target.when.tier):
-                if self.tiers is not None and tier not in self.tiers:
-                    problems.append(((*loc, "when", "tier", index), self.not_a_tier(tier)))
-            for index, category in enumerate(target.when.category):
-                if self.categories is not None and category not in self.categories:
-                    problems.append(
-                        (
-                            (*loc, "when", "category", index),
-                            f"{category!r} is not one of the policy's categories",
-                        )
-                    )
+            for field, declared, refusal in (
+                ("tier", self.tiers, self.not_a_tier),
+                ("category", self.categories, self.not_a_category),
+            ):
+                for index, name in enumerate(getattr(target.when, field)):
+                    if declared is not None and name not in declared:
+                        problems.append(((*loc, "when", field, index), refusal(name)))
             if target.calendar is not None and target.calendar not in self.calendars:
                 problems.append(
                     ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")
@@ -355,6 +354,12 @@ class Policy(Strict):
     def not_a_tier(self, tier: str) -> str:
         """Why ``tier`` is refused by a policy that declares its tiers."""
         return f"{tier!r} is not one of the policy's tiers: {', '.join(self.tiers or ())}"
+
+    @staticmethod
+    def not_a_category(category: str) -> str:
+        """Why a policy that declares its categories refuses ``category`` where it names
+        one."""
+        return f"{category!r} is not one of the policy's categories"
 
     @cached_property
     def remedy_kind_names(self) -> frozenset[str]:
