@@ -478,6 +478,9 @@ class Engine:
             who = _actor_text(Actor.parse(actor))
         except InvalidActor as error:
             raise error.given_to(OPEN_EVENT, case_id) from None
+        # The priority it opens with: left out, the complainant type's playbook's (a retry
+        # giving that explicitly is the same command as one leaving it out).
+        opens_with = priority if priority is not None else self._playbook_priority(complainant_type)
         command: _Command | None = None
         if idempotency_key is not None:
             check_key(idempotency_key, case_id=case_id, step=OPEN_EVENT)
@@ -488,11 +491,7 @@ class Engine:
                 "details": details,
                 "category": category,
                 "occurred_on": occurred_on,
-                # The priority it opens with: a retry giving the playbook's (or
-                # normal) explicitly is the same command as one leaving it out.
-                "priority": priority
-                if priority is not None
-                else self._playbook_priority(complainant_type),
+                "priority": opens_with,
                 "complainant_type": complainant_type,
             }
             command = _Command(
@@ -529,11 +528,7 @@ class Engine:
             ):
                 data[field] = _enum_text(kind, value)
             field = "priority"
-            data["priority"] = (
-                _enum_text(Priority, priority)
-                if priority is not None
-                else self._playbook_priority(data["complainant_type"])
-            )
+            data["priority"] = _enum_text(Priority, opens_with)
             for field, text in (("subject", subject), ("details", details)):
                 if text is None:
                     continue
