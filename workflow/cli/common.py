@@ -83,15 +83,6 @@ def printable(text: str) -> str:
     )
 
 
-def _json_escape(char: str) -> str:
-    """``char`` as a JSON string escape (a surrogate pair above U+FFFF)."""
-    code = ord(char)
-    if code <= 0xFFFF:
-        return f"\\u{code:04x}"
-    code -= 0x10000
-    return f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}"
-
-
 def shown_json(document: object) -> str:
     """``document`` as indented JSON for a terminal: non-ASCII text as it is (``Zoë``),
     but the characters ``printable`` escapes as JSON escapes, the same value to a
@@ -99,7 +90,8 @@ def shown_json(document: object) -> str:
     is a CSI), bidi overrides and line separators it writes as they are."""
     text = json.dumps(document, indent=2, ensure_ascii=False)
     return "".join(
-        _json_escape(ch) if ch > "\x7e" and unicodedata.category(ch) in _UNSHOWN else ch
+        # ``json`` with ASCII output escapes the character itself (a pair above U+FFFF)
+        json.dumps(ch)[1:-1] if ch > "\x7e" and unicodedata.category(ch) in _UNSHOWN else ch
         for ch in text
     )
 
