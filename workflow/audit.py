@@ -430,7 +430,7 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
     # strictly: a key given twice, or one a case does not have, is an edit.
     try:
         as_stored = read_snapshot(cid, text)  # SnapshotUnreadable, as ``load`` would say
-        stored = json.loads(text, object_pairs_hook=_unique_keys)
+        stored = json.loads(text, object_pairs_hook=unique_keys)
         entries = [Personal(**entry) for entry in stored.get("personal", ())]
     except (TypeError, ValueError, AttributeError) as exc:
         findings.append(
@@ -445,16 +445,25 @@ def verify_stored(history: StoredHistory) -> list[Finding]:
     )
 
 
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object's members as a dict; a key given twice is refused: readers differ on
-    which value counts (the last for Python and pydantic, the first for others), so such a
-    snapshot does not say one thing."""
+class KeyGivenTwice(ValueError):
+    """A JSON object gives ``key`` twice (``unique_keys``)."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"the key {key!r} appears twice in one object")
+        self.key = key
+
+
+def unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's members as a dict (``json.loads``'s ``object_pairs_hook``); a key
+    given twice is refused with ``KeyGivenTwice``: readers differ on which value counts
+    (the last for Python and pydantic, the first for others), so such a snapshot, export
+    line or digest file does not say one thing."""
     found = dict(pairs)
     if len(found) != len(pairs):
         seen: set[str] = set()
         for key, _ in pairs:
             if key in seen:
-                raise ValueError(f"the key {key!r} appears twice in one object")
+                raise KeyGivenTwice(key)
             seen.add(key)
     return found
 
@@ -681,7 +690,7 @@ def _export_lines(
             try:
                 # A key twice would be read as its last value here and as its first by
                 # other readers: the line does not say one thing.
-                obj = json.loads(line, object_pairs_hook=_unique_keys)
+                obj = json.loads(line, object_pairs_hook=unique_keys)
             except ValueError as exc:
                 raise AuditFailure("?", None, f"line {number} is not JSON: {exc}") from None
             if not isinstance(obj, dict):

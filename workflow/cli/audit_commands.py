@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO
 
 import click
 
@@ -30,31 +30,18 @@ from workflow.personal import Vault, vault_of
 from workflow.store import Store
 
 
-class _KeyTwice(Exception):
-    def __init__(self, key: str) -> None:
-        super().__init__(key)
-        self.key = key
-
-
-def _once(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    """A JSON object whose keys are each written once (``json`` keeps the last of two
-    silently: a head written before the one checked would be shown, not checked)."""
-    found: dict[str, Any] = {}
-    for key, value in pairs:
-        if key in found:
-            raise _KeyTwice(key)
-        found[key] = value
-    return found
-
-
 def _saved_heads(file: str) -> tuple[str, dict[str, tuple[int, str]]]:
     """The digest value and the case heads in a digest file written by ``audit digest``;
     a file whose heads do not give its digest value, or without one, is refused."""
     try:
-        saved = json.loads(Path(file).read_text(encoding="utf-8"), object_pairs_hook=_once)
+        # A key written twice: ``json`` would keep the last silently, so a head written
+        # before the one checked would be shown, not checked.
+        saved = json.loads(
+            Path(file).read_text(encoding="utf-8"), object_pairs_hook=audit.unique_keys
+        )
     except OSError as exc:
         raise click.ClickException(f"cannot read the digest {file}: {exc.strerror}") from None
-    except _KeyTwice as twice:
+    except audit.KeyGivenTwice as twice:
         raise click.ClickException(
             f"{file} holds {printable(twice.key)!r} twice: only one of them could be checked "
             "(the file was edited; `complaintflow audit digest` writes each key once)"
