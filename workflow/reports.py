@@ -41,7 +41,10 @@ def period(
 
 
 def _within(at: datetime | None, since: datetime | None, until: datetime | None) -> bool:
-    """Whether ``at`` is in the period (``since`` included, ``until`` left out)."""
+    """Whether ``at`` is in the period (``since`` included, ``until`` left out). Without a
+    period everything is; with one, a time not known (None) is not."""
+    if since is None and until is None:
+        return True
     if at is None:
         return False
     return (since is None or at >= since) and (until is None or at < until)
@@ -84,7 +87,7 @@ def sla_attainment(
             if status.done_at is None and not status.breached:
                 continue  # still running: not decided yet
             decided_at = status.done_at if status.achieved else status.due_at
-            if (since or until) and not _within(decided_at, since, until):
+            if not _within(decided_at, since, until):
                 continue
             key = (status.target, status.step, case.channel.value)
             counts[key][0 if status.achieved else 1] += 1
@@ -126,7 +129,7 @@ def compensation_spend(
     tallies: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0, 0, 0])
     for case in _cases(engine):
         for offer in case.offers:
-            if (since or until) and not _within(offer.offered_at, since, until):
+            if not _within(offer.offered_at, since, until):
                 continue
             keys = {
                 "agent": offer.offered_by,
@@ -190,7 +193,7 @@ def _opened(engine: Engine, since: datetime | None, until: datetime | None) -> I
     """The cases opened in the period (every case without one)."""
     since, until = period(since, until)
     for case in _cases(engine):
-        if not (since or until) or _within(case.opened_at, since, until):
+        if _within(case.opened_at, since, until):
             yield case
 
 
@@ -265,7 +268,7 @@ def time_per_step(
             if event.type in ("open", "reopen"):
                 previous = event.at
             elif event.type in CHECKLIST and previous is not None:
-                if not (since or until) or _within(event.at, since, until):
+                if _within(event.at, since, until):
                     spans[event.type].append(event.at - previous)
                 previous = event.at
     rows = []
@@ -307,7 +310,7 @@ def breaches(
             if event.type != "sla_breached":
                 continue
             due = _time(event.data.get("due_at"))
-            if (since or until) and not _within(due or event.at, since, until):
+            if not _within(due or event.at, since, until):
                 continue
             step = str(event.data.get("step", ""))
             met = _taken_later(events[i + 1 :], step)
@@ -383,7 +386,7 @@ def recurring(
             f"{iso.year}-W{iso.week:02d}",
         )
         counts[key] += 1
-        if not (since or until) or _within(case.opened_at, since, until):
+        if _within(case.opened_at, since, until):
             shown[key] += 1
     rows = []
     for (category, subject, week), count in sorted(shown.items()):
@@ -441,7 +444,7 @@ def regulatory_buckets(
     since, until = period(since, until)
     counts = dict.fromkeys(BUCKETS, 0)
     for received, closed in (span for case in _cases(engine) for span in _closings(engine, case)):
-        if (since or until) and not _within(closed, since, until):
+        if not _within(closed, since, until):
             continue
         # weeks on the calendar's clock: both in one zone, so a clock change in between
         # does not move the boundary by an hour
