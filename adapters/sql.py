@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sqlite3
 import time
@@ -73,6 +74,7 @@ from workflow.errors import (
     ConcurrencyConflict,
     SchemaVersionError,
     StoreError,
+    StoreMisconfigured,
     StoreUnavailable,
 )
 from workflow.events import Event, format_at
@@ -282,14 +284,89 @@ def _checkpoint(driver: Any, again: str) -> None:
 
 def _operational(what: str, driver_error: BaseException | None) -> StoreError:
     """SQLite reports missing tables and columns as operational errors too: those are
-    not worth a retry, they need the schema command."""
+    not worth a retry, they need the schema command. So is a connection PostgreSQL
+    refused for good (``_refused_for_good``)."""
     message = _primary(driver_error)  # libpq adds indented hints on further lines
     if message.startswith(("no such table", "no such column")):
         return SchemaVersionError(
             f"{what}: {message}: the tables are missing or at another revision; run "
             "`complaintflow db upgrade URL` (or `db init` for an empty database)"
         )
+    advice = _refused_for_good(driver_error)
+    if advice is not None:
+        return StoreMisconfigured(
+            f"{what}: the database refused the connection (a retry will not help): "
+            f"{message}; {advice}"
+        )
     return StoreUnavailable(f"{what}: the database is unavailable or busy: {message}")
+
+
+#: A connection PostgreSQL (or libpq) refuses for a reason no retry mends, as their
+#: messages say it, with what must change. libpq gives no SQLSTATE for an error at
+#: connection time (the server sends one; libpq keeps only the text: psycopg/psycopg#1188),
+#: so the text is all there is. A server whose messages are in another language
+#: (``lc_messages``) is not recognised: its refusals stay ``StoreUnavailable``, as before.
+_REFUSALS = tuple(
+    (re.compile(pattern), advice)
+    for pattern, advice in (
+        (
+            r'FATAL:  password authentication failed for user "',
+            "give the user's password in the URL (user:password@host), or in PGPASSWORD "
+            "or ~/.pgpass",
+        ),
+        (
+            r"fe_sendauth: no password supplied",
+            "the server asks for a password: give it in the URL (user:password@host), or "
+            "in PGPASSWORD or ~/.pgpass",
+        ),
+        (
+            r'FATAL:  database ".*" does not exist$',
+            "create the database, or correct its name in the URL",
+        ),
+        (
+            r'FATAL:  role ".*" does not exist$',
+            "correct the user name in the URL, or create the role",
+        ),
+        (
+            r"FATAL:  no pg_hba\.conf entry for ",
+            "the server's pg_hba.conf has no line letting this user connect to this "
+            "database from this host: its administrator must add one",
+        ),
+        (
+            r"FATAL:  pg_hba\.conf rejects connection for ",
+            "the server's pg_hba.conf rejects this user, database and host: connect as "
+            "another user, or have its administrator change it",
+        ),
+        (
+            r'FATAL:  role ".*" is not permitted to log in$',
+            "the role may not log in: give another user in the URL, or ALTER ROLE ... LOGIN",
+        ),
+        (
+            r'FATAL:  permission denied for database ".*"$',
+            "the user may not connect to this database: GRANT CONNECT ON DATABASE ... TO it",
+        ),
+    )
+)
+
+
+def _refused_for_good(driver_error: BaseException | None) -> str | None:
+    """What must change for a connection attempt the server refused for good to succeed
+    (``_REFUSALS``); None for anything else, a server that is down, starting, stopping or
+    full among them. Only an error without an SQLSTATE is one (every error the server
+    sends inside a session has one); with several hosts in the URL, only when every host
+    refused so (a retry may reach one that was down)."""
+    if driver_error is None or any(
+        getattr(driver_error, code, None) for code in ("sqlstate", "pgcode")
+    ):
+        return None
+    lines = str(driver_error).splitlines()
+    # psycopg 3 lists each host's failure after the last one's, each line "- host: ...".
+    attempts = lines[:1] + [line for line in lines[1:] if line.startswith("- host:")]
+    advice = [
+        next((advice for pattern, advice in _REFUSALS if pattern.search(line)), None)
+        for line in attempts
+    ]
+    return advice[0] if advice and None not in advice else None
 
 
 def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
@@ -468,7 +545,8 @@ class SqlStore:
 
     def schema_revision(self) -> str | None:
         """The revision recorded in the database, or None for an empty database."""
-        with _translated("reading the schema version"), self.reader.connect() as conn:
+        reading = f"reading the schema version of {shown_url(self.url)}"
+        with _translated(reading), self.reader.connect() as conn:
             version = self.tables.version_table
             schema = self.tables.metadata.schema
             if schema is not None and schema not in inspect(conn).get_schema_names():
@@ -709,7 +787,7 @@ class SqlStore:
         try:
             ended = self.dialect != "postgresql" or self._transaction_ended(process)
             stored = self._stored_hash(case_id, last.seq)
-        except StoreUnavailable as asking:
+        except StoreError as asking:  # unavailable, or refused (a password rotated)
             raise StoreUnavailable(
                 f"writing case {case_id}: the connection was lost during the commit "
                 f"({cause}) and the database could not be asked whether the step was "
