@@ -18,6 +18,8 @@ from adapters.sql import (
     _driver_named,
     _require_sqlite_file,
     _translated,
+    attached_schema,
+    no_schema,
     schema_too_new,
     shown_url,
 )
@@ -95,10 +97,16 @@ def init_schema(engine: Engine, tables: Tables) -> None:
 
 
 def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None:
-    """``complaintflow db init|upgrade URL``: create or upgrade the tables."""
+    """``complaintflow db init|upgrade URL``: create or upgrade the tables. A schema on
+    SQLite is refused before anything is opened: connections made from a URL have no
+    database attached (``open_store(..., create=True)`` with a ``creator`` that attaches
+    it sets up such tables)."""
     _require_sqlite_file(url, create=True, prefix=prefix, schema=schema)
     with _translated(f"setting up the tables in {shown_url(url)}"), _driver_named(url):
         engine = create_engine(url)
+        if engine.dialect.name == "sqlite" and schema is not None and attached_schema(schema):
+            engine.dispose()
+            raise no_schema(url, "sqlite", prefix, schema)
         try:
             init_schema(engine, build_tables(prefix, schema))
         finally:

@@ -166,6 +166,13 @@ def _require_sqlite_file(
     if create and not os.path.isdir(folder):
         raise StoreError(f"{shown}: there is no folder {folder} to create the database in")
     if not create and not os.path.exists(database):
+        if attached_schema(schema):  # no command can attach it: only the embedder
+            raise SchemaVersionError(
+                f"{shown} has no complaintflow tables: there is no file {database}; "
+                f"create them with open_store(url, schema={schema!r}, create=True) on "
+                "connections that ATTACH the schema's database (engine_options' creator: "
+                "docs/embedding.md)"
+            )
         raise SchemaVersionError(
             f"{shown} has no complaintflow tables: there is no file {database}; "
             f"run `{schema_command('init', url, prefix, schema)}`"
@@ -387,6 +394,29 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
             connection.exec_driver_sql(BEGIN)
 
 
+def no_schema(url: str, dialect: str, prefix: str, schema: str) -> StoreError:
+    """The error for tables asked for in a ``schema`` the database at ``url`` does not
+    have (on SQLite: no database is attached under that name)."""
+    shown = shown_url(url)
+    if dialect == "sqlite":
+        return StoreError(
+            f"{shown} has no schema {schema!r}: on SQLite a schema is a database attached "
+            "to each connection (ATTACH DATABASE, through engine_options' creator: "
+            "docs/embedding.md); leave the schema out for the file's own tables"
+        )
+    command = schema_command("init", url, prefix, schema)
+    return StoreError(
+        f"{shown} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
+        f"`{command}`; or give the schema the tables are in"
+    )
+
+
+def attached_schema(schema: str | None) -> bool:
+    """Whether ``schema`` names, on SQLite, a database attached to the file (``main`` is
+    the file itself: SQLite's names for them are case-insensitive)."""
+    return schema is not None and schema.lower() != "main"
+
+
 def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None = None) -> str:
     """The ``complaintflow db`` command for these tables (their prefix and schema too:
     without them it would set up the default tables beside them)."""
@@ -565,18 +595,7 @@ class SqlStore:
     def _no_schema(self, schema: str) -> StoreError:
         """The schema the tables were asked for is not in the database (on SQLite: no
         database is attached under that name)."""
-        url = shown_url(self.url)
-        if self.dialect == "sqlite":
-            return StoreError(
-                f"{url} has no schema {schema!r}: on SQLite a schema is a database attached "
-                "to each connection (ATTACH DATABASE, through engine_options' creator: "
-                "docs/embedding.md); leave the schema out for the file's own tables"
-            )
-        command = schema_command("init", self.url, self.prefix, schema)
-        return StoreError(
-            f"{url} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
-            f"`{command}`; or give the schema the tables are in"
-        )
+        return no_schema(self.url, self.dialect, self.prefix, schema)
 
     def check_schema(self) -> None:
         found = self.schema_revision()
