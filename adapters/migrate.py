@@ -12,7 +12,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from adapters.sql import (
     _driver_named,
@@ -83,6 +83,10 @@ def init_schema(engine: Engine, tables: Tables) -> None:
     config = _config(tables)
     url = engine.url.render_as_string(hide_password=True)
     with engine.begin() as connection:
+        schema = tables.metadata.schema
+        if schema is not None and schema not in inspect(connection).get_schema_names():
+            prefix = tables.cases.name.removesuffix("cases")
+            raise no_schema(url, engine.dialect, prefix, schema)
         _one_at_a_time(connection, tables)
         _refuse_unknown(connection, tables, url)
         config.attributes["connection"] = connection
@@ -106,7 +110,7 @@ def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None
         engine = create_engine(url)
         if engine.dialect.name == "sqlite" and schema is not None and attached_schema(schema):
             engine.dispose()
-            raise no_schema(url, "sqlite", prefix, schema)
+            raise no_schema(url, engine.dialect, prefix, schema)
         try:
             init_schema(engine, build_tables(prefix, schema))
         finally:

@@ -57,7 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
 from adapters.memory import CLAIM_LEASE, check_append, event_data_text
@@ -394,20 +394,24 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
             connection.exec_driver_sql(BEGIN)
 
 
-def no_schema(url: str, dialect: str, prefix: str, schema: str) -> StoreError:
+def no_schema(url: str, dialect: Dialect, prefix: str, schema: str) -> StoreError:
     """The error for tables asked for in a ``schema`` the database at ``url`` does not
-    have (on SQLite: no database is attached under that name)."""
+    have (on SQLite: no database is attached under that name). complaintflow does not
+    create schemas (``db init`` neither): a mistyped one would get a second, empty set
+    of tables, and the schema its owner and privileges (decision 0055)."""
     shown = shown_url(url)
-    if dialect == "sqlite":
+    if dialect.name == "sqlite":
         return StoreError(
             f"{shown} has no schema {schema!r}: on SQLite a schema is a database attached "
             "to each connection (ATTACH DATABASE, through engine_options' creator: "
             "docs/embedding.md); leave the schema out for the file's own tables"
         )
+    create = f"CREATE SCHEMA {dialect.identifier_preparer.quote_schema(schema)}"
     command = schema_command("init", url, prefix, schema)
     return StoreError(
-        f"{shown} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
-        f"`{command}`; or give the schema the tables are in"
+        f"{shown} has no schema {schema!r}: complaintflow creates tables, not schemas: "
+        f"create it first ({create}), then run `{command}`; or give the schema the "
+        "tables are in"
     )
 
 
@@ -595,7 +599,7 @@ class SqlStore:
     def _no_schema(self, schema: str) -> StoreError:
         """The schema the tables were asked for is not in the database (on SQLite: no
         database is attached under that name)."""
-        return no_schema(self.url, self.dialect, self.prefix, schema)
+        return no_schema(self.url, self.engine.dialect, self.prefix, schema)
 
     def check_schema(self) -> None:
         found = self.schema_revision()
