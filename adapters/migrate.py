@@ -17,6 +17,7 @@ from sqlalchemy import Connection, Engine, create_engine, inspect, text
 from adapters.sql import (
     _driver_named,
     _require_sqlite_file,
+    _sqlite_setup,
     _translated,
     attached_schema,
     no_schema,
@@ -108,9 +109,14 @@ def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None
     _require_sqlite_file(url, create=True, prefix=prefix, schema=schema)
     with _translated(f"setting up the tables in {shown_url(url)}"), _driver_named(url):
         engine = create_engine(url)
-        if engine.dialect.name == "sqlite" and schema is not None and attached_schema(schema):
-            engine.dispose()
-            raise no_schema(url, engine.dialect, prefix, schema)
+        if engine.dialect.name == "sqlite":
+            if attached_schema(schema):
+                engine.dispose()
+                raise no_schema(url, engine.dialect, prefix, schema)
+            # As the store's own connections: the whole upgrade one transaction that
+            # takes the write lock at its start (the driver opens none before DDL, so
+            # each CREATE or ALTER was committed by itself), waiting 30 s for it.
+            _sqlite_setup(engine, "FULL", immediate=True)
         try:
             init_schema(engine, build_tables(prefix, schema))
         finally:

@@ -32,7 +32,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from sqlalchemy import (
     ColumnElement,
@@ -415,7 +415,7 @@ def no_schema(url: str, dialect: Dialect, prefix: str, schema: str) -> StoreErro
     )
 
 
-def attached_schema(schema: str | None) -> bool:
+def attached_schema(schema: str | None) -> TypeGuard[str]:
     """Whether ``schema`` names, on SQLite, a database attached to the file (``main`` is
     the file itself: SQLite's names for them are case-insensitive)."""
     return schema is not None and schema.lower() != "main"
