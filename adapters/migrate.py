@@ -12,12 +12,15 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
-from sqlalchemy import Connection, Engine, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, inspect, text
 
 from adapters.sql import (
     _driver_named,
     _require_sqlite_file,
+    _sqlite_setup,
     _translated,
+    attached_schema,
+    no_schema,
     schema_too_new,
     shown_url,
 )
@@ -81,6 +84,10 @@ def init_schema(engine: Engine, tables: Tables) -> None:
     config = _config(tables)
     url = engine.url.render_as_string(hide_password=True)
     with engine.begin() as connection:
+        schema = tables.metadata.schema
+        if schema is not None and schema not in inspect(connection).get_schema_names():
+            prefix = tables.cases.name.removesuffix("cases")
+            raise no_schema(url, engine.dialect, prefix, schema)
         _one_at_a_time(connection, tables)
         _refuse_unknown(connection, tables, url)
         config.attributes["connection"] = connection
@@ -95,10 +102,21 @@ def init_schema(engine: Engine, tables: Tables) -> None:
 
 
 def upgrade(url: str, *, prefix: str = "cf_", schema: str | None = None) -> None:
-    """``complaintflow db init|upgrade URL``: create or upgrade the tables."""
+    """``complaintflow db init|upgrade URL``: create or upgrade the tables. A schema on
+    SQLite is refused before anything is opened: connections made from a URL have no
+    database attached (``open_store(..., create=True)`` with a ``creator`` that attaches
+    it sets up such tables)."""
     _require_sqlite_file(url, create=True, prefix=prefix, schema=schema)
     with _translated(f"setting up the tables in {shown_url(url)}"), _driver_named(url):
         engine = create_engine(url)
+        if engine.dialect.name == "sqlite":
+            if attached_schema(schema):
+                engine.dispose()
+                raise no_schema(url, engine.dialect, prefix, schema)
+            # As the store's own connections: the whole upgrade one transaction that
+            # takes the write lock at its start (the driver opens none before DDL, so
+            # each CREATE or ALTER was committed by itself), waiting 30 s for it.
+            _sqlite_setup(engine, "FULL", immediate=True)
         try:
             init_schema(engine, build_tables(prefix, schema))
         finally:

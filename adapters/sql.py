@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shlex
 import sqlite3
 import time
@@ -31,7 +32,7 @@ from collections.abc import Hashable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from itertools import chain
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard
 
 from sqlalchemy import (
     ColumnElement,
@@ -56,7 +57,7 @@ from sqlalchemy import (
 )
 from sqlalchemy import column as sql_column
 from sqlalchemy import table as sql_table
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
 from adapters.memory import CLAIM_LEASE, check_append, event_data_text
@@ -73,6 +74,7 @@ from workflow.errors import (
     ConcurrencyConflict,
     SchemaVersionError,
     StoreError,
+    StoreMisconfigured,
     StoreUnavailable,
 )
 from workflow.events import Event, format_at
@@ -164,6 +166,13 @@ def _require_sqlite_file(
     if create and not os.path.isdir(folder):
         raise StoreError(f"{shown}: there is no folder {folder} to create the database in")
     if not create and not os.path.exists(database):
+        if attached_schema(schema):  # no command can attach it: only the embedder
+            raise SchemaVersionError(
+                f"{shown} has no complaintflow tables: there is no file {database}; "
+                f"create them with open_store(url, schema={schema!r}, create=True) on "
+                "connections that ATTACH the schema's database (engine_options' creator: "
+                "docs/embedding.md)"
+            )
         raise SchemaVersionError(
             f"{shown} has no complaintflow tables: there is no file {database}; "
             f"run `{schema_command('init', url, prefix, schema)}`"
@@ -282,14 +291,89 @@ def _checkpoint(driver: Any, again: str) -> None:
 
 def _operational(what: str, driver_error: BaseException | None) -> StoreError:
     """SQLite reports missing tables and columns as operational errors too: those are
-    not worth a retry, they need the schema command."""
+    not worth a retry, they need the schema command. So is a connection PostgreSQL
+    refused for good (``_refused_for_good``)."""
     message = _primary(driver_error)  # libpq adds indented hints on further lines
     if message.startswith(("no such table", "no such column")):
         return SchemaVersionError(
             f"{what}: {message}: the tables are missing or at another revision; run "
             "`complaintflow db upgrade URL` (or `db init` for an empty database)"
         )
+    advice = _refused_for_good(driver_error)
+    if advice is not None:
+        return StoreMisconfigured(
+            f"{what}: the database refused the connection (a retry will not help): "
+            f"{message}; {advice}"
+        )
     return StoreUnavailable(f"{what}: the database is unavailable or busy: {message}")
+
+
+#: A connection PostgreSQL (or libpq) refuses for a reason no retry mends, as their
+#: messages say it, with what must change. libpq gives no SQLSTATE for an error at
+#: connection time (the server sends one; libpq keeps only the text: psycopg/psycopg#1188),
+#: so the text is all there is. A server whose messages are in another language
+#: (``lc_messages``) is not recognised: its refusals stay ``StoreUnavailable``, as before.
+_REFUSALS = tuple(
+    (re.compile(pattern), advice)
+    for pattern, advice in (
+        (
+            r'FATAL:  password authentication failed for user "',
+            "give the user's password in the URL (user:password@host), or in PGPASSWORD "
+            "or ~/.pgpass",
+        ),
+        (
+            r"fe_sendauth: no password supplied",
+            "the server asks for a password: give it in the URL (user:password@host), or "
+            "in PGPASSWORD or ~/.pgpass",
+        ),
+        (
+            r'FATAL:  database ".*" does not exist$',
+            "create the database, or correct its name in the URL",
+        ),
+        (
+            r'FATAL:  role ".*" does not exist$',
+            "correct the user name in the URL, or create the role",
+        ),
+        (
+            r"FATAL:  no pg_hba\.conf entry for ",
+            "the server's pg_hba.conf has no line letting this user connect to this "
+            "database from this host: its administrator must add one",
+        ),
+        (
+            r"FATAL:  pg_hba\.conf rejects connection for ",
+            "the server's pg_hba.conf rejects this user, database and host: connect as "
+            "another user, or have its administrator change it",
+        ),
+        (
+            r'FATAL:  role ".*" is not permitted to log in$',
+            "the role may not log in: give another user in the URL, or ALTER ROLE ... LOGIN",
+        ),
+        (
+            r'FATAL:  permission denied for database ".*"$',
+            "the user may not connect to this database: GRANT CONNECT ON DATABASE ... TO it",
+        ),
+    )
+)
+
+
+def _refused_for_good(driver_error: BaseException | None) -> str | None:
+    """What must change for a connection attempt the server refused for good to succeed
+    (``_REFUSALS``); None for anything else, a server that is down, starting, stopping or
+    full among them. Only an error without an SQLSTATE is one (every error the server
+    sends inside a session has one); with several hosts in the URL, only when every host
+    refused so (a retry may reach one that was down)."""
+    if driver_error is None or any(
+        getattr(driver_error, code, None) for code in ("sqlstate", "pgcode")
+    ):
+        return None
+    lines = str(driver_error).splitlines()
+    # psycopg 3 lists each host's failure after the last one's, each line "- host: ...".
+    attempts = lines[:1] + [line for line in lines[1:] if line.startswith("- host:")]
+    advice = [
+        next((advice for pattern, advice in _REFUSALS if pattern.search(line)), None)
+        for line in attempts
+    ]
+    return advice[0] if advice and None not in advice else None
 
 
 def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
@@ -308,6 +392,33 @@ def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
         @event.listens_for(engine, "begin")
         def _begin(connection: Connection) -> None:
             connection.exec_driver_sql(BEGIN)
+
+
+def no_schema(url: str, dialect: Dialect, prefix: str, schema: str) -> StoreError:
+    """The error for tables asked for in a ``schema`` the database at ``url`` does not
+    have (on SQLite: no database is attached under that name). complaintflow does not
+    create schemas (``db init`` neither): a mistyped one would get a second, empty set
+    of tables, and the schema its owner and privileges (decision 0055)."""
+    shown = shown_url(url)
+    if dialect.name == "sqlite":
+        return StoreError(
+            f"{shown} has no schema {schema!r}: on SQLite a schema is a database attached "
+            "to each connection (ATTACH DATABASE, through engine_options' creator: "
+            "docs/embedding.md); leave the schema out for the file's own tables"
+        )
+    create = f"CREATE SCHEMA {dialect.identifier_preparer.quote_schema(schema)}"
+    command = schema_command("init", url, prefix, schema)
+    return StoreError(
+        f"{shown} has no schema {schema!r}: complaintflow creates tables, not schemas: "
+        f"create it first ({create}), then run `{command}`; or give the schema the "
+        "tables are in"
+    )
+
+
+def attached_schema(schema: str | None) -> TypeGuard[str]:
+    """Whether ``schema`` names, on SQLite, a database attached to the file (``main`` is
+    the file itself: SQLite's names for them are case-insensitive)."""
+    return schema is not None and schema.lower() != "main"
 
 
 def schema_command(verb: str, url: str, prefix: str = "cf_", schema: str | None = None) -> str:
@@ -468,7 +579,8 @@ class SqlStore:
 
     def schema_revision(self) -> str | None:
         """The revision recorded in the database, or None for an empty database."""
-        with _translated("reading the schema version"), self.reader.connect() as conn:
+        reading = f"reading the schema version of {shown_url(self.url)}"
+        with _translated(reading), self.reader.connect() as conn:
             version = self.tables.version_table
             schema = self.tables.metadata.schema
             if schema is not None and schema not in inspect(conn).get_schema_names():
@@ -487,18 +599,7 @@ class SqlStore:
     def _no_schema(self, schema: str) -> StoreError:
         """The schema the tables were asked for is not in the database (on SQLite: no
         database is attached under that name)."""
-        url = shown_url(self.url)
-        if self.dialect == "sqlite":
-            return StoreError(
-                f"{url} has no schema {schema!r}: on SQLite a schema is a database attached "
-                "to each connection (ATTACH DATABASE, through engine_options' creator: "
-                "docs/embedding.md); leave the schema out for the file's own tables"
-            )
-        command = schema_command("init", self.url, self.prefix, schema)
-        return StoreError(
-            f"{url} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
-            f"`{command}`; or give the schema the tables are in"
-        )
+        return no_schema(self.url, self.engine.dialect, self.prefix, schema)
 
     def check_schema(self) -> None:
         found = self.schema_revision()
@@ -709,7 +810,7 @@ class SqlStore:
         try:
             ended = self.dialect != "postgresql" or self._transaction_ended(process)
             stored = self._stored_hash(case_id, last.seq)
-        except StoreUnavailable as asking:
+        except StoreError as asking:  # unavailable, or refused (a password rotated)
             raise StoreUnavailable(
                 f"writing case {case_id}: the connection was lost during the commit "
                 f"({cause}) and the database could not be asked whether the step was "

@@ -20,7 +20,7 @@ from tests.conftest import START
 from tests.stores import drop_tables, fresh_prefix, postgres_url, sqlite_url
 from workflow import Engine, ManualClock
 from workflow.cli import main
-from workflow.errors import StoreError, StoreUnavailable
+from workflow.errors import StoreError, StoreMisconfigured, StoreUnavailable
 
 
 def _run(*args: str) -> Result:
@@ -160,6 +160,191 @@ def test_an_unreachable_database_is_one_line_and_safe_to_retry() -> None:
     _clean(_run("sla", "tick", "--store", url))
 
 
+def _elsewhere(**parts: str) -> str:
+    """The test database's URL with ``parts`` changed (``database``, ``username``...),
+    and the password ``s3cret-pw`` (the test server trusts every local connection, so
+    the password is never what refuses one)."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(postgres_url()).set(password="s3cret-pw", **parts)
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("parts", "said", "advice"),
+    [
+        ({"database": "cf_no_db"}, 'database "cf_no_db" does not exist', "create the database"),
+        ({"username": "cf_no_role"}, 'role "cf_no_role" does not exist', "create the role"),
+    ],
+    ids=["database", "role"],
+)
+def test_a_database_or_role_that_does_not_exist_is_not_worth_a_retry(
+    parts: dict[str, str], said: str, advice: str
+) -> None:
+    """PostgreSQL refuses the connection for good: it was a StoreUnavailable ("the
+    database is unavailable or busy"), which embedders are told they may retry. Now a
+    StoreMisconfigured (a StoreError, not a StoreUnavailable) saying what is wrong and
+    what to change, the URL shown without its password; the command line exits 1 with
+    it in one line, from every command and from `db init`."""
+    url = _elsewhere(**parts)
+    with pytest.raises(StoreMisconfigured) as refused:
+        open_store(url)
+    message = str(refused.value)
+    assert not isinstance(refused.value, StoreUnavailable)
+    assert said in message
+    assert advice in message
+    assert "unavailable or busy" not in message
+    assert "s3cret-pw" not in message
+    assert ":***@" in message
+    assert "\n" not in message
+    for command in (("sla", "tick", "--store", url), ("db", "init", url)):
+        result = _run(*command)
+        _clean(result)
+        assert said in result.output
+        assert advice in result.output
+        assert "s3cret-pw" not in result.output
+
+
+def _refusing(text: str) -> Any:
+    """A connection factory (``engine_options``' ``creator``) that fails as psycopg 3
+    fails to connect, with ``text``: no SQLSTATE (libpq gives none for an error at
+    connection time: psycopg/psycopg#1188), only the message."""
+    import psycopg
+
+    def connect() -> Any:
+        raise psycopg.OperationalError(text)
+
+    return connect
+
+
+#: What psycopg 3.3 (libpq 18) raised, word for word, against a PostgreSQL 15 server
+#: whose pg_hba.conf asked this client for a password (scram-sha-256 and md5), had no
+#: line for it, or a ``reject`` line; and for a role without LOGIN or without CONNECT
+#: on the database. The test server trusts every local connection, so these cannot be
+#: produced against it.
+REFUSED = {
+    "wrong password": (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        'FATAL:  password authentication failed for user "desk"',
+        "password",
+    ),
+    "no password": (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        "fe_sendauth: no password supplied",
+        "password",
+    ),
+    "no pg_hba.conf line": (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        'FATAL:  no pg_hba.conf entry for host "127.0.0.1", user "desk", database '
+        '"support", no encryption',
+        "pg_hba.conf",
+    ),
+    "a reject line": (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        'FATAL:  pg_hba.conf rejects connection for host "127.0.0.1", user "desk", '
+        'database "support", no encryption',
+        "pg_hba.conf",
+    ),
+    "no LOGIN": (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        'FATAL:  role "desk" is not permitted to log in',
+        "LOGIN",
+    ),
+    "no CONNECT": (
+        'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+        'FATAL:  permission denied for database "support"\n'
+        "DETAIL:  User does not have CONNECT privilege.",
+        "CONNECT",
+    ),
+    "every one of several hosts": (
+        'connection failed: connection to server at "10.0.0.2", port 5432 failed: '
+        'FATAL:  password authentication failed for user "desk"\n'
+        "Multiple connection attempts failed. All failures were:\n"
+        "- host: '10.0.0.1', port: '5432', hostaddr: '10.0.0.1': connection failed: "
+        'connection to server at "10.0.0.1", port 5432 failed: FATAL:  password '
+        'authentication failed for user "desk"\n'
+        "- host: '10.0.0.2', port: '5432', hostaddr: '10.0.0.2': connection failed: "
+        'connection to server at "10.0.0.2", port 5432 failed: FATAL:  password '
+        'authentication failed for user "desk"',
+        "password",
+    ),
+    "over a socket": (
+        'connection failed: connection to server on socket "/run/postgresql/'
+        '.s.PGSQL.5432" failed: FATAL:  database "support" does not exist',
+        "create the database",
+    ),
+}
+
+
+@pytest.mark.parametrize(("text", "advice"), REFUSED.values(), ids=list(REFUSED))
+def test_a_connection_refused_for_good_is_not_worth_a_retry(text: str, advice: str) -> None:
+    """A wrong password or none, no pg_hba.conf line or a reject line, a role without
+    LOGIN or CONNECT: a StoreMisconfigured naming the server's reason and what to
+    change, in one line, the password masked; never a StoreUnavailable."""
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://desk:s3cret-pw@127.0.0.1:5432/support"
+    with pytest.raises(StoreMisconfigured) as refused:
+        open_store(url, engine_options={"creator": _refusing(text)})
+    message = str(refused.value)
+    assert text.split("\n")[0].split("failed: ")[-1] in message
+    assert advice in message
+    assert "s3cret-pw" not in message
+    assert "desk:***@" in message
+    assert "\n" not in message
+
+
+def test_docs_adapters_quotes_a_refused_connection_as_it_is_printed() -> None:
+    """docs/adapters.md shows a database name mistyped: keep it what the command line
+    prints for libpq's text (the server's reason is given to the store as libpq gave
+    it, a host name resolved to an address)."""
+    pytest.importorskip("psycopg")
+    page = (Path(__file__).resolve().parent.parent / "docs" / "adapters.md").read_text()
+    command = "$ complaintflow sla tick --store "
+    url, shown = page[page.index(command) + len(command) :].split("\n", 2)[:2]
+    libpq = shown.split("(a retry will not help): ", 1)[1].rsplit("; create", 1)[0]
+    with pytest.raises(StoreMisconfigured) as refused:
+        open_store(url, engine_options={"creator": _refusing(libpq)})
+    assert f"Error: {refused.value}" == shown
+
+
+#: What a server that is down, starting, stopping or full says: a retry may succeed.
+PASSING = {
+    "down": 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+    "Connection refused\n\tIs the server running on that host and accepting TCP/IP "
+    "connections?",
+    "starting up": 'connection failed: connection to server at "127.0.0.1", port 5432 '
+    "failed: FATAL:  the database system is starting up",
+    "shutting down": 'connection failed: connection to server at "127.0.0.1", port 5432 '
+    "failed: FATAL:  the database system is shutting down",
+    "full": 'connection failed: connection to server at "127.0.0.1", port 5432 failed: '
+    "FATAL:  sorry, too many clients already",
+    "a name not resolved": "failed to resolve host 'db': [Errno -3] Temporary failure "
+    "in name resolution",
+    # Several hosts: the last refused the password, the first was down (a retry may
+    # reach the first, whose pg_hba.conf may differ).
+    "one of several hosts down": 'connection failed: connection to server at "10.0.0.2", '
+    'port 5432 failed: FATAL:  password authentication failed for user "desk"\n'
+    "Multiple connection attempts failed. All failures were:\n"
+    "- host: '10.0.0.1', port: '5432', hostaddr: '10.0.0.1': connection failed: "
+    'connection to server at "10.0.0.1", port 5432 failed: Connection refused\n'
+    "\tIs the server running on that host and accepting TCP/IP connections?\n"
+    "- host: '10.0.0.2', port: '5432', hostaddr: '10.0.0.2': connection failed: "
+    'connection to server at "10.0.0.2", port 5432 failed: FATAL:  password '
+    'authentication failed for user "desk"',
+}
+
+
+@pytest.mark.parametrize("text", PASSING.values(), ids=list(PASSING))
+def test_a_server_down_starting_or_full_stays_worth_a_retry(text: str) -> None:
+    pytest.importorskip("psycopg")
+    url = "postgresql+psycopg://desk:s3cret-pw@127.0.0.1:5432/support"
+    with pytest.raises(StoreUnavailable) as refused:
+        open_store(url, engine_options={"creator": _refusing(text)})
+    assert "unavailable or busy" in str(refused.value)
+    assert "\n" not in str(refused.value)
+
+
 # -- a connection lost while a step is written ---------------------------------------
 
 
@@ -238,8 +423,21 @@ def test_a_step_lost_before_its_commit_is_store_unavailable_and_writes_nothing(
 
 
 @pytest.mark.postgres
+@pytest.mark.parametrize(
+    "refusal",
+    [
+        StoreUnavailable("asking: the database is unavailable or busy: refused"),
+        # The password rotated, or pg_hba.conf changed, as the store asked: the step's
+        # fate is what the caller needs, not why the asking failed.
+        StoreMisconfigured(
+            "asking: the database refused the connection: FATAL:  password authentication "
+            'failed for user "desk"'
+        ),
+    ],
+    ids=["unavailable", "misconfigured"],
+)
 def test_a_step_whose_outcome_cannot_be_asked_says_it_may_have_been_written(
-    pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch
+    pg_store: SqlStore, monkeypatch: pytest.MonkeyPatch, refusal: StoreError
 ) -> None:
     """The database is still gone when the store asks: it cannot know, and says so."""
     engine = Engine(pg_store, clock=ManualClock(START))
@@ -248,7 +446,7 @@ def test_a_step_whose_outcome_cannot_be_asked_says_it_may_have_been_written(
     )
 
     def unreachable(*_: object, **__: object) -> Any:
-        raise StoreUnavailable("asking: the database is unavailable or busy: refused")
+        raise refusal
 
     monkeypatch.setattr(pg_store, "_stored_hash", unreachable)
     with _LostConnection(pg_store, committed=True), pytest.raises(StoreUnavailable) as lost:

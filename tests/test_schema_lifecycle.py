@@ -582,3 +582,78 @@ def test_new_tables_and_upgraded_ones_are_the_same(backend: str, tmp_path: Path)
     finally:
         drop_tables(url, new)
         drop_tables(url, upgraded)
+
+
+# -- db init|upgrade on SQLite, with other processes on the file --------------------
+
+
+def test_a_sqlite_upgrade_that_fails_part_way_changes_nothing_and_runs_again(
+    tmp_path: Path,
+) -> None:
+    """`db upgrade` on SQLite ran the migrations on a plain engine, whose driver opens
+    no transaction before DDL: 0004's two ``ADD COLUMN`` were committed one by one, so
+    a failure after them (here an index of the same name made by hand; a lock held by
+    a worker past the timeout, a kill, a full disk alike) left the columns at revision
+    0003, and every later `db upgrade` failed on "duplicate column name". Now the whole
+    upgrade is one transaction, as on PostgreSQL: nothing is changed, and once the
+    cause is gone it runs again."""
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from workflow.cli import main
+
+    url = sqlite_url(tmp_path)
+    _at_revision(url, "cf_", "0003")
+    before = _schema_state(url, "cf_")
+    admin = create_engine(url)
+    with admin.begin() as conn:
+        conn.execute(text("CREATE INDEX cf_cases_opened ON cf_cases (opened_at)"))
+    result = CliRunner().invoke(main, ["db", "upgrade", url])
+    assert result.exit_code == 1, result.output
+    assert "cf_cases_opened" in result.output
+    assert _schema_state(url, "cf_") == before  # no column added, still at 0003
+    with admin.begin() as conn:
+        conn.execute(text("DROP INDEX cf_cases_opened"))
+    admin.dispose()
+    result = CliRunner().invoke(main, ["db", "upgrade", url])
+    assert result.exit_code == 0, result.output
+    assert _schema_state(url, "cf_")[1] == [SCHEMA_REVISION]
+
+
+def test_two_deploys_running_db_upgrade_at_once_on_sqlite_both_succeed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """docs/adapters.md says SQLite's write lock lets one `db upgrade` set up the tables
+    while another waits, as PostgreSQL's advisory lock does. It did not: the first
+    created its tables outside any transaction, and the second, reading no revision
+    yet, failed creating them again ("table ... already exists"). Now each upgrade
+    takes the write lock at its start (``BEGIN IMMEDIATE``) and the second, waiting for
+    it, finds the schema current."""
+    url = sqlite_url(tmp_path)
+    upgrade = migrate.command.upgrade
+    upgraded = threading.Event()
+
+    def slow_upgrade(config: Any, revision: str) -> None:
+        upgrade(config, revision)
+        upgraded.set()
+        time.sleep(0.5)  # the tables are made, not yet committed: the other one starts
+
+    monkeypatch.setattr(migrate.command, "upgrade", slow_upgrade)
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            migrate.upgrade(url)
+        except BaseException as exc:
+            errors.append(exc)
+
+    first, second = threading.Thread(target=run), threading.Thread(target=run)
+    first.start()
+    assert upgraded.wait(60)
+    second.start()
+    first.join()
+    second.join()
+    assert errors == []
+    store = SqlStore(url)
+    assert store.schema_revision() == SCHEMA_REVISION
+    store.close()

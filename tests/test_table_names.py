@@ -24,6 +24,7 @@ from adapters.sql_schema import SCHEMA_REVISION, build_tables
 from adapters.urls import shown_url
 from tests.conftest import START
 from tests.stores import postgres_url, sqlite_url
+from tests.test_operations import STORE_COMMANDS
 from workflow import Engine, ManualClock, SchemaVersionError, StoreError, bundled_policy
 from workflow.cli import main
 
@@ -234,9 +235,79 @@ def test_a_schema_sqlite_has_not_attached_is_named_as_such(tmp_path: Path) -> No
         "connection (ATTACH DATABASE, through engine_options' creator: docs/embedding.md); "
         "leave the schema out for the file's own tables"
     )
-    result = CliRunner().invoke(main, ["cases", "list", "--store", url, "--schema", "side"])
-    assert result.exit_code == 1
-    assert "has no schema 'side'" in result.output
+
+
+@pytest.mark.parametrize(
+    "command",
+    [*(name.split() for name in STORE_COMMANDS), ["db", "init"], ["db", "upgrade"]],
+    ids=[*STORE_COMMANDS, "db init", "db upgrade"],
+)
+def test_schema_with_a_sqlite_url_is_refused_naming_the_option(
+    command: list[str], tmp_path: Path
+) -> None:
+    """The command line cannot attach a database to SQLite's connections, so `--schema`
+    with a SQLite URL can never reach tables: it failed as a missing table, as "the
+    database is unavailable or busy: unknown database side" (`db init`, leaving an
+    empty file behind), or said to run `db init --schema`, which failed so. Now a usage
+    error naming `--schema` and why, before anything is opened."""
+    url = sqlite_url(tmp_path)
+    if command[0] != "db":
+        open_store(url, create=True).close()
+    case_id = "case-1"
+    given = [a.format(case=case_id) for a in STORE_COMMANDS.get(" ".join(command), [])]
+    place = [url] if command[0] == "db" else ["--store", url]
+    result = CliRunner().invoke(main, [*command, *given, *place, "--schema", "side"])
+    assert result.exit_code == 2, result.output
+    error = [line for line in result.output.splitlines() if line.startswith("Error:")]
+    assert error == [
+        "Error: Invalid value for --schema: 'side': a SQLite store has no schemas the "
+        "command line can reach (on SQLite a schema is another database file attached to "
+        "each connection, which only a program embedding complaintflow can attach: "
+        'docs/embedding.md, "Inside your own database"); leave --schema out for the '
+        "file's own tables"
+    ]
+    if command[0] == "db":
+        assert not (tmp_path / "cases.db").exists()
+
+
+def test_schema_main_with_a_sqlite_url_is_the_file_s_own_tables(tmp_path: Path) -> None:
+    """``main`` is the name SQLite gives the file itself: those tables are reached."""
+    url = sqlite_url(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "init", url, "--schema", "main"]).exit_code == 0
+    result = runner.invoke(main, ["cases", "list", "--store", url, "--schema", "main"])
+    assert result.exit_code == 0, result.output
+
+
+def test_setting_up_tables_in_a_sqlite_schema_from_a_url_is_refused_and_leaves_no_file(
+    tmp_path: Path,
+) -> None:
+    """``adapters.migrate.upgrade(url, schema=...)`` (what `db init` runs) connects by
+    URL, so no database is ever attached: it was a StoreUnavailable ("unknown database
+    side", worth a retry, it said) after creating an empty file."""
+    from workflow import StoreUnavailable
+
+    url = sqlite_url(tmp_path)
+    with pytest.raises(StoreError) as refused:
+        migrate.upgrade(url, schema="side")
+    assert not isinstance(refused.value, StoreUnavailable)
+    assert "has no schema 'side': on SQLite a schema is a database attached" in str(refused.value)
+    assert not (tmp_path / "cases.db").exists()
+
+
+def test_a_sqlite_schema_on_a_file_that_does_not_exist_names_no_command_that_fails(
+    tmp_path: Path,
+) -> None:
+    """It said to run `complaintflow db init URL --schema side`, which cannot attach the
+    schema either."""
+    url = sqlite_url(tmp_path)
+    with pytest.raises(SchemaVersionError) as missing:
+        open_store(url, schema="side")
+    message = str(missing.value)
+    assert "there is no file" in message
+    assert "complaintflow db init" not in message
+    assert "create=True" in message
+    assert "ATTACH" in message
 
 
 @pytest.mark.postgres
@@ -247,10 +318,50 @@ def test_a_postgresql_schema_that_does_not_exist_is_named_as_such() -> None:
     with pytest.raises(StoreError) as refused:
         open_store(url, schema=schema)
     assert str(refused.value) == (
-        f"{shown_url(url)} has no schema {schema!r}: create it (CREATE SCHEMA), then run "
-        f"`complaintflow db init {shown_url(url)} --schema {schema}`; or give the schema "
-        "the tables are in"
+        f"{shown_url(url)} has no schema {schema!r}: complaintflow creates tables, not "
+        f"schemas: create it first (CREATE SCHEMA {schema}), then run `complaintflow db "
+        f"init {shown_url(url)} --schema {schema}`; or give the schema the tables are in"
     )
+
+
+@pytest.mark.postgres
+def test_db_init_in_a_postgresql_schema_that_does_not_exist_says_to_create_it_first() -> None:
+    """`db init --schema` (what the store's error says to run) failed with "the database
+    refused it: schema ... does not exist", saying nothing of what to do. It now says to
+    create the schema first, as the store's error does, with the statement to run (the
+    name quoted as PostgreSQL needs it); once that is done, the command it names works.
+    `open_store(create=True)` says the same. complaintflow does not create the schema
+    itself: a mistyped `--schema` would set up a second, empty set of tables."""
+    from sqlalchemy import inspect
+
+    url = postgres_url()
+    schema = f"Missing Desk {uuid.uuid4().hex[:8]}"
+    quoted = f'"{schema}"'
+    expected = (
+        f"{shown_url(url)} has no schema {schema!r}: complaintflow creates tables, not "
+        f"schemas: create it first (CREATE SCHEMA {quoted}), then run "
+        f"`complaintflow db init {shown_url(url)} --schema '{schema}'`; or give the "
+        "schema the tables are in"
+    )
+    result = CliRunner().invoke(main, ["db", "init", url, "--schema", schema])
+    assert result.exit_code == 1
+    assert result.output == f"Error: {expected}\n"
+    with pytest.raises(StoreError) as refused:
+        open_store(url, schema=schema, create=True)
+    assert str(refused.value) == expected
+    admin = create_engine(url)
+    try:
+        with admin.connect() as conn:
+            assert schema not in inspect(conn).get_schema_names()  # nothing made
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE SCHEMA {quoted}")
+        again = _quoted_command(expected)
+        assert CliRunner().invoke(main, again[1:]).exit_code == 0
+        open_store(url, schema=schema).close()
+    finally:
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP SCHEMA IF EXISTS {quoted} CASCADE")
+        admin.dispose()
 
 
 def _quoted_command(message: str) -> list[str]:

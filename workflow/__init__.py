@@ -52,6 +52,7 @@ from workflow.errors import (
     StepNotAllowed,
     StepRefused,
     StoreError,
+    StoreMisconfigured,
     StoreUnavailable,
 )
 from workflow.events import GENESIS, Event
@@ -118,6 +119,7 @@ __all__ = [
     "StepRefused",
     "Store",
     "StoreError",
+    "StoreMisconfigured",
     "StoreUnavailable",
     "SystemClock",
     "Tombstone",

@@ -42,6 +42,7 @@ __all__ = [
     "StepNotAllowed",
     "StepRefused",
     "StoreError",
+    "StoreMisconfigured",
     "StoreUnavailable",
 ]
 
@@ -400,6 +401,15 @@ class StoreUnavailable(StoreError):
     a step whose connection was lost during its commit and whose message says it *may
     have been written*: retry that one with the same idempotency key, or reload the case
     first (docs/adapters.md)."""
+
+
+class StoreMisconfigured(StoreError):
+    """The database refused the connection for a reason no retry mends: a wrong
+    password or none, a database or user (role) that does not exist, no pg_hba.conf
+    line letting this user in from this host (or a ``reject`` line), a role without
+    LOGIN or without CONNECT on the database. The store URL or the server's
+    configuration must change; the message gives the server's reason and what to
+    change. Not a ``StoreUnavailable``: a retry loop gives up at once."""
 
 
 class SchemaVersionError(StoreError):

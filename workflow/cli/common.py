@@ -12,10 +12,12 @@ import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import IO, Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
 from adapters import open_store
+from adapters.sql import attached_schema
 from policies.errors import PolicyFileError
 from policies.loader import bundled_names, bundled_policy
 from workflow.clock import outside_utc
@@ -64,7 +66,28 @@ def open_cli_store(url: str) -> Store:
     """The store at ``url`` (with the command's ``--prefix`` and ``--schema``, when
     given), its ``ComplaintflowError`` a one-line message."""
     tables: dict[str, str] = click.get_current_context().meta.get(_TABLES, {})
+    refuse_sqlite_schema(url, tables.get("schema"))
     return opened(lambda: open_store(url, **tables))
+
+
+def refuse_sqlite_schema(url: str, schema: str | None) -> None:
+    """``--schema`` with a SQLite URL, a usage error naming the option: a schema there
+    is another database attached to each connection, which only a program embedding
+    complaintflow can attach (``main``, the file itself, is let through)."""
+    if not attached_schema(schema):
+        return
+    try:
+        scheme = urlsplit(url).scheme
+    except ValueError:  # the store says what is wrong with the URL
+        return
+    if scheme.split("+", 1)[0].lower() == "sqlite":
+        raise click.BadParameter(
+            f"{schema!r}: a SQLite store has no schemas the command line can reach (on "
+            "SQLite a schema is another database file attached to each connection, which "
+            "only a program embedding complaintflow can attach: docs/embedding.md, "
+            '"Inside your own database"); leave --schema out for the file\'s own tables',
+            param_hint="--schema",
+        )
 
 
 #: Characters a terminal acts on instead of showing (line breaks, escapes, bidi

@@ -8,6 +8,7 @@ import click
 
 from adapters.migrate import upgrade as upgrade_schema
 from adapters.sql import SqlStore, shown_url
+from workflow.cli.common import refuse_sqlite_schema
 from workflow.errors import ComplaintflowError
 
 _PREFIX = click.option("--prefix", default="cf_", show_default=True, help="Table-name prefix.")
@@ -30,6 +31,7 @@ def _run(url: str, prefix: str, schema: str | None) -> None:
             "(sqlite:///cases.db, postgresql+psycopg://user@host/db); the memory store "
             "needs none, and another store is set up as its own package says"
         )
+    refuse_sqlite_schema(url, schema)
     try:
         upgrade_schema(url, prefix=prefix, schema=schema)
         store = SqlStore(url, prefix=prefix, schema=schema)
