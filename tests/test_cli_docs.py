@@ -12,8 +12,12 @@ import click
 import pytest
 from click.testing import CliRunner
 
+import workflow
 from policies.sla import TIMED_STEPS
+from workflow import ComplainantType, ComplaintflowError, Priority, State
+from workflow.checklist import ACTIONS, SYSTEM_STEPS
 from workflow.cli import main
+from workflow.domain import Channel
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
@@ -140,6 +144,42 @@ def test_docs_cli_names_the_options_every_command_takes() -> None:
     for option in main.params:
         for name in option.opts:
             assert f"`{name}`" in intro, name
+
+
+def _section(page: str, heading: str) -> str:
+    return PAGES[page].split(f"\n## {heading}\n", 1)[1].split("\n## ", 1)[0]
+
+
+def _code_names(text: str) -> set[str]:
+    return set(re.findall(r"`([^`\n]+)`", text))
+
+
+def test_concepts_names_every_state_of_the_checklist() -> None:
+    names = _code_names(_section("concepts.md", "The checklist"))
+    assert {state.value for state in State} <= names
+
+
+def test_concepts_and_the_readme_name_every_step_and_action() -> None:
+    steps = set(workflow.STEP_NAMES) - SYSTEM_STEPS
+    assert steps <= _code_names(_section("concepts.md", "The checklist"))
+    assert set(ACTIONS) - SYSTEM_STEPS <= _code_names(_section("README.md", "The checklist"))
+
+
+def test_concepts_lists_the_values_of_a_case() -> None:
+    case = _code_names(_section("concepts.md", "Case"))
+    for kind in (Channel, Priority, ComplainantType):
+        assert {member.value for member in kind} <= case, kind.__name__
+
+
+def test_concepts_lists_every_error_the_library_exports() -> None:
+    errors = {
+        name
+        for name in workflow.__all__
+        if isinstance(getattr(workflow, name), type)
+        and issubclass(getattr(workflow, name), ComplaintflowError)
+    }
+    listed = _code_names(_section("concepts.md", "Guards and refusals"))
+    assert errors - listed == set()
 
 
 def test_sla_lists_the_steps_a_target_may_time() -> None:
