@@ -199,3 +199,26 @@ def test_the_policy_check_sla_md_shows_is_what_the_command_prints(
     result = CliRunner().invoke(main, command.split())
     assert result.exit_code == 1
     assert result.output == expected
+
+
+@pytest.mark.parametrize(
+    ("remedy", "problem"),
+    [
+        ("refund:40EUX", "'40EUX' is not a valid amount: 'EUX' is not an ISO 4217 currency code"),
+        ("refund:40.001EUR", "'40.001EUR' is not a valid amount: 40.001 has 3 decimal places"),
+        ("refund:-40EUR", "a remedy's amount must be positive, got -40 EUR"),
+        ("refund", "a refund remedy needs an amount"),
+    ],
+)
+def test_policy_explain_says_what_is_wrong_with_a_remedy_in_one_line(
+    remedy: str, problem: str
+) -> None:
+    """docs/cli.md: every command says what went wrong in one line, a usage error at the
+    option (pydantic's report, with its type and URL lines, was printed whole)."""
+    result = CliRunner().invoke(
+        main, ["policy", "explain", "bundled:retail", "--role", "agent", "--remedy", remedy]
+    )
+    assert result.exit_code == 2
+    error = result.output.splitlines()[-1]
+    assert error.startswith(f"Error: Invalid value for '--remedy': {problem}")
+    assert result.output.endswith(error + "\n")
