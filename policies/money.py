@@ -22,7 +22,7 @@ from pydantic_core import CoreSchema, core_schema
 
 from policies.errors import CurrencyMismatch, MoneyError
 from policies.records import FrozenRecord, remember, trusted
-from policies.types import refuse_float
+from policies.types import one_line, refuse_float
 
 _SHORTHAND = re.compile(r"^\s*(-?\d+(?:\.\d+)?)\s*([A-Za-z]{3})\s*$")
 
@@ -154,7 +154,7 @@ class Money(FrozenRecord):
         try:
             return cls.of(Decimal(match.group(1)), match.group(2))
         except (InvalidOperation, ValueError) as exc:
-            raise MoneyError(f"{text!r} is not a valid amount: {exc}") from None
+            raise MoneyError(f"{text!r} is not a valid amount: {one_line(exc)}") from None
 
     # -- pydantic-compatible validation and serialisation ----------------------------
 

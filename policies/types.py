@@ -7,13 +7,24 @@ from datetime import timedelta
 from decimal import Decimal
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 #: What the policy file names things (roles, tiers, categories, calendars...) with: a
 #: lower-case name. ``Actor`` roles follow the same rule (docs/decisions/0036).
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_-]*$"
 MAX_NAME = 64
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=MAX_NAME)]
+
+
+def one_line(error: Exception) -> str:
+    """What ``error`` says, in one line: a pydantic ``ValidationError`` as its messages
+    (without the ``Value error, `` before a validator's own sentence), joined with
+    ``; `` and without its title, type and URL lines; any other error as it is."""
+    if isinstance(error, ValidationError):
+        return "; ".join(
+            str(problem["msg"]).removeprefix("Value error, ") for problem in error.errors()
+        )
+    return str(error)
 
 
 def refuse_float(value: Any) -> Any:

@@ -12,6 +12,7 @@ from policies.errors import MoneyError, PolicyFileError
 from policies.expectations import load_expectations, parse_remedy, run_expectations
 from policies.loader import bundled_path, bundled_policy, load_policy
 from policies.model import COMPLAINANT_TYPES, Policy
+from policies.types import one_line
 
 BUNDLED_PREFIX = "bundled:"
 
@@ -93,7 +94,7 @@ def explain(
     try:
         options = tuple(parse_remedy(text) for text in remedies)
     except (MoneyError, ValueError, ArithmeticError) as exc:
-        raise click.BadParameter(str(exc), param_hint="'--remedy'") from None
+        raise click.BadParameter(one_line(exc), param_hint="'--remedy'") from None
     try:
         request = OfferRequest(
             role=role,
