@@ -6,6 +6,7 @@ See docs/policies.md for every key. Amounts are plain decimals in the policy's
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -143,7 +144,7 @@ DEFAULT_TIER = "standard"
 #: Keys added after stamps were first recorded (2026-12-07), left out of the digest while
 #: they hold their default, None: see ``Policy.digest``. A key added later goes here too,
 #: with a default that keeps what policies without it meant.
-_UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers",)
+_UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers", "escalation_roles")
 
 
 def _declared_once(
@@ -169,6 +170,8 @@ class Policy(Strict):
     categories: list[Name] | None = None
     tiers: list[Name] | None = None
     roles: dict[Name, RoleRules] = {}
+    #: Roles a case may be escalated to that give no compensation (not in ``roles``).
+    escalation_roles: list[Name] | None = None
     remedy_kinds: dict[Name, RemedyKindRules] = {}
     adjustments: Adjustments = Adjustments()
     caps: Caps = Caps()
@@ -249,6 +252,8 @@ class Policy(Strict):
             for tier in self.adjustments.tiers:
                 if tier not in listed_tiers:
                     problems.append((("adjustments", "tiers", tier), self.not_a_tier(tier)))
+        if self.escalation_roles is not None:
+            _declared_once("escalation_roles", self.escalation_roles, problems)
         targets: list[tuple[tuple[str | int, ...], Target]] = [
             (("sla", "targets", i), t) for i, t in enumerate(self.sla.targets)
         ]
@@ -285,6 +290,11 @@ class Policy(Strict):
                 for index, name in enumerate(getattr(target.when, field)):
                     if declared is not None and name not in declared:
                         problems.append(((*loc, "when", field, index), refusal(name)))
+            if target.escalate_to is not None:
+                unknown = self.not_a_role(target.escalate_to)
+                if unknown is not None:
+                    hint = " (a role that gives no compensation goes in escalation_roles)"
+                    problems.append(((*loc, "escalate_to"), unknown + hint))
             if target.calendar is not None and target.calendar not in self.calendars:
                 problems.append(
                     ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")
@@ -354,6 +364,26 @@ class Policy(Strict):
     def not_a_tier(self, tier: str) -> str:
         """Why ``tier`` is refused by a policy that declares its tiers."""
         return f"{tier!r} is not one of the policy's tiers: {', '.join(self.tiers or ())}"
+
+    @cached_property
+    def known_roles(self) -> tuple[str, ...] | None:
+        """The roles a case may be escalated to: ``roles`` then ``escalation_roles``;
+        None when the policy declares neither (any role, then)."""
+        if not self.roles and self.escalation_roles is None:
+            return None
+        extra = [r for r in self.escalation_roles or () if r not in self.roles]
+        return (*self.roles, *dict.fromkeys(extra))
+
+    def not_a_role(self, role: str) -> str | None:
+        """Why a case cannot be escalated to ``role`` under this policy, or None: a
+        policy that declares its roles knows only those."""
+        known = self.known_roles
+        if known is None or role in known:
+            return None
+        close = difflib.get_close_matches(role, known, n=1)
+        mean = f" (did you mean {close[0]!r}?)" if close else ""
+        listed = ", ".join(known) or "none"
+        return f"unknown role {role!r}{mean}; the policy's roles are: {listed}"
 
     @staticmethod
     def not_a_category(category: str) -> str:

@@ -483,6 +483,10 @@ def close(ctx: StepContext) -> dict[str, Any]:
 def escalate(ctx: StepContext) -> dict[str, Any]:
     reason = ctx.text("reason", required=True)
     to_role = ctx.slug("to_role", required=True)
+    assert to_role is not None
+    unknown = ctx.policy.not_a_role(to_role)
+    if unknown is not None:
+        ctx.invalid("to_role", unknown)
     return {"reason": reason, "to_role": to_role, "resume_to": ctx.case.state}
 
 
