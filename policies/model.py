@@ -263,25 +263,15 @@ class Policy(Strict):
         listed: dict[tuple[tuple[str | int, ...], str], tuple[str | int, ...]] = {}
         earlier: dict[tuple[str | int, ...], list[tuple[tuple[str | int, ...], Target]]] = {}
         for loc, target in targets:
-            # First match wins in each list: a target after one for the same step and
-            # group that holds for every case it would hold for can never apply.
+            # First match wins in each list: a target after ones for the same step and
+            # group that hold for every case it would hold for can never apply.
             before = earlier.setdefault(loc[:-1], [])
             # A playbook's list is tried only for its complainant type.
             only = str(loc[1]) if loc[0] == "playbooks" else None
-            for where, other in before:
-                if other.key == target.key and other.when.covers(
-                    target.when, complainant_type=only
-                ):
-                    problems.append(
-                        (
-                            loc,
-                            f"can never apply: {_target_place(where)} ({other.id}) comes first "
-                            f"for {target.describe_key()} and applies to every case this "
-                            f"target ({target.id}) would (the first target that applies "
-                            "wins): put the narrower target first, or remove one",
-                        )
-                    )
-                    break
+            same = [(where, other) for where, other in before if other.key == target.key]
+            unreachable = _never_applies(target, same, only)
+            if unreachable is not None:
+                problems.append((loc, unreachable))
             before.append((loc, target))
             for field, declared, refusal in (
                 ("tier", self.tiers, self.not_a_tier),
@@ -430,6 +420,39 @@ class Policy(Strict):
             ):
                 chosen[target.key] = target
         return list(chosen.values())
+
+
+def _never_applies(
+    target: Target, same: list[tuple[tuple[str | int, ...], Target]], only: str | None
+) -> str | None:
+    """Why ``target`` can never apply behind ``same`` (the targets before it in its list
+    for its step and group, with their places), or None: one of them holds for every case
+    it would hold for, or several do between them (``channel: [email, chat]``, then the
+    other four channels, then a target without conditions). ``only``: the complainant
+    type of a playbook's list (``Conditions.covers``)."""
+    alone = next((p for p in same if p[1].when.covers(target.when, complainant_type=only)), None)
+    if alone is not None:
+        firsts = f"{_target_place(alone[0])} ({alone[1].id}) comes first"
+        applies = "applies"
+    else:
+        taken = target.when.taken_by([t.when for _, t in same], complainant_type=only)
+        if taken is None:
+            return None
+        named = [f"{_target_place(same[i][0])} ({same[i][1].id})" for i in taken]
+        if len(named) > _LISTED_TARGETS:
+            more = len(named) - _LISTED_TARGETS + 1
+            named = [*named[: _LISTED_TARGETS - 1], f"{more} more"]
+        firsts = f"{', '.join(named[:-1])} and {named[-1]} come first"
+        applies = "between them apply"
+    return (
+        f"can never apply: {firsts} for {target.describe_key()} and {applies} to every case "
+        f"this target ({target.id}) would (the first target that applies wins): put the "
+        "narrower target first, or remove one"
+    )
+
+
+#: How many earlier targets a "can never apply" names (the rest are counted).
+_LISTED_TARGETS = 4
 
 
 def _target_place(loc: tuple[str | int, ...]) -> str:
