@@ -37,6 +37,7 @@ from workflow.domain import (
     Priority,
     Slug,
     case_id_problem,
+    customer_id_problem,
 )
 from workflow.errors import (
     CaseAlreadyExists,
@@ -471,7 +472,8 @@ class Engine:
 
         ``case_id`` (else a new ``case-`` + UUID) follows an actor id's rules: 1 to 200
         characters in NFC, no control, format, surrogate or private-use characters, no
-        whitespace at either end; any other is ``InvalidStepData`` naming it."""
+        whitespace at either end; any other is ``InvalidStepData`` naming it. The
+        customer's id follows the same rules (``InvalidStepData`` at ``id``)."""
         if case_id is not None:
             self._check_case_id(case_id)
         try:  # inline, not ``_actor``: the hot path (a ``try`` costs nothing)
@@ -516,10 +518,14 @@ class Engine:
             for field in ("id", "name"):
                 if not getattr(cust, field).strip():
                     raise ValueError("it is blank")
+            field = "id"  # a customer's fields are named bare
+            problem = customer_id_problem(cust.id)
+            if problem is not None:
+                raise ValueError(problem)
             cust = _without_blanks(cust)
             tiers = self.policy.tiers
             if tiers is not None and cust.tier not in tiers:
-                field = "tier"  # a customer's fields are named bare, as ``name`` is
+                field = "tier"
                 raise ValueError(self.policy.not_a_tier(cust.tier))
             data: dict[str, Any] = {"customer": customer_data(cust)}
             for field, kind, value in (
