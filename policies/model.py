@@ -6,6 +6,7 @@ See docs/policies.md for every key. Amounts are plain decimals in the policy's
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping
@@ -143,7 +144,7 @@ DEFAULT_TIER = "standard"
 #: Keys added after stamps were first recorded (2026-12-07), left out of the digest while
 #: they hold their default, None: see ``Policy.digest``. A key added later goes here too,
 #: with a default that keeps what policies without it meant.
-_UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers",)
+_UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers", "escalation_roles")
 
 
 def _declared_once(
@@ -169,6 +170,8 @@ class Policy(Strict):
     categories: list[Name] | None = None
     tiers: list[Name] | None = None
     roles: dict[Name, RoleRules] = {}
+    #: Roles a case may be escalated to that give no compensation (not in ``roles``).
+    escalation_roles: list[Name] | None = None
     remedy_kinds: dict[Name, RemedyKindRules] = {}
     adjustments: Adjustments = Adjustments()
     caps: Caps = Caps()
@@ -249,6 +252,8 @@ class Policy(Strict):
             for tier in self.adjustments.tiers:
                 if tier not in listed_tiers:
                     problems.append((("adjustments", "tiers", tier), self.not_a_tier(tier)))
+        if self.escalation_roles is not None:
+            _declared_once("escalation_roles", self.escalation_roles, problems)
         targets: list[tuple[tuple[str | int, ...], Target]] = [
             (("sla", "targets", i), t) for i, t in enumerate(self.sla.targets)
         ]
@@ -258,25 +263,15 @@ class Policy(Strict):
         listed: dict[tuple[tuple[str | int, ...], str], tuple[str | int, ...]] = {}
         earlier: dict[tuple[str | int, ...], list[tuple[tuple[str | int, ...], Target]]] = {}
         for loc, target in targets:
-            # First match wins in each list: a target after one for the same step and
-            # group that holds for every case it would hold for can never apply.
+            # First match wins in each list: a target after ones for the same step and
+            # group that hold for every case it would hold for can never apply.
             before = earlier.setdefault(loc[:-1], [])
             # A playbook's list is tried only for its complainant type.
             only = str(loc[1]) if loc[0] == "playbooks" else None
-            for where, other in before:
-                if other.key == target.key and other.when.covers(
-                    target.when, complainant_type=only
-                ):
-                    problems.append(
-                        (
-                            loc,
-                            f"can never apply: {_target_place(where)} ({other.id}) comes first "
-                            f"for {target.describe_key()} and applies to every case this "
-                            f"target ({target.id}) would (the first target that applies "
-                            "wins): put the narrower target first, or remove one",
-                        )
-                    )
-                    break
+            same = [(where, other) for where, other in before if other.key == target.key]
+            unreachable = _never_applies(target, same, only)
+            if unreachable is not None:
+                problems.append((loc, unreachable))
             before.append((loc, target))
             for field, declared, refusal in (
                 ("tier", self.tiers, self.not_a_tier),
@@ -285,6 +280,11 @@ class Policy(Strict):
                 for index, name in enumerate(getattr(target.when, field)):
                     if declared is not None and name not in declared:
                         problems.append(((*loc, "when", field, index), refusal(name)))
+            if target.escalate_to is not None:
+                unknown = self.not_a_role(target.escalate_to)
+                if unknown is not None:
+                    hint = " (a role that gives no compensation goes in escalation_roles)"
+                    problems.append(((*loc, "escalate_to"), unknown + hint))
             if target.calendar is not None and target.calendar not in self.calendars:
                 problems.append(
                     ((*loc, "calendar"), f"no calendar {target.calendar!r} in calendars")
@@ -355,6 +355,26 @@ class Policy(Strict):
         """Why ``tier`` is refused by a policy that declares its tiers."""
         return f"{tier!r} is not one of the policy's tiers: {', '.join(self.tiers or ())}"
 
+    @cached_property
+    def known_roles(self) -> tuple[str, ...] | None:
+        """The roles a case may be escalated to: ``roles`` then ``escalation_roles``;
+        None when the policy declares neither (any role, then)."""
+        if not self.roles and self.escalation_roles is None:
+            return None
+        extra = [r for r in self.escalation_roles or () if r not in self.roles]
+        return (*self.roles, *dict.fromkeys(extra))
+
+    def not_a_role(self, role: str) -> str | None:
+        """Why a case cannot be escalated to ``role`` under this policy, or None: a
+        policy that declares its roles knows only those."""
+        known = self.known_roles
+        if known is None or role in known:
+            return None
+        close = difflib.get_close_matches(role, known, n=1)
+        mean = f" (did you mean {close[0]!r}?)" if close else ""
+        listed = ", ".join(known) or "none"
+        return f"unknown role {role!r}{mean}; the policy's roles are: {listed}"
+
     @staticmethod
     def not_a_category(category: str) -> str:
         """Why a policy that declares its categories refuses ``category`` where it names
@@ -400,6 +420,39 @@ class Policy(Strict):
             ):
                 chosen[target.key] = target
         return list(chosen.values())
+
+
+def _never_applies(
+    target: Target, same: list[tuple[tuple[str | int, ...], Target]], only: str | None
+) -> str | None:
+    """Why ``target`` can never apply behind ``same`` (the targets before it in its list
+    for its step and group, with their places), or None: one of them holds for every case
+    it would hold for, or several do between them (``channel: [email, chat]``, then the
+    other four channels, then a target without conditions). ``only``: the complainant
+    type of a playbook's list (``Conditions.covers``)."""
+    alone = next((p for p in same if p[1].when.covers(target.when, complainant_type=only)), None)
+    if alone is not None:
+        firsts = f"{_target_place(alone[0])} ({alone[1].id}) comes first"
+        applies = "applies"
+    else:
+        taken = target.when.taken_by([t.when for _, t in same], complainant_type=only)
+        if taken is None:
+            return None
+        named = [f"{_target_place(same[i][0])} ({same[i][1].id})" for i in taken]
+        if len(named) > _LISTED_TARGETS:
+            more = len(named) - _LISTED_TARGETS + 1
+            named = [*named[: _LISTED_TARGETS - 1], f"{more} more"]
+        firsts = f"{', '.join(named[:-1])} and {named[-1]} come first"
+        applies = "between them apply"
+    return (
+        f"can never apply: {firsts} for {target.describe_key()} and {applies} to every case "
+        f"this target ({target.id}) would (the first target that applies wins): put the "
+        "narrower target first, or remove one"
+    )
+
+
+#: How many earlier targets a "can never apply" names (the rest are counted).
+_LISTED_TARGETS = 4
 
 
 def _target_place(loc: tuple[str | int, ...]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import typing
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Literal
 
@@ -52,6 +53,42 @@ class Conditions(Strict):
                 return False  # (no case at all for ``other``: not this check's finding)
         return True
 
+    def taken_by(
+        self, earlier: Sequence[Conditions], *, complainant_type: str | None = None
+    ) -> list[int] | None:
+        """The indexes of the ``earlier`` conditions that hold for some case this holds
+        for, when between them they hold for every such case (so a target on these
+        conditions after theirs is never chosen); else None. ``complainant_type`` as in
+        ``covers``. Tiers and categories are open: a case's may be one no list names
+        (``_UNNAMED`` below), so only a list naming it holds for such a case."""
+        domains: dict[str, frozenset[str]] = {}
+        for name in _CONDITIONS:
+            if name == "complainant_type" and complainant_type is not None:
+                domains[name] = frozenset({complainant_type})
+            elif name in _EVERY:
+                domains[name] = _EVERY[name]
+            else:  # open: the names the lists give, and any other (one case for all)
+                given = {value for c in (self, *earlier) for value in getattr(c, name)}
+                domains[name] = frozenset({*given, _UNNAMED})
+        mine = self._box(domains)
+        if not all(mine):
+            return None  # (no case at all: not this check's finding)
+        boxes = [(i, c._box(domains)) for i, c in enumerate(earlier)]
+        overlapping = [
+            (i, box) for i, box in boxes if all(a & b for a, b in zip(mine, box, strict=True))
+        ]
+        if not _inside(mine, [box for _, box in overlapping], 0):
+            return None
+        return [i for i, _ in overlapping]
+
+    def _box(self, domains: dict[str, frozenset[str]]) -> list[frozenset[str]]:
+        """The values of each condition (in ``_CONDITIONS`` order) this holds for."""
+        box = []
+        for name in _CONDITIONS:
+            listed = getattr(self, name)
+            box.append(domains[name] & frozenset(listed) if listed else domains[name])
+        return box
+
     def match(
         self, channel: str, priority: str, tier: str, complainant_type: str, category: str | None
     ) -> bool:
@@ -65,6 +102,25 @@ class Conditions(Strict):
 
 
 _CONDITIONS = ("channel", "priority", "tier", "complainant_type", "category")
+#: Stands for every value of an open condition (tier, category) that no list names, and
+#: for a case without a category (not a name itself).
+_UNNAMED = ""
+
+
+def _inside(box: list[frozenset[str]], boxes: list[list[frozenset[str]]], axis: int) -> bool:
+    """Whether every case in ``box`` (a set of values per condition, from ``axis`` on)
+    is in one of ``boxes``. The values on ``axis`` that the same boxes hold are one
+    case for what follows: each such group must be covered by those boxes."""
+    if not boxes:
+        return False
+    if axis == len(box):
+        return True
+    groups = {
+        tuple(i for i, other in enumerate(boxes) if value in other[axis]) for value in box[axis]
+    }
+    return all(_inside(box, [boxes[i] for i in group], axis + 1) for group in groups)
+
+
 #: The values a condition on a fixed set can take (from the schema): a list of them all
 #: holds for every case.
 _EVERY: dict[str, frozenset[str]] = {

@@ -25,6 +25,7 @@ from tests.stores import STORE_KINDS, each_store, sqlite_url
 from workflow import (
     Actor,
     ComplaintflowError,
+    Customer,
     Decision,
     Engine,
     InvalidActor,
@@ -320,6 +321,58 @@ def test_a_case_id_given_to_open_case_follows_an_actor_ids_rules(
     taken = engine.open_case(actor=AGENT, customer={"id": "c-2", "name": "N"}, channel="web",
                              case_id="T-\u00e91", idempotency_key="k-open")  # fmt: skip
     assert taken.id == "T-\u00e91"  # the key was not spent on the refused command
+
+
+@pytest.mark.parametrize(
+    ("customer_id", "problem"),
+    [
+        ("c-1\x1b[2J", "the customer id holds U+001B (a control character) at position 4"),
+        ("c-1\nc-2", "the customer id holds U+000A (a control character) at position 4"),
+        ("c-\u202e1", "the customer id holds U+202E (a format character) at position 3"),
+        ("c-1\u200b", "the customer id holds U+200B (a format character) at position 4"),
+        ("c-1 ", "the customer id ends with whitespace (U+0020 at position 4)"),
+        ("Jose\u0301", "the customer id is not in Unicode normalisation form NFC"),
+    ],
+)
+@pytest.mark.parametrize("as_record", [False, True])
+def test_a_customer_id_given_to_open_case_follows_an_actor_ids_rules(
+    engine_with_case: tuple[Engine, str], customer_id: str, problem: str, as_record: bool
+) -> None:
+    """Regression: a customer id is written into the open event and shown by the command
+    line, the reports and their CSV, and logged by stores; one holding an escape
+    sequence, a line break or a bidi override was recorded as given."""
+    engine, _ = engine_with_case
+    before = _written(engine)
+    given = {"id": customer_id, "name": "N"}
+    customer = Customer(**given) if as_record else given  # a record is built unchecked
+    with pytest.raises(InvalidStepData) as error:
+        engine.open_case(actor=AGENT, customer=customer, channel="web", case_id="T-9",
+                         idempotency_key="k-open")  # fmt: skip
+    assert error.value.problems == (("id", error.value.problems[0][1]),)
+    assert problem in error.value.problems[0][1]
+    assert str(error.value).isprintable()
+    assert _written(engine) == before
+    taken = engine.open_case(actor=AGENT, customer={"id": "c-\u00e9", "name": "N"},
+                             channel="web", case_id="T-9", idempotency_key="k-open")  # fmt: skip
+    assert taken.customer.id == "c-\u00e9"  # the key was not spent on the refused command
+
+
+def test_a_customer_id_stored_before_ids_were_checked_is_still_read_found_and_erased(
+    store: MemoryStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Customer ids are checked when a case is opened, never when one is read: a case
+    whose customer id the rules refuse, written before they existed, is still read, found
+    by it and erased by it."""
+    engine = Engine(store, clock=ManualClock(START))
+    with monkeypatch.context() as before_the_check:
+        before_the_check.setattr("workflow.engine.customer_id_problem", lambda _: None)
+        cid = engine.open_case(
+            actor=AGENT, customer={"id": "c-\x07", "name": "N"}, channel="web"
+        ).id
+    assert engine.get(cid).customer.id == "c-\x07"
+    assert engine.replay(cid) == engine.get(cid)
+    assert [c.id for c in engine.find_cases(customer_id="c-\x07").cases] == [cid]
+    assert [c.id for c in engine.erase_customer("c-\x07", actor=LEAD, reason="GDPR-1")] == [cid]
 
 
 def test_case_ids_from_your_own_factory_are_checked_too(store: MemoryStore) -> None:

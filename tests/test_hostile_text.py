@@ -38,10 +38,13 @@ def store(monkeypatch: pytest.MonkeyPatch) -> MemoryStore:
 
 def _hostile_case(store: MemoryStore) -> Engine:
     """A case whose customer id, subject and assignee hold HOSTILE (none of them is an
-    actor id or a case id, which are checked when given)."""
+    actor id or a case id, which are checked when given). A customer id is checked when
+    given too (decision 0056): this one was stored before it was."""
     engine = Engine(store, policy=POLICY, clock=ManualClock(START))
-    engine.open_case(actor="agent:x", customer={"id": "c-" + HOSTILE, "name": "Ann"},
-                     channel="email", subject=HOSTILE, case_id="case-1")  # fmt: skip
+    with pytest.MonkeyPatch.context() as before_the_check:
+        before_the_check.setattr("workflow.engine.customer_id_problem", lambda _: None)
+        engine.open_case(actor="agent:x", customer={"id": "c-" + HOSTILE, "name": "Ann"},
+                         channel="email", subject=HOSTILE, case_id="case-1")  # fmt: skip
     engine.assign("case-1", actor="team-lead:t", to="agent:" + HOSTILE)
     return engine
 

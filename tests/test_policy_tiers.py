@@ -14,8 +14,9 @@ from adapters.memory import MemoryStore
 from policies.errors import PolicyFileError
 from policies.expectations import load_expectations
 from policies.loader import bundled_policy, parse_policy
+from policies.model import Policy
 from tests.policy_texts import BASE
-from workflow import Engine, InvalidStepData, ManualClock
+from workflow import Engine, InvalidStepData, ManualClock, StepNotAllowed
 from workflow.cli import main
 
 TIERS = "tiers: [standard, gold]\n"
@@ -138,3 +139,69 @@ def test_explain_refuses_a_tier_the_policy_does_not_declare(tmp_path: Path) -> N
     assert "'glod' is not one of the policy's tiers: standard, gold" in result.output
     assert "decision:" not in result.output
     assert CliRunner().invoke(main, [*args, "--tier", "gold"]).exit_code == 0
+
+
+def _migrating(
+    old_text: str, new_text: str, customer: dict[str, str], **opened: str
+) -> tuple[Engine, str, Policy]:
+    """A case opened under ``old_text`` for ``customer``, and an engine whose current
+    policy is ``new_text`` (version 2), holding the old one too."""
+    old = parse_policy(old_text)
+    store = MemoryStore()
+    clock = ManualClock(datetime(2026, 11, 2, 9, 0, tzinfo=UTC))
+    cid = (
+        Engine(store, clock=clock, policy=old)
+        .open_case(actor="agent:a", customer=customer, channel="web", **opened)
+        .id
+    )
+    new = parse_policy(new_text.replace('version: "1"', 'version: "2"'))
+    return Engine(store, clock=clock, policy=new, previous_policies=[old]), cid, new
+
+
+def test_migrate_policy_refuses_a_policy_that_does_not_declare_the_customers_tier() -> None:
+    """Regression: the case moved, and its gold customer's limits fell back to a factor
+    of 1 under a policy that knew no gold tier, silently."""
+    engine, cid, new = _migrating(
+        BASE + TIERS + "adjustments:\n  tiers: {gold: 2}\n",
+        BASE + "tiers: [standard, silver]\n",
+        {"id": "c-1", "name": "Ann", "tier": "gold"},
+    )
+    with pytest.raises(StepNotAllowed) as refused:
+        engine.migrate_policy(cid, actor="team-lead:sam", reason="policy 2 replaces 1")
+    assert refused.value.reason == (
+        "the case's customer is of tier 'gold', which policy 'Shop' version 2 does not "
+        "declare (its tiers: standard, silver): add it to that policy's tiers, or keep the "
+        "case under the policy it runs under"
+    )
+    case = engine.get(cid)
+    assert (case.version, case.policy_version != new.stamp) == (1, True)  # nothing written
+
+
+def test_migrate_policy_refuses_a_policy_that_does_not_declare_the_cases_category() -> None:
+    engine, cid, _ = _migrating(
+        BASE + "categories: [delivery, billing]\n",
+        BASE + "categories: [billing]\n",
+        {"id": "c-1", "name": "Ann"},
+        category="delivery",
+    )
+    with pytest.raises(StepNotAllowed) as refused:
+        engine.migrate_policy(cid, actor="team-lead:sam", reason="policy 2 replaces 1")
+    assert refused.value.reason == (
+        "the case's category 'delivery' is not one policy 'Shop' version 2 declares (its "
+        "categories: billing): add it to that policy's categories, or keep the case under "
+        "the policy it runs under"
+    )
+    assert engine.get(cid).version == 1
+
+
+def test_migrate_policy_moves_a_case_whose_tier_and_category_the_new_policy_takes() -> None:
+    """The new policy declares them, or declares no tiers and categories at all."""
+    for new_text in (BASE + "tiers: [standard, gold]\ncategories: [delivery]\n", BASE):
+        engine, cid, new = _migrating(
+            BASE + TIERS + "categories: [delivery]\n",
+            new_text,
+            {"id": "c-1", "name": "Ann", "tier": "gold"},
+            category="delivery",
+        )
+        moved = engine.migrate_policy(cid, actor="team-lead:sam", reason="policy 2")
+        assert moved.policy_version == new.stamp

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 from pydantic import ValidationError
 
+from workflow.clock import to_utc
 from workflow.domain import Case, case_to_json, read_snapshot, snapshot_problems
 from workflow.errors import (
     AuditFailure,
@@ -524,6 +525,7 @@ def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None
     exactly ``when`` included (with the personal values ``vault`` still holds).
     ``AuditFailure`` before the case opened, and on a history whose times go back (an
     event earlier than the one before it: ``check_times``), at any ``when``."""
+    when = to_utc(when, "state_at(when)", field="when")
     history = list(events)
     back = check_times(history[0].case_id, history) if history else []
     if back:
@@ -542,6 +544,17 @@ def state_at(events: Iterable[Event], when: datetime, vault: Vault | None = None
         raise AuditFailure(case_id, None,
                            f"the case did not exist at {when.isoformat()}{opened}")  # fmt: skip
     return replay(upto, vault or {})
+
+
+def _window(
+    export: str, since: datetime | None, until: datetime | None
+) -> tuple[datetime | None, datetime | None]:
+    """An export's time window in UTC, checked before anything is written: a naive
+    time is ``InvalidTime`` naming it."""
+    return (
+        to_utc(since, f"{export}(since)", field="since") if since is not None else None,
+        to_utc(until, f"{export}(until)", field="until") if until is not None else None,
+    )
 
 
 def _selected(
@@ -583,6 +596,7 @@ def export_jsonl(
     <= at < until``. The header's ``tombstones`` says whether the file holds every
     tombstone. Returns the number of events written. (An export of a time window holds
     whole chains only when the window starts at the cases' opening.)"""
+    since, until = _window("export_jsonl", since, until)
     whole = case_ids is None
     header = {"format": EXPORT_FORMAT, "personal": personal, "tombstones": whole}
     out.write(json.dumps(header) + "\n")
@@ -646,6 +660,7 @@ def export_csv(
     the personal values in place of their references (``[erased]`` once erased; the
     references stay with ``personal=False``). A cell a spreadsheet would run as a
     formula (a case id starting with ``=``, say) starts with ``'`` (``spreadsheet_cell``)."""
+    since, until = _window("export_csv", since, until)
     writer = csv.writer(out)
     writer.writerow(CSV_COLUMNS)
     written = 0

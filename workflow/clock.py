@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 
+from workflow.errors import InvalidTime, NotATime
+
 
 @runtime_checkable
 class Clock(Protocol):
@@ -24,7 +26,7 @@ class ManualClock:
     """A clock that moves only when told: for tests, simulations and the demo."""
 
     def __init__(self, start: datetime) -> None:
-        self._now = to_utc(start, "ManualClock start")
+        self._now = to_utc(start, "ManualClock start", field="start")
 
     def now(self) -> datetime:
         return self._now
@@ -39,26 +41,37 @@ class ManualClock:
 
     def set(self, when: datetime) -> None:
         """Jump to ``when`` (aware; not earlier than now)."""
-        when = to_utc(when, "ManualClock.set")
+        when = to_utc(when, "ManualClock.set", field="when")
         if when < self._now:
             raise ValueError("a clock cannot move backwards")
         self._now = when
 
 
-def to_utc(value: datetime, where: str) -> datetime:
-    """``value`` converted to UTC. A naive datetime is refused, naming ``where``, and so
-    is one that UTC cannot hold (``9999-12-31T23:00-05:00`` is in year 10000 there)."""
+def to_utc(value: datetime, where: str, *, field: str | None = None) -> datetime:
+    """``value`` converted to UTC. A naive datetime is refused, and so is one that UTC
+    cannot hold (``9999-12-31T23:00-05:00`` is in year 10000 there), as ``InvalidTime``
+    naming ``field`` (the argument; ``where`` unless given) and starting its message with
+    ``where`` (``tick(now)``); a value that is not a datetime as ``NotATime`` (a
+    ``TypeError`` too)."""
+    if type(value) is datetime and value.tzinfo is UTC:
+        return value  # what ``astimezone`` would return
+    name = field or where
     if not isinstance(value, datetime):
-        raise TypeError(f"{where}: expected a datetime, got {type(value).__name__}")
+        raise NotATime(
+            name, f"expected a datetime, got {type(value).__name__}", value=value, where=where
+        )
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
-        raise ValueError(
-            f"{where}: naive datetime {value.isoformat()} refused; give a time zone "
-            "(for example datetime.now(timezone.utc))"
+        raise InvalidTime(
+            name,
+            f"naive datetime {value.isoformat()} refused; give a time zone (for example "
+            "datetime.now(timezone.utc))",
+            value=value,
+            where=where,
         )
     try:
         return value.astimezone(UTC)
     except OverflowError:
-        raise ValueError(f"{where}: {outside_utc(value)}") from None
+        raise InvalidTime(name, outside_utc(value), value=value, where=where) from None
 
 
 def outside_utc(value: datetime) -> str:

@@ -158,6 +158,14 @@ def case_id_problem(case_id: object) -> str | None:
     return None if found is None else found[1]
 
 
+def customer_id_problem(customer_id: str) -> str | None:
+    """What is wrong with a customer id given to ``open_case``, if anything: the rules of
+    an actor's id, as for a case id. Checked when a case is opened, never when a stored
+    one is read (a ``Customer`` record takes any id of 1 to 200 characters)."""
+    found = _id_problem(customer_id, "the customer id")
+    return None if found is None else found[1]
+
+
 def check_actor(role: object, id_: object) -> None:
     """``InvalidActor`` naming what is wrong, if ``role`` and ``id_`` are not an actor's
     (the role's problem first)."""

@@ -37,6 +37,7 @@ from workflow.domain import (
     Priority,
     Slug,
     case_id_problem,
+    customer_id_problem,
 )
 from workflow.errors import (
     CaseAlreadyExists,
@@ -47,6 +48,7 @@ from workflow.errors import (
     InvalidActor,
     InvalidErasure,
     InvalidStepData,
+    InvalidTime,
     SnapshotUnreadable,
     StepNotAllowed,
     snapshot_problems_text,
@@ -345,8 +347,9 @@ class Engine:
     def state_at(self, case_id: str, when: datetime) -> Case:
         """The case as it stood at ``when`` (a replay of its events up to then; personal
         values erased since read as erased)."""
+        moment = to_utc(when, "state_at(when)", field="when")  # before anything is read
         vault = vault_of(self.store.load(case_id).personal)
-        return audit.state_at(self.store.events(case_id), to_utc(when, "state_at(when)"), vault)
+        return audit.state_at(self.store.events(case_id), moment, vault)
 
     def verify(self, case_id: str | None = None) -> list[audit.Finding]:
         """Problems in the stored histories (chains, seqs, snapshots); empty if sound."""
@@ -431,7 +434,12 @@ class Engine:
         now = self.clock.now()
         if type(now) is datetime and now.tzinfo is UTC:
             return now  # what ``to_utc`` would return (``astimezone`` to its own zone)
-        return to_utc(now, "clock.now()")
+        try:
+            return to_utc(now, "clock.now()")
+        except InvalidTime as error:
+            # A bug in the embedding program, as a decide hook's wrong return is, not an
+            # input to refuse: not a ``ComplaintflowError`` (docs/embedding.md).
+            raise (TypeError if isinstance(error, TypeError) else ValueError)(str(error)) from None
 
     # -- writing ---------------------------------------------------------------------
 
@@ -471,7 +479,8 @@ class Engine:
 
         ``case_id`` (else a new ``case-`` + UUID) follows an actor id's rules: 1 to 200
         characters in NFC, no control, format, surrogate or private-use characters, no
-        whitespace at either end; any other is ``InvalidStepData`` naming it."""
+        whitespace at either end; any other is ``InvalidStepData`` naming it. The
+        customer's id follows the same rules (``InvalidStepData`` at ``id``)."""
         if case_id is not None:
             self._check_case_id(case_id)
         try:  # inline, not ``_actor``: the hot path (a ``try`` costs nothing)
@@ -516,10 +525,14 @@ class Engine:
             for field in ("id", "name"):
                 if not getattr(cust, field).strip():
                     raise ValueError("it is blank")
+            field = "id"  # a customer's fields are named bare
+            problem = customer_id_problem(cust.id)
+            if problem is not None:
+                raise ValueError(problem)
             cust = _without_blanks(cust)
             tiers = self.policy.tiers
             if tiers is not None and cust.tier not in tiers:
-                field = "tier"  # a customer's fields are named bare, as ``name`` is
+                field = "tier"
                 raise ValueError(self.policy.not_a_tier(cust.tier))
             data: dict[str, Any] = {"customer": customer_data(cust)}
             for field, kind, value in (
@@ -827,7 +840,7 @@ class Engine:
         events (plus an escalation when the policy says so). Safe to run from several
         workers at once: a case another worker changed first is skipped (its deadlines
         are fired once, by whoever wins). Returns the events fired."""
-        when = to_utc(now, "tick(now)") if now is not None else self.now()
+        when = to_utc(now, "tick(now)", field="now") if now is not None else self.now()
         fired: list[Event] = []
         # Each case once; its lines name the system step its due deadlines fire (a
         # breach, if one is due).
@@ -892,7 +905,7 @@ class Engine:
         """Each SLA target of the case: elapsed and remaining (calendar and business
         time), paused, warned, breached, achieved. A ``now`` before the case's last
         event reads the case as it stood then (``state_at``)."""
-        when = to_utc(now, "sla_status(now)") if now is not None else self.now()
+        when = to_utc(now, "sla_status(now)", field="now") if now is not None else self.now()
         case = self.store.load(case_id)
         if when < case.updated_at:
             case = audit.state_at(self.store.events(case_id), when, vault_of(case.personal))
@@ -1194,7 +1207,7 @@ class Engine:
         policy each case runs under) has ended by ``now``: they may be purged. A case
         whose policy this engine was not given is never judged by another policy's
         period: it is left out and logged (pass every policy the cases ran under)."""
-        when = to_utc(now, "purgeable(now)") if now is not None else self.now()
+        when = to_utc(now, "purgeable(now)", field="now") if now is not None else self.now()
         found = []
         for case_id in self.store.case_ids():
             try:
@@ -1230,7 +1243,7 @@ class Engine:
         verifies. ``dry_run`` lists the tombstones without deleting anything. A case
         reopened or changed meanwhile is left alone (its version no longer matches)."""
         who = _actor_text(_actor(actor, "purge_expired", None))
-        when = to_utc(now, "purge_expired(now)") if now is not None else self.now()
+        when = to_utc(now, "purge_expired(now)", field="now") if now is not None else self.now()
         done: list[Tombstone] = []
         for case in self.purgeable(when):
             assert case.closed_at is not None

@@ -32,8 +32,10 @@ __all__ = [
     "InvalidIdempotencyKey",
     "InvalidQuery",
     "InvalidStepData",
+    "InvalidTime",
     "MissingInformation",
     "MoneyError",
+    "NotATime",
     "PolicyFileError",
     "PolicyViolation",
     "Problem",
@@ -365,6 +367,32 @@ class InvalidQuery(ComplaintflowError, ValueError):
         self.problem = problem
         self.query = query
         super().__init__(f"{query}: {filter}: {problem}")
+
+
+class InvalidTime(ComplaintflowError, ValueError):
+    """A time given to the library that it cannot use: naive (no time zone), outside
+    what UTC can hold, or (``NotATime``) not a datetime at all. ``field`` names the
+    argument (``now``, ``when``, ``since``, ``until``, ``start``), ``problem`` says what
+    is wrong, ``value`` is what was given. The message starts with where it was given
+    (``tick(now): naive datetime ...``). Raised before anything is read or written. A
+    ``ValueError`` too, as before it existed.
+
+    A step's input (``accept_remedy``'s ``due``) is refused as ``InvalidStepData``
+    naming it, and a query's as ``InvalidQuery``. A clock whose ``now()`` is naive is a
+    bug in the embedding program, not an input: a plain ``ValueError``."""
+
+    def __init__(
+        self, field: str, problem: str, *, value: object = None, where: str | None = None
+    ) -> None:
+        self.field = field
+        self.problem = problem
+        self.value = value
+        super().__init__(f"{where or field}: {problem}")
+
+
+class NotATime(InvalidTime, TypeError):
+    """``InvalidTime`` for a value that is not a datetime at all (text, a number, a
+    date). A ``TypeError`` too, as before it existed."""
 
 
 class CaseAlreadyExists(ConcurrencyConflict):

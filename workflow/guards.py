@@ -483,6 +483,10 @@ def close(ctx: StepContext) -> dict[str, Any]:
 def escalate(ctx: StepContext) -> dict[str, Any]:
     reason = ctx.text("reason", required=True)
     to_role = ctx.slug("to_role", required=True)
+    assert to_role is not None
+    unknown = ctx.policy.not_a_role(to_role)
+    if unknown is not None:
+        ctx.invalid("to_role", unknown)
     return {"reason": reason, "to_role": to_role, "resume_to": ctx.case.state}
 
 
@@ -557,7 +561,33 @@ def migrate_policy(ctx: StepContext) -> dict[str, Any]:
                 f"offer {offer.number} is open in {other}; the new policy's currency "
                 f"is {target.currency}: settle or decline the offer first"
             )
+    undeclared = _undeclared_under(ctx.case, target)
+    if undeclared:
+        ctx.not_allowed("; ".join(undeclared))
     return {"from": ctx.case.policy_version, "to": target.stamp, "reason": reason}
+
+
+def _undeclared_under(case: Case, policy: Policy) -> list[str]:
+    """Why ``case`` cannot run under ``policy``: its customer's tier or its category is
+    not one the policy declares (a policy declaring none takes any). A case moved there
+    would run under the defaults (a factor of 1 for an unlisted tier) silently."""
+    named = f"policy {policy.name!r} version {policy.version}"
+    keep = "or keep the case under the policy it runs under"
+    found = []
+    tier = case.customer.tier
+    if policy.tiers is not None and tier not in policy.tiers:
+        found.append(
+            f"the case's customer is of tier {tier!r}, which {named} does not declare (its "
+            f"tiers: {', '.join(policy.tiers)}): add it to that policy's tiers, {keep}"
+        )
+    category = case.category
+    if policy.categories is not None and category is not None and category not in policy.categories:
+        found.append(
+            f"the case's category {category!r} is not one {named} declares (its "
+            f"categories: {', '.join(policy.categories)}): add it to that policy's "
+            f"categories, {keep}"
+        )
+    return found
 
 
 def pause_sla(ctx: StepContext) -> dict[str, Any]:

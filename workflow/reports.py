@@ -19,6 +19,7 @@ from workflow.checklist import CHECKLIST
 from workflow.clock import to_utc
 from workflow.domain import Case, Offer, OfferStatus
 from workflow.engine import Engine
+from workflow.errors import InvalidTime
 from workflow.events import Event
 from workflow.replay import replay
 
@@ -30,12 +31,14 @@ def period(
 ) -> tuple[datetime | None, datetime | None]:
     """A report's period, ``since`` (included) to ``until`` (left out), in UTC; either
     may be None (open). A naive time is refused, and so is an ``until`` not after
-    ``since`` (``ValueError``, naming it)."""
+    ``since`` (``InvalidTime``, a ``ValueError``, naming it)."""
     start = to_utc(since, "since") if since is not None else None
     end = to_utc(until, "until") if until is not None else None
     if start is not None and end is not None and end <= start:
-        raise ValueError(
-            f"until {end.isoformat()} is not after since {start.isoformat()}: the period is empty"
+        raise InvalidTime(
+            "until",
+            f"{end.isoformat()} is not after since {start.isoformat()}: the period is empty",
+            value=until,
         )
     return start, end
 

@@ -302,5 +302,8 @@ def verdicts(case: Case, policy: Policy, now: datetime) -> list[Verdict]:
     computation ``Engine.sla_status`` and ``sla status`` use). ``case`` as it stood at
     ``now`` (``Engine.state_at``) and ``policy`` the one it ran under then: judge a case
     only by its own policy. A naive ``now`` is refused, as ``Engine.sla_status`` refuses
-    it (``ValueError`` naming ``verdicts(now)``)."""
-    return [verdict(target) for target in status(case, policy, to_utc(now, "verdicts(now)"))]
+    it (``InvalidTime``, a ``ValueError``, naming ``now``)."""
+    return [
+        verdict(target)
+        for target in status(case, policy, to_utc(now, "verdicts(now)", field="now"))
+    ]

@@ -53,7 +53,14 @@ def check(file: str) -> None:
     loaded = _load(file)
     click.echo(f"{file}: ok — {loaded.name}, version {loaded.version}")
     click.echo(f"  digest   {loaded.digest}")
-    click.echo(f"  currency {loaded.currency}; roles: {', '.join(loaded.roles) or 'none'}")
+    escalation = (
+        f"; escalation roles: {', '.join(loaded.escalation_roles) or 'none'}"
+        if loaded.escalation_roles is not None
+        else ""
+    )
+    click.echo(
+        f"  currency {loaded.currency}; roles: {', '.join(loaded.roles) or 'none'}{escalation}"
+    )
     click.echo(f"  remedy kinds: {', '.join(sorted(loaded.remedy_kind_names))}")
 
 
