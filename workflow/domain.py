@@ -158,6 +158,15 @@ def case_id_problem(case_id: object) -> str | None:
     return None if found is None else found[1]
 
 
+def customer_id_problem(customer_id: object) -> str | None:
+    """What is wrong with a customer id given to ``open_case``, if anything: the rules
+    of a case id. The cap counts the cases stored under one id, compared exactly, so
+    ids that differ only by characters no one sees (surrounding whitespace, a
+    zero-width space, an unnormalised accent) would split one customer in two."""
+    found = _id_problem(customer_id, "the customer id")
+    return None if found is None else found[1]
+
+
 def check_actor(role: object, id_: object) -> None:
     """``InvalidActor`` naming what is wrong, if ``role`` and ``id_`` are not an actor's
     (the role's problem first)."""

@@ -37,6 +37,7 @@ from workflow.domain import (
     Priority,
     Slug,
     case_id_problem,
+    customer_id_problem,
 )
 from workflow.errors import (
     CaseAlreadyExists,
@@ -516,6 +517,10 @@ class Engine:
             for field in ("id", "name"):
                 if not getattr(cust, field).strip():
                     raise ValueError("it is blank")
+            field = "id"
+            problem = customer_id_problem(cust.id)
+            if problem is not None:  # one customer, one id: the cap counts by it
+                raise ValueError(problem)
             cust = _without_blanks(cust)
             tiers = self.policy.tiers
             if tiers is not None and cust.tier not in tiers:
