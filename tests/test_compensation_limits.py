@@ -5,10 +5,16 @@ amounts too large to write out."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
 import pytest
 
-from tests.test_engine_policy import apologised, new_engine, pay, refund
-from workflow import InvalidStepData, PolicyViolation
+from tests.stores import STORE_KINDS, each_store
+from tests.test_engine_policy import POLICY, apologised, new_engine, pay, refund
+from workflow import ConcurrencyConflict, Engine, InvalidStepData, PolicyViolation, Store
 
 
 @pytest.mark.parametrize(
@@ -39,3 +45,60 @@ def test_a_customer_id_that_only_looks_like_another_is_refused(given: str, probl
     with pytest.raises(PolicyViolation) as capped:  # under the id it names, the cap holds
         engine.offer_remedy(apologised(engine), actor="agent:alice", options=[refund("50")])
     assert capped.value.decision.rule_ids == ("caps.per_customer",)
+
+
+@pytest.fixture(params=STORE_KINDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Store]:
+    yield from each_store(request.param, tmp_path)
+
+
+class _Meanwhile:
+    """Wraps a store: runs what ``meanwhile`` holds right after the customer's cases
+    were read (another worker's steps, between this step's read and its write)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self.meanwhile: list[Callable[[], object]] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+    def customer_cases(self, customer_id: str) -> list[Any]:
+        cases = self._store.customer_cases(customer_id)
+        while self.meanwhile:
+            self.meanwhile.pop()()
+        return cases
+
+
+@pytest.mark.parametrize("other_cases", [0, 1])
+def test_a_case_opened_while_the_cap_is_read_cannot_pay_past_it(
+    store: Store, other_cases: int
+) -> None:
+    """Regression: an acceptance re-checks the cap and its write requires the
+    customer's other cases to be at the versions read, but only those it read. A case
+    opened, offered and accepted by another worker after the read (its own acceptance
+    read the first case unchanged) was not among them: both acceptances were written,
+    55 + 50 EUR against a cap of 100, on every store. The write now also requires the
+    customer to have no case the read did not see (with no other case, none at all)."""
+    shared = _Meanwhile(store)
+    engine, clock = new_engine(store=shared)  # type: ignore[arg-type]
+    for _ in range(other_cases):
+        apologised(engine)  # a case of the customer the read sees (nothing paid on it)
+    first = apologised(engine)
+    engine.offer_remedy(first, actor="agent:alice", options=[refund("40.00"), refund("50.00")])
+    due = clock.now() + timedelta(days=1)
+    other = Engine(store, policy=POLICY, clock=clock)
+
+    def another_case_pays_55() -> None:
+        second = apologised(other)
+        other.offer_remedy(second, actor="team-lead:tom", options=[refund("55.00")])
+        other.accept_remedy(second, actor="customer:c", option=1, promise="r", due=due)
+
+    shared.meanwhile.append(another_case_pays_55)
+    with pytest.raises(ConcurrencyConflict):
+        engine.accept_remedy(first, actor="customer:c", option=2, promise="r", due=due)
+    assert engine.get(first).state == "remedy_offered"
+    with pytest.raises(PolicyViolation) as capped:  # retried: it reads the 55 paid
+        engine.accept_remedy(first, actor="customer:c", option=2, promise="r", due=due)
+    assert capped.value.decision.rule_ids == ("caps.per_customer",)
+    assert engine.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
