@@ -65,6 +65,18 @@ def too_large(amount: Decimal) -> bool:
     return bool(amount) and amount.adjusted() >= MAX_WHOLE_DIGITS
 
 
+#: The longest amount a message writes out in full.
+_SHOWN_IN_FULL = 40
+
+
+def shown(amount: Decimal) -> str:
+    """``amount`` as a message shows it: as written, or, when that is longer than 40
+    characters, in scientific notation to four digits (``1.000E+999999``): an amount
+    of a million digits makes no message anyone reads."""
+    text = str(amount)
+    return text if len(text) <= _SHOWN_IN_FULL else f"{amount:.3E}"
+
+
 #: Normalised codes, so that every amount in one currency shares its code's string.
 _CODES: dict[str, str] = {}
 
@@ -95,7 +107,12 @@ def _validator_model() -> type[BaseModel]:
                 raise ValueError(f"amount {amount} is not a finite number")
             if amount.as_tuple().exponent > 0:  # type: ignore[operator]
                 # "1E+3" is written 1000 (with as many digits as it takes).
-                amount = amount.quantize(Decimal(1), context=Context(prec=amount.adjusted() + 1))
+                try:
+                    amount = amount.quantize(
+                        Decimal(1), context=Context(prec=amount.adjusted() + 1)
+                    )
+                except InvalidOperation:  # more digits than Decimal writes out (10^999999)
+                    raise ValueError(f"amount {amount} is too large to write out") from None
             return amount
 
         @model_validator(mode="after")

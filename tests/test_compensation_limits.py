@@ -102,3 +102,47 @@ def test_a_case_opened_while_the_cap_is_read_cannot_pay_past_it(
         engine.accept_remedy(first, actor="customer:c", option=2, promise="r", due=due)
     assert capped.value.decision.rule_ids == ("caps.per_customer",)
     assert engine.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+
+
+@pytest.mark.parametrize("amount", ["1e99999999", "-1e99999999"])
+def test_an_amount_too_large_to_write_out_is_bad_data_not_a_decimal_error(amount: str) -> None:
+    """Regression: ``1e99999999`` (a typo for ``1e9``, or a probe) escaped the offer as
+    a bare ``decimal.InvalidOperation``: no step, no case, no field named."""
+    engine, _ = new_engine()
+    cid = apologised(engine)
+    option = {"kind": "refund", "amount": {"amount": amount, "currency": "EUR"}}
+    with pytest.raises(InvalidStepData) as refused:
+        engine.offer_remedy(cid, actor="agent:alice", options=[option])
+    ((where, problem),) = refused.value.problems
+    assert where == "options[1].amount.amount"
+    assert problem == f"amount {amount.replace('e', 'E+')} is too large to write out"
+    assert engine.get(cid).state == "apologised"
+
+
+@pytest.mark.parametrize(
+    ("amount", "where", "problem"),
+    [
+        (
+            "1e999999",
+            "options[1].amount",
+            "1.000E+999999 is too large: at most 15 digits before the decimal point",
+        ),
+        (
+            "-1e999999",
+            "options[1]",
+            "a remedy's amount must be positive, got -1.000E+999999 EUR",
+        ),
+    ],
+)
+def test_an_amount_of_a_million_digits_is_refused_in_a_short_message(
+    amount: str, where: str, problem: str
+) -> None:
+    """Regression: ``1e999999`` was refused (too large, or not positive), in a message
+    that wrote its million digits out."""
+    engine, _ = new_engine()
+    cid = apologised(engine)
+    option = {"kind": "refund", "amount": {"amount": amount, "currency": "EUR"}}
+    with pytest.raises(InvalidStepData) as refused:
+        engine.offer_remedy(cid, actor="agent:alice", options=[option])
+    assert refused.value.problems == ((where, problem),)
+    assert len(str(refused.value)) < 300
