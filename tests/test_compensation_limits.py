@@ -12,9 +12,20 @@ from typing import Any
 
 import pytest
 
+from adapters.memory import MemoryStore
+from policies.loader import parse_policy
 from tests.stores import STORE_KINDS, each_store
-from tests.test_engine_policy import POLICY, apologised, new_engine, pay, refund
-from workflow import ConcurrencyConflict, Engine, InvalidStepData, PolicyViolation, Store
+from tests.test_engine_policy import POLICY, POLICY_TEXT, apologised, new_engine, pay, refund
+from workflow import (
+    ConcurrencyConflict,
+    CurrencyMismatch,
+    Engine,
+    InvalidStepData,
+    Money,
+    PolicyViolation,
+    Remedy,
+    Store,
+)
 
 
 @pytest.mark.parametrize(
@@ -146,3 +157,28 @@ def test_an_amount_of_a_million_digits_is_refused_in_a_short_message(
         engine.offer_remedy(cid, actor="agent:alice", options=[option])
     assert refused.value.problems == ((where, problem),)
     assert len(str(refused.value)) < 300
+
+
+def test_a_payment_in_another_currency_that_blocks_the_cap_is_named() -> None:
+    """Regression: an offer on a case whose policy is in USD, to a customer paid 50 EUR
+    on another case within the cap's period, was refused (amounts in two currencies
+    cannot be added up) with only "cannot combine amounts in USD and EUR": not which
+    payment, on which case, nor until when."""
+    store = MemoryStore()
+    engine, clock = new_engine(store=store)
+    paid_on = apologised(engine)
+    pay(engine, paid_on, "50.00", clock)
+    usd = parse_policy(POLICY_TEXT.replace("currency: EUR", "currency: USD"))
+    dollars, _ = new_engine(usd, store=store)
+    cid = apologised(dollars)
+    five = Remedy(kind="refund", amount=Money.of("5", "USD"))
+    with pytest.raises(CurrencyMismatch) as refused:
+        dollars.offer_remedy(cid, actor="agent:alice", options=[five])
+    assert (refused.value.left, refused.value.right) == ("USD", "EUR")
+    assert str(refused.value) == (
+        "cannot combine amounts in USD and EUR: the cap adds up what this customer was "
+        f"paid in the last 30 days, and case {paid_on} paid them 50.00 EUR at "
+        "2026-11-02T09:00:00.000000+00:00; no offer to them can be judged against the cap "
+        "in USD until that payment is 30 days old. Nothing was written."
+    )
+    assert dollars.get(cid).state == "apologised"
