@@ -5,6 +5,7 @@ amounts too large to write out."""
 
 from __future__ import annotations
 
+import decimal
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -182,3 +183,29 @@ def test_a_payment_in_another_currency_that_blocks_the_cap_is_named() -> None:
         "in USD until that payment is 30 days old. Nothing was written."
     )
     assert dollars.get(cid).state == "apologised"
+
+
+def test_the_cap_and_the_limits_are_exact_whatever_decimal_context_the_program_set() -> None:
+    """Regression: the sums and products behind the cap and the limits were worked out
+    in the calling thread's decimal context. A program that had set
+    ``decimal.getcontext().prec = 2`` (meant as "two decimal places") paid a customer
+    100.04 EUR against a cap of 100.00 (50.00 + 50.04 rounded to 100), and a vip's
+    refund limit of 45.00 x 1.5 was 68 instead of 67.50."""
+    policy = parse_policy(
+        POLICY_TEXT.replace("tiers: {vip: 2}", "tiers: {vip: 1.5}").replace(
+            "limits: {refund: 50.00}", "limits: {refund: 45.00}"
+        )
+    )
+    engine, clock = new_engine(policy)
+    pay(engine, apologised(engine), "50.00", clock)
+    with decimal.localcontext(prec=2):
+        with pytest.raises(PolicyViolation) as capped:
+            engine.offer_remedy(
+                apologised(engine), actor="team-lead:sam", options=[refund("50.04")]
+            )
+        vip = apologised(engine, customer="c-2", tier="vip")
+        offered = engine.offer_remedy(vip, actor="agent:alice", options=[refund("67.99")])
+    assert capped.value.decision.rule_ids == ("caps.per_customer",)
+    assert "paid 50.00 EUR" in str(capped.value)
+    assert offered.state == "awaiting_approval"
+    assert "above the agent limit of 67.50 EUR" in offered.offers[0].decision.reasons[0]
