@@ -13,7 +13,7 @@ from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 from urllib.parse import urlsplit
 
-from adapters.memory import MemoryStore, check_append, event_data_text
+from adapters.memory import MemoryStore, check_append, check_unchanged, event_data_text
 from adapters.urls import shown_url
 from workflow.domain import read_snapshot
 from workflow.errors import ComplaintflowError, StoreError
@@ -23,6 +23,7 @@ __all__ = [
     "ENTRY_POINT_GROUP",
     "MemoryStore",
     "check_append",
+    "check_unchanged",
     "event_data_text",
     "open_store",
     "read_snapshot",

@@ -267,6 +267,39 @@ class StoreContract:
         assert found == {mine[0]: 1, mine[1]: 2}
         assert store.customer_cases("c-404") == []
 
+    def test_an_append_conflicts_unless_the_customers_other_cases_are_as_read(
+        self, store: Store
+    ) -> None:
+        """``unchanged`` is every other case of the customer a decision read (the cap
+        reads them all), at the versions read: one that moved on, and one it did not
+        read (opened since, so its payments were not counted), is a conflict;
+        ``{}`` says the customer had no other case (decision 0053)."""
+        engine = _engine(store)
+        cid = _open(engine, "case-paying")
+        engine.open_case(
+            actor="agent:contract", customer={"id": "c-2", "name": "Someone Else"},
+            channel="chat", case_id="case-theirs",
+        )  # fmt: skip
+
+        def append(unchanged: dict[str, int]) -> None:
+            case = store.load(cid)
+            event = _note_event(engine, case)
+            store.append(apply(case, event, case.state), [event], case.version, None, None,
+                         unchanged)  # fmt: skip
+
+        append({})  # the customer's only case (another customer's does not count)
+        other = _open(engine, "case-opened-since")
+        with pytest.raises(ConcurrencyConflict) as missed:
+            append({})
+        assert (missed.value.case_id, missed.value.expected, missed.value.found) == (other, 0, 1)
+        engine.acknowledge(other, actor="agent:contract")
+        with pytest.raises(ConcurrencyConflict) as moved:
+            append({other: 1})
+        assert (moved.value.case_id, moved.value.expected, moved.value.found) == (other, 1, 2)
+        assert len(store.events(cid)) == 2
+        append({other: 2})
+        assert len(store.events(cid)) == 3
+
     def test_deadlines_are_replaced_with_each_append_and_found_when_due(self, store: Store) -> None:
         engine = _engine(store)
         cid = _open(engine)

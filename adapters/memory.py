@@ -84,11 +84,10 @@ class MemoryStore:
         check_append(snapshot, events, expected_version)
         case_id = snapshot.id
         with self._lock:
-            if unchanged:
-                for other, version in unchanged.items():
-                    seen = self._snapshots.get(other)
-                    if (seen.version if seen is not None else 0) != version:
-                        raise ConcurrencyConflict(other, version, seen.version if seen else None)
+            if unchanged is not None:
+                listed = (*self._by_customer.get(snapshot.customer.id, ()), *unchanged)
+                stored = {c: self._snapshots[c].version for c in listed if c in self._snapshots}
+                check_unchanged(case_id, unchanged, stored)
             current = self._snapshots.get(case_id)
             found = current.version if current is not None else 0
             if found != expected_version:
@@ -496,6 +495,22 @@ def event_data_text(event: Event) -> str:
         raise StoreError(
             f"case {event.case_id} event {event.seq}: its data is not JSON ({exc})"
         ) from None
+
+
+def check_unchanged(case_id: str, unchanged: Mapping[str, int], found: Mapping[str, int]) -> None:
+    """Refuse an append whose decision read other cases of the customer that moved on,
+    or missed one: ``unchanged`` is what the decision read (case id -> version, the
+    customer's cases but ``case_id``), ``found`` the versions stored now of every case
+    of the customer (``case_id``'s and any other listed in ``unchanged`` may be there
+    too), read in the append's transaction. A case read that is gone, one that moved
+    on, or one of the customer's that was not read (opened since: its payments were
+    not counted) is ``ConcurrencyConflict``."""
+    for other, version in unchanged.items():
+        if found.get(other, 0) != version:
+            raise ConcurrencyConflict(other, version, found.get(other))
+    for other, version in found.items():
+        if other != case_id and other not in unchanged:
+            raise ConcurrencyConflict(other, 0, version)
 
 
 def check_append(snapshot: Case, events: Sequence[Event], expected_version: int) -> None:

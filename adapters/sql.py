@@ -60,7 +60,7 @@ from sqlalchemy import table as sql_table
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.sql import ClauseElement
 
-from adapters.memory import CLAIM_LEASE, check_append, event_data_text
+from adapters.memory import CLAIM_LEASE, check_append, check_unchanged, event_data_text
 from adapters.snapshot_cache import DEFAULT_SIZE, SnapshotCache
 from adapters.snapshot_json import SnapshotJson
 from adapters.sql_schema import SCHEMA_REVISION, Tables, build_tables
@@ -543,6 +543,9 @@ class SqlStore:
             cases.c.case_id == bindparam("b_case_id")
         )
         self._snapshot = select(cases.c.snapshot).where(cases.c.case_id == bindparam("b_case_id"))
+        self._customer_versions = select(cases.c.case_id, cases.c.version).where(
+            cases.c.customer_id == bindparam("b_customer_id")
+        )
         self._insert_events = insert(events)
         self._clear_deadlines = delete(deadlines).where(
             deadlines.c.case_id == bindparam("b_case_id")
@@ -563,6 +566,7 @@ class SqlStore:
         return {
             "snapshot": (self._snapshot, BY_CASE_ID),
             "case_version": (self._case_version, BY_CASE_ID),
+            "customer_versions": (self._customer_versions, ("b_customer_id",)),
             "insert_case": (self._insert_case, case_columns),
             # the case's row (its id as the WHERE binds it), then the version expected
             "update_case": (self._update_case, ("b_case_id", *case_columns[1:], "b_expected")),
@@ -764,8 +768,8 @@ class SqlStore:
         unchanged: Mapping[str, int] | None,
     ) -> None:
         """``_append``'s statements, in its transaction on ``conn``."""
-        if unchanged:
-            self._check_unchanged(conn, case_id, unchanged)
+        if unchanged is not None:
+            self._check_unchanged(conn, case_id, row["customer_id"], unchanged)
         if expected_version == 0:
             conn.execute(self._insert_case, {"case_id": case_id, **row})
         else:
@@ -858,24 +862,26 @@ class SqlStore:
             found = c.execute(query).scalar()
         return None if found is None else str(found)
 
-    def _check_unchanged(self, conn: Connection, case_id: str, versions: Mapping[str, int]) -> None:
-        """Other cases the decision read must still be at those versions. On PostgreSQL
-        their rows are locked until commit, so a concurrent writer waits and then sees
-        the change; SQLite's write lock serialises writers already. The case's own row
-        is locked with them, all in case id order: two writers that each read the
-        other's case (two acceptances for one customer) lock in the same order, so one
-        waits for the other instead of deadlocking."""
+    def _check_unchanged(
+        self, conn: Connection, case_id: str, customer_id: str, versions: Mapping[str, int]
+    ) -> None:
+        """Other cases the decision read must still be at those versions, and the
+        customer must have no other case (one opened since the read was not counted).
+        On PostgreSQL the customer's rows are locked until commit, so a concurrent
+        writer waits and then sees the change (a case inserted meanwhile is paid
+        nothing until a step of its own locks these rows); SQLite's write lock
+        serialises writers already. The case's own row is locked with them, all in case
+        id order: two writers that each read the other's case (two acceptances for one
+        customer) lock in the same order, so one waits for the other instead of
+        deadlocking."""
         c = self.tables.cases
-        query = select(c.c.case_id, c.c.version)
+        query = select(c.c.case_id, c.c.version).where(
+            or_(c.c.customer_id == customer_id, c.c.case_id.in_(sorted({case_id, *versions})))
+        )
         if self.dialect == "postgresql":
-            ids = sorted({case_id, *versions})
-            query = query.where(c.c.case_id.in_(ids)).order_by(c.c.case_id).with_for_update()
-        else:
-            query = query.where(c.c.case_id.in_(list(versions)))
+            query = query.order_by(c.c.case_id).with_for_update()
         found = {row[0]: row[1] for row in conn.execute(query)}
-        for other, version in versions.items():
-            if found.get(other, 0) != version:
-                raise ConcurrencyConflict(other, version, found.get(other))
+        check_unchanged(case_id, versions, found)
 
     def events(self, case_id: str, after_seq: int = 0) -> list[Event]:
         t = self.tables

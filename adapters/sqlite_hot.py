@@ -26,6 +26,7 @@ from sqlalchemy import Dialect, Engine, PoolProxiedConnection
 from sqlalchemy.sql import ClauseElement
 from sqlalchemy.sql.compiler import SQLCompiler
 
+from adapters.memory import check_unchanged
 from adapters.snapshot_cache import SnapshotCache
 from adapters.sql_schema import UtcDateTime
 from workflow.domain import Case
@@ -160,6 +161,9 @@ class SqliteHotPath:
         self._update_case = self._sql["update_case"]
         self._insert_events = self._sql["insert_events"]
         self._clear_deadlines_sql = self._sql["clear_deadlines"].sql
+        self._customer_versions_sql = self._sql["customer_versions"].sql
+        #: Where a case row (``insert_case``'s source, in order) holds the customer id.
+        self._customer_at = list(statements["insert_case"][1]).index("customer_id")
         self._own_lock = threading.Lock()
         self._own: PoolProxiedConnection | None = None
         #: The store's own connection's driver connection and a cursor on it.
@@ -317,8 +321,8 @@ class SqliteHotPath:
         case_id = case[0]
         cursor.execute(BEGIN)
         try:
-            if unchanged:
-                self._check_unchanged(db, unchanged)
+            if unchanged is not None:
+                self._check_unchanged(db, case_id, case[self._customer_at], unchanged)
             if expected_version == 0:
                 cursor.execute(self._insert_case.sql, self._insert_case.bind(case))
             else:
@@ -349,13 +353,20 @@ class SqliteHotPath:
         row = db.execute(self._sql["case_version"].sql, (case_id,)).fetchone()
         return None if row is None else int(row[0])
 
-    def _check_unchanged(self, db: Any, versions: Mapping[str, int]) -> None:
-        """Other cases the decision read must still be at those versions (the write lock,
-        taken at BEGIN IMMEDIATE, keeps them so until commit)."""
-        for other, version in versions.items():
-            found = self._version(db, other)
-            if (found or 0) != version:
-                raise ConcurrencyConflict(other, version, found)
+    def _check_unchanged(
+        self, db: Any, case_id: str, customer_id: str, versions: Mapping[str, int]
+    ) -> None:
+        """Other cases the decision read must still be at those versions, and the
+        customer must have no other case (the write lock, taken at BEGIN IMMEDIATE,
+        keeps them so until commit)."""
+        rows = db.execute(self._customer_versions_sql, (customer_id,)).fetchall()
+        found = {row[0]: int(row[1]) for row in rows}
+        for other in versions:
+            if other not in found:  # not the customer's (or gone): asked for itself
+                version = self._version(db, other)
+                if version is not None:
+                    found[other] = version
+        check_unchanged(case_id, versions, found)
 
 
 _DATA_VERSION = "PRAGMA data_version"

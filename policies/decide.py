@@ -19,11 +19,18 @@ an agent can read. Rule ids:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, Decimal, InvalidOperation
+from decimal import (
+    ROUND_CEILING,
+    ROUND_DOWN,
+    ROUND_FLOOR,
+    Decimal,
+    InvalidOperation,
+    Overflow,
+)
 
 from policies.decision import Decision, Outcome
 from policies.model import Policy
-from policies.money import minor_units
+from policies.money import SHOWN, fixed_context, minor_units
 from policies.remedy import Remedy
 
 
@@ -78,12 +85,22 @@ class _Verdicts:
         )
 
 
+#: Limits and the cap's total are worked out in these contexts, not the calling
+#: thread's (which a program may have set to round: decision 0053). Exact for any amount
+#: an offer takes; past sixty digits a limit is rounded down and a total up, never in the
+#: customer's favour.
+_LIMIT = fixed_context(60, ROUND_FLOOR, InvalidOperation, Overflow)
+_TOTAL = fixed_context(60, ROUND_CEILING, InvalidOperation, Overflow)
+
+
 def _quantize(amount: Decimal, currency: str) -> Decimal:
     """``amount`` rounded down to the currency's minor units; an amount with more digits
     than that leaves room for (beyond 10^25 or so) is returned as it is, not refused:
     it is still compared exactly."""
     try:
-        return amount.quantize(Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_DOWN)
+        return amount.quantize(
+            Decimal(1).scaleb(-minor_units(currency)), rounding=ROUND_DOWN, context=SHOWN
+        )
     except InvalidOperation:
         return amount
 
@@ -99,8 +116,8 @@ def limit_for(
     base = rules.limits.get(kind, rules.authority)
     factor = policy.adjustments.tiers.get(tier, Decimal(1))
     if category is not None:
-        factor *= policy.adjustments.categories.get(category, Decimal(1))
-    return _quantize(base * factor, policy.currency)
+        factor = _LIMIT.multiply(factor, policy.adjustments.categories.get(category, Decimal(1)))
+    return _quantize(_LIMIT.multiply(base, factor), policy.currency)
 
 
 def _value(remedy: Remedy) -> Decimal:
@@ -115,7 +132,8 @@ def _cap(policy: Policy, paid: Decimal, adding: Decimal, verdicts: _Verdicts) ->
     cap = policy.caps.per_customer
     if cap is None or adding == 0:
         return
-    if paid + adding > cap.amount:
+    total = _TOTAL.add(paid, adding)
+    if total > cap.amount:
         verdicts.add(
             Outcome.DENIED,
             "caps.per_customer",
@@ -126,8 +144,7 @@ def _cap(policy: Policy, paid: Decimal, adding: Decimal, verdicts: _Verdicts) ->
         verdicts.add(
             Outcome.ALLOWED,
             "caps.per_customer",
-            f"{_fmt(paid + adding, policy)} is within the customer's cap of "
-            f"{_fmt(cap.amount, policy)}",
+            f"{_fmt(total, policy)} is within the customer's cap of {_fmt(cap.amount, policy)}",
         )
 
 

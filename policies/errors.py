@@ -49,7 +49,8 @@ class MoneyError(ComplaintflowError, ValueError):
 class CurrencyMismatch(MoneyError):
     """Two amounts in different currencies were combined or compared."""
 
-    def __init__(self, left: str, right: str) -> None:
+    def __init__(self, left: str, right: str, *, why: str | None = None) -> None:
         self.left = left
         self.right = right
-        super().__init__(f"cannot combine amounts in {left} and {right}")
+        said = f"cannot combine amounts in {left} and {right}"
+        super().__init__(f"{said}: {why}" if why else said)

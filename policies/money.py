@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import re
-from decimal import Context, Decimal, InvalidOperation
+from decimal import (
+    ROUND_HALF_EVEN,
+    Context,
+    Decimal,
+    DecimalException,
+    DivisionByZero,
+    Inexact,
+    InvalidOperation,
+    Overflow,
+)
 from functools import lru_cache, total_ordering
 from typing import Any, Literal
 
@@ -65,6 +74,38 @@ def too_large(amount: Decimal) -> bool:
     return bool(amount) and amount.adjusted() >= MAX_WHOLE_DIGITS
 
 
+#: The longest amount a message writes out in full.
+_SHOWN_IN_FULL = 40
+
+
+def shown(amount: Decimal) -> str:
+    """``amount`` as a message shows it: as written, or, when that is longer than 40
+    characters, in scientific notation to four digits (``1.000E+999999``): an amount
+    of a million digits makes no message anyone reads."""
+    text = str(amount)
+    return text if len(text) <= _SHOWN_IN_FULL else f"{amount:.3E}"
+
+
+def fixed_context(prec: int, rounding: str, *traps: type[DecimalException]) -> Context:
+    """A decimal context with every setting given here (``Context(...)`` takes those left
+    out from ``decimal.DefaultContext``, which a program may change): Decimal's default
+    exponent limits, ``traps`` trapped and nothing else."""
+    return Context(
+        prec=prec, rounding=rounding, Emin=-999999, Emax=999999, capitals=1, clamp=0,
+        flags=[], traps=list(traps),
+    )  # fmt: skip
+
+
+#: Money is added up in this context, not the calling thread's (``decimal.getcontext``):
+#: a program that set ``getcontext().prec = 2``, meaning two decimal places, had
+#: 50.00 + 50.04 make 100 and a customer paid past their cap (decision 0053). Sixty
+#: digits hold any sum of amounts an offer takes (``MAX_WHOLE_DIGITS``) exactly; a sum
+#: that would need rounding raises ``decimal.Inexact`` rather than being rounded.
+EXACT = fixed_context(60, ROUND_HALF_EVEN, InvalidOperation, DivisionByZero, Overflow, Inexact)
+#: Decimal's default precision (28 digits), fixed: for rounding amounts to show them,
+#: which must not depend on the calling thread's context either.
+SHOWN = fixed_context(28, ROUND_HALF_EVEN, InvalidOperation, DivisionByZero, Overflow)
+
 #: Normalised codes, so that every amount in one currency shares its code's string.
 _CODES: dict[str, str] = {}
 
@@ -95,7 +136,15 @@ def _validator_model() -> type[BaseModel]:
                 raise ValueError(f"amount {amount} is not a finite number")
             if amount.as_tuple().exponent > 0:  # type: ignore[operator]
                 # "1E+3" is written 1000 (with as many digits as it takes).
-                amount = amount.quantize(Decimal(1), context=Context(prec=amount.adjusted() + 1))
+                try:
+                    amount = amount.quantize(
+                        Decimal(1),
+                        context=fixed_context(
+                            amount.adjusted() + 1, ROUND_HALF_EVEN, InvalidOperation
+                        ),
+                    )
+                except InvalidOperation:  # more digits than Decimal writes out (10^999999)
+                    raise ValueError(f"amount {amount} is too large to write out") from None
             return amount
 
         @model_validator(mode="after")
@@ -197,13 +246,13 @@ class Money(FrozenRecord):
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other)
-        return _money(amount=self.amount + other.amount, currency=self.currency)
+        return _money(amount=EXACT.add(self.amount, other.amount), currency=self.currency)
 
     def __sub__(self, other: Money) -> Money:
         if not isinstance(other, Money):
             return NotImplemented
         self._same_currency(other)
-        return _money(amount=self.amount - other.amount, currency=self.currency)
+        return _money(amount=EXACT.subtract(self.amount, other.amount), currency=self.currency)
 
     def __lt__(self, other: Money) -> bool:
         if not isinstance(other, Money):

@@ -16,7 +16,7 @@ from pydantic import (
 )
 from pydantic_core import CoreSchema, core_schema
 
-from policies.money import Money
+from policies.money import Money, shown
 from policies.money import _fast as _fast_money
 from policies.records import FrozenRecord, remember, trusted
 
@@ -48,7 +48,9 @@ def _check(kind: str, amount: Money | None) -> None:
     if kind in MONETARY_REMEDY_KINDS and amount is None:
         raise ValueError(f"a {kind} remedy needs an amount")
     if amount is not None and amount.amount <= 0:
-        raise ValueError(f"a remedy's amount must be positive, got {amount}")
+        raise ValueError(
+            f"a remedy's amount must be positive, got {shown(amount.amount)} {amount.currency}"
+        )
 
 
 def _validator_model() -> type[BaseModel]:

@@ -160,8 +160,11 @@ def case_id_problem(case_id: object) -> str | None:
 
 def customer_id_problem(customer_id: str) -> str | None:
     """What is wrong with a customer id given to ``open_case``, if anything: the rules of
-    an actor's id, as for a case id. Checked when a case is opened, never when a stored
-    one is read (a ``Customer`` record takes any id of 1 to 200 characters)."""
+    an actor's id, as for a case id. The cap counts the cases stored under one id,
+    compared exactly, so ids that differ only by characters no one sees (surrounding
+    whitespace, a zero-width space, an unnormalised accent) would split one customer in
+    two. Checked when a case is opened, never when a stored one is read (a ``Customer``
+    record takes any id of 1 to 200 characters)."""
     found = _id_problem(customer_id, "the customer id")
     return None if found is None else found[1]
 

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter, ValidationError
 
 from policies.decide import decide_offer
+from policies.errors import CurrencyMismatch
 from policies.model import Policy, default_policy
 from policies.money import Money
 from policies.remedy import Remedy
@@ -527,7 +528,7 @@ class Engine:
                     raise ValueError("it is blank")
             field = "id"  # a customer's fields are named bare
             problem = customer_id_problem(cust.id)
-            if problem is not None:
+            if problem is not None:  # one customer, one id: the cap counts by it
                 raise ValueError(problem)
             cust = _without_blanks(cust)
             tiers = self.policy.tiers
@@ -1005,9 +1006,21 @@ class Engine:
         versions: dict[str, int] = {}
         for other in self.store.customer_cases(case.customer.id):
             versions[other.id] = other.version
-            for _, remedy in other.paid_since(since):
-                if remedy.amount is not None:
-                    total = total + remedy.amount  # CurrencyMismatch if another currency
+            for at, remedy in other.paid_since(since):
+                if remedy.amount is None:
+                    continue
+                if remedy.amount.currency != total.currency:
+                    days = cap.period.days
+                    raise CurrencyMismatch(
+                        total.currency,
+                        remedy.amount.currency,
+                        why=f"the cap adds up what this customer was paid in the last {days} "
+                        f"days, and case {other.id} paid them {remedy.amount} at "
+                        f"{format_at(at)}; no offer to them can be judged against the cap "
+                        f"in {total.currency} until that payment is {days} days old. Nothing "
+                        "was written.",
+                    )
+                total = total + remedy.amount
         return total.amount, versions
 
     def guidance(self, case_id: str) -> Guidance:

@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 from policies.decide import OfferRequest, decide_acceptance, decide_approval
 from policies.decision import Decision, Outcome
 from policies.model import Policy
-from policies.money import MAX_WHOLE_DIGITS, too_large
+from policies.money import MAX_WHOLE_DIGITS, shown, too_large
 from policies.remedy import Remedy
 from policies.types import format_duration
 from workflow.checklist import State, allowed_steps
@@ -332,7 +332,7 @@ def _remedies(ctx: StepContext) -> list[Remedy]:
         if remedy.amount is not None and too_large(remedy.amount.amount):
             ctx.invalid(
                 f"options[{i}].amount",
-                f"{remedy.amount.amount} is too large: at most {MAX_WHOLE_DIGITS} digits "
+                f"{shown(remedy.amount.amount)} is too large: at most {MAX_WHOLE_DIGITS} digits "
                 "before the decimal point",
             )
         problem = ctx.policy.check_remedy(remedy)

@@ -59,9 +59,12 @@ class Store(Protocol):
         and record ``idempotency_key`` with ``idempotency_fingerprint`` (the command's
         fingerprint, text of at most 200 characters; refused with
         ``ConcurrencyConflict`` if the key is taken, whatever the fingerprint), all in
-        one atomic write. ``unchanged``: other cases (id -> version) the decision read,
-        which must still be at those versions (a customer's cumulative cap reads all
-        their cases), else ``ConcurrencyConflict``."""
+        one atomic write. ``unchanged`` (None: nothing to check): the customer's other
+        cases (id -> version) the decision read (a customer's cumulative cap reads all
+        their cases), which must still be at those versions, and the customer
+        (``snapshot.customer.id``) must have no case but these and this one (a case
+        opened since the read is one it did not count; ``{}``: no other case at all),
+        else ``ConcurrencyConflict``."""
         ...
 
     def find_idempotent(self, key: str) -> tuple[str, int, str | None] | None:
