@@ -5,6 +5,7 @@ from policies.decide import (
     decide_acceptance,
     decide_approval,
     decide_offer,
+    decide_reclassification,
     limit_for,
 )
 from policies.decision import Decision, Outcome
@@ -51,6 +52,7 @@ __all__ = [
     "decide_acceptance",
     "decide_approval",
     "decide_offer",
+    "decide_reclassification",
     "default_policy",
     "limit_for",
     "load_policy",

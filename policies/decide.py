@@ -12,6 +12,8 @@ an agent can read. Rule ids:
 - ``playbooks.rip-off.normal`` — a rip-off case is judged against what the company
   normally does for the category;
 - ``playbooks.<type>.approval`` — the playbook sends every offer to approval;
+- ``playbooks.<type>.reclassify_roles`` — who may classify a case of that type as
+  another (``decide_reclassification``);
 - ``approval.authority`` — the approver's role cannot approve that much;
 - ``default.permissive`` — the policy sets no limits at all.
 """
@@ -283,6 +285,33 @@ def decide_approval(policy: Policy, request: OfferRequest, approver_role: str) -
     if not v.items:
         v.add(Outcome.ALLOWED, "approval.authority", f"within a {approver_role}'s authority")
     return v.decision()
+
+
+def decide_reclassification(policy: Policy, from_type: str, to_type: str, role: str) -> Decision:
+    """May ``role`` classify a case of ``from_type`` as ``to_type``? Denied when the
+    playbook for ``from_type`` names ``reclassify_roles`` and ``role`` is not one of
+    them: an offer is judged by the type the case has when it is made, so moving a case
+    out of a stricter type lifts that type's rules for every later offer. Moving a case
+    into a type, or classifying it as the type it has, is never refused."""
+    rule = f"playbooks.{from_type}.reclassify_roles"
+    playbook = policy.playbook(from_type)
+    roles = playbook.reclassify_roles if playbook is not None else None
+    if to_type == from_type:
+        return Decision.allowed(rule, f"the case stays {from_type}")
+    if roles is None:
+        return Decision.allowed(rule, f"any role may classify a {from_type} case as another type")
+    if role in roles:
+        return Decision.allowed(rule, f"a {role} may classify a {from_type} case as another type")
+    if not roles:
+        return Decision.denied(
+            rule, f"no role may classify a {from_type} case as another type under this policy"
+        )
+    named = roles[0] if len(roles) == 1 else f"{', '.join(roles[:-1])} or {roles[-1]}"
+    return Decision.denied(
+        rule,
+        f"a {from_type} case may be classified as another type only by {named}; "
+        f"role {role!r} may not",
+    )
 
 
 def decide_acceptance(policy: Policy, chosen: Remedy, paid_in_period: Decimal) -> Decision:

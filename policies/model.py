@@ -97,14 +97,17 @@ class RemedyKindRules(Strict):
 
 class Playbook(Strict):
     """How to handle one complainant type: guidance per step, a priority to set when a
-    case is classified so (or opened so, no priority given), and whether every offer
-    needs approval."""
+    case is classified so (or opened so, no priority given), whether every offer needs
+    approval, and who may classify a case of this type as another."""
 
     guidance: dict[str, str] = {}
     priority: Literal["low", "normal", "high", "urgent"] | None = None
     always_needs_approval: StrictBool = False
     #: SLA targets for this complainant type, tried before the policy's own.
     sla: list[Target] = []
+    #: The roles that may ``classify`` a case of this type as another type (an offer is
+    #: judged by the type the case has when it is made); None: any role, as before.
+    reclassify_roles: list[Name] | None = None
 
     @field_validator("guidance")
     @classmethod
@@ -145,6 +148,8 @@ DEFAULT_TIER = "standard"
 #: they hold their default, None: see ``Policy.digest``. A key added later goes here too,
 #: with a default that keeps what policies without it meant.
 _UNSTAMPED_DEFAULTS: tuple[str, ...] = ("tiers", "escalation_roles")
+#: The same for keys added to each playbook (``playbooks.<type>.<key>``).
+_UNSTAMPED_PLAYBOOK_DEFAULTS: tuple[str, ...] = ("reclassify_roles",)
 
 
 def _declared_once(
@@ -254,6 +259,19 @@ class Policy(Strict):
                     problems.append((("adjustments", "tiers", tier), self.not_a_tier(tier)))
         if self.escalation_roles is not None:
             _declared_once("escalation_roles", self.escalation_roles, problems)
+        for kind, playbook in self.playbooks.items():
+            if playbook.reclassify_roles is None:
+                continue
+            place = ("playbooks", kind, "reclassify_roles")
+            seen_roles: set[str] = set()
+            for index, role in enumerate(playbook.reclassify_roles):
+                if role in seen_roles:
+                    problems.append(((*place, index), f"{role!r} is listed twice"))
+                seen_roles.add(role)
+                unknown = self.not_a_role(role)
+                if unknown is not None:  # a fraud team that gives nothing may clear a flag
+                    hint = " (a role that gives no compensation goes in escalation_roles)"
+                    problems.append(((*place, index), unknown + hint))
         targets: list[tuple[tuple[str | int, ...], Target]] = [
             (("sla", "targets", i), t) for i, t in enumerate(self.sla.targets)
         ]
@@ -330,12 +348,17 @@ class Policy(Strict):
     def digest(self) -> str:
         """``sha256:<hex>`` over the policy's canonical JSON. A key added to policies
         after their stamps were first recorded is left out while it holds its default
-        (``_UNSTAMPED_DEFAULTS``): a policy that does not use it keeps its stamp, and the
-        cases recorded under it their policy."""
+        (``_UNSTAMPED_DEFAULTS``; in each playbook, ``_UNSTAMPED_PLAYBOOK_DEFAULTS``): a
+        policy that does not use it keeps its stamp, and the cases recorded under it
+        their policy."""
         content = self.model_dump(mode="json")
         for key in _UNSTAMPED_DEFAULTS:
             if content[key] is None:
                 del content[key]
+        for playbook in content["playbooks"].values():
+            for key in _UNSTAMPED_PLAYBOOK_DEFAULTS:
+                if playbook[key] is None:
+                    del playbook[key]
         canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return "sha256:" + hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 

@@ -17,7 +17,12 @@ from typing import Any, NoReturn
 from pydantic import TypeAdapter, ValidationError
 from pydantic_core import ErrorDetails
 
-from policies.decide import OfferRequest, decide_acceptance, decide_approval
+from policies.decide import (
+    OfferRequest,
+    decide_acceptance,
+    decide_approval,
+    decide_reclassification,
+)
 from policies.decision import Decision, Outcome
 from policies.model import Policy
 from policies.money import MAX_WHOLE_DIGITS, shown, too_large
@@ -536,6 +541,14 @@ def classify(ctx: StepContext) -> dict[str, Any]:
     except ValueError:
         known = ", ".join(k.value for k in ComplainantType)
         ctx.invalid("complainant_type", f"{value!r} is not one of {known}")
+    # An offer is judged by the type the case has when it is made: moving a case out of
+    # a stricter type is for the roles its playbook names (decision 0059). The role is
+    # the actor's, as ``Actor`` parses it (``agent:team-lead`` acts as an agent).
+    moved = decide_reclassification(
+        ctx.policy, ctx.case.complainant_type.value, kind.value, ctx.actor.role
+    )
+    if moved.outcome is Outcome.DENIED:
+        ctx.violation(moved)
     data = {"complainant_type": kind.value}
     playbook = ctx.policy.playbook(kind.value)
     if playbook is not None and playbook.priority is not None:
