@@ -129,6 +129,7 @@ def _tombstone(case: Case, purged_at: datetime = _START) -> Tombstone:
         purged_at=purged_at,
         purged_by="dpo:contract",
         reason="contract",
+        retention_years=6,  # kept as given (decision 0054)
     )
 
 

@@ -1032,6 +1032,7 @@ class SqlStore:
                     purged_at=tombstone.purged_at,
                     purged_by=tombstone.purged_by,
                     reason=tombstone.reason,
+                    retention_years=tombstone.retention_years,
                 )
             )
 
@@ -1050,6 +1051,7 @@ class SqlStore:
                     purged_at=row.purged_at,
                     purged_by=row.purged_by,
                     reason=row.reason,
+                    retention_years=row.retention_years,
                 )
                 for row in rows
             ]

@@ -87,7 +87,7 @@ from workflow.query import (
 )
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
-from workflow.store import FindsCases, Store, Tombstone
+from workflow.store import FindsCases, Store, Tombstone, retention_end
 
 T = TypeVar("T")
 E = TypeVar("E", bound=ComplaintflowError)
@@ -139,12 +139,9 @@ SLA_ACTOR = "system:sla"
 
 def retention_ends(closed_at: datetime, policy: Policy) -> datetime:
     """When a case closed at ``closed_at`` may be purged: ``retention.years`` calendar
-    years later (29 February counts to 28 February)."""
-    years = policy.retention.years
-    try:
-        return closed_at.replace(year=closed_at.year + years)
-    except ValueError:
-        return closed_at.replace(year=closed_at.year + years, day=28)
+    years later (29 February counts to 28 February; ``workflow.store.retention_end``)."""
+    end = retention_end(closed_at, policy.retention.years)
+    return end if end is not None else datetime.max.replace(tzinfo=UTC)
 
 
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
@@ -1244,6 +1241,7 @@ class Engine:
                 purged_at=when,
                 purged_by=who,
                 reason=f"retention period of {years} years after closing ended",
+                retention_years=years,
             )
             if not dry_run:
                 try:

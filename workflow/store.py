@@ -17,7 +17,10 @@ from workflow.sla import Deadline
 class Tombstone:
     """What is left of a case purged at the end of its retention period: enough to show
     that it existed, how far its history went (``version``, ``head_hash``: a saved store
-    digest still verifies) and when and why it went. No personal data, no content."""
+    digest still verifies) and when and why it went. No personal data, no content.
+    ``retention_years`` is the retention period the case's policy gave, by which it was
+    judged purgeable (None in a tombstone written before it was recorded: decision
+    0054), so that a verifier without the policy can check ``purged_at`` against it."""
 
     case_id: str
     version: int
@@ -27,6 +30,20 @@ class Tombstone:
     purged_at: datetime
     purged_by: str
     reason: str
+    retention_years: int | None = None
+
+
+def retention_end(closed_at: datetime, years: int) -> datetime | None:
+    """When a case closed at ``closed_at`` may be purged under a retention period of
+    ``years``: that many calendar years later (29 February counts to 28 February); None
+    past the year 9999, which no time reaches."""
+    year = closed_at.year + years
+    if year > 9999:
+        return None
+    try:
+        return closed_at.replace(year=year)
+    except ValueError:
+        return closed_at.replace(year=year, day=28)
 
 
 @runtime_checkable
