@@ -50,6 +50,7 @@ from workflow.store import (
     Store,
     StoredHistory,
     Tombstone,
+    retention_end,
 )
 
 EXPORT_FORMAT = "complaintflow-events/3"
@@ -350,15 +351,103 @@ def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list
     return findings
 
 
+#: The shortest and longest retention periods a policy can give, in years
+#: (``policies.model.Retention``): no case is purged sooner than a year after it closed.
+RETENTION_YEARS = range(1, 101)
+
+
+def tombstone_problems(tombstone: Tombstone, now: datetime | None = None) -> list[str]:
+    """What makes a tombstone implausible as the engine's purge of a closed case, each
+    as the end of "its tombstone ...": a seq of 1 (the opening alone: the case was never
+    closed or withdrawn, which is a step of its own), times out of order (closed before
+    it opened, purged before it closed), a purge before its retention period ended (its
+    ``retention_years``, or a year, the shortest any policy gives, when it has none), a
+    retention period no policy gives, and, given ``now`` (the time of the
+    verification), a purge after it. Every field is the tombstone's own word: these
+    find a careless forgery or another program's purge, not one that gets the times
+    right (only a digest saved before can tell that one: ``check_digest``)."""
+    problems: list[str] = []
+    t = tombstone
+    if t.version < 2:
+        problems.append(
+            f"is at seq {t.version}: a case's first event is its opening, and a case is "
+            "purged only once a later step closed or withdrew it"
+        )
+    if t.closed_at < t.opened_at:
+        problems.append(f"says it closed at {_shown(t.closed_at)}, before it opened at "
+                        f"{_shown(t.opened_at)}")  # fmt: skip
+    if t.purged_at < t.closed_at:
+        problems.append(f"says it was purged at {_shown(t.purged_at)}, before it closed at "
+                        f"{_shown(t.closed_at)}")  # fmt: skip
+    years = t.retention_years
+    if years is not None and years not in RETENTION_YEARS:
+        problems.append(f"gives a retention period of {years} years, which no policy can "
+                        f"({RETENTION_YEARS[0]} to {RETENTION_YEARS[-1]})")  # fmt: skip
+    elif t.purged_at >= t.closed_at:
+        end = retention_end(t.closed_at, years if years is not None else RETENTION_YEARS[0])
+        if end is None or t.purged_at < end:
+            period = (
+                f"its retention period of {years} years" if years is not None
+                else "a year, the shortest retention period a policy gives (the tombstone "
+                "does not record its own)"
+            )  # fmt: skip
+            ended = f" (at {_shown(end)})" if end is not None else ""
+            problems.append(
+                f"says it was purged at {_shown(t.purged_at)}, before {period} after it "
+                f"closed at {_shown(t.closed_at)} ended{ended}"
+            )
+    if now is not None and t.purged_at > now:
+        problems.append(
+            f"says it was purged at {_shown(t.purged_at)}, after this verification's time "
+            f"{_shown(now)} (a purge judged at a time to come, `privacy purge --at`, or a "
+            "clock set wrong)"
+        )
+    return problems
+
+
+def _shown(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def _purged_findings(tombstone: Tombstone, now: datetime | None, where: str = "") -> list[Finding]:
+    """``tombstone_problems`` as findings at the case (``where``: `` (line N)``)."""
+    return [
+        Finding(tombstone.case_id, None, f"purged, but its tombstone{where} {problem}")
+        for problem in tombstone_problems(tombstone, now)
+    ]
+
+
+def _also_in_the_store(tombstone: Tombstone) -> Finding:
+    return Finding(
+        tombstone.case_id,
+        None,
+        f"purged at {_shown(tombstone.purged_at)} (its tombstone), but the store holds the "
+        "case too: a purge deletes it (its id taken again by a case opened since, or a "
+        "tombstone written beside a case)",
+    )
+
+
 def verify_store(
-    store: Store, case_id: str | None = None, *, tally: Tally | None = None
+    store: Store,
+    case_id: str | None = None,
+    *,
+    tally: Tally | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Verify one case or every case (a store that can stream its stored histories is
     verified from those, in one consistent read); ``tally`` counts the cases and events
-    read and, for every case, the purged cases (their tombstones)."""
+    read and, for every case, the purged cases (their tombstones). Verifying every case
+    checks each tombstone too (``tombstone_problems``; ``now``, the time of the
+    verification, if given: ``Engine.verify`` gives its clock's) and that its case is
+    not also in the store."""
     findings: list[Finding] = []
-    if case_id is None and tally is not None:
-        tally.purged += sum(1 for _ in store.tombstones())
+    purged: dict[str, Tombstone] = {}
+    if case_id is None:
+        purged = {t.case_id: t for t in store.tombstones()}
+        if tally is not None:
+            tally.purged += len(purged)
+        for tombstone in purged.values():
+            findings.extend(_purged_findings(tombstone, now))
     if case_id is not None and isinstance(store, ReadsStoredHistory):
         history = store.stored_history(case_id)
         if history is None:
@@ -370,10 +459,14 @@ def verify_store(
         for history in store.stored_histories():
             if tally is not None:
                 tally.add(len(history.events))
+            if history.case_id in purged:
+                findings.append(_also_in_the_store(purged[history.case_id]))
             findings.extend(verify_stored(history))
         return findings
     ids = [case_id] if case_id is not None else list(store.case_ids())
     for cid in ids:
+        if cid in purged:
+            findings.append(_also_in_the_store(purged[cid]))
         findings.extend(verify_case(store, cid, tally=tally))
     return findings
 
@@ -789,6 +882,7 @@ def verify_export(
     digest_heads: dict[str, tuple[int, str]] | None = None,
     *,
     tally: Tally | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Verify an exported file offline, without the database: every case's chain, its
     personal values against their references, and that its events replay. With the
@@ -797,8 +891,9 @@ def verify_export(
     tombstone in the file with that seq and hash: a file has no snapshots, so only a
     digest finds a chain rewritten consistently (every hash recomputed), a case cut
     short or a case left out. A tombstone line for a case whose events the file holds,
-    or a second one for a case, is a finding naming its line. ``tally`` counts the
-    cases and events read, and the tombstones."""
+    or a second one for a case, is a finding naming its line, and so is each problem
+    ``tombstone_problems`` finds in one (with ``now``, the time of the verification).
+    ``tally`` counts the cases and events read, and the tombstones."""
     findings: list[Finding] = []
     unseen = dict(digest_heads) if digest_heads is not None else {}
     current: str | None = None
@@ -848,6 +943,7 @@ def verify_export(
                 findings.append(Finding(tombstone.case_id, None, f"line {number} is {problem}"))
                 continue
             purged[tombstone.case_id] = (number, tombstone)
+            findings.extend(_purged_findings(tombstone, now, f" (line {number})"))
             if tally is not None:
                 tally.purged += 1
             continue

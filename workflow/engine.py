@@ -346,8 +346,10 @@ class Engine:
         return audit.state_at(self.store.events(case_id), to_utc(when, "state_at(when)"), vault)
 
     def verify(self, case_id: str | None = None) -> list[audit.Finding]:
-        """Problems in the stored histories (chains, seqs, snapshots); empty if sound."""
-        return audit.verify_store(self.store, case_id)
+        """Problems in the stored histories (chains, seqs, snapshots) and, verifying
+        every case, in the tombstones (a purge after the engine's clock's now among
+        them); empty if sound."""
+        return audit.verify_store(self.store, case_id, now=self.now())
 
     def find_cases(
         self,

@@ -141,7 +141,8 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
     store = open_cli_store(store_url)
     tally = audit.Tally()
     try:
-        findings = audit.verify_store(store, case_id, tally=tally)  # counts the purged too
+        # Counts the purged too; a tombstone's purge after now is a finding.
+        findings = audit.verify_store(store, case_id, tally=tally, now=datetime.now(UTC))
         if saved is not None:
             findings += audit.check_digest(store, saved[1])
     except CaseNotFound as exc:
@@ -351,7 +352,9 @@ def verify_file(file: str, digest_file: str | None) -> None:
     tally = audit.Tally()
     try:
         with open(file, encoding="utf-8") as lines:
-            findings = audit.verify_export(lines, saved[1] if saved else None, tally=tally)
+            findings = audit.verify_export(
+                lines, saved[1] if saved else None, tally=tally, now=datetime.now(UTC)
+            )
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     _report(findings, file, tally, digest=saved)
