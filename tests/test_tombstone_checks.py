@@ -10,6 +10,8 @@ checks; only a digest saved before tells (tests/test_tombstone_digest.py)."""
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 from collections.abc import Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -20,7 +22,7 @@ import pytest
 from tests.conftest import START, drive
 from tests.stores import STORE_KINDS, each_store
 from tests.test_audit import history
-from workflow import Engine, ManualClock, audit
+from workflow import AuditFailure, Engine, ManualClock, audit
 from workflow.store import Store, Tombstone
 
 #: When the forged tombstones say they were purged, and when verify runs.
@@ -191,3 +193,89 @@ def test_a_case_opened_with_a_purged_case_s_id_is_reported_beside_its_tombstone(
          "opened since, or a tombstone written beside a case)"),
     ]  # fmt: skip
     assert audit.verify_store(store, "case-old") == []  # the case alone is sound
+
+
+# -- in an exported file ------------------------------------------------------------------
+
+
+def _exported(store: Store) -> list[str]:
+    out = io.StringIO()
+    audit.export_jsonl(store, out)
+    return out.getvalue().splitlines()
+
+
+def _file_found(lines: list[str], now: datetime | None = LATER) -> list[tuple[str, Any, str]]:
+    return [(f.case_id, f.seq, f.problem) for f in audit.verify_export(lines, now=now)]
+
+
+def test_an_exported_tombstone_is_checked_as_the_store_s_naming_its_line(store: Store) -> None:
+    """The tombstone line carries the retention period (format /4), so a file checks
+    what the store checks, offline."""
+    engine, clock = _engine(store)
+    clock.set(START + timedelta(days=7 * 366))
+    engine.purge_expired(actor="system:retention")
+    lines = _exported(store)
+    assert json.loads(lines[1])["purged"]["retention_years"] == 6
+    assert _file_found(lines) == []
+    record = json.loads(lines[1])["purged"]
+    closed = record["closed_at"]
+    soon = {**record, "purged_at": record["closed_at"]}
+    assert _file_found([lines[0], json.dumps({"purged": soon}), *lines[2:]]) == [
+        ("case-old", None, f"purged, but its tombstone (line 2) says it was purged at "
+         f"{closed[:19]}+00:00, before its retention period of 6 years after it closed at "
+         f"{closed[:19]}+00:00 ended (at 2032{closed[4:19]}+00:00)"),
+    ]  # fmt: skip
+    ahead = _file_found(lines, now=START)
+    assert [problem.split(", after")[0] for _, _, problem in ahead] == [
+        f"purged, but its tombstone (line 2) says it was purged at {record['purged_at'][:19]}+00:00"
+    ]
+    unrecorded = {**record, "retention_years": None}  # read; held to a year
+    assert _file_found([lines[0], json.dumps({"purged": unrecorded}), *lines[2:]]) == []
+
+
+@pytest.mark.parametrize(
+    ("years", "problem"),
+    [("6", "retention_years is not a whole number or null"),
+     (True, "retention_years is not a whole number or null"),
+     (6.0, "retention_years is not a whole number or null")],
+)  # fmt: skip
+def test_a_tombstone_line_whose_retention_is_not_a_number_is_refused(
+    years: object, problem: str
+) -> None:
+    from adapters.memory import MemoryStore
+
+    store = MemoryStore()
+    engine, clock = _engine(store)
+    clock.set(START + timedelta(days=7 * 366))
+    engine.purge_expired(actor="system:retention")
+    lines = _exported(store)
+    record = {**json.loads(lines[1])["purged"], "retention_years": years}
+    with pytest.raises(AuditFailure) as refused:
+        audit.verify_export([lines[0], json.dumps({"purged": record}), *lines[2:]])
+    assert str(refused.value) == f"case ?: line 2 is not a tombstone: {problem}"
+
+
+def test_a_file_in_format_3_is_read_as_before() -> None:
+    """/3 tombstone lines have no retention period (it is an unknown key there), and /3
+    files no end line; their tombstones are held to a year."""
+    from adapters.memory import MemoryStore
+
+    store = MemoryStore()
+    engine, clock = _engine(store)
+    clock.set(START + timedelta(days=7 * 366))
+    engine.purge_expired(actor="system:retention")
+    lines = _exported(store)
+    record = json.loads(lines[1])["purged"]
+    del record["retention_years"]
+    header = json.dumps({"format": "complaintflow-events/3", "personal": True,
+                         "tombstones": True})  # fmt: skip
+    old = [header, json.dumps({"purged": record}, sort_keys=True), *lines[2:-1]]
+    tally = audit.Tally()
+    assert audit.verify_export(old, tally=tally, now=LATER) == []
+    assert (tally.cases, tally.events, tally.purged) == (2, 14, 1)
+    with pytest.raises(AuditFailure, match="line 2 is not a tombstone: an unknown key "
+                       "'retention_years'"):  # fmt: skip
+        audit.verify_export([header, lines[1], *lines[2:-1]])
+    with pytest.raises(AuditFailure, match=f"line {len(lines)} is an end line in a "
+                       "complaintflow-events/3 file"):  # fmt: skip
+        audit.verify_export([*old, lines[-1]])

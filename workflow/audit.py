@@ -53,22 +53,37 @@ from workflow.store import (
     retention_end,
 )
 
-EXPORT_FORMAT = "complaintflow-events/3"
-#: Formats ``verify_export`` reads: /1 had no personal-value lines, /2 no tombstone lines.
-READABLE_FORMATS = ("complaintflow-events/1", "complaintflow-events/2", EXPORT_FORMAT)
+EXPORT_FORMAT = "complaintflow-events/4"
+#: The format whose tombstone lines came without ``retention_years``, and no end line.
+TOMBSTONES_FORMAT = "complaintflow-events/3"
+#: Formats ``verify_export`` reads: /1 had no personal-value lines, /2 no tombstone lines,
+#: /3 no retention in its tombstones and no end line.
+READABLE_FORMATS = (
+    "complaintflow-events/1",
+    "complaintflow-events/2",
+    TOMBSTONES_FORMAT,
+    EXPORT_FORMAT,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One problem in a history: where (case, seq) and what."""
+    """One problem in a history: where (case, seq) and what. A problem of an exported
+    file as a whole (its end line's counts) has the case id ``""`` (``FILE``)."""
 
     case_id: str
     seq: int | None
     problem: str
 
     def __str__(self) -> str:
+        if self.case_id == FILE:
+            return f"the file: {self.problem}"
         where = f" event {self.seq}" if self.seq is not None else ""
         return f"case {self.case_id}{where}: {self.problem}"
+
+
+#: The case id of a ``Finding`` about an exported file as a whole.
+FILE = ""
 
 
 @dataclass(slots=True)
@@ -673,17 +688,23 @@ def export_jsonl(
     case its personal values (``{"personal": {case_id, ref, salt, value}}`` lines, left
     out with ``personal=False`` for a pseudonymised export; erased values are gone) and
     its events (one per line, each with its hash); optionally only events with ``since
-    <= at < until``. The header's ``tombstones`` says whether the file holds every
-    tombstone. Returns the number of events written. (An export of a time window holds
-    whole chains only when the window starts at the cases' opening.)"""
+    <= at < until``; last, the end line (``{"end": {"cases": N, "events": N,
+    "tombstones": N}}``), written only once everything before it was: a file without it
+    is incomplete, and ``verify_export`` refuses it. The header's ``tombstones`` says
+    whether the file holds every tombstone. Returns the number of events written. (An
+    export of a time window holds whole chains only when the window starts at the
+    cases' opening.)"""
     whole = case_ids is None
     header = {"format": EXPORT_FORMAT, "personal": personal, "tombstones": whole}
     out.write(json.dumps(header) + "\n")
+    purged = 0
     if whole:
         for tombstone in store.tombstones():
             out.write(_dumps({"purged": tombstone_json(tombstone)}) + "\n")
-    written = 0
+            purged += 1
+    written = cases = 0
     for case_id, events in _selected(store, case_ids, since, until):
+        cases += 1
         if personal:
             for entry in store.load(case_id).personal:
                 record = {"case_id": case_id, "ref": entry.ref, "salt": entry.salt,
@@ -692,12 +713,14 @@ def export_jsonl(
         for event in events:
             out.write(_dumps(event.to_json()) + "\n")
             written += 1
+    out.write(_dumps({"end": {"cases": cases, "events": written, "tombstones": purged}}) + "\n")
     return written
 
 
 def tombstone_json(tombstone: Tombstone) -> dict[str, object]:
     """A tombstone as an export's ``purged`` line holds it: its fields, the times in
-    UTC written as events' ``at`` are (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``)."""
+    UTC written as events' ``at`` are (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``), and
+    ``retention_years`` (null in a tombstone that does not record it)."""
     return {
         "case_id": tombstone.case_id,
         "version": tombstone.version,
@@ -707,6 +730,7 @@ def tombstone_json(tombstone: Tombstone) -> dict[str, object]:
         "purged_at": format_at(tombstone.purged_at.astimezone(UTC)),
         "purged_by": tombstone.purged_by,
         "reason": tombstone.reason,
+        "retention_years": tombstone.retention_years,
     }
 
 
@@ -805,13 +829,16 @@ def _personal_line(number: int, obj: dict[str, object]) -> tuple[str, Personal]:
 
 
 _TOMBSTONE_TEXT = ("case_id", "head_hash", "purged_by", "reason")
-_TOMBSTONE_KEYS = frozenset((*_TOMBSTONE_TEXT, "opened_at", "closed_at", "purged_at", "version"))
+#: A tombstone line's keys in a /3 file, and in a /4 file (``retention_years`` added).
+_TOMBSTONE_KEYS_3 = frozenset((*_TOMBSTONE_TEXT, "opened_at", "closed_at", "purged_at", "version"))
+_TOMBSTONE_KEYS = _TOMBSTONE_KEYS_3 | {"retention_years"}
 _HEAD_HASH = re.compile(r"[0-9a-f]{64}")
 
 
-def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
-    """A ``purged`` line read strictly: exactly the tombstone's keys, each of its kind,
-    the times in the form events' times are written in."""
+def _tombstone_line(number: int, obj: dict[str, object], format_: str = EXPORT_FORMAT) -> Tombstone:
+    """A ``purged`` line read strictly: exactly the tombstone's keys (in a /3 file, those
+    without ``retention_years``), each of its kind, the times in the form events' times
+    are written in. A retention period no policy gives reads (verify reports it)."""
     try:
         if len(obj) != 1:
             others = sorted(key for key in obj if key != "purged")
@@ -819,10 +846,11 @@ def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
         record = obj["purged"]
         if not isinstance(record, dict):
             raise ValueError("expected an object")
-        unknown = sorted(set(record) - _TOMBSTONE_KEYS)
+        keys = _TOMBSTONE_KEYS_3 if format_ == TOMBSTONES_FORMAT else _TOMBSTONE_KEYS
+        unknown = sorted(set(record) - keys)
         if unknown:
             raise ValueError(f"an unknown key {unknown[0]!r}")
-        missing = [key for key in sorted(_TOMBSTONE_KEYS) if key not in record]
+        missing = [key for key in sorted(keys) if key not in record]
         if missing:
             raise ValueError(f"{missing[0]} is missing")
         for key in _TOMBSTONE_TEXT:
@@ -833,6 +861,9 @@ def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
             raise ValueError("version is not a whole number of at least 1")
         if not _HEAD_HASH.fullmatch(record["head_hash"]):
             raise ValueError("head_hash is not 64 lowercase hex digits")
+        years = record.get("retention_years")
+        if years is not None and type(years) is not int:
+            raise ValueError("retention_years is not a whole number or null")
         return Tombstone(
             case_id=record["case_id"],
             version=version,
@@ -842,9 +873,27 @@ def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
             purged_at=_utc_text("purged_at", record["purged_at"]),
             purged_by=record["purged_by"],
             reason=record["reason"],
+            retention_years=years,
         )
     except ValueError as exc:
         raise AuditFailure("?", None, f"line {number} is not a tombstone: {exc}") from None
+
+
+_END_KEYS = ("cases", "events", "tombstones")
+
+
+def _end_line(number: int, obj: dict[str, object]) -> dict[str, int]:
+    """An ``end`` line read strictly: exactly its counts, each a whole number."""
+    record = obj["end"]
+    if (
+        len(obj) != 1
+        or not isinstance(record, dict)
+        or sorted(record) != sorted(_END_KEYS)
+        or not all(type(record[key]) is int and record[key] >= 0 for key in _END_KEYS)
+    ):
+        raise AuditFailure("?", None, f'line {number} is not an end line ({{"end": {{"cases": '
+                           'N, "events": N, "tombstones": N}}, each a whole number)')  # fmt: skip
+    return {key: record[key] for key in _END_KEYS}
 
 
 def _utc_text(key: str, text: object) -> datetime:
@@ -871,9 +920,9 @@ def _event_line(number: int, obj: dict[str, object]) -> Event:
 
 def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
     """Events from an export, validated as events (their hashes are not checked here);
-    personal-value and tombstone lines are skipped."""
+    personal-value, tombstone and end lines are skipped."""
     for number, obj in _export_lines(lines):
-        if "personal" not in obj and "purged" not in obj:
+        if "personal" not in obj and "purged" not in obj and "end" not in obj:
             yield _event_line(number, obj)
 
 
@@ -893,6 +942,9 @@ def verify_export(
     short or a case left out. A tombstone line for a case whose events the file holds,
     or a second one for a case, is a finding naming its line, and so is each problem
     ``tombstone_problems`` finds in one (with ``now``, the time of the verification).
+    A /4 file must end with its end line (else it is not a whole export: one that failed
+    part-way, or a file cut short; ``AuditFailure`` says so), and hold what that line
+    counts (else a finding about the file, case id ``FILE``: lines removed or added).
     ``tally`` counts the cases and events read, and the tombstones."""
     findings: list[Finding] = []
     unseen = dict(digest_heads) if digest_heads is not None else {}
@@ -903,10 +955,16 @@ def verify_export(
     #: Each purged case's tombstone and the line it is on.
     purged: dict[str, tuple[int, Tombstone]] = {}
     cases_begun = False
+    #: What the file holds, to compare with its end line's counts; the end line's number.
+    held = dict.fromkeys(_END_KEYS, 0)
+    end: tuple[int, dict[str, int]] | None = None
+    last = 1
 
     def close() -> None:
         if current is None:
             return
+        held["cases"] += 1
+        held["events"] += len(batch)
         if tally is not None:
             tally.add(len(batch))
         if current in purged:
@@ -928,15 +986,27 @@ def verify_export(
             findings.extend(_against_saved_head(current, batch, *saved))
 
     for number, obj in _export_lines(lines, header):
+        format_ = str(header.get("format"))
+        last = number
+        if end is not None:
+            raise AuditFailure("?", None, f"line {number} follows the end line (line {end[0]}): "
+                               "an end line is the file's last")  # fmt: skip
+        if "end" in obj:
+            if format_ != EXPORT_FORMAT:
+                raise AuditFailure("?", None, f"line {number} is an end line in a {format_} "
+                                   f"file (end lines came with {EXPORT_FORMAT})")  # fmt: skip
+            end = (number, _end_line(number, obj))
+            continue
         if "purged" in obj:
-            if header.get("format") != EXPORT_FORMAT:
+            if format_ not in (TOMBSTONES_FORMAT, EXPORT_FORMAT):
                 raise AuditFailure("?", None, f"line {number} is a tombstone in a "
-                                   f"{header.get('format')} file (tombstones came with "
-                                   f"{EXPORT_FORMAT})")  # fmt: skip
+                                   f"{format_} file (tombstones came with "
+                                   f"{TOMBSTONES_FORMAT})")  # fmt: skip
             if cases_begun:
                 problem = "a tombstone after the cases' lines (tombstones come first)"
                 raise AuditFailure("?", None, f"line {number} is {problem}")
-            tombstone = _tombstone_line(number, obj)
+            tombstone = _tombstone_line(number, obj, format_)
+            held["tombstones"] += 1
             first = purged.get(tombstone.case_id)
             if first is not None:
                 problem = f"a second tombstone of this case (the first is line {first[0]})"
@@ -958,6 +1028,8 @@ def verify_export(
             current, batch = event.case_id, []
         batch.append(event)
     close()
+    if header.get("format") == EXPORT_FORMAT:
+        findings.extend(_check_end(end, held, last))
     every_tombstone = header.get("tombstones") is True
     for case_id in sorted(unseen):
         seq, head = unseen[case_id]
@@ -971,6 +1043,26 @@ def verify_export(
         else:
             findings.append(Finding(case_id, None, _NOT_IN_THE_FILE))
     return findings
+
+
+def _check_end(
+    end: tuple[int, dict[str, int]] | None, held: dict[str, int], last: int
+) -> list[Finding]:
+    """A /4 file ends with its end line (``AuditFailure`` if it does not), which counts
+    what the file holds (a finding about the file if it does not)."""
+    if end is None:
+        raise AuditFailure("?", None, f"the file ends at line {last} without its end line: "
+                           "the export is incomplete (it failed part-way, or the file was "
+                           "cut short)")  # fmt: skip
+    number, counted = end
+    if counted != held:
+        said, found = (
+            ", ".join(f"{n[key]} {key if n[key] != 1 else key[:-1]}" for key in _END_KEYS)
+            for n in (counted, held)
+        )
+        problem = f"the end line (line {number}) counts {said}, but the file holds {found}"
+        return [Finding(FILE, None, f"{problem}: lines were removed or added")]
+    return []
 
 
 #: A case of the digest that a file without every tombstone (/1, /2, some cases) lacks.

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import click
 
@@ -310,11 +310,14 @@ def export(
     without_personal: bool,
 ) -> None:
     """Export events: JSON Lines (full fidelity, verifiable offline; without --case, the
-    purged cases' tombstones too) or CSV (one row per event, for a spreadsheet; no
-    tombstones); streamed case by case."""
+    purged cases' tombstones too; its last line counts what it holds) or CSV (one row
+    per event, for a spreadsheet; no tombstones); streamed case by case. -o FILE is
+    written whole or not at all; an export to stdout that fails part-way ends with an
+    error saying that what it wrote is incomplete, and exit status 1."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
     since_at, until_at = time_range(since, until)
     store = open_cli_store(store_url)
+    stdout = _Started(sys.stdout)
     try:
         ids = [case_id] if case_id else None
         if case_id is not None:
@@ -326,17 +329,43 @@ def export(
             )
 
         if output == "-":
-            count = write(sys.stdout)
+            count = write(cast(IO[str], stdout))
         else:
             with output_file(output) as out:
                 count = write(out)
     except CaseNotFound as exc:
-        raise _not_found(store, exc) from None
+        raise _incomplete(_not_found(store, exc), stdout.started, fmt) from None
     except ComplaintflowError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _incomplete(click.ClickException(str(exc)), stdout.started, fmt) from None
     finally:
         store.close()
     click.echo(f"{count} events exported", err=True)
+
+
+class _Started:
+    """A text stream that remembers whether anything was written to it."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.started = False
+
+    def write(self, text: str) -> int:
+        self.started = True
+        return self.stream.write(text)
+
+
+def _incomplete(error: click.ClickException, started: bool, fmt: str) -> click.ClickException:
+    """``error`` of an export that stopped part-way: once it had written to stdout, the
+    message says that what was written is incomplete (a JSON Lines file without its end
+    line, which verify-file refuses)."""
+    if not started:
+        return error
+    what = "the JSON Lines" if fmt == "jsonl" else "the CSV"
+    refused = " (it has no end line: `complaintflow audit verify-file` refuses it)"
+    return click.ClickException(
+        f"{error.message}; {what} written to stdout stops there and is incomplete"
+        + (refused if fmt == "jsonl" else "")
+    )
 
 
 @audit_group.command("verify-file")
