@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.scanner import make_scanner
@@ -329,23 +329,108 @@ def heads(store: Store) -> list[tuple[str, int, str]]:
     return sorted(out)
 
 
+#: A case's head with when it closed, as a ``complaintflow-digest/2`` file holds it:
+#: ``(case_id, seq, head hash, closed_at)``, ``closed_at`` None while it is open.
+ClosingHead = tuple[str, int, str, datetime | None]
+#: The digest file ``audit digest`` writes: its heads hold when each case closed.
+DIGEST_FORMAT = "complaintflow-digest/2"
+#: The steps that close a case (``closed_at`` their time) and the one that opens it again.
+_CLOSING = frozenset(("close", "withdraw"))
+_REOPENING = "reopen"
+
+
+def closing_time(events: Iterable[Event]) -> datetime | None:
+    """When the case the events make up closed (its ``closed_at``, as replay gives it):
+    the time of its last ``close`` or ``withdraw`` with no ``reopen`` after it; None
+    while it is open."""
+    closed: datetime | None = None
+    for event in events:
+        if event.type in _CLOSING:
+            closed = event.at
+        elif event.type == _REOPENING:
+            closed = None
+    return closed
+
+
+def closing_heads(store: Store) -> list[ClosingHead]:
+    """``heads`` with when each case closed (None: open), read from its events; a purged
+    case's from its tombstone (the same time: the case's ``closed_at`` when it was
+    purged), so a digest saved before a purge is the digest after it."""
+    out: list[ClosingHead] = []
+    for case_id in store.case_ids():
+        events = store.events(case_id)
+        if not events:  # a case row whose events were deleted: no head to commit to
+            raise AuditFailure(case_id, None, "has no events (run `audit verify`)")
+        last = events[-1]
+        out.append((case_id, last.seq, last.hash, closing_time(events)))
+    out.extend((t.case_id, t.version, t.head_hash, t.closed_at) for t in store.tombstones())
+    return sorted(out, key=lambda head: head[:3])
+
+
 def store_digest(store: Store) -> str:
-    """SHA-256 over every case's head: ``case_id seq hash`` lines, sorted, newline-ended.
-    Save it outside the database; verifying against it later proves that no case's
-    history up to then was rewritten (a case's head hash commits to all its events)."""
-    return digest_of(heads(store))
+    """SHA-256 over every case's head and when it closed (``closing_digest_of``). Save
+    it outside the database; verifying against it later proves that no case's history
+    up to then was rewritten (a case's head hash commits to all its events), and that a
+    case purged since had closed when it says."""
+    return closing_digest_of(closing_heads(store))
 
 
 def digest_of(case_heads: Iterable[tuple[str, int, str]]) -> str:
-    """The digest of ``(case_id, seq, head hash)`` triples (as ``heads`` gives them)."""
+    """The digest of ``(case_id, seq, head hash)`` triples (as ``heads`` gives them):
+    SHA-256 over ``case_id seq hash`` lines, sorted, newline-ended; the value of a
+    digest file written before decision 0054 (no ``format``)."""
     lines = "".join(f"{cid} {seq} {head}\n" for cid, seq, head in sorted(case_heads))
     return "sha256:" + hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list[Finding]:
+def closing_digest_of(case_heads: Iterable[ClosingHead]) -> str:
+    """The digest of ``closing_heads``: SHA-256 over ``case_id seq hash closed`` lines,
+    ``closed`` the closing time as events' ``at`` are written
+    (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``) or ``open``, sorted by case id, seq and
+    hash, newline-ended; the value of a ``complaintflow-digest/2`` file."""
+    lines = "".join(
+        f"{cid} {seq} {head} {closed_text(closed)}\n"
+        for cid, seq, head, closed in sorted(case_heads, key=lambda h: h[:3])
+    )
+    return "sha256:" + hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def closed_text(closed: datetime | None) -> str:
+    """A closing time as a digest line holds it (``open``: None)."""
+    return format_at(closed.astimezone(UTC)) if closed is not None else "open"
+
+
+def digest_document(case_heads: Sequence[ClosingHead]) -> dict[str, object]:
+    """The ``complaintflow-digest/2`` file of ``closing_heads`` (``audit digest``): its
+    format, its digest value and each case's ``[seq, head hash, closed]``, ``closed``
+    written as events' times are, or null while the case is open."""
+    return {
+        "format": DIGEST_FORMAT,
+        "digest": closing_digest_of(case_heads),
+        "heads": {
+            cid: [seq, head, format_at(closed.astimezone(UTC)) if closed is not None else None]
+            for cid, seq, head, closed in case_heads
+        },
+    }
+
+
+def read_closed(text: object) -> datetime | None:
+    """A digest file's ``closed`` read back: null, or a UTC time written exactly as
+    events' times are; ``ValueError`` for anything else."""
+    return None if text is None else _utc_text("closed", text)
+
+
+def check_digest(
+    store: Store,
+    digest_heads: dict[str, tuple[int, str]],
+    closed: Mapping[str, datetime | None] | None = None,
+) -> list[Finding]:
     """Each case in a saved digest must still have the event at the saved seq, with the
     saved hash (looked up by seq: an event deleted before it is the chain's finding,
-    not this one's)."""
+    not this one's), or be purged, its tombstone holding that seq and hash. ``closed``
+    (a ``complaintflow-digest/2`` file's closing times) holds a purged case's tombstone
+    to the digest's: a case open at the saved head, or closed at another time, was not
+    purged by the engine (``_against_saved_closing``)."""
     findings = []
     purged = {t.case_id: t for t in store.tombstones()}
     for case_id, (seq, head) in sorted(digest_heads.items()):
@@ -361,9 +446,33 @@ def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list
                 findings.append(
                     Finding(case_id, seq, "purged, but its tombstone differs from the digest")
                 )
+            elif closed is not None and case_id in closed:
+                findings.extend(_against_saved_closing(tombstone, closed[case_id]))
             continue
         findings.extend(_against_saved_head(case_id, events, seq, head))
     return findings
+
+
+def _against_saved_closing(
+    tombstone: Tombstone, saved: datetime | None, where: str = ""
+) -> list[Finding]:
+    """A tombstone at a digest's head against when the digest says the case closed: the
+    digest was saved outside the database, so this is what a tombstone's own fields
+    cannot prove (``where``: `` (line N)``)."""
+    case_id, seq = tombstone.case_id, tombstone.version
+    if saved is None:
+        return [Finding(case_id, seq, f"purged, but the saved digest has it open at seq {seq}, "
+                        "its tombstone's: a case is purged only once closed or withdrawn, a "
+                        "step after which its head is another (the tombstone was written by "
+                        "hand, or by another program)")]  # fmt: skip
+    if saved != tombstone.closed_at:
+        problem = (
+            f"purged, but its tombstone{where} says it closed at "
+            f"{_shown(tombstone.closed_at)}, and the saved digest at {_shown(saved)} (the "
+            "tombstone was edited, or written by hand)"
+        )
+        return [Finding(case_id, seq, problem)]
+    return []
 
 
 #: The shortest and longest retention periods a policy can give, in years
@@ -930,6 +1039,7 @@ def verify_export(
     lines: Iterable[str],
     digest_heads: dict[str, tuple[int, str]] | None = None,
     *,
+    closed: Mapping[str, datetime | None] | None = None,
     tally: Tally | None = None,
     now: datetime | None = None,
 ) -> list[Finding]:
@@ -939,7 +1049,9 @@ def verify_export(
     digest must be in the file with that event, with that hash, or be purged, its
     tombstone in the file with that seq and hash: a file has no snapshots, so only a
     digest finds a chain rewritten consistently (every hash recomputed), a case cut
-    short or a case left out. A tombstone line for a case whose events the file holds,
+    short or a case left out. With a ``complaintflow-digest/2`` file's closing times
+    (``closed``), a tombstone is held to when the digest says its case closed, as
+    ``check_digest`` holds the store's. A tombstone line for a case whose events the file holds,
     or a second one for a case, is a finding naming its line, and so is each problem
     ``tombstone_problems`` finds in one (with ``now``, the time of the verification).
     A /4 file must end with its end line (else it is not a whole export: one that failed
@@ -1038,6 +1150,10 @@ def verify_export(
             if (tombstone.version, tombstone.head_hash) != (seq, head):
                 problem = f"purged, but its tombstone (line {number}) differs from the digest"
                 findings.append(Finding(case_id, seq, problem))
+            elif closed is not None and case_id in closed:
+                findings.extend(
+                    _against_saved_closing(tombstone, closed[case_id], f" (line {number})")
+                )
         elif every_tombstone:
             findings.append(Finding(case_id, None, _NOT_IN_A_WHOLE_FILE))
         else:
