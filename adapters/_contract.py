@@ -167,6 +167,7 @@ def _walk(engine: Engine, limit: int, **filters: object) -> list[list[str]]:
     cursor = None
     while True:
         page = engine.find_cases(limit=limit, cursor=cursor, **filters)  # type: ignore[arg-type]
+        assert page.unreadable == ()  # every snapshot here reads back (decision 0054)
         pages.append([case.id for case in page.cases])
         if page.next_cursor is None:
             return pages

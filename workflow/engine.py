@@ -76,6 +76,7 @@ from workflow.query import (
     DEFAULT_LIMIT,
     CaseAtRisk,
     CasePage,
+    UnreadableCase,
     at_risk_until,
     aware,
     case_query,
@@ -374,7 +375,9 @@ class Engine:
         is a state or a list of states; ``open_only`` leaves out closed and withdrawn
         cases; ``escalated_to`` is the role a case is escalated to now; ``*_since`` times
         are inclusive, ``*_before`` exclusive (aware datetimes). A filter or cursor that
-        cannot be used raises ``InvalidQuery`` naming it, before the store is read.
+        cannot be used raises ``InvalidQuery`` naming it, before the store is read. A
+        case whose stored snapshot does not read back is in the page's ``unreadable``,
+        in its place, with what is wrong (decision 0054).
         docs/embedding.md#finding-cases."""
         query = case_query(
             state=state,
@@ -396,9 +399,19 @@ class Engine:
             found = store.find_cases(query, after, size + 1)
         else:
             found = scan_cases(store, query, after, size + 1)
-        cases = tuple(found[:size])
-        more = len(found) > size
-        return CasePage(cases, make_cursor(cases[-1], query) if more else None)
+        # A case whose snapshot does not read back is listed in its place (``unreadable``),
+        # not left out, nor failing the page; one no store could place (its opening time
+        # is in its snapshot) is listed on the first page.
+        placed = [e for e in found if not (isinstance(e, UnreadableCase) and e.opened_at is None)]
+        page = placed[:size]
+        more = len(placed) > size
+        unplaced = [e for e in found if isinstance(e, UnreadableCase) and e.opened_at is None]
+        return CasePage(
+            tuple(e for e in page if isinstance(e, Case)),
+            make_cursor(page[-1], query) if more else None,
+            tuple(e for e in page if isinstance(e, UnreadableCase))
+            + (tuple(unplaced) if after is None else ()),
+        )
 
     def cases_at_risk(
         self, within: timedelta, now: datetime | None = None, *, limit: int = DEFAULT_LIMIT

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
-from workflow.query import CaseAtRisk, CaseQuery, Position
+from workflow.query import CaseAtRisk, CaseQuery, Listed, Position
 from workflow.sla import Deadline
 
 
@@ -176,12 +176,15 @@ class FindsCases(Protocol):
     ``Engine.cases_at_risk`` use it when the store has it; without it they load every
     case through ``Store``). docs/decisions/0037-finding-cases.md."""
 
-    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
+    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> Sequence[Listed]:
         """The latest snapshot of the cases ``query`` matches (``CaseQuery.matches``),
         in the order they were opened: by ``(opened_at, id)``, ids compared by code
         point; only those after ``after`` (an ``(opened_at, id)`` position, which no
-        longer needs to be a case's), at most ``limit``. ``SnapshotUnreadable`` for the
-        first that does not read back."""
+        longer needs to be a case's), at most ``limit``. A case whose snapshot does not
+        read back is an ``UnreadableCase`` in its place (with its ``opened_at``: a
+        store finds cases by fields it keeps apart from the snapshot), so that the page
+        lists it rather than fails (decision 0054); a store that raises
+        ``SnapshotUnreadable`` instead fails the page."""
         ...
 
     def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
