@@ -119,7 +119,9 @@ class _Wrapped:
         """The wrapped store is closed by its owner."""
 
 
-def _tombstone(case: Case, purged_at: datetime = _START) -> Tombstone:
+def _tombstone(case: Case, purged_at: datetime = _START + timedelta(days=7 * 366)) -> Tombstone:
+    """A tombstone of ``case`` as a purge seven years on writes it (one verify finds
+    sound: decision 0054)."""
     return Tombstone(
         case_id=case.id,
         version=case.version,
@@ -129,6 +131,7 @@ def _tombstone(case: Case, purged_at: datetime = _START) -> Tombstone:
         purged_at=purged_at,
         purged_by="dpo:contract",
         reason="contract",
+        retention_years=6,  # kept as given (decision 0054)
     )
 
 
@@ -164,6 +167,7 @@ def _walk(engine: Engine, limit: int, **filters: object) -> list[list[str]]:
     cursor = None
     while True:
         page = engine.find_cases(limit=limit, cursor=cursor, **filters)  # type: ignore[arg-type]
+        assert page.unreadable == ()  # every snapshot here reads back (decision 0054)
         pages.append([case.id for case in page.cases])
         if page.next_cursor is None:
             return pages
@@ -660,8 +664,9 @@ class StoreContract:
         assert list(store.tombstones()) == [_tombstone(case)]
         with pytest.raises(ConcurrencyConflict):  # nothing left to purge
             store.purge(_tombstone(case))
+        engine.add_note(kept, actor="agent:a", text="y")  # a case is purged after seq 1
         later = store.load(kept)
-        store.purge(_tombstone(later, _START + timedelta(days=1)))
+        store.purge(_tombstone(later, _START + timedelta(days=7 * 366 + 1)))
         assert [t.case_id for t in store.tombstones()] == [gone, kept]  # oldest purge first
         assert audit.verify_store(store) == []
         store.scrub()

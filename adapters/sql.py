@@ -73,12 +73,13 @@ from workflow.errors import (
     ComplaintflowError,
     ConcurrencyConflict,
     SchemaVersionError,
+    SnapshotUnreadable,
     StoreError,
     StoreMisconfigured,
     StoreUnavailable,
 )
 from workflow.events import Event, format_at
-from workflow.query import NUL, CaseAtRisk, CaseQuery, Position
+from workflow.query import NUL, CaseAtRisk, CaseQuery, Listed, Position, UnreadableCase
 from workflow.sla import Deadline
 from workflow.store import StoredEvent, StoredHistory, Tombstone
 
@@ -907,11 +908,13 @@ class SqlStore:
             ).all()
         return [read_snapshot(case_id, stored) for case_id, stored in rows]
 
-    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
+    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Listed]:
         """One query on the cases table's columns (each filter a column; the page order
         and ``after`` on the ``(opened_at, case_id)`` index), reading only the rows of
         the page. Snapshots are read as ``load`` reads them, through the cache, without
-        filling it: a long list does not push out the cases being worked on."""
+        filling it: a long list does not push out the cases being worked on. A snapshot
+        that does not read back is an ``UnreadableCase``, matched and placed by the
+        columns."""
         c = self.tables.cases.c
         case_key = self._byte_order(c.case_id)
         postgres = self.dialect == "postgresql"
@@ -936,11 +939,21 @@ class SqlStore:
             where.append(c.opened_at >= at)
             where.append(or_(c.opened_at > at, case_key > case_id))
         page = (
-            select(c.case_id, c.snapshot).where(*where).order_by(c.opened_at, case_key).limit(limit)
+            select(c.case_id, c.snapshot, c.opened_at)
+            .where(*where)
+            .order_by(c.opened_at, case_key)
+            .limit(limit)
         )
         with _translated("finding cases"), self.reader.connect() as conn:
             rows = conn.execute(page).all()
-        return [self._listed(case_id, stored) for case_id, stored in rows]
+        return [self._listed_or_not(case_id, stored, opened) for case_id, stored, opened in rows]
+
+    def _listed_or_not(self, case_id: str, stored: Any, opened_at: datetime) -> Listed:
+        """``_listed``, or the case as unreadable, in its place on the page."""
+        try:
+            return self._listed(case_id, stored)
+        except SnapshotUnreadable as error:
+            return UnreadableCase.of(error, opened_at)
 
     def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
         """The pending deadlines due by ``until`` in due order (the ``(status, due_at)``
@@ -1139,6 +1152,7 @@ class SqlStore:
                     purged_at=tombstone.purged_at,
                     purged_by=tombstone.purged_by,
                     reason=tombstone.reason,
+                    retention_years=tombstone.retention_years,
                 )
             )
 
@@ -1157,6 +1171,7 @@ class SqlStore:
                     purged_at=row.purged_at,
                     purged_by=row.purged_by,
                     reason=row.reason,
+                    retention_years=row.retention_years,
                 )
                 for row in rows
             ]

@@ -26,7 +26,7 @@ from sqlalchemy import (
 from workflow.domain import MAX_ASSIGNEE
 
 #: The schema revision this code reads and writes (the Alembic head in adapters/migrations).
-SCHEMA_REVISION = "0004"
+SCHEMA_REVISION = "0005"
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -163,6 +163,9 @@ def build_tables(prefix: str = "cf_", schema: str | None = None) -> Tables:
         Column("purged_at", UtcDateTime, nullable=False),
         Column("purged_by", String(300), nullable=False),
         Column("reason", Text, nullable=False),
+        # The retention period the purge judged by (revision 0005; NULL for tombstones
+        # written before whose reason does not give it).
+        Column("retention_years", Integer),
     )
     return Tables(
         metadata, cases, events, deadlines, idempotency, tombstones, f"{prefix}alembic_version"

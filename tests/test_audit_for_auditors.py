@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from freezegun import freeze_time
 
 from adapters.sql import SqlStore
 from tests.conftest import START, drive
@@ -73,7 +74,8 @@ def test_verify_says_how_many_cases_and_events_it_verified(tmp_path: Path) -> No
 def test_verify_counts_purged_cases_apart_from_the_cases_verified(tmp_path: Path) -> None:
     url, engine, clock = _store(tmp_path)
     _purged_case(engine, clock)
-    result = _run("audit", "verify", "--store", url)
+    with freeze_time(clock.now() + timedelta(days=8 * 366)):  # after the purge
+        result = _run("audit", "verify", "--store", url)
     assert result.output == (
         f"{url}: verified, no problems (2 cases, 14 events; 1 purged case: its tombstone only)\n"
     )
@@ -88,7 +90,18 @@ def test_verify_file_says_how_many_cases_and_events_the_file_held(tmp_path: Path
     header_only = tmp_path / "cut.jsonl"
     header_only.write_text(exported.read_text().splitlines()[0] + "\n")
     cut = _run("audit", "verify-file", str(header_only))
-    assert cut.output == f"{header_only}: verified, no problems (0 cases, 0 events)\n"
+    assert cut.exit_code == 1
+    assert cut.output == (  # a /4 file ends with its end line (decision 0054)
+        "Error: case ?: the file ends at line 1 without its end line: the export is "
+        "incomplete (it failed part-way, or the file was cut short)\n"
+    )
+    empty = sqlite_url(tmp_path / "empty")
+    (tmp_path / "empty").mkdir()
+    SqlStore(empty, create=True).close()
+    nothing = tmp_path / "nothing.jsonl"
+    assert _run("audit", "export", "--store", empty, "-o", str(nothing)).exit_code == 0
+    none = _run("audit", "verify-file", str(nothing))
+    assert none.output == f"{nothing}: verified, no problems (0 cases, 0 events)\n"
 
 
 def test_verify_tally_counts_what_verify_store_and_verify_export_read(tmp_path: Path) -> None:
@@ -99,6 +112,7 @@ def test_verify_tally_counts_what_verify_store_and_verify_export_read(tmp_path: 
     lines = [
         json.dumps({"format": audit.EXPORT_FORMAT, "personal": False}),
         *(json.dumps(e.to_json()) for e in engine.history("case-0")),
+        json.dumps({"end": {"cases": 1, "events": 7, "tombstones": 0}}),
     ]
     from_file = audit.Tally()
     assert audit.verify_export(lines, tally=from_file) == []

@@ -287,12 +287,27 @@ def _export(tmp_path: Path) -> tuple[list[str], dict[str, tuple[int, str]]]:
 
 
 def _forged_lines(lines: list[str], forge: object) -> list[str]:
-    """The export with case-1's events replaced by ``forge(events)``."""
+    """The export with case-1's events replaced by ``forge(events)`` (and the end line
+    counting them, as a forger who reads docs/audit.md writes it)."""
     assert callable(forge)
     events = [e for e in audit.read_jsonl(lines) if e.case_id == CID]
     keep = [line for line in lines if not (line.startswith('{"actor"') and f'"{CID}"' in line)]
-    return keep + [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
-                   for e in forge(events)]  # fmt: skip
+    return _ended(keep + [json.dumps(e.to_json(), ensure_ascii=False, sort_keys=True)
+                          for e in forge(events)])  # fmt: skip
+
+
+def _ended(lines: list[str]) -> list[str]:
+    """``lines`` with their end line (if any) replaced by one that counts what they hold."""
+    body = [line for line in lines if not line.startswith('{"end"')]
+    kinds = [next(iter(json.loads(line))) for line in body[1:]]
+    events = [line for line, kind in zip(body[1:], kinds, strict=True)
+              if kind not in ("personal", "purged")]  # fmt: skip
+    counts = {
+        "cases": len({json.loads(line)["case_id"] for line in events}),
+        "events": len(events),
+        "tombstones": kinds.count("purged"),
+    }
+    return [*body, json.dumps({"end": counts})]
 
 
 def test_an_export_forged_consistently_verifies_alone_and_is_found_with_a_digest(
@@ -316,7 +331,13 @@ def test_an_export_cut_short_or_missing_a_case_is_found_with_a_digest(tmp_path: 
         (CID, VERSION, "ends at seq 5, before the saved digest's seq 7: cut short, or events "
                        "deleted")
     ]  # fmt: skip
-    without = [line for line in lines if f'"{CID}"' not in line]
+    removed = [line for line in lines if f'"{CID}"' not in line]
+    (whole,) = audit.verify_export(removed)  # a file with the end line as exported
+    assert str(whole) == (
+        "the file: the end line (line 11) counts 2 cases, 14 events, 0 tombstones, but the "
+        "file holds 1 case, 7 events, 0 tombstones: lines were removed or added"
+    )
+    without = _ended(removed)  # as a forger who counts again writes it
     assert audit.verify_export(without) == []
     # The file holds every tombstone of its store (a whole-store export): a case of the
     # digest without events or a tombstone in it was not purged.

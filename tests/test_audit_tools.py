@@ -38,17 +38,19 @@ def test_the_saved_digest_is_of_the_heads_saved_with_it(
     """A step landing while ``audit digest`` runs must not leave a "digest" that is not
     the digest of the "heads" next to it (the store was read once)."""
     url, engine, _ = _sqlite_history(tmp_path)
-    real_heads = audit.heads
+    real_heads = audit.closing_heads
 
-    def heads_then_a_step(store: object) -> list[tuple[str, int, str]]:
+    def heads_then_a_step(store: object) -> list[audit.ClosingHead]:
         found = real_heads(store)  # type: ignore[arg-type]
         engine.add_note("case-0", actor="agent:a", text="landed meanwhile")
         return found
 
-    monkeypatch.setattr(audit, "heads", heads_then_a_step)
+    monkeypatch.setattr(audit, "closing_heads", heads_then_a_step)
     saved = json.loads(CliRunner().invoke(main, ["audit", "digest", "--store", url]).output)
-    triples = [(cid, seq, head) for cid, (seq, head) in saved["heads"].items()]
-    assert saved["digest"] == audit.digest_of(triples)
+    assert saved["format"] == "complaintflow-digest/2"
+    quads = [(cid, seq, head, audit.read_closed(closed))
+             for cid, (seq, head, closed) in saved["heads"].items()]  # fmt: skip
+    assert saved["digest"] == audit.closing_digest_of(quads)
 
 
 def test_a_digest_file_whose_heads_were_edited_is_refused(tmp_path: Path) -> None:
@@ -338,7 +340,7 @@ def test_an_export_with_times_not_in_utc_does_not_verify() -> None:
         lines, prev = [], GENESIS
         for line in _export(n_cases=1):
             obj = json.loads(line)
-            if "format" in obj or "personal" in obj:
+            if "format" in obj or "personal" in obj or "end" in obj:
                 lines.append(line)
                 continue
             e = event_from_json(obj)

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from freezegun import freeze_time
 
 from adapters.sql import SqlStore
 from tests.conftest import START, drive
@@ -73,7 +74,7 @@ def test_a_whole_store_export_holds_a_line_per_tombstone(store: Store) -> None:
     _, tombstone = _purged_store(store)
     lines = _exported(store)
     assert json.loads(lines[0]) == {
-        "format": "complaintflow-events/3", "personal": True, "tombstones": True
+        "format": "complaintflow-events/4", "personal": True, "tombstones": True
     }  # fmt: skip
     # The tombstones come right after the header, before any case's lines.
     assert json.loads(lines[1]) == {
@@ -86,11 +87,14 @@ def test_a_whole_store_export_holds_a_line_per_tombstone(store: Store) -> None:
             "purged_at": format_at(tombstone.purged_at),
             "purged_by": "system:retention",
             "reason": tombstone.reason,
+            "retention_years": 6,
         }
     }
     assert lines[1].startswith('{"purged": {"case_id": "case-old", "closed_at": "')
     assert format_at(tombstone.purged_at).endswith("+00:00")
     assert all("purged" not in json.loads(line) for line in lines[2:])
+    # The last line counts what the file holds (decision 0054).
+    assert json.loads(lines[-1]) == {"end": {"cases": 2, "events": 14, "tombstones": 1}}
     # Events are read from the file as before, the tombstone skipped.
     assert {e.case_id for e in audit.read_jsonl(lines)} == {"case-0", "case-1"}
 
@@ -141,12 +145,21 @@ def test_a_tombstone_beside_the_cases_events_or_twice_is_found_naming_its_line(
     tomb = json.loads(lines[1])
     forged = {"purged": {**tomb["purged"], "case_id": "case-1"}}
     beside = [lines[0], json.dumps(forged), *lines[1:]]
+    # The line added is not counted by the end line, either.
+    added = (
+        "",
+        None,
+        "the end line (line 22) counts 2 cases, 14 events, 1 tombstone, but the "
+        "file holds 2 cases, 14 events, 2 tombstones: lines were removed or added",
+    )
     assert _found(beside, saved) == [
-        ("case-1", None, "line 2 is a tombstone of this case, but the file holds its events")
+        ("case-1", None, "line 2 is a tombstone of this case, but the file holds its events"),
+        added,
     ]
     twice = [lines[0], lines[1], lines[1], *lines[2:]]
     assert _found(twice, saved) == [
-        (PURGED, None, "line 3 is a second tombstone of this case (the first is line 2)")
+        (PURGED, None, "line 3 is a second tombstone of this case (the first is line 2)"),
+        added,
     ]
 
 
@@ -247,8 +260,9 @@ def test_a_time_window_export_holds_every_tombstone(store: Store) -> None:
 def test_an_export_in_format_2_still_verifies_as_before(store: Store) -> None:
     saved, _ = _purged_store(store)
     lines = _exported(store)
+    older = {"purged", "end"}  # /2 files had neither
     old = [json.dumps({"format": "complaintflow-events/2", "personal": True}),
-           *(line for line in lines[1:] if "purged" not in json.loads(line))]  # fmt: skip
+           *(line for line in lines[1:] if not older & set(json.loads(line)))]  # fmt: skip
     tally = audit.Tally()
     assert audit.verify_export(old, tally=tally) == []
     assert (tally.cases, tally.events, tally.purged) == (2, 14, 0)
@@ -290,13 +304,16 @@ def test_verify_file_counts_the_purged_cases_as_verify_does(tmp_path: Path) -> N
     exported = tmp_path / "events.jsonl"
     done = runner.invoke(main, ["audit", "export", "--store", url, "-o", str(exported)])
     assert done.exit_code == 0, done.output
-    result = runner.invoke(main, ["audit", "verify-file", str(exported), "--digest", str(digest)])
+    with freeze_time(START + timedelta(days=2700)):  # after the purge
+        result = runner.invoke(main, ["audit", "verify-file", str(exported), "--digest",
+                                      str(digest)])  # fmt: skip
+        on_store = runner.invoke(main, ["audit", "verify", "--store", url, "--digest",
+                                        str(digest)])  # fmt: skip
     assert result.exit_code == 0, result.output
     assert result.output == (
         f"{exported}: verified, no problems (2 cases, 14 events; 1 purged case: its "
         f"tombstone only; checked against the saved digest {value} (3 cases))\n"
     )
-    on_store = runner.invoke(main, ["audit", "verify", "--store", url, "--digest", str(digest)])
     assert on_store.output == result.output.replace(str(exported), url)
 
 

@@ -422,7 +422,7 @@ def test_db_upgrade_to_0004_fills_in_each_case_s_assignee_and_escalation(
         options = ["--prefix", old, *(["--schema", schema] if schema else [])]
         result = CliRunner().invoke(main, ["db", "upgrade", url, *options])
         assert result.exit_code == 0, result.output
-        assert "schema at revision 0004" in result.output
+        assert f"schema at revision {SCHEMA_REVISION}" in result.output
         assert warned == [
             "schema 0004: 2 case(s) have an assignee longer than 300 characters or holding "
             "U+0000, left out of the assignee column (find_cases(assignee=...) does not "
@@ -551,7 +551,7 @@ def test_new_tables_and_upgraded_ones_are_the_same(backend: str, tmp_path: Path)
     new, upgraded = fresh_prefix(), fresh_prefix()
     try:
         SqlStore(url, prefix=new, create=True).close()
-        for revision in ("0001", "0002", "0003", "0004"):
+        for revision in ("0001", "0002", "0003", "0004", "0005"):
             _at_revision(url, upgraded, revision)
         engine = create_engine(url)
         with engine.connect() as conn:
@@ -657,3 +657,57 @@ def test_two_deploys_running_db_upgrade_at_once_on_sqlite_both_succeed(
     store = SqlStore(url)
     assert store.schema_revision() == SCHEMA_REVISION
     store.close()
+
+
+@pytest.mark.parametrize(
+    "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+)
+def test_db_upgrade_to_0005_gives_old_tombstones_the_retention_their_reason_names(
+    backend: str, tmp_path: Path
+) -> None:
+    """Tombstones written at revision 0004 say their retention period only in their
+    reason (``retention period of 6 years after closing ended``, the engine's words):
+    `complaintflow db upgrade` records it in the new column, so that verify checks them
+    against it; a reason in other words (another program's purge) leaves it empty."""
+    from click.testing import CliRunner
+    from sqlalchemy import text
+
+    from workflow.cli import main
+
+    url = postgres_url() if backend == "postgres" else sqlite_url(tmp_path)
+    old = fresh_prefix()
+    try:
+        _at_revision(url, old, "0004")
+        admin = create_engine(url)
+        with admin.begin() as conn:
+            for case_id, reason in (
+                ("case-a", "retention period of 6 years after closing ended"),
+                ("case-b", "retention period of 10 years after closing ended"),
+                ("case-c", "purged by hand"),
+            ):
+                conn.execute(
+                    text(
+                        f"INSERT INTO {old}tombstones (case_id, version, head_hash, opened_at, "
+                        "closed_at, purged_at, purged_by, reason) VALUES (:case_id, 3, :head, "
+                        ":opened, :closed, :purged, 'system:retention', :reason)"
+                    ),
+                    {
+                        "case_id": case_id,
+                        "head": "a" * 64,
+                        "opened": START,
+                        "closed": START,
+                        "purged": START.replace(year=2040),
+                        "reason": reason,
+                    },
+                )
+        admin.dispose()
+        result = CliRunner().invoke(main, ["db", "upgrade", url, "--prefix", old])
+        assert result.exit_code == 0, result.output
+        store = SqlStore(url, prefix=old)
+        try:
+            found = {t.case_id: t.retention_years for t in store.tombstones()}
+        finally:
+            store.close()
+        assert found == {"case-a": 6, "case-b": 10, "case-c": None}
+    finally:
+        drop_tables(url, old)

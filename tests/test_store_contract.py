@@ -133,7 +133,7 @@ def test_db_init_creates_the_tables_and_the_store_opens(tmp_path: Path) -> None:
     url = sqlite_url(tmp_path)
     result = CliRunner().invoke(main, ["db", "init", url, "--prefix", "support_cf_"])
     assert result.exit_code == 0, result.output
-    assert "schema at revision 0004" in result.output
+    assert "schema at revision 0005" in result.output
     store = SqlStore(url, prefix="support_cf_")
     assert list(store.case_ids()) == []
     store.close()

@@ -9,6 +9,7 @@ was validated when it was built. The tests run on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -389,3 +390,99 @@ def test_the_command_an_unreadable_snapshot_names_is_quoted_for_a_shell() -> Non
     assert str(error).endswith(
         "(run `complaintflow audit verify --store URL --case 'ticket 42; rm -rf x'`)"
     )
+
+
+# -- listing cases: the page is listed, the unreadable case in it (decision 0054) --------
+
+
+class _ScanOnly(SqlStore):
+    """The SQL store as a third party's store that does not find cases itself."""
+
+    find_cases = None  # type: ignore[assignment]
+    cases_at_risk = None  # type: ignore[assignment]
+
+
+def test_find_cases_lists_the_page_and_the_case_that_does_not_read_back_in_its_place(
+    sql: tuple[SqlStore, str, str],
+) -> None:
+    """One spoilt snapshot failed the whole page (every case of every customer listed
+    with it). Now the others are listed, and the case is reported with what is wrong,
+    in its place: a walk through the pages meets every case once."""
+    store, url, prefix = sql
+    engine, clock = _engine(store)
+    cases(engine, clock)
+    spoil(url, prefix, "wrong type", "case-1")
+    fresh = Engine(SqlStore(url, prefix=prefix), policy=POLICY)
+    try:
+        page = fresh.find_cases()
+        assert [c.id for c in page.cases] == ["case-0", "case-2"]
+        (unreadable,) = page.unreadable
+        assert unreadable.case_id == "case-1"
+        assert unreadable.problems == (("customer.contact", "Input should be a valid string"),)
+        assert unreadable.opened_at == store.events("case-1")[0].at
+        assert str(unreadable) == str(unreadable.error)
+        assert str(unreadable).startswith("case case-1: the stored snapshot is unreadable: ")
+        _shows_no_value(str(unreadable))
+        assert page.next_cursor is None
+        walked: list[str] = []
+        cursor = None
+        while True:
+            step = fresh.find_cases(limit=1, cursor=cursor)
+            walked += [c.id for c in step.cases] + [u.case_id for u in step.unreadable]
+            assert len(step.cases) + len(step.unreadable) == 1
+            cursor = step.next_cursor
+            if cursor is None:
+                break
+        assert walked == ["case-0", "case-1", "case-2"]
+        # Filters match by the columns the store keeps apart from the snapshot.
+        assert [u.case_id for u in fresh.find_cases(customer_id="c1").unreadable] == ["case-1"]
+        assert fresh.find_cases(customer_id="c0").unreadable == ()
+    finally:
+        fresh.store.close()
+
+
+def test_a_store_that_does_not_find_cases_lists_it_on_the_first_page(
+    sql: tuple[SqlStore, str, str],
+) -> None:
+    """Read through ``load`` alone, the case cannot be matched or placed (its fields are
+    in the snapshot): it is reported on the first page, whatever the filters."""
+    store, url, prefix = sql
+    engine, clock = _engine(store)
+    cases(engine, clock)
+    spoil(url, prefix, "wrong type", "case-1")
+    scan = Engine(_ScanOnly(url, prefix=prefix), policy=POLICY)
+    try:
+        first = scan.find_cases(limit=1)
+        assert [c.id for c in first.cases] == ["case-0"]
+        assert [(u.case_id, u.opened_at) for u in first.unreadable] == [("case-1", None)]
+        second = scan.find_cases(limit=1, cursor=first.next_cursor)
+        assert ([c.id for c in second.cases], second.unreadable) == (["case-2"], ())
+        assert [u.case_id for u in scan.find_cases(customer_id="c0").unreadable] == ["case-1"]
+    finally:
+        scan.store.close()
+
+
+def test_cases_list_lists_the_page_and_warns_of_the_case(tmp_path: Path) -> None:
+    url, _ = _cli_store(tmp_path)
+    table = CliRunner().invoke(main, ["cases", "list", "--store", url])
+    assert table.exit_code == 0, table.output
+    warning = ERROR.replace("Error: ", "warning: ")
+    assert table.stderr.splitlines() == [warning]
+    assert [line.split()[:2] for line in table.stdout.splitlines()[1:]] == [
+        ["case-0", "(unreadable)"], ["case-1", "promised"], ["case-2", "promised"]
+    ]  # fmt: skip
+    as_json = CliRunner().invoke(main, ["cases", "list", "--store", url, "--format", "json"])
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert [c["id"] for c in document["cases"]] == ["case-1", "case-2"]
+    assert document["unreadable"] == [
+        {
+            "id": "case-0",
+            "opened_at": "2026-11-02T09:00:00.000000+00:00",
+            "problems": [
+                {"field": "customer.contact", "problem": "Input should be a valid string"}
+            ],
+            "error": ERROR.removeprefix("Error: "),
+        }
+    ]
+    _shows_no_value(table.output + as_json.output)

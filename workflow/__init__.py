@@ -59,7 +59,7 @@ from workflow.errors import (
 )
 from workflow.events import GENESIS, Event
 from workflow.personal import ERASED, Personal, vault_of
-from workflow.query import CaseAtRisk, CasePage, CaseQuery
+from workflow.query import CaseAtRisk, CasePage, CaseQuery, UnreadableCase
 from workflow.replay import replay
 from workflow.store import FindsCases, Store, Tombstone
 
@@ -127,6 +127,7 @@ __all__ = [
     "StoreUnavailable",
     "SystemClock",
     "Tombstone",
+    "UnreadableCase",
     "allowed_steps",
     "bundled_policy",
     "decide_offer",

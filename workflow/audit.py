@@ -11,7 +11,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from json.scanner import make_scanner
@@ -51,24 +51,40 @@ from workflow.store import (
     Store,
     StoredHistory,
     Tombstone,
+    retention_end,
 )
 
-EXPORT_FORMAT = "complaintflow-events/3"
-#: Formats ``verify_export`` reads: /1 had no personal-value lines, /2 no tombstone lines.
-READABLE_FORMATS = ("complaintflow-events/1", "complaintflow-events/2", EXPORT_FORMAT)
+EXPORT_FORMAT = "complaintflow-events/4"
+#: The format whose tombstone lines came without ``retention_years``, and no end line.
+TOMBSTONES_FORMAT = "complaintflow-events/3"
+#: Formats ``verify_export`` reads: /1 had no personal-value lines, /2 no tombstone lines,
+#: /3 no retention in its tombstones and no end line.
+READABLE_FORMATS = (
+    "complaintflow-events/1",
+    "complaintflow-events/2",
+    TOMBSTONES_FORMAT,
+    EXPORT_FORMAT,
+)
 
 
 @dataclass(frozen=True, slots=True)
 class Finding:
-    """One problem in a history: where (case, seq) and what."""
+    """One problem in a history: where (case, seq) and what. A problem of an exported
+    file as a whole (its end line's counts) has the case id ``""`` (``FILE``)."""
 
     case_id: str
     seq: int | None
     problem: str
 
     def __str__(self) -> str:
+        if self.case_id == FILE:
+            return f"the file: {self.problem}"
         where = f" event {self.seq}" if self.seq is not None else ""
         return f"case {self.case_id}{where}: {self.problem}"
+
+
+#: The case id of a ``Finding`` about an exported file as a whole.
+FILE = ""
 
 
 @dataclass(slots=True)
@@ -314,23 +330,108 @@ def heads(store: Store) -> list[tuple[str, int, str]]:
     return sorted(out)
 
 
+#: A case's head with when it closed, as a ``complaintflow-digest/2`` file holds it:
+#: ``(case_id, seq, head hash, closed_at)``, ``closed_at`` None while it is open.
+ClosingHead = tuple[str, int, str, datetime | None]
+#: The digest file ``audit digest`` writes: its heads hold when each case closed.
+DIGEST_FORMAT = "complaintflow-digest/2"
+#: The steps that close a case (``closed_at`` their time) and the one that opens it again.
+_CLOSING = frozenset(("close", "withdraw"))
+_REOPENING = "reopen"
+
+
+def closing_time(events: Iterable[Event]) -> datetime | None:
+    """When the case the events make up closed (its ``closed_at``, as replay gives it):
+    the time of its last ``close`` or ``withdraw`` with no ``reopen`` after it; None
+    while it is open."""
+    closed: datetime | None = None
+    for event in events:
+        if event.type in _CLOSING:
+            closed = event.at
+        elif event.type == _REOPENING:
+            closed = None
+    return closed
+
+
+def closing_heads(store: Store) -> list[ClosingHead]:
+    """``heads`` with when each case closed (None: open), read from its events; a purged
+    case's from its tombstone (the same time: the case's ``closed_at`` when it was
+    purged), so a digest saved before a purge is the digest after it."""
+    out: list[ClosingHead] = []
+    for case_id in store.case_ids():
+        events = store.events(case_id)
+        if not events:  # a case row whose events were deleted: no head to commit to
+            raise AuditFailure(case_id, None, "has no events (run `audit verify`)")
+        last = events[-1]
+        out.append((case_id, last.seq, last.hash, closing_time(events)))
+    out.extend((t.case_id, t.version, t.head_hash, t.closed_at) for t in store.tombstones())
+    return sorted(out, key=lambda head: head[:3])
+
+
 def store_digest(store: Store) -> str:
-    """SHA-256 over every case's head: ``case_id seq hash`` lines, sorted, newline-ended.
-    Save it outside the database; verifying against it later proves that no case's
-    history up to then was rewritten (a case's head hash commits to all its events)."""
-    return digest_of(heads(store))
+    """SHA-256 over every case's head and when it closed (``closing_digest_of``). Save
+    it outside the database; verifying against it later proves that no case's history
+    up to then was rewritten (a case's head hash commits to all its events), and that a
+    case purged since had closed when it says."""
+    return closing_digest_of(closing_heads(store))
 
 
 def digest_of(case_heads: Iterable[tuple[str, int, str]]) -> str:
-    """The digest of ``(case_id, seq, head hash)`` triples (as ``heads`` gives them)."""
+    """The digest of ``(case_id, seq, head hash)`` triples (as ``heads`` gives them):
+    SHA-256 over ``case_id seq hash`` lines, sorted, newline-ended; the value of a
+    digest file written before decision 0054 (no ``format``)."""
     lines = "".join(f"{cid} {seq} {head}\n" for cid, seq, head in sorted(case_heads))
     return "sha256:" + hashlib.sha256(lines.encode("utf-8")).hexdigest()
 
 
-def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list[Finding]:
+def closing_digest_of(case_heads: Iterable[ClosingHead]) -> str:
+    """The digest of ``closing_heads``: SHA-256 over ``case_id seq hash closed`` lines,
+    ``closed`` the closing time as events' ``at`` are written
+    (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``) or ``open``, sorted by case id, seq and
+    hash, newline-ended; the value of a ``complaintflow-digest/2`` file."""
+    lines = "".join(
+        f"{cid} {seq} {head} {closed_text(closed)}\n"
+        for cid, seq, head, closed in sorted(case_heads, key=lambda h: h[:3])
+    )
+    return "sha256:" + hashlib.sha256(lines.encode("utf-8")).hexdigest()
+
+
+def closed_text(closed: datetime | None) -> str:
+    """A closing time as a digest line holds it (``open``: None)."""
+    return format_at(closed.astimezone(UTC)) if closed is not None else "open"
+
+
+def digest_document(case_heads: Sequence[ClosingHead]) -> dict[str, object]:
+    """The ``complaintflow-digest/2`` file of ``closing_heads`` (``audit digest``): its
+    format, its digest value and each case's ``[seq, head hash, closed]``, ``closed``
+    written as events' times are, or null while the case is open."""
+    return {
+        "format": DIGEST_FORMAT,
+        "digest": closing_digest_of(case_heads),
+        "heads": {
+            cid: [seq, head, format_at(closed.astimezone(UTC)) if closed is not None else None]
+            for cid, seq, head, closed in case_heads
+        },
+    }
+
+
+def read_closed(text: object) -> datetime | None:
+    """A digest file's ``closed`` read back: null, or a UTC time written exactly as
+    events' times are; ``ValueError`` for anything else."""
+    return None if text is None else _utc_text("closed", text)
+
+
+def check_digest(
+    store: Store,
+    digest_heads: dict[str, tuple[int, str]],
+    closed: Mapping[str, datetime | None] | None = None,
+) -> list[Finding]:
     """Each case in a saved digest must still have the event at the saved seq, with the
     saved hash (looked up by seq: an event deleted before it is the chain's finding,
-    not this one's)."""
+    not this one's), or be purged, its tombstone holding that seq and hash. ``closed``
+    (a ``complaintflow-digest/2`` file's closing times) holds a purged case's tombstone
+    to the digest's: a case open at the saved head, or closed at another time, was not
+    purged by the engine (``_against_saved_closing``)."""
     findings = []
     purged = {t.case_id: t for t in store.tombstones()}
     for case_id, (seq, head) in sorted(digest_heads.items()):
@@ -346,20 +447,132 @@ def check_digest(store: Store, digest_heads: dict[str, tuple[int, str]]) -> list
                 findings.append(
                     Finding(case_id, seq, "purged, but its tombstone differs from the digest")
                 )
+            elif closed is not None and case_id in closed:
+                findings.extend(_against_saved_closing(tombstone, closed[case_id]))
             continue
         findings.extend(_against_saved_head(case_id, events, seq, head))
     return findings
 
 
+def _against_saved_closing(
+    tombstone: Tombstone, saved: datetime | None, where: str = ""
+) -> list[Finding]:
+    """A tombstone at a digest's head against when the digest says the case closed: the
+    digest was saved outside the database, so this is what a tombstone's own fields
+    cannot prove (``where``: `` (line N)``)."""
+    case_id, seq = tombstone.case_id, tombstone.version
+    if saved is None:
+        return [Finding(case_id, seq, f"purged, but the saved digest has it open at seq {seq}, "
+                        "its tombstone's: a case is purged only once closed or withdrawn, a "
+                        "step after which its head is another (the tombstone was written by "
+                        "hand, or by another program)")]  # fmt: skip
+    if saved != tombstone.closed_at:
+        problem = (
+            f"purged, but its tombstone{where} says it closed at "
+            f"{_shown(tombstone.closed_at)}, and the saved digest at {_shown(saved)} (the "
+            "tombstone was edited, or written by hand)"
+        )
+        return [Finding(case_id, seq, problem)]
+    return []
+
+
+#: The shortest and longest retention periods a policy can give, in years
+#: (``policies.model.Retention``): no case is purged sooner than a year after it closed.
+RETENTION_YEARS = range(1, 101)
+
+
+def tombstone_problems(tombstone: Tombstone, now: datetime | None = None) -> list[str]:
+    """What makes a tombstone implausible as the engine's purge of a closed case, each
+    as the end of "its tombstone ...": a seq of 1 (the opening alone: the case was never
+    closed or withdrawn, which is a step of its own), times out of order (closed before
+    it opened, purged before it closed), a purge before its retention period ended (its
+    ``retention_years``, or a year, the shortest any policy gives, when it has none), a
+    retention period no policy gives, and, given ``now`` (the time of the
+    verification), a purge after it. Every field is the tombstone's own word: these
+    find a careless forgery or another program's purge, not one that gets the times
+    right (only a digest saved before can tell that one: ``check_digest``)."""
+    problems: list[str] = []
+    t = tombstone
+    if t.version < 2:
+        problems.append(
+            f"is at seq {t.version}: a case's first event is its opening, and a case is "
+            "purged only once a later step closed or withdrew it"
+        )
+    if t.closed_at < t.opened_at:
+        problems.append(f"says it closed at {_shown(t.closed_at)}, before it opened at "
+                        f"{_shown(t.opened_at)}")  # fmt: skip
+    if t.purged_at < t.closed_at:
+        problems.append(f"says it was purged at {_shown(t.purged_at)}, before it closed at "
+                        f"{_shown(t.closed_at)}")  # fmt: skip
+    years = t.retention_years
+    if years is not None and years not in RETENTION_YEARS:
+        problems.append(f"gives a retention period of {years} years, which no policy can "
+                        f"({RETENTION_YEARS[0]} to {RETENTION_YEARS[-1]})")  # fmt: skip
+    elif t.purged_at >= t.closed_at:
+        end = retention_end(t.closed_at, years if years is not None else RETENTION_YEARS[0])
+        if end is None or t.purged_at < end:
+            period = (
+                f"its retention period of {years} years" if years is not None
+                else "a year, the shortest retention period a policy gives (the tombstone "
+                "does not record its own)"
+            )  # fmt: skip
+            ended = f" (at {_shown(end)})" if end is not None else ""
+            problems.append(
+                f"says it was purged at {_shown(t.purged_at)}, before {period} after it "
+                f"closed at {_shown(t.closed_at)} ended{ended}"
+            )
+    if now is not None and t.purged_at > now:
+        problems.append(
+            f"says it was purged at {_shown(t.purged_at)}, after this verification's time "
+            f"{_shown(now)} (a purge judged at a time to come, `privacy purge --at`, or a "
+            "clock set wrong)"
+        )
+    return problems
+
+
+def _shown(at: datetime) -> str:
+    return at.astimezone(UTC).isoformat()
+
+
+def _purged_findings(tombstone: Tombstone, now: datetime | None, where: str = "") -> list[Finding]:
+    """``tombstone_problems`` as findings at the case (``where``: `` (line N)``)."""
+    return [
+        Finding(tombstone.case_id, None, f"purged, but its tombstone{where} {problem}")
+        for problem in tombstone_problems(tombstone, now)
+    ]
+
+
+def _also_in_the_store(tombstone: Tombstone) -> Finding:
+    return Finding(
+        tombstone.case_id,
+        None,
+        f"purged at {_shown(tombstone.purged_at)} (its tombstone), but the store holds the "
+        "case too: a purge deletes it (its id taken again by a case opened since, or a "
+        "tombstone written beside a case)",
+    )
+
+
 def verify_store(
-    store: Store, case_id: str | None = None, *, tally: Tally | None = None
+    store: Store,
+    case_id: str | None = None,
+    *,
+    tally: Tally | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Verify one case or every case (a store that can stream its stored histories is
     verified from those, in one consistent read); ``tally`` counts the cases and events
-    read and, for every case, the purged cases (their tombstones)."""
+    read and, for every case, the purged cases (their tombstones). Verifying every case
+    checks each tombstone too (``tombstone_problems``; ``now``, the time of the
+    verification, if given: ``Engine.verify`` gives its clock's) and that its case is
+    not also in the store."""
     findings: list[Finding] = []
-    if case_id is None and tally is not None:
-        tally.purged += sum(1 for _ in store.tombstones())
+    purged: dict[str, Tombstone] = {}
+    if case_id is None:
+        purged = {t.case_id: t for t in store.tombstones()}
+        if tally is not None:
+            tally.purged += len(purged)
+        for tombstone in purged.values():
+            findings.extend(_purged_findings(tombstone, now))
     if case_id is not None and isinstance(store, ReadsStoredHistory):
         history = store.stored_history(case_id)
         if history is None:
@@ -371,10 +584,14 @@ def verify_store(
         for history in store.stored_histories():
             if tally is not None:
                 tally.add(len(history.events))
+            if history.case_id in purged:
+                findings.append(_also_in_the_store(purged[history.case_id]))
             findings.extend(verify_stored(history))
         return findings
     ids = [case_id] if case_id is not None else list(store.case_ids())
     for cid in ids:
+        if cid in purged:
+            findings.append(_also_in_the_store(purged[cid]))
         findings.extend(verify_case(store, cid, tally=tally))
     return findings
 
@@ -593,18 +810,24 @@ def export_jsonl(
     case its personal values (``{"personal": {case_id, ref, salt, value}}`` lines, left
     out with ``personal=False`` for a pseudonymised export; erased values are gone) and
     its events (one per line, each with its hash); optionally only events with ``since
-    <= at < until``. The header's ``tombstones`` says whether the file holds every
-    tombstone. Returns the number of events written. (An export of a time window holds
-    whole chains only when the window starts at the cases' opening.)"""
+    <= at < until``; last, the end line (``{"end": {"cases": N, "events": N,
+    "tombstones": N}}``), written only once everything before it was: a file without it
+    is incomplete, and ``verify_export`` refuses it. The header's ``tombstones`` says
+    whether the file holds every tombstone. Returns the number of events written. (An
+    export of a time window holds whole chains only when the window starts at the
+    cases' opening.)"""
     since, until = _window("export_jsonl", since, until)
     whole = case_ids is None
     header = {"format": EXPORT_FORMAT, "personal": personal, "tombstones": whole}
     out.write(json.dumps(header) + "\n")
+    purged = 0
     if whole:
         for tombstone in store.tombstones():
             out.write(_dumps({"purged": tombstone_json(tombstone)}) + "\n")
-    written = 0
+            purged += 1
+    written = cases = 0
     for case_id, events in _selected(store, case_ids, since, until):
+        cases += 1
         if personal:
             for entry in store.load(case_id).personal:
                 record = {"case_id": case_id, "ref": entry.ref, "salt": entry.salt,
@@ -613,12 +836,14 @@ def export_jsonl(
         for event in events:
             out.write(_dumps(event.to_json()) + "\n")
             written += 1
+    out.write(_dumps({"end": {"cases": cases, "events": written, "tombstones": purged}}) + "\n")
     return written
 
 
 def tombstone_json(tombstone: Tombstone) -> dict[str, object]:
     """A tombstone as an export's ``purged`` line holds it: its fields, the times in
-    UTC written as events' ``at`` are (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``)."""
+    UTC written as events' ``at`` are (``YYYY-MM-DDTHH:MM:SS.ffffff+00:00``), and
+    ``retention_years`` (null in a tombstone that does not record it)."""
     return {
         "case_id": tombstone.case_id,
         "version": tombstone.version,
@@ -628,6 +853,7 @@ def tombstone_json(tombstone: Tombstone) -> dict[str, object]:
         "purged_at": format_at(tombstone.purged_at.astimezone(UTC)),
         "purged_by": tombstone.purged_by,
         "reason": tombstone.reason,
+        "retention_years": tombstone.retention_years,
     }
 
 
@@ -727,13 +953,16 @@ def _personal_line(number: int, obj: dict[str, object]) -> tuple[str, Personal]:
 
 
 _TOMBSTONE_TEXT = ("case_id", "head_hash", "purged_by", "reason")
-_TOMBSTONE_KEYS = frozenset((*_TOMBSTONE_TEXT, "opened_at", "closed_at", "purged_at", "version"))
+#: A tombstone line's keys in a /3 file, and in a /4 file (``retention_years`` added).
+_TOMBSTONE_KEYS_3 = frozenset((*_TOMBSTONE_TEXT, "opened_at", "closed_at", "purged_at", "version"))
+_TOMBSTONE_KEYS = _TOMBSTONE_KEYS_3 | {"retention_years"}
 _HEAD_HASH = re.compile(r"[0-9a-f]{64}")
 
 
-def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
-    """A ``purged`` line read strictly: exactly the tombstone's keys, each of its kind,
-    the times in the form events' times are written in."""
+def _tombstone_line(number: int, obj: dict[str, object], format_: str = EXPORT_FORMAT) -> Tombstone:
+    """A ``purged`` line read strictly: exactly the tombstone's keys (in a /3 file, those
+    without ``retention_years``), each of its kind, the times in the form events' times
+    are written in. A retention period no policy gives reads (verify reports it)."""
     try:
         if len(obj) != 1:
             others = sorted(key for key in obj if key != "purged")
@@ -741,10 +970,11 @@ def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
         record = obj["purged"]
         if not isinstance(record, dict):
             raise ValueError("expected an object")
-        unknown = sorted(set(record) - _TOMBSTONE_KEYS)
+        keys = _TOMBSTONE_KEYS_3 if format_ == TOMBSTONES_FORMAT else _TOMBSTONE_KEYS
+        unknown = sorted(set(record) - keys)
         if unknown:
             raise ValueError(f"an unknown key {unknown[0]!r}")
-        missing = [key for key in sorted(_TOMBSTONE_KEYS) if key not in record]
+        missing = [key for key in sorted(keys) if key not in record]
         if missing:
             raise ValueError(f"{missing[0]} is missing")
         for key in _TOMBSTONE_TEXT:
@@ -755,6 +985,9 @@ def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
             raise ValueError("version is not a whole number of at least 1")
         if not _HEAD_HASH.fullmatch(record["head_hash"]):
             raise ValueError("head_hash is not 64 lowercase hex digits")
+        years = record.get("retention_years")
+        if years is not None and type(years) is not int:
+            raise ValueError("retention_years is not a whole number or null")
         return Tombstone(
             case_id=record["case_id"],
             version=version,
@@ -764,9 +997,27 @@ def _tombstone_line(number: int, obj: dict[str, object]) -> Tombstone:
             purged_at=_utc_text("purged_at", record["purged_at"]),
             purged_by=record["purged_by"],
             reason=record["reason"],
+            retention_years=years,
         )
     except ValueError as exc:
         raise AuditFailure("?", None, f"line {number} is not a tombstone: {exc}") from None
+
+
+_END_KEYS = ("cases", "events", "tombstones")
+
+
+def _end_line(number: int, obj: dict[str, object]) -> dict[str, int]:
+    """An ``end`` line read strictly: exactly its counts, each a whole number."""
+    record = obj["end"]
+    if (
+        len(obj) != 1
+        or not isinstance(record, dict)
+        or sorted(record) != sorted(_END_KEYS)
+        or not all(type(record[key]) is int and record[key] >= 0 for key in _END_KEYS)
+    ):
+        raise AuditFailure("?", None, f'line {number} is not an end line ({{"end": {{"cases": '
+                           'N, "events": N, "tombstones": N}}, each a whole number)')  # fmt: skip
+    return {key: record[key] for key in _END_KEYS}
 
 
 def _utc_text(key: str, text: object) -> datetime:
@@ -793,9 +1044,9 @@ def _event_line(number: int, obj: dict[str, object]) -> Event:
 
 def read_jsonl(lines: Iterable[str]) -> Iterator[Event]:
     """Events from an export, validated as events (their hashes are not checked here);
-    personal-value and tombstone lines are skipped."""
+    personal-value, tombstone and end lines are skipped."""
     for number, obj in _export_lines(lines):
-        if "personal" not in obj and "purged" not in obj:
+        if "personal" not in obj and "purged" not in obj and "end" not in obj:
             yield _event_line(number, obj)
 
 
@@ -803,7 +1054,9 @@ def verify_export(
     lines: Iterable[str],
     digest_heads: dict[str, tuple[int, str]] | None = None,
     *,
+    closed: Mapping[str, datetime | None] | None = None,
     tally: Tally | None = None,
+    now: datetime | None = None,
 ) -> list[Finding]:
     """Verify an exported file offline, without the database: every case's chain, its
     personal values against their references, and that its events replay. With the
@@ -811,9 +1064,15 @@ def verify_export(
     digest must be in the file with that event, with that hash, or be purged, its
     tombstone in the file with that seq and hash: a file has no snapshots, so only a
     digest finds a chain rewritten consistently (every hash recomputed), a case cut
-    short or a case left out. A tombstone line for a case whose events the file holds,
-    or a second one for a case, is a finding naming its line. ``tally`` counts the
-    cases and events read, and the tombstones."""
+    short or a case left out. With a ``complaintflow-digest/2`` file's closing times
+    (``closed``), a tombstone is held to when the digest says its case closed, as
+    ``check_digest`` holds the store's. A tombstone line for a case whose events the file holds,
+    or a second one for a case, is a finding naming its line, and so is each problem
+    ``tombstone_problems`` finds in one (with ``now``, the time of the verification).
+    A /4 file must end with its end line (else it is not a whole export: one that failed
+    part-way, or a file cut short; ``AuditFailure`` says so), and hold what that line
+    counts (else a finding about the file, case id ``FILE``: lines removed or added).
+    ``tally`` counts the cases and events read, and the tombstones."""
     findings: list[Finding] = []
     unseen = dict(digest_heads) if digest_heads is not None else {}
     current: str | None = None
@@ -823,10 +1082,16 @@ def verify_export(
     #: Each purged case's tombstone and the line it is on.
     purged: dict[str, tuple[int, Tombstone]] = {}
     cases_begun = False
+    #: What the file holds, to compare with its end line's counts; the end line's number.
+    held = dict.fromkeys(_END_KEYS, 0)
+    end: tuple[int, dict[str, int]] | None = None
+    last = 1
 
     def close() -> None:
         if current is None:
             return
+        held["cases"] += 1
+        held["events"] += len(batch)
         if tally is not None:
             tally.add(len(batch))
         if current in purged:
@@ -848,21 +1113,34 @@ def verify_export(
             findings.extend(_against_saved_head(current, batch, *saved))
 
     for number, obj in _export_lines(lines, header):
+        format_ = str(header.get("format"))
+        last = number
+        if end is not None:
+            raise AuditFailure("?", None, f"line {number} follows the end line (line {end[0]}): "
+                               "an end line is the file's last")  # fmt: skip
+        if "end" in obj:
+            if format_ != EXPORT_FORMAT:
+                raise AuditFailure("?", None, f"line {number} is an end line in a {format_} "
+                                   f"file (end lines came with {EXPORT_FORMAT})")  # fmt: skip
+            end = (number, _end_line(number, obj))
+            continue
         if "purged" in obj:
-            if header.get("format") != EXPORT_FORMAT:
+            if format_ not in (TOMBSTONES_FORMAT, EXPORT_FORMAT):
                 raise AuditFailure("?", None, f"line {number} is a tombstone in a "
-                                   f"{header.get('format')} file (tombstones came with "
-                                   f"{EXPORT_FORMAT})")  # fmt: skip
+                                   f"{format_} file (tombstones came with "
+                                   f"{TOMBSTONES_FORMAT})")  # fmt: skip
             if cases_begun:
                 problem = "a tombstone after the cases' lines (tombstones come first)"
                 raise AuditFailure("?", None, f"line {number} is {problem}")
-            tombstone = _tombstone_line(number, obj)
+            tombstone = _tombstone_line(number, obj, format_)
+            held["tombstones"] += 1
             first = purged.get(tombstone.case_id)
             if first is not None:
                 problem = f"a second tombstone of this case (the first is line {first[0]})"
                 findings.append(Finding(tombstone.case_id, None, f"line {number} is {problem}"))
                 continue
             purged[tombstone.case_id] = (number, tombstone)
+            findings.extend(_purged_findings(tombstone, now, f" (line {number})"))
             if tally is not None:
                 tally.purged += 1
             continue
@@ -877,6 +1155,8 @@ def verify_export(
             current, batch = event.case_id, []
         batch.append(event)
     close()
+    if header.get("format") == EXPORT_FORMAT:
+        findings.extend(_check_end(end, held, last))
     every_tombstone = header.get("tombstones") is True
     for case_id in sorted(unseen):
         seq, head = unseen[case_id]
@@ -885,11 +1165,35 @@ def verify_export(
             if (tombstone.version, tombstone.head_hash) != (seq, head):
                 problem = f"purged, but its tombstone (line {number}) differs from the digest"
                 findings.append(Finding(case_id, seq, problem))
+            elif closed is not None and case_id in closed:
+                findings.extend(
+                    _against_saved_closing(tombstone, closed[case_id], f" (line {number})")
+                )
         elif every_tombstone:
             findings.append(Finding(case_id, None, _NOT_IN_A_WHOLE_FILE))
         else:
             findings.append(Finding(case_id, None, _NOT_IN_THE_FILE))
     return findings
+
+
+def _check_end(
+    end: tuple[int, dict[str, int]] | None, held: dict[str, int], last: int
+) -> list[Finding]:
+    """A /4 file ends with its end line (``AuditFailure`` if it does not), which counts
+    what the file holds (a finding about the file if it does not)."""
+    if end is None:
+        raise AuditFailure("?", None, f"the file ends at line {last} without its end line: "
+                           "the export is incomplete (it failed part-way, or the file was "
+                           "cut short)")  # fmt: skip
+    number, counted = end
+    if counted != held:
+        said, found = (
+            ", ".join(f"{n[key]} {key if n[key] != 1 else key[:-1]}" for key in _END_KEYS)
+            for n in (counted, held)
+        )
+        problem = f"the end line (line {number}) counts {said}, but the file holds {found}"
+        return [Finding(FILE, None, f"{problem}: lines were removed or added")]
+    return []
 
 
 #: A case of the digest that a file without every tombstone (/1, /2, some cases) lacks.

@@ -79,6 +79,7 @@ from workflow.query import (
     DEFAULT_LIMIT,
     CaseAtRisk,
     CasePage,
+    UnreadableCase,
     at_risk_until,
     aware,
     case_query,
@@ -90,7 +91,7 @@ from workflow.query import (
 )
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
-from workflow.store import FindsCases, Store, Tombstone
+from workflow.store import FindsCases, Store, Tombstone, retention_end
 
 T = TypeVar("T")
 E = TypeVar("E", bound=ComplaintflowError)
@@ -142,12 +143,9 @@ SLA_ACTOR = "system:sla"
 
 def retention_ends(closed_at: datetime, policy: Policy) -> datetime:
     """When a case closed at ``closed_at`` may be purged: ``retention.years`` calendar
-    years later (29 February counts to 28 February)."""
-    years = policy.retention.years
-    try:
-        return closed_at.replace(year=closed_at.year + years)
-    except ValueError:
-        return closed_at.replace(year=closed_at.year + years, day=28)
+    years later (29 February counts to 28 February; ``workflow.store.retention_end``)."""
+    end = retention_end(closed_at, policy.retention.years)
+    return end if end is not None else datetime.max.replace(tzinfo=UTC)
 
 
 _PRIORITY_ORDER = ("low", "normal", "high", "urgent")
@@ -353,8 +351,10 @@ class Engine:
         return audit.state_at(self.store.events(case_id), moment, vault)
 
     def verify(self, case_id: str | None = None) -> list[audit.Finding]:
-        """Problems in the stored histories (chains, seqs, snapshots); empty if sound."""
-        return audit.verify_store(self.store, case_id)
+        """Problems in the stored histories (chains, seqs, snapshots) and, verifying
+        every case, in the tombstones (a purge after the engine's clock's now among
+        them); empty if sound."""
+        return audit.verify_store(self.store, case_id, now=self.now())
 
     def find_cases(
         self,
@@ -379,7 +379,9 @@ class Engine:
         is a state or a list of states; ``open_only`` leaves out closed and withdrawn
         cases; ``escalated_to`` is the role a case is escalated to now; ``*_since`` times
         are inclusive, ``*_before`` exclusive (aware datetimes). A filter or cursor that
-        cannot be used raises ``InvalidQuery`` naming it, before the store is read.
+        cannot be used raises ``InvalidQuery`` naming it, before the store is read. A
+        case whose stored snapshot does not read back is in the page's ``unreadable``,
+        in its place, with what is wrong (decision 0054).
         docs/embedding.md#finding-cases."""
         query = case_query(
             state=state,
@@ -401,9 +403,19 @@ class Engine:
             found = store.find_cases(query, after, size + 1)
         else:
             found = scan_cases(store, query, after, size + 1)
-        cases = tuple(found[:size])
-        more = len(found) > size
-        return CasePage(cases, make_cursor(cases[-1], query) if more else None)
+        # A case whose snapshot does not read back is listed in its place (``unreadable``),
+        # not left out, nor failing the page; one no store could place (its opening time
+        # is in its snapshot) is listed on the first page.
+        placed = [e for e in found if not (isinstance(e, UnreadableCase) and e.opened_at is None)]
+        page = placed[:size]
+        more = len(placed) > size
+        unplaced = [e for e in found if isinstance(e, UnreadableCase) and e.opened_at is None]
+        return CasePage(
+            tuple(e for e in page if isinstance(e, Case)),
+            make_cursor(page[-1], query) if more else None,
+            tuple(e for e in page if isinstance(e, UnreadableCase))
+            + (tuple(unplaced) if after is None else ()),
+        )
 
     def cases_at_risk(
         self, within: timedelta, now: datetime | None = None, *, limit: int = DEFAULT_LIMIT
@@ -1270,6 +1282,7 @@ class Engine:
                 purged_at=when,
                 purged_by=who,
                 reason=f"retention period of {years} years after closing ended",
+                retention_years=years,
             )
             if not dry_run:
                 try:

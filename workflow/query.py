@@ -27,7 +27,7 @@ from pydantic import TypeAdapter, ValidationError
 from workflow.checklist import FINAL_STATES, OPEN_STATES, State
 from workflow.clock import outside_utc
 from workflow.domain import MAX_ASSIGNEE, Case, Channel, Slug
-from workflow.errors import CaseNotFound, InvalidQuery
+from workflow.errors import CaseNotFound, InvalidQuery, SnapshotUnreadable
 from workflow.events import canonical_json, format_at
 from workflow.sla import Deadline
 
@@ -131,18 +131,56 @@ def escalated_to(case: Case) -> str | None:
     return case.escalation.to_role if case.escalation is not None else None
 
 
-def position(case: Case) -> Position:
-    """Where ``case`` stands in the order of pages."""
+@dataclass(frozen=True, slots=True)
+class UnreadableCase:
+    """A case a page lists whose stored snapshot does not read back (decision 0035): its
+    id, when it opened (where it stands in the order of pages, from the store's
+    columns; None from a store that does not find cases itself, which cannot tell
+    without the snapshot) and what is wrong, as ``SnapshotUnreadable`` gives it (field
+    paths and kinds of problem, never a stored value). ``str()`` is that error's
+    message."""
+
+    case_id: str
+    opened_at: datetime | None
+    problems: tuple[tuple[str, str], ...]
+
+    @classmethod
+    def of(cls, error: SnapshotUnreadable, opened_at: datetime | None) -> UnreadableCase:
+        return cls(error.case_id, opened_at, error.problems)
+
+    @property
+    def error(self) -> SnapshotUnreadable:
+        """The error loading the case raises."""
+        return SnapshotUnreadable(self.case_id, self.problems)
+
+    def __str__(self) -> str:
+        return str(self.error)
+
+
+#: What a store's ``find_cases`` lists: a case, or one whose snapshot does not read back.
+Listed = Case | UnreadableCase
+
+
+def position(case: Listed) -> Position:
+    """Where ``case`` stands in the order of pages (an unreadable case must know when it
+    opened)."""
+    if isinstance(case, UnreadableCase):
+        assert case.opened_at is not None
+        return (case.opened_at, case.case_id)
     return (case.opened_at, case.id)
 
 
 @dataclass(frozen=True, slots=True)
 class CasePage:
     """One page of ``Engine.find_cases``: at most ``limit`` cases, in the order they were
-    opened, and the cursor of the next page (None: this is the last)."""
+    opened, and the cursor of the next page (None: this is the last). ``unreadable``:
+    the cases of the page whose stored snapshot does not read back, in the same order
+    (they take their places in ``limit``), reported rather than left out or failing the
+    page; ``cases`` holds the others."""
 
     cases: tuple[Case, ...]
     next_cursor: str | None
+    unreadable: tuple[UnreadableCase, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,10 +434,11 @@ def _channel(value: object) -> str | None:
 # -- cursors --------------------------------------------------------------------------
 
 
-def make_cursor(case: Case, query: CaseQuery) -> str:
+def make_cursor(case: Listed, query: CaseQuery) -> str:
     """The cursor of the page after ``case`` (the last of a page) for ``query``: opaque
     text, safe in a URL."""
-    form = {"at": format_at(case.opened_at), "id": case.id, "q": query.digest()}
+    at, case_id = position(case)
+    form = {"at": format_at(at), "id": case_id, "q": query.digest()}
     raw = base64.urlsafe_b64encode(canonical_json(form).encode()).decode().rstrip("=")
     return _CURSOR_FORM + raw
 
@@ -456,23 +495,35 @@ def _cursor_form(cursor: str) -> tuple[datetime, str, str] | None:
 # -- scans, for a store that does not find cases itself ---------------------------------
 
 
-def scan_cases(store: Store, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
-    """``FindsCases.find_cases`` through the ``Store`` port alone: every case is loaded."""
-    return heapq.nsmallest(limit, _matching(store, query, after), key=position)
+def scan_cases(store: Store, query: CaseQuery, after: Position | None, limit: int) -> list[Listed]:
+    """``FindsCases.find_cases`` through the ``Store`` port alone: every case is loaded.
+    A case whose snapshot does not read back cannot be matched or placed: it follows
+    the page, as an ``UnreadableCase`` without ``opened_at``, whatever the filters."""
+    unplaced: list[UnreadableCase] = []
+    found = heapq.nsmallest(limit, _matching(store, query, after, unplaced), key=position)
+    return [*found, *unplaced]
 
 
-def _matching(store: Store, query: CaseQuery, after: Position | None) -> Iterator[Case]:
-    for case in _every_case(store):
+def _matching(
+    store: Store, query: CaseQuery, after: Position | None, unplaced: list[UnreadableCase]
+) -> Iterator[Case]:
+    for case in _every_case(store, unplaced):
         if query.matches(case) and (after is None or position(case) > after):
             yield case
 
 
-def _every_case(store: Store) -> Iterator[Case]:
+def _every_case(store: Store, unreadable: list[UnreadableCase] | None = None) -> Iterator[Case]:
+    """Every case ``load`` reads; one that does not read back is added to ``unreadable``
+    (when it is given, else it raises)."""
     for case_id in store.case_ids():
         try:
             yield store.load(case_id)
         except CaseNotFound:  # purged since it was listed
             continue
+        except SnapshotUnreadable as error:
+            if unreadable is None:
+                raise
+            unreadable.append(UnreadableCase.of(error, None))
 
 
 def scan_at_risk(store: Store, until: datetime, limit: int) -> list[CaseAtRisk]:

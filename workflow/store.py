@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
-from workflow.query import CaseAtRisk, CaseQuery, Position
+from workflow.query import CaseAtRisk, CaseQuery, Listed, Position
 from workflow.sla import Deadline
 
 
@@ -17,7 +17,10 @@ from workflow.sla import Deadline
 class Tombstone:
     """What is left of a case purged at the end of its retention period: enough to show
     that it existed, how far its history went (``version``, ``head_hash``: a saved store
-    digest still verifies) and when and why it went. No personal data, no content."""
+    digest still verifies) and when and why it went. No personal data, no content.
+    ``retention_years`` is the retention period the case's policy gave, by which it was
+    judged purgeable (None in a tombstone written before it was recorded: decision
+    0054), so that a verifier without the policy can check ``purged_at`` against it."""
 
     case_id: str
     version: int
@@ -27,6 +30,20 @@ class Tombstone:
     purged_at: datetime
     purged_by: str
     reason: str
+    retention_years: int | None = None
+
+
+def retention_end(closed_at: datetime, years: int) -> datetime | None:
+    """When a case closed at ``closed_at`` may be purged under a retention period of
+    ``years``: that many calendar years later (29 February counts to 28 February); None
+    past the year 9999, which no time reaches."""
+    year = closed_at.year + years
+    if year > 9999:
+        return None
+    try:
+        return closed_at.replace(year=year)
+    except ValueError:
+        return closed_at.replace(year=year, day=28)
 
 
 @runtime_checkable
@@ -162,12 +179,15 @@ class FindsCases(Protocol):
     ``Engine.cases_at_risk`` use it when the store has it; without it they load every
     case through ``Store``). docs/decisions/0037-finding-cases.md."""
 
-    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> list[Case]:
+    def find_cases(self, query: CaseQuery, after: Position | None, limit: int) -> Sequence[Listed]:
         """The latest snapshot of the cases ``query`` matches (``CaseQuery.matches``),
         in the order they were opened: by ``(opened_at, id)``, ids compared by code
         point; only those after ``after`` (an ``(opened_at, id)`` position, which no
-        longer needs to be a case's), at most ``limit``. ``SnapshotUnreadable`` for the
-        first that does not read back."""
+        longer needs to be a case's), at most ``limit``. A case whose snapshot does not
+        read back is an ``UnreadableCase`` in its place (with its ``opened_at``: a
+        store finds cases by fields it keeps apart from the snapshot), so that the page
+        lists it rather than fails (decision 0054); a store that raises
+        ``SnapshotUnreadable`` instead fails the page."""
         ...
 
     def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:

@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 import click
 
@@ -29,10 +29,16 @@ from workflow.events import Event
 from workflow.personal import Vault, vault_of
 from workflow.store import Store
 
+#: What ``_saved_heads`` gives: the digest value, each case's (seq, head hash), and, in a
+#: ``complaintflow-digest/2`` file, when each case closed (None for a file without).
+SavedDigest = tuple[str, dict[str, tuple[int, str]], dict[str, datetime | None] | None]
 
-def _saved_heads(file: str) -> tuple[str, dict[str, tuple[int, str]]]:
-    """The digest value and the case heads in a digest file written by ``audit digest``;
-    a file whose heads do not give its digest value, or without one, is refused."""
+
+def _saved_heads(file: str) -> SavedDigest:
+    """The digest value and the case heads in a digest file written by ``audit digest``
+    (``complaintflow-digest/2``: each head with when its case closed; or a file written
+    before, without ``format``: the heads alone); a file whose heads do not give its
+    digest value, or without one, is refused."""
     try:
         # A key written twice: ``json`` would keep the last silently, so a head written
         # before the one checked would be shown, not checked.
@@ -48,19 +54,37 @@ def _saved_heads(file: str) -> tuple[str, dict[str, tuple[int, str]]]:
         ) from None
     except ValueError:
         saved = None
+    form = saved.get("format") if isinstance(saved, dict) else None
+    if form not in (None, audit.DIGEST_FORMAT):
+        raise click.ClickException(
+            f"{file} is in the format {printable(str(form))!r}, which this complaintflow does "
+            f"not read (it reads {audit.DIGEST_FORMAT}, and digests written before it)"
+        )
+    closing = form == audit.DIGEST_FORMAT
     heads = saved.get("heads") if isinstance(saved, dict) else None
     if not isinstance(heads, dict) or not all(
         isinstance(head, list)
-        and len(head) == 2
-        and isinstance(head[0], int)
+        and len(head) == (3 if closing else 2)
+        and type(head[0]) is int
         and isinstance(head[1], str)
         for head in heads.values()
     ):
+        shape = "[seq, head hash, closed]" if closing else "[seq, head hash]"
         raise click.ClickException(
             f"{file} is not a digest written by `complaintflow audit digest` "
-            '(a JSON object with "heads": {case id: [seq, head hash]})'
+            f'(a JSON object with "heads": {{case id: {shape}}})'
         )
-    found = {cid: (seq, head) for cid, (seq, head) in heads.items()}
+    found = {cid: (head[0], head[1]) for cid, head in heads.items()}
+    closed: dict[str, datetime | None] | None = None
+    if closing:
+        closed = {}
+        for cid, head in heads.items():
+            try:
+                closed[cid] = audit.read_closed(head[2])
+            except ValueError as exc:
+                raise click.ClickException(
+                    f"{file}: case {printable(cid)}'s {exc} (or null, while it is open)"
+                ) from None
     recorded = saved.get("digest")
     if recorded is None:
         # Without the value there is nothing to check the heads against: edited heads
@@ -70,12 +94,18 @@ def _saved_heads(file: str) -> tuple[str, dict[str, tuple[int, str]]]:
             "saved with them (the file was edited, or is not a digest written by "
             "`complaintflow audit digest`)"
         )
-    if recorded != audit.digest_of((cid, seq, head) for cid, (seq, head) in found.items()):
+    if closed is not None:
+        given = audit.closing_digest_of(
+            (cid, seq, head, closed[cid]) for cid, (seq, head) in found.items()
+        )
+    else:
+        given = audit.digest_of((cid, seq, head) for cid, (seq, head) in found.items())
+    if recorded != given:
         raise click.ClickException(
             f"{file}: its heads do not give its digest {printable(str(recorded))}: the file "
             "was edited"
         )
-    return str(recorded), found
+    return str(recorded), found, closed
 
 
 def _plural(count: int, what: str) -> str:
@@ -87,7 +117,7 @@ def _report(
     what: str,
     tally: audit.Tally,
     *,
-    digest: tuple[str, dict[str, tuple[int, str]]] | None = None,
+    digest: SavedDigest | None = None,
 ) -> None:
     """The findings, then one line: what was verified (how many cases and events, and
     purged cases, which only their tombstones stand for: ``tally.purged``), and the
@@ -141,9 +171,10 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
     store = open_cli_store(store_url)
     tally = audit.Tally()
     try:
-        findings = audit.verify_store(store, case_id, tally=tally)  # counts the purged too
+        # Counts the purged too; a tombstone's purge after now is a finding.
+        findings = audit.verify_store(store, case_id, tally=tally, now=datetime.now(UTC))
         if saved is not None:
-            findings += audit.check_digest(store, saved[1])
+            findings += audit.check_digest(store, saved[1], saved[2])
     except CaseNotFound as exc:
         raise _not_found(store, exc) from None
     except ComplaintflowError as exc:
@@ -156,14 +187,12 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
 @audit_group.command()
 @store_options
 def digest(store_url: str) -> None:
-    """Print a digest of every case's head (JSON): save it outside the database."""
+    """Print a digest of every case's head and when it closed (JSON): save it outside
+    the database."""
     store = open_cli_store(store_url)
     try:
-        heads = audit.heads(store)  # read once: the digest is of the heads saved with it
-        document = {
-            "digest": audit.digest_of(heads),
-            "heads": {cid: [seq, head] for cid, seq, head in heads},
-        }
+        # Read once: the digest is of the heads saved with it.
+        document = audit.digest_document(audit.closing_heads(store))
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
@@ -309,11 +338,14 @@ def export(
     without_personal: bool,
 ) -> None:
     """Export events: JSON Lines (full fidelity, verifiable offline; without --case, the
-    purged cases' tombstones too) or CSV (one row per event, for a spreadsheet; no
-    tombstones); streamed case by case."""
+    purged cases' tombstones too; its last line counts what it holds) or CSV (one row
+    per event, for a spreadsheet; no tombstones); streamed case by case. -o FILE is
+    written whole or not at all; an export to stdout that fails part-way ends with an
+    error saying that what it wrote is incomplete, and exit status 1."""
     writer = audit.export_jsonl if fmt == "jsonl" else audit.export_csv
     since_at, until_at = time_range(since, until)
     store = open_cli_store(store_url)
+    stdout = _Started(sys.stdout)
     try:
         ids = [case_id] if case_id else None
         if case_id is not None:
@@ -325,17 +357,43 @@ def export(
             )
 
         if output == "-":
-            count = write(sys.stdout)
+            count = write(cast(IO[str], stdout))
         else:
             with output_file(output) as out:
                 count = write(out)
     except CaseNotFound as exc:
-        raise _not_found(store, exc) from None
+        raise _incomplete(_not_found(store, exc), stdout.started, fmt) from None
     except ComplaintflowError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise _incomplete(click.ClickException(str(exc)), stdout.started, fmt) from None
     finally:
         store.close()
     click.echo(f"{count} events exported", err=True)
+
+
+class _Started:
+    """A text stream that remembers whether anything was written to it."""
+
+    def __init__(self, stream: IO[str]) -> None:
+        self.stream = stream
+        self.started = False
+
+    def write(self, text: str) -> int:
+        self.started = True
+        return self.stream.write(text)
+
+
+def _incomplete(error: click.ClickException, started: bool, fmt: str) -> click.ClickException:
+    """``error`` of an export that stopped part-way: once it had written to stdout, the
+    message says that what was written is incomplete (a JSON Lines file without its end
+    line, which verify-file refuses)."""
+    if not started:
+        return error
+    what = "the JSON Lines" if fmt == "jsonl" else "the CSV"
+    refused = " (it has no end line: `complaintflow audit verify-file` refuses it)"
+    return click.ClickException(
+        f"{error.message}; {what} written to stdout stops there and is incomplete"
+        + (refused if fmt == "jsonl" else "")
+    )
 
 
 @audit_group.command("verify-file")
@@ -351,7 +409,13 @@ def verify_file(file: str, digest_file: str | None) -> None:
     tally = audit.Tally()
     try:
         with open(file, encoding="utf-8") as lines:
-            findings = audit.verify_export(lines, saved[1] if saved else None, tally=tally)
+            findings = audit.verify_export(
+                lines,
+                saved[1] if saved else None,
+                closed=saved[2] if saved else None,
+                tally=tally,
+                now=datetime.now(UTC),
+            )
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     _report(findings, file, tally, digest=saved)

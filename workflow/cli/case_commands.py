@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import click
@@ -17,7 +17,15 @@ from workflow.domain import Case
 from workflow.engine import Engine, cases_at_risk_in
 from workflow.errors import ComplaintflowError, InvalidQuery
 from workflow.events import format_at
-from workflow.query import DEFAULT_LIMIT, MAX_LIMIT, CaseAtRisk, at_risk_until, check_limit
+from workflow.query import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    CaseAtRisk,
+    UnreadableCase,
+    at_risk_until,
+    check_limit,
+    position,
+)
 from workflow.query import escalated_to as escalation_role
 
 _FORMAT = click.option(
@@ -109,7 +117,9 @@ def list_cases(
     fmt: str,
 ) -> None:
     """List the cases that match every option given, in the order they were opened, a
-    page at a time (the page's last line gives the --cursor of the next)."""
+    page at a time (the page's last line gives the --cursor of the next). A case whose
+    stored snapshot does not read back is listed in its place as unreadable, with a
+    warning saying what is wrong."""
     times = {
         name: instant(value, _OPTIONS[name])
         for name, value in (
@@ -133,8 +143,14 @@ def list_cases(
             cursor=cursor,
             **times,
         )
+    for unreadable in page.unreadable:  # on stderr, before the page: not hidden by a pipe
+        click.echo(f"warning: {printable(str(unreadable))}", err=True)
     if fmt == "json":
-        document = {"cases": [_case_json(c) for c in page.cases], "next_cursor": page.next_cursor}
+        document = {
+            "cases": [_case_json(c) for c in page.cases],
+            "unreadable": [_unreadable_json(u) for u in page.unreadable],
+            "next_cursor": page.next_cursor,
+        }
         click.echo(shown_json(document))
         return
     columns = ("case", "state", "customer", "channel", "category", "priority", "assignee",
@@ -154,6 +170,16 @@ def list_cases(
         )
         for case in page.cases
     ]
+    # Each unreadable case in its place (one no store could place, last): what the
+    # columns need is in the snapshot, but when it opened.
+    placed: list[tuple[tuple[datetime, str], tuple[Any, ...]]] = [
+        (position(c), row) for c, row in zip(page.cases, rows, strict=True)
+    ]
+    for u in page.unreadable:
+        opened = _minute(u.opened_at) if u.opened_at is not None else None
+        row = (u.case_id, "(unreadable)", None, None, None, None, None, None, opened, None)
+        placed.append(((u.opened_at or datetime.max.replace(tzinfo=UTC), u.case_id), row))
+    rows = [row for _, row in sorted(placed, key=lambda entry: entry[0])]
     _table(columns, rows, "(no cases)")
     if page.next_cursor is not None:
         click.echo(f"next page: --cursor {page.next_cursor}")
@@ -255,6 +281,16 @@ def _table(columns: tuple[str, ...], rows: list[tuple[Any, ...]], empty: str) ->
     widths = [max(len(c), *(len(row[n]) for row in cells)) for n, c in enumerate(columns)]
     for row in (columns, *cells):
         click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def _unreadable_json(case: UnreadableCase) -> dict[str, Any]:
+    """A listed case whose snapshot does not read back: what is wrong, no stored value."""
+    return {
+        "id": case.case_id,
+        "opened_at": format_at(case.opened_at) if case.opened_at is not None else None,
+        "problems": [{"field": field, "problem": problem} for field, problem in case.problems],
+        "error": str(case),
+    }
 
 
 def _case_json(case: Case) -> dict[str, Any]:

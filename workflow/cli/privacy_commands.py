@@ -64,7 +64,8 @@ def purge(
 @privacy.command()
 @store_options
 def purged(store_url: str) -> None:
-    """List the tombstones of purged cases."""
+    """List the tombstones of purged cases: each case's last seq and head hash, when it
+    closed, when and by whom it was purged, and the retention period it was judged by."""
     engine = _engine(store_url, ())
     try:
         tombstones = list(engine.store.tombstones())
@@ -73,9 +74,11 @@ def purged(store_url: str) -> None:
     finally:
         engine.store.close()
     for t in tombstones:
+        kept = f"{t.retention_years} years" if t.retention_years is not None else "not recorded"
         click.echo(
-            f"{t.case_id}  seq {t.version}  head {t.head_hash[:12]}…  closed "
+            f"{printable(t.case_id)}  seq {t.version}  head {t.head_hash[:12]}…  closed "
             f"{t.closed_at:%Y-%m-%d}  purged {t.purged_at:%Y-%m-%d} by {printable(t.purged_by)}"
+            f"  retention {kept}"
         )
     click.echo(f"{len(tombstones)} purged cases")
 
