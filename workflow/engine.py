@@ -38,8 +38,10 @@ from workflow.domain import (
     Slug,
     case_id_problem,
     customer_id_problem,
+    not_a_choice,
 )
 from workflow.errors import (
+    NEW_CASE,
     CaseAlreadyExists,
     ComplaintflowError,
     ConcurrencyConflict,
@@ -61,6 +63,7 @@ from workflow.guards import (
     DecideHook,
     StepContext,
     allowed_for,
+    not_a_name,
     read_day,
 )
 from workflow.idempotency import Uncanonical, check_key, comparable, fingerprint
@@ -197,12 +200,16 @@ _ENUM_TEXTS: dict[type, dict[str, str]] = {
 
 
 def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], value: Any) -> str:
-    """``kind(value).value``, with the same errors; known text is looked up."""
+    """``kind(value).value``; known text is looked up. Any other value is a
+    ``ValueError`` naming the values there are (``not_a_choice``)."""
     if type(value) is str or type(value) is kind:
         text = _ENUM_TEXTS[kind].get(value)
         if text is not None:
             return text
-    return kind(value).value
+    try:
+        return kind(value).value
+    except ValueError:
+        raise ValueError(not_a_choice(kind, value)) from None
 
 
 def _without_blanks(customer: Customer) -> Customer:
@@ -560,7 +567,12 @@ class Engine:
                 data["occurred_on"] = day.isoformat()
             if category is not None:
                 field = "category"
-                data["category"] = _SLUG.validate_python(category)
+                if not isinstance(category, str):
+                    raise ValueError(f"expected text, got {type(category).__name__}")
+                try:
+                    data["category"] = _SLUG.validate_python(category)
+                except ValidationError:  # as ``record`` says it
+                    raise ValueError(not_a_name(category)) from None
                 known = self.policy.categories
                 if known is not None and data["category"] not in known:
                     raise ValueError(
@@ -586,8 +598,8 @@ class Engine:
             else:
                 problems = [(field, str(exc))]
             refusal = InvalidStepData(
-                case_id=cid, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
-                problems=problems,
+                case_id=NEW_CASE if case_id is None else case_id, state="(new)",
+                step=OPEN_EVENT, allowed=(OPEN_EVENT,), problems=problems,
             )  # fmt: skip
             self._refused(refusal)
             raise refusal from None
@@ -596,8 +608,9 @@ class Engine:
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:  # (the checks above refuse such inputs first)
+                shown = NEW_CASE if case_id is None else case_id
                 raise self._refused(
-                    _bad_inputs(exc, cid, "(new)", OPEN_EVENT, (OPEN_EVENT,))
+                    _bad_inputs(exc, shown, "(new)", OPEN_EVENT, (OPEN_EVENT,))
                 ) from None
         try:
             self.store.append(

@@ -113,6 +113,16 @@ class MissingInformation(StepRefused):
         )
 
 
+#: The ``case_id`` of an ``open_case`` refused before the case existed, when the caller
+#: gave no case id: the id the engine would have made is one nobody will see again.
+NEW_CASE = "(new case)"
+
+
+def _on_case(case_id: str, state: str) -> str:
+    """``case c-1 (state 'received')``; ``a new case`` for ``NEW_CASE``."""
+    return "a new case" if case_id == NEW_CASE else f"case {case_id} (state '{state}')"
+
+
 class InvalidStepData(StepRefused):
     """Data given to a step is malformed. ``problems`` holds ``(field, what is wrong)``."""
 
@@ -128,8 +138,7 @@ class InvalidStepData(StepRefused):
         self.problems = tuple(problems)
         listed = "; ".join(f"{field}: {what}" for field, what in self.problems)
         super().__init__(
-            f"'{step}' on case {case_id} (state '{state}') got bad data: {listed}. "
-            "Nothing was written.",
+            f"'{step}' on {_on_case(case_id, state)} got bad data: {listed}. Nothing was written.",
             case_id=case_id,
             state=state,
             step=step,
@@ -147,7 +156,7 @@ class InvalidStepData(StepRefused):
             for field, _ in self.problems
         )
         return (
-            f"'{self.step}' on case {self.case_id} (state '{self.state}') got bad data at: "
+            f"'{self.step}' on {_on_case(self.case_id, self.state)} got bad data at: "
             f"{fields}. Nothing was written."
         )
 

@@ -33,6 +33,7 @@ from workflow.domain import (
     ComplainantType,
     OfferStatus,
     Slug,
+    not_a_choice,
     person_of,
 )
 from workflow.errors import (
@@ -54,6 +55,13 @@ OCCURRED_ON_SLACK = timedelta(days=1)
 PROMISE_HORIZON = timedelta(days=3653)
 
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+
+
+def not_a_name(value: str) -> str:
+    """Why text is refused where a name (a category, a role) is taken."""
+    return f"{value!r} is not a lower-case name like 'delivery' or 'team-lead'"
+
+
 _KEPT_NOT_CLOSING = tuple(s for s in allowed_steps(State.PROMISE_KEPT) if s != "close")
 
 
@@ -185,7 +193,7 @@ class StepContext:
         try:
             return _SLUG.validate_python(value)
         except ValidationError:
-            self.invalid(name, f"{value!r} is not a lower-case name like 'delivery' or 'team-lead'")
+            self.invalid(name, not_a_name(value))
 
     def aware_datetime(self, name: str, *, required: bool) -> datetime | None:
         value = self.inputs.get(name)
@@ -534,8 +542,7 @@ def classify(ctx: StepContext) -> dict[str, Any]:
     try:
         kind = ComplainantType(value)
     except ValueError:
-        known = ", ".join(k.value for k in ComplainantType)
-        ctx.invalid("complainant_type", f"{value!r} is not one of {known}")
+        ctx.invalid("complainant_type", not_a_choice(ComplainantType, value))
     data = {"complainant_type": kind.value}
     playbook = ctx.policy.playbook(kind.value)
     if playbook is not None and playbook.priority is not None:
