@@ -10,21 +10,14 @@ import click
 from policies.decide import OfferRequest, decide_offer
 from policies.errors import MoneyError, PolicyFileError
 from policies.expectations import load_expectations, parse_remedy, run_expectations
-from policies.loader import bundled_path, bundled_policy, load_policy
 from policies.model import COMPLAINANT_TYPES, Policy
 from policies.types import one_line
-
-BUNDLED_PREFIX = "bundled:"
+from workflow.cli.common import BUNDLED_PREFIX, bundled_file, cli_policy
 
 
 def _load(file: str) -> Policy:
     """FILE, or ``bundled:NAME`` for a policy shipped with complaintflow."""
-    try:
-        if file.startswith(BUNDLED_PREFIX):
-            return bundled_policy(file.removeprefix(BUNDLED_PREFIX))
-        return load_policy(file)
-    except PolicyFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    return cli_policy(file, "'FILE'")
 
 
 def _cases_file(file: str, cases: str | None) -> str:
@@ -35,10 +28,8 @@ def _cases_file(file: str, cases: str | None) -> str:
     named = cases if cases is not None else file
     if not named.startswith(BUNDLED_PREFIX):
         return named
-    try:
-        return str(bundled_path(named.removeprefix(BUNDLED_PREFIX), cases=True))
-    except PolicyFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    where = "'CASES'" if cases is not None else "'FILE'"
+    return str(bundled_file(named.removeprefix(BUNDLED_PREFIX), where, cases=True))
 
 
 @click.group()
