@@ -140,7 +140,7 @@ def test_explain_refuses_an_amount_paid_that_is_not_an_amount_cleanly(paid: str)
         "--paid", paid,
     )  # fmt: skip
     assert code == 2, out
-    assert "paid_in_period" in out
+    assert f"Error: Invalid value for '--paid': '{paid}' is not an amount of 0 or more" in out
 
 
 def test_a_yaml_syntax_error_is_located_where_the_unclosed_construct_starts(
@@ -173,7 +173,7 @@ def test_a_yaml_indentation_error_is_located_at_the_problem_not_the_enclosing_bl
     [
         ("--remedy", "refund:40EURO", "not an amount like '40.00EUR'"),
         ("--paid", "lots", "'lots' is not an amount"),
-        ("--paid", "nan", "paid_in_period"),
+        ("--paid", "nan", "'nan' is not an amount of 0 or more"),
     ],
 )
 def test_explain_names_the_option_a_bad_value_was_given_to(
@@ -287,7 +287,7 @@ UNKNOWN_BUNDLED = (
         (
             ["policy", "explain", "bundled:retial", "--role", "agent", "--remedy", "apology"],
             "'FILE'",
-        ),  # fmt: skip
+        ),
         (["policy", "test", "bundled:retial"], "'FILE'"),
         (["sla", "tick", "--policy", "bundled:retial"], "'--policy'"),
         (["sla", "status", "c-1", "--policy", "bundled:retial"], "'--policy'"),
@@ -296,7 +296,7 @@ UNKNOWN_BUNDLED = (
         (
             ["report", "sla", "--policy", "bundled:saas", "--policy", "bundled:retial"],
             "'--policy'",
-        ),  # fmt: skip
+        ),
     ],
 )
 def test_an_unknown_bundled_policy_is_a_usage_error_naming_the_ones_there_are(
@@ -347,3 +347,29 @@ def test_a_bad_cases_file_is_called_a_cases_file(
     assert out.startswith(f"Error: cases file {cases} is not valid:\n"), out
     assert problem in out
     assert "policy file" not in out
+
+
+@pytest.mark.parametrize(
+    ("paid", "says"),
+    [
+        ("1.001", "'1.001' has 3 decimal places; EUR has 2"),
+        ("0.000", "'0.000' has 3 decimal places; EUR has 2"),
+        ("-5", "'-5' is not an amount of 0 or more"),
+        ("NaN", "'NaN' is not an amount of 0 or more"),
+        ("-Infinity", "'-Infinity' is not an amount of 0 or more"),
+        ("five", "'five' is not an amount"),
+    ],
+)
+def test_explain_refuses_a_paid_amount_the_currency_cannot_hold_naming_paid(
+    paid: str, says: str
+) -> None:
+    """Regression: ``--paid 1.001`` was taken and added up rounded (more decimals than
+    EUR has, which ``--remedy refund:40.001EUR`` refuses); ``--paid -5`` was refused
+    naming ``paid_in_period``, the library's argument, not the option."""
+    code, out = run("policy", "explain", RETAIL, "--role", "agent", "--remedy",
+                    "refund:40.00EUR", f"--paid={paid}")  # fmt: skip
+    assert code == 2, out
+    assert out.splitlines()[-1] == f"Error: Invalid value for '--paid': {says}"
+    code, out = run("policy", "explain", RETAIL, "--role", "agent", "--remedy",
+                    "refund:40.00EUR", "--paid", "1.50")  # fmt: skip
+    assert code == 0, out

@@ -53,6 +53,7 @@ from workflow.errors import (
     InvalidTime,
     SnapshotUnreadable,
     StepNotAllowed,
+    shown_id,
     snapshot_problems_text,
 )
 from workflow.events import GENESIS, Event, forget_text, format_at, make_event
@@ -1154,11 +1155,12 @@ class Engine:
                 step=ERASE_EVENT,
                 reason="its stored snapshot is unreadable",
             )
+            case_shown = shown_id(error.case_id)
             raise ErasureRefused(
-                f"customer {customer_id}: case {error.case_id}'s stored snapshot is "
+                f"customer {shown_id(customer_id)}: case {case_shown}'s stored snapshot is "
                 f"unreadable ({snapshot_problems_text(error.problems)}), so the personal "
                 "values it may hold cannot be erased: repair it (run `complaintflow audit "
-                f"verify --case {error.case_id}`) and erase again. Nothing was erased."
+                f"verify --case {case_shown}`) and erase again. Nothing was erased."
             ) from error
         plain = [
             case.id
@@ -1174,7 +1176,8 @@ class Engine:
                     reason="its events hold personal values as plain text",
                 )
             raise ErasureRefused(
-                f"customer {customer_id}: cases {', '.join(plain)} were written before "
+                f"customer {shown_id(customer_id)}: cases {', '.join(map(shown_id, plain))} "
+                "were written before "
                 "personal values were held apart; their events hold the values, which "
                 "cannot be erased without rewriting the chain. Nothing was erased."
             )

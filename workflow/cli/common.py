@@ -24,7 +24,8 @@ from policies.errors import PolicyFileError
 from policies.loader import bundled_names, bundled_path, bundled_policy, load_policy
 from policies.model import Policy
 from workflow.clock import outside_utc
-from workflow.errors import ComplaintflowError
+from workflow.domain import Actor
+from workflow.errors import ComplaintflowError, InvalidActor
 from workflow.store import Store
 
 T = TypeVar("T")
@@ -120,6 +121,16 @@ def shown_json(document: object) -> str:
         json.dumps(ch)[1:-1] if ch > "\x7e" and unicodedata.category(ch) in _UNSHOWN else ch
         for ch in text
     )
+
+
+def cli_actor(text: str, option: str = "'--actor'") -> Actor:
+    """The actor given to ``option`` as ``role:id`` text; one the library refuses is a
+    usage error naming the option, in the command's words (``InvalidActor`` names the
+    Python method it was given to)."""
+    try:
+        return Actor.parse(text)
+    except InvalidActor as error:
+        raise click.BadParameter(error.as_option_problem(), param_hint=option) from None
 
 
 def instant(value: str | None, option: str) -> datetime | None:
