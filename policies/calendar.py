@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import holidays
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from policies.types import LocatedError
+from policies.types import LocatedError, format_duration
 
 Weekday = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
 WEEKDAYS: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -184,10 +184,18 @@ class WorkingCalendar(BaseModel):
         on this calendar (more than two years of its weekly hours: the deadline is
         searched for ``HORIZON_DAYS`` ahead), or None."""
         weekly = [sum(end - start for start, end in spans) for spans in self.hours.values()]
-        if within is not None and within > timedelta(minutes=sum(weekly) * 104):
-            return f"within {within} is more than two years of working time"
-        if business_days is not None and business_days > 104 * sum(1 for m in weekly if m):
-            return f"business_days {business_days} is more than two years of business days"
+        longest = timedelta(minutes=sum(weekly) * 104)
+        if within is not None and within > longest:
+            return (
+                f"within {format_duration(within)} is more than two years of working time "
+                f"(at most {format_duration(longest)}, 104 weeks of its hours)"
+            )
+        most_days = 104 * sum(1 for m in weekly if m)
+        if business_days is not None and business_days > most_days:
+            return (
+                f"business_days {business_days} is more than two years of business days "
+                f"(at most {most_days}, 104 weeks of its working days)"
+            )
         return None
 
     def is_closed(self, day: date) -> bool:

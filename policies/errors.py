@@ -33,13 +33,15 @@ class Problem:
 
 class PolicyFileError(ComplaintflowError):
     """A policy file (or policy data) could not be loaded: names the file, each location
-    and what is wrong there."""
+    and what is wrong there. ``kind`` is what the file is: a ``policy file``, or the
+    ``cases file`` of expected decisions ``complaintflow policy test`` runs."""
 
-    def __init__(self, file: str, problems: list[Problem]) -> None:
+    def __init__(self, file: str, problems: list[Problem], *, kind: str = "policy file") -> None:
         self.file = file
         self.problems = tuple(problems)
+        self.kind = kind
         lines = "\n".join(f"  - {p}" for p in self.problems)
-        super().__init__(f"policy file {file} is not valid:\n{lines}")
+        super().__init__(f"{kind} {file} is not valid:\n{lines}")
 
 
 class MoneyError(ComplaintflowError, ValueError):

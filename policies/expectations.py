@@ -91,17 +91,22 @@ class Result(BaseModel):
 
 
 _EXPECTATIONS: TypeAdapter[list[Expectation]] = TypeAdapter(list[Expectation])
+#: What a ``PolicyFileError`` about a file of expected decisions calls it.
+CASES_FILE = "cases file"
 
 
 def load_expectations(path: str | Path, policy: Policy | None = None) -> list[Expectation]:
     """Read a cases file; with ``policy``, a category or tier it does not declare is
     refused too (the engine refuses such a case, so its decision would test nothing)."""
-    file, text = read_text(path)
-    data, lines = _read_yaml(text, file)
+    try:
+        file, text = read_text(path)
+        data, lines = _read_yaml(text, file)
+    except PolicyFileError as exc:  # read as a policy file is: say which file it is
+        raise PolicyFileError(exc.file, list(exc.problems), kind=CASES_FILE) from None
     try:
         expectations = _EXPECTATIONS.validate_python(data)
     except ValidationError as exc:
-        raise PolicyFileError(file, _problems(exc, lines)) from None
+        raise PolicyFileError(file, _problems(exc, lines), kind=CASES_FILE) from None
     problems: list[Problem] = []
     for index, item in enumerate(expectations):
         if policy is None:
@@ -118,7 +123,7 @@ def load_expectations(path: str | Path, policy: Policy | None = None) -> list[Ex
         if policy.tiers is not None and item.tier not in policy.tiers:
             problems.append(_located((index, "tier"), policy.not_a_tier(item.tier), lines))
     if problems:
-        raise PolicyFileError(file, problems)
+        raise PolicyFileError(file, problems, kind=CASES_FILE)
     return expectations
 
 

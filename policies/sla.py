@@ -202,9 +202,10 @@ class SlaRules(Strict):
         problems: list[tuple[tuple[str | int, ...], str]] = []
         for index, percent in enumerate(self.warn_at):
             if not 0 < percent < 100:
+                breach = " (the breach is at 100)" if percent == 100 else ""
                 problems.append(
-                    (("warn_at", index), f"{percent}: warn_at percentages must be between 0 "
-                                         "and 100")
+                    (("warn_at", index), f"{percent} is not a warning percentage: warn_at "
+                                         f"takes whole numbers from 1 to 99{breach}")
                 )  # fmt: skip
             elif percent in self.warn_at[:index]:
                 # Warnings are recorded by percentage (``0:ack:warn80``): one listed twice

@@ -396,7 +396,8 @@ def test_the_command_line_refuses_an_invalid_actor_in_one_escaped_line(tmp_path:
         main, ["privacy", "erase", "c-1", "--store", url, "--actor", "dpo:kim\x1b[2K",
                "--reason", "GDPR-1"],
     )  # fmt: skip
-    assert result.exit_code == 1
+    assert result.exit_code == 2  # a usage error naming the option (decision 0058)
+    assert "Invalid value for '--actor': 'dpo:kim\\x1b[2K' is refused" in result.output
     assert "its id holds U+001B (a control character) at position 4" in result.output
     assert "\x1b" not in result.output
     assert "Traceback" not in result.output

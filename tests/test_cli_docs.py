@@ -1,7 +1,8 @@
 """README.md, docs/concepts.md, docs/sla.md and docs/cli.md against the code they
 describe: every command and option of the command line is in docs/cli.md and no page
-shows one that does not exist; the names concepts.md lists (states, errors, channels...)
-are the code's; sla.md's `policy check` example is what the command prints."""
+shows one that does not exist (docs/audit.md's command lines in its prose too); the
+names concepts.md lists (states, errors, channels...) are the code's; sla.md's `policy
+check` example is what the command prints."""
 
 from __future__ import annotations
 
@@ -21,8 +22,8 @@ from workflow.domain import Channel
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
-#: The pages this file keeps true (docs/policies.md, audit.md, adapters.md and
-#: embedding.md quote the command line too; their own tests keep them).
+#: The pages this file keeps true (docs/policies.md, adapters.md and embedding.md quote
+#: the command line too; their own tests keep them; audit.md's lines: ``AUDIT_LINES``).
 PAGES = {
     name: path.read_text(encoding="utf-8")
     for name, path in {
@@ -222,3 +223,47 @@ def test_policy_explain_says_what_is_wrong_with_a_remedy_in_one_line(
     error = result.output.splitlines()[-1]
     assert error.startswith(f"Error: Invalid value for '--remedy': {problem}")
     assert result.output.endswith(error + "\n")
+
+
+def _inline_command_lines(page: str) -> list[tuple[str, str]]:
+    """``(command path, text)`` for each command line docs/audit.md writes in running
+    text: a code span starting ``complaintflow `` (wrapped over lines, as prose is)."""
+    found = []
+    for span in re.findall(r"`(complaintflow [^`]+)`", page):
+        text = " ".join(span.split())
+        command: click.Command = main
+        path: list[str] = []
+        for word in text.split()[1:]:
+            if not isinstance(command, click.Group) or word not in command.commands:
+                break
+            command = command.commands[word]
+            path.append(word)
+        found.append((" ".join(path), text))
+    return found
+
+
+AUDIT_LINES = _inline_command_lines((DOCS / "audit.md").read_text(encoding="utf-8"))
+
+
+def test_audit_md_shows_command_lines() -> None:
+    assert len(AUDIT_LINES) > 5
+
+
+@pytest.mark.parametrize(("path", "text"), AUDIT_LINES)
+def test_a_command_line_in_audit_md_names_its_options(path: str, text: str) -> None:
+    """docs/audit.md's command lines name a command and only options it has; a line
+    giving the command's form (optional parts in ``[...]``) names every option, as
+    docs/cli.md's do (decision 0058: its ``report`` line left out ``--by`` and
+    ``--calendar``)."""
+    assert path in COMMANDS, f"audit.md: `{text}` names no command"
+    options = _opts(COMMANDS[path])
+    known = set().union(*options.values(), HELP)
+    written = set(OPTION.findall(text))
+    assert not written - known, f"audit.md: `{text}` has no option {sorted(written - known)}"
+    if "[" in text:
+        missing = [
+            sorted(names)[-1]
+            for names in options.values()
+            if not names & written and not names <= TABLE_PLACING
+        ]
+        assert not missing, f"audit.md's `{text}` lacks {missing}"

@@ -10,7 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from adapters import open_store
+from adapters.sql import SqlStore
 from policies.loader import load_policy
+from tests.stores import sqlite_url
 from workflow.cli import main
 from workflow.errors import SchemaVersionError
 
@@ -283,3 +285,37 @@ def test_a_policy_not_given_that_is_bundled_is_named_with_the_option_to_pass(
     assert "which was not given" in result.output
     assert "--policy bundled:retail" in result.output
     assert _run(*args, "--store", url, "--policy", "bundled:retail").exit_code == 0
+
+
+# --- the command's own words, not the library's (decision 0058) ------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["privacy", "erase", "", "--actor", "dpo:kim", "--reason", "DSR-1"],
+         "Error: Invalid value for 'CUSTOMER_ID': it is empty"),
+        (["privacy", "erase", "c-1", "--actor", "kim", "--reason", "DSR-1"],
+         "Error: Invalid value for '--actor': 'kim' is refused: it is not 'role:id' text; an "
+         "actor is 'role:id' text, for example 'agent:alice' or 'customer:c-42'"),
+        (["privacy", "purge", "--actor", "System:retention"],
+         "Error: Invalid value for '--actor': 'System:retention' is refused: its role holds "
+         "U+0053 'S' at position 1; a role is a lower-case name, as the policy files name "
+         "roles: 1 to 64 of a-z, 0-9, '-' and '_', starting with a letter or a digit"),
+        (["report", "spend", "--by", "agnet"],
+         "Error: Invalid value for '--by': 'agnet' is not one of 'kind', 'agent', "
+         "'category', 'customer'."),
+    ],
+)  # fmt: skip
+def test_a_command_names_its_own_arguments_not_the_librarys(
+    tmp_path: Path, args: list[str], expected: str
+) -> None:
+    """Regression: ``privacy erase ''`` said ``customer_id must be a non-empty string``,
+    a bad ``--actor`` ``actor 'kim' given to 'erase_customer' is refused ... or an
+    Actor``, and ``report spend --by agnet`` ``Invalid value: by must be ...``: Python
+    names a command-line user never typed. Each is a usage error naming the option."""
+    url = sqlite_url(tmp_path)
+    SqlStore(url, create=True).close()
+    result = CliRunner().invoke(main, [*args, "--store", url])
+    assert result.exit_code == 2, result.output
+    assert result.output.splitlines()[-1] == expected

@@ -79,6 +79,19 @@ MISTAKES = [
         "80 is listed twice",
     ),
     (
+        "a warning percentage of 0 (decision 0058: said 'between 0 and 100')",
+        BASE + "sla:\n  warn_at: [0]\n",
+        "sla.warn_at[0] (line 10)",
+        "0 is not a warning percentage: warn_at takes whole numbers from 1 to 99",
+    ),
+    (
+        "a warning percentage of 100 (the breach)",
+        BASE + "sla:\n  warn_at: [50, 100]\n",
+        "sla.warn_at[1] (line 10)",
+        "100 is not a warning percentage: warn_at takes whole numbers from 1 to 99 (the "
+        "breach is at 100)",
+    ),
+    (
         "a duration longer than any date can hold",
         BASE + "reopen:\n  window: P99999999999D\n",
         "reopen.window (line 10)",

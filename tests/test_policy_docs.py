@@ -130,3 +130,24 @@ def test_the_yaml_examples_in_the_docs_load(page: str) -> None:
             _merge(document, yaml.safe_load(block))
     policy = parse_policy(yaml.safe_dump(document, sort_keys=False), file=f"docs/{page}")
     assert policy.name == "Snippets"
+
+
+def _python_blocks(page: str) -> list[str]:
+    return re.findall(r"```python\n(.*?)```", PAGES[page], flags=re.DOTALL)
+
+
+@pytest.mark.parametrize(
+    ("page", "index"),
+    [(page, index) for page in sorted(PAGES) for index in range(len(_python_blocks(page)))],
+)
+def test_the_python_examples_in_the_docs_run_as_written(page: str, index: int) -> None:
+    """Regression (decision 0058): docs/policies.md's first snippet used ``Engine`` and
+    ``store`` it never defined. Each block runs on its own, from its own imports."""
+    namespace: dict[str, Any] = {}
+    exec(compile(_python_blocks(page)[index], f"docs/{page}", "exec"), namespace)
+    if "engine" in namespace:  # an engine made under the policy the block loaded
+        assert namespace["engine"].policy is namespace["policy"]
+
+
+def test_policies_md_shows_python_to_load_a_policy() -> None:
+    assert _python_blocks("policies.md")

@@ -65,6 +65,27 @@ class Priority(StrEnum):
     URGENT = "urgent"
 
 
+#: What a refusal calls a value of each list a caller picks from, one and many.
+_CHOICE_NAMES: dict[type[StrEnum], tuple[str, str]] = {
+    Channel: ("a channel", "channels"),
+    ComplainantType: ("a complainant type", "complainant types"),
+    Priority: ("a priority", "priorities"),
+}
+
+
+def not_a_choice(kind: type[Channel | ComplainantType | Priority], value: object) -> str:
+    """Why ``value`` is refused where a ``kind`` is taken, naming the values there are
+    (``'fax' is not a channel; the channels are: email, ...``), as ``find_cases``
+    names the channels: not Python's ``'fax' is not a valid Channel``."""
+    one, many = _CHOICE_NAMES[kind]
+    if isinstance(value, str):
+        shown = repr(str(value))
+    else:
+        type_name = type(value).__name__
+        shown = f"{'an' if type_name[:1].lower() in 'aeiou' else 'a'} {type_name}"
+    return f"{shown} is not {one}; the {many} are: {', '.join(k.value for k in kind)}"
+
+
 class OfferStatus(StrEnum):
     AWAITING_APPROVAL = "awaiting_approval"
     OPEN = "open"

@@ -39,8 +39,10 @@ from workflow.domain import (
     Slug,
     case_id_problem,
     customer_id_problem,
+    not_a_choice,
 )
 from workflow.errors import (
+    NEW_CASE,
     CaseAlreadyExists,
     ComplaintflowError,
     ConcurrencyConflict,
@@ -52,6 +54,7 @@ from workflow.errors import (
     InvalidTime,
     SnapshotUnreadable,
     StepNotAllowed,
+    shown_id,
     snapshot_problems_text,
 )
 from workflow.events import GENESIS, Event, forget_text, format_at, make_event
@@ -62,6 +65,7 @@ from workflow.guards import (
     DecideHook,
     StepContext,
     allowed_for,
+    not_a_name,
     read_day,
 )
 from workflow.idempotency import Uncanonical, check_key, comparable, fingerprint
@@ -196,12 +200,16 @@ _ENUM_TEXTS: dict[type, dict[str, str]] = {
 
 
 def _enum_text(kind: type[Channel] | type[Priority] | type[ComplainantType], value: Any) -> str:
-    """``kind(value).value``, with the same errors; known text is looked up."""
+    """``kind(value).value``; known text is looked up. Any other value is a
+    ``ValueError`` naming the values there are (``not_a_choice``)."""
     if type(value) is str or type(value) is kind:
         text = _ENUM_TEXTS[kind].get(value)
         if text is not None:
             return text
-    return kind(value).value
+    try:
+        return kind(value).value
+    except ValueError:
+        raise ValueError(not_a_choice(kind, value)) from None
 
 
 def _without_blanks(customer: Customer) -> Customer:
@@ -573,7 +581,12 @@ class Engine:
                 data["occurred_on"] = day.isoformat()
             if category is not None:
                 field = "category"
-                data["category"] = _SLUG.validate_python(category)
+                if not isinstance(category, str):
+                    raise ValueError(f"expected text, got {type(category).__name__}")
+                try:
+                    data["category"] = _SLUG.validate_python(category)
+                except ValidationError:  # as ``record`` says it
+                    raise ValueError(not_a_name(category)) from None
                 known = self.policy.categories
                 if known is not None and data["category"] not in known:
                     raise ValueError(
@@ -599,8 +612,8 @@ class Engine:
             else:
                 problems = [(field, str(exc))]
             refusal = InvalidStepData(
-                case_id=cid, state="(new)", step=OPEN_EVENT, allowed=(OPEN_EVENT,),
-                problems=problems,
+                case_id=NEW_CASE if case_id is None else case_id, state="(new)",
+                step=OPEN_EVENT, allowed=(OPEN_EVENT,), problems=problems,
             )  # fmt: skip
             self._refused(refusal)
             raise refusal from None
@@ -609,8 +622,9 @@ class Engine:
             try:
                 printed = command.fingerprint()
             except Uncanonical as exc:  # (the checks above refuse such inputs first)
+                shown = NEW_CASE if case_id is None else case_id
                 raise self._refused(
-                    _bad_inputs(exc, cid, "(new)", OPEN_EVENT, (OPEN_EVENT,))
+                    _bad_inputs(exc, shown, "(new)", OPEN_EVENT, (OPEN_EVENT,))
                 ) from None
         try:
             self.store.append(
@@ -1166,11 +1180,12 @@ class Engine:
                 step=ERASE_EVENT,
                 reason="its stored snapshot is unreadable",
             )
+            case_shown = shown_id(error.case_id)
             raise ErasureRefused(
-                f"customer {customer_id}: case {error.case_id}'s stored snapshot is "
+                f"customer {shown_id(customer_id)}: case {case_shown}'s stored snapshot is "
                 f"unreadable ({snapshot_problems_text(error.problems)}), so the personal "
                 "values it may hold cannot be erased: repair it (run `complaintflow audit "
-                f"verify --case {error.case_id}`) and erase again. Nothing was erased."
+                f"verify --case {case_shown}`) and erase again. Nothing was erased."
             ) from error
         plain = [
             case.id
@@ -1186,7 +1201,8 @@ class Engine:
                     reason="its events hold personal values as plain text",
                 )
             raise ErasureRefused(
-                f"customer {customer_id}: cases {', '.join(plain)} were written before "
+                f"customer {shown_id(customer_id)}: cases {', '.join(map(shown_id, plain))} "
+                "were written before "
                 "personal values were held apart; their events hold the values, which "
                 "cannot be erased without rewriting the chain. Nothing was erased."
             )

@@ -113,6 +113,16 @@ class MissingInformation(StepRefused):
         )
 
 
+#: The ``case_id`` of an ``open_case`` refused before the case existed, when the caller
+#: gave no case id: the id the engine would have made is one nobody will see again.
+NEW_CASE = "(new case)"
+
+
+def _on_case(case_id: str, state: str) -> str:
+    """``case c-1 (state 'received')``; ``a new case`` for ``NEW_CASE``."""
+    return "a new case" if case_id == NEW_CASE else f"case {case_id} (state '{state}')"
+
+
 class InvalidStepData(StepRefused):
     """Data given to a step is malformed. ``problems`` holds ``(field, what is wrong)``."""
 
@@ -128,8 +138,7 @@ class InvalidStepData(StepRefused):
         self.problems = tuple(problems)
         listed = "; ".join(f"{field}: {what}" for field, what in self.problems)
         super().__init__(
-            f"'{step}' on case {case_id} (state '{state}') got bad data: {listed}. "
-            "Nothing was written.",
+            f"'{step}' on {_on_case(case_id, state)} got bad data: {listed}. Nothing was written.",
             case_id=case_id,
             state=state,
             step=step,
@@ -147,7 +156,7 @@ class InvalidStepData(StepRefused):
             for field, _ in self.problems
         )
         return (
-            f"'{self.step}' on case {self.case_id} (state '{self.state}') got bad data at: "
+            f"'{self.step}' on {_on_case(self.case_id, self.state)} got bad data at: "
             f"{fields}. Nothing was written."
         )
 
@@ -301,6 +310,11 @@ _ACTOR_RULES = {
     "actor": "an actor is 'role:id' text, for example 'agent:alice' or 'customer:c-42', "
     "or an Actor",
 }
+#: The rules as a command line says them: it takes text only, never an ``Actor``.
+_ACTOR_TEXT_RULES = {
+    **_ACTOR_RULES,
+    "actor": "an actor is 'role:id' text, for example 'agent:alice' or 'customer:c-42'",
+}
 #: How much of a long actor an error shows.
 _SHOWN_ACTOR = 60
 
@@ -340,13 +354,20 @@ class InvalidActor(ComplaintflowError, ValueError):
             shown = f"{actor[:_SHOWN_ACTOR]!r}... ({len(actor)} characters)"
         else:
             shown = repr(actor)[: _SHOWN_ACTOR * 2]
+        self._shown = shown
         command = "" if step is None else f" given to '{step}'"
         if step is not None and case_id is not None:
-            command += f" on case {case_id if case_id.isprintable() else repr(case_id)}"
+            command += f" on case {shown_id(case_id)}"
         written = "" if step is None else " Nothing was written."
         super().__init__(
             f"actor {shown}{command} is refused: {problem}; {_ACTOR_RULES[part]}.{written}"
         )
+
+    def as_option_problem(self) -> str:
+        """What is wrong, as a command line says it of the text given to its option
+        (``--actor``): the actor escaped, the problem and the rule, without the Python
+        method it was given to or ``Actor``."""
+        return f"{self._shown} is refused: {self.problem}; {_ACTOR_TEXT_RULES[self.part]}"
 
     def given_to(self, step: str, case_id: str | None) -> InvalidActor:
         """This error for the command ``step`` (on case ``case_id``) it was given to."""
@@ -409,9 +430,16 @@ class CaseAlreadyExists(ConcurrencyConflict):
         )
 
 
+def shown_id(text: str) -> str:
+    """An id (a customer's, a case's) as a message shows it: as it is, or escaped
+    (``repr``) when it holds a character a terminal would act on rather than show; ids
+    stored before they were checked may (docs/decisions/0052, 0058)."""
+    return text if text.isprintable() else repr(text)
+
+
 class ErasureRefused(ComplaintflowError):
-    """A customer's personal data cannot be erased as asked; the message says why.
-    Nothing was erased."""
+    """A customer's personal data cannot be erased as asked; the message says why, with
+    the customer's and the cases' ids escaped (``shown_id``). Nothing was erased."""
 
 
 class InvalidErasure(ErasureRefused, ValueError):

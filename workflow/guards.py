@@ -38,6 +38,7 @@ from workflow.domain import (
     ComplainantType,
     OfferStatus,
     Slug,
+    not_a_choice,
     person_of,
 )
 from workflow.errors import (
@@ -59,6 +60,13 @@ OCCURRED_ON_SLACK = timedelta(days=1)
 PROMISE_HORIZON = timedelta(days=3653)
 
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
+
+
+def not_a_name(value: str) -> str:
+    """Why text is refused where a name (a category, a role) is taken."""
+    return f"{value!r} is not a lower-case name like 'delivery' or 'team-lead'"
+
+
 _KEPT_NOT_CLOSING = tuple(s for s in allowed_steps(State.PROMISE_KEPT) if s != "close")
 
 
@@ -190,7 +198,7 @@ class StepContext:
         try:
             return _SLUG.validate_python(value)
         except ValidationError:
-            self.invalid(name, f"{value!r} is not a lower-case name like 'delivery' or 'team-lead'")
+            self.invalid(name, not_a_name(value))
 
     def aware_datetime(self, name: str, *, required: bool) -> datetime | None:
         value = self.inputs.get(name)
@@ -539,8 +547,7 @@ def classify(ctx: StepContext) -> dict[str, Any]:
     try:
         kind = ComplainantType(value)
     except ValueError:
-        known = ", ".join(k.value for k in ComplainantType)
-        ctx.invalid("complainant_type", f"{value!r} is not one of {known}")
+        ctx.invalid("complainant_type", not_a_choice(ComplainantType, value))
     # An offer is judged by the type the case has when it is made: moving a case out of
     # a stricter type is for the roles its playbook names (decision 0059). The role is
     # the actor's, as ``Actor`` parses it (``agent:team-lead`` acts as an agent).

@@ -453,18 +453,21 @@ def read_cursor(cursor: object, query: CaseQuery) -> Position | None:
         )
     form = _cursor_form(cursor)
     if form is None:
-        raise InvalidQuery(
-            "cursor",
-            "it is not a cursor find_cases returned (pass a page's next_cursor as it is)",
-        )
+        raise InvalidQuery("cursor", NOT_A_CURSOR)
     at, case_id, digest = form
     if digest != query.digest():
-        raise InvalidQuery(
-            "cursor",
-            "it was returned for other filters: pass the filters it was returned with, or "
-            "start again without a cursor",
-        )
+        raise InvalidQuery("cursor", CURSOR_FOR_OTHER_FILTERS)
     return (at, case_id)
+
+
+#: ``InvalidQuery.problem`` for a cursor no query made (the command line says it in its
+#: own words).
+NOT_A_CURSOR = "it is not a cursor find_cases returned (pass a page's next_cursor as it is)"
+#: ``InvalidQuery.problem`` for a cursor made for other filters.
+CURSOR_FOR_OTHER_FILTERS = (
+    "it was returned for other filters: pass the filters it was returned with, or start "
+    "again without a cursor"
+)
 
 
 def _cursor_form(cursor: str) -> tuple[datetime, str, str] | None:

@@ -110,6 +110,10 @@ def sla_attainment(
     return rows
 
 
+#: What ``compensation_spend`` groups by.
+SPEND_GROUPS = ("kind", "agent", "category", "customer")
+
+
 def compensation_spend(
     engine: Engine,
     by: str = "kind",
@@ -124,7 +128,7 @@ def compensation_spend(
     the currency of the policy its case runs under ("" if that policy was not given).
     With a period (``since``, ``until``), the offers made in it, and what was paid for
     them."""
-    if by not in ("kind", "agent", "category", "customer"):
+    if by not in SPEND_GROUPS:
         raise ValueError("by must be kind, agent, category or customer")
     since, until = period(since, until)
     totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)

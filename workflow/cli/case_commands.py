@@ -18,8 +18,10 @@ from workflow.engine import Engine, cases_at_risk_in
 from workflow.errors import ComplaintflowError, InvalidQuery
 from workflow.events import format_at
 from workflow.query import (
+    CURSOR_FOR_OTHER_FILTERS,
     DEFAULT_LIMIT,
     MAX_LIMIT,
+    NOT_A_CURSOR,
     CaseAtRisk,
     UnreadableCase,
     at_risk_until,
@@ -56,9 +58,36 @@ _OPTIONS = {
 }
 
 
+#: What the command says for a refusal the library words with its own names
+#: (``find_cases``, ``next_cursor``, filters): the command's options instead.
+_CLI_WORDS = {
+    NOT_A_CURSOR: "it is not a cursor this command printed (give the one a page's last line "
+    "shows, as it is)",
+    CURSOR_FOR_OTHER_FILTERS: "it was printed for other options: give the options it was "
+    "printed with, or start again without --cursor",
+}
+
+
 def _refused(error: InvalidQuery) -> click.BadParameter:
     """A query the library refused, as a usage error naming the option that gave it."""
-    return click.BadParameter(error.problem, param_hint=_OPTIONS.get(error.filter, error.filter))
+    return click.BadParameter(
+        _CLI_WORDS.get(error.problem, error.problem),
+        param_hint=_OPTIONS.get(error.filter, error.filter),
+    )
+
+
+def _refuse_empty_ranges(given: dict[str, str | None], times: dict[str, datetime | None]) -> None:
+    """``--opened-before`` not after ``--opened-since`` (or the same of ``--updated-*``)
+    matches no case: a usage error naming it, in the command's words (the library's
+    names its arguments, ``opened_since``)."""
+    for what in ("opened", "updated"):
+        since, before = times[f"{what}_since"], times[f"{what}_before"]
+        if since is not None and before is not None and before <= since:
+            raise click.BadParameter(
+                f"{given[f'{what}_before']} is not after {_OPTIONS[f'{what}_since']} "
+                f"{given[f'{what}_since']}: no case can match",
+                param_hint=_OPTIONS[f"{what}_before"],
+            )
 
 
 @contextlib.contextmanager
@@ -120,15 +149,14 @@ def list_cases(
     page at a time (the page's last line gives the --cursor of the next). A case whose
     stored snapshot does not read back is listed in its place as unreadable, with a
     warning saying what is wrong."""
-    times = {
-        name: instant(value, _OPTIONS[name])
-        for name, value in (
-            ("opened_since", opened_since),
-            ("opened_before", opened_before),
-            ("updated_since", updated_since),
-            ("updated_before", updated_before),
-        )
+    given = {
+        "opened_since": opened_since,
+        "opened_before": opened_before,
+        "updated_since": updated_since,
+        "updated_before": updated_before,
     }
+    times = {name: instant(value, _OPTIONS[name]) for name, value in given.items()}
+    _refuse_empty_ranges(given, times)
     engine = Engine(open_cli_store(store_url))
     with _asking(engine):
         page = engine.find_cases(
@@ -197,6 +225,10 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
     (those past due that no sweep fired yet included), soonest first, each with its
     soonest deadline."""
     ahead = duration(within, "--within")
+    if ahead < timedelta(0):  # -PT1H: said with the text given, not as a timedelta
+        raise click.BadParameter(
+            f"{within!r} is negative: give how far ahead to look", param_hint="--within"
+        )
     when = instant(at, "--at")
     try:
         check_limit(limit, "cases_at_risk")
@@ -204,9 +236,17 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
         raise _refused(error) from None
     engine = Engine(open_cli_store(store_url))
     now = when if when is not None else engine.now()
+    try:
+        until = at_risk_until(ahead, now)
+    except InvalidQuery:  # only past the year 9999 is left
+        engine.store.close()
+        raise click.BadParameter(
+            f"{within!r} after {now.isoformat(timespec='seconds')} is past the year 9999",
+            param_hint="--within",
+        ) from None
     with _asking(engine):
         # One more than shown (1,001 for --limit 1000), to say whether there are more.
-        found = cases_at_risk_in(engine.store, at_risk_until(ahead, now), limit + 1)
+        found = cases_at_risk_in(engine.store, until, limit + 1)
     shown, more = found[:limit], len(found) > limit
     if fmt == "json":
         document = {

@@ -5,12 +5,14 @@ whole or not at all, printing text from a store (actor ids above all) escaped.""
 from __future__ import annotations
 
 import contextlib
+import difflib
 import json
 import os
 import tempfile
 import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import IO, Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -19,9 +21,11 @@ import click
 from adapters import open_store
 from adapters.sql import attached_schema
 from policies.errors import PolicyFileError
-from policies.loader import bundled_names, bundled_policy
+from policies.loader import bundled_names, bundled_path, bundled_policy, load_policy
+from policies.model import Policy
 from workflow.clock import outside_utc
-from workflow.errors import ComplaintflowError
+from workflow.domain import Actor
+from workflow.errors import ComplaintflowError, InvalidActor
 from workflow.store import Store
 
 T = TypeVar("T")
@@ -119,6 +123,16 @@ def shown_json(document: object) -> str:
     )
 
 
+def cli_actor(text: str, option: str = "'--actor'") -> Actor:
+    """The actor given to ``option`` as ``role:id`` text; one the library refuses is a
+    usage error naming the option, in the command's words (``InvalidActor`` names the
+    Python method it was given to)."""
+    try:
+        return Actor.parse(text)
+    except InvalidActor as error:
+        raise click.BadParameter(error.as_option_problem(), param_hint=option) from None
+
+
 def instant(value: str | None, option: str) -> datetime | None:
     """The ISO 8601 instant given to ``option``, in UTC (as the library reads times);
     None when not given. Malformed, naive (no time zone) or outside what UTC can hold
@@ -153,6 +167,45 @@ def time_range(since: str | None, until: str | None) -> tuple[datetime | None, d
             param_hint="--until",
         )
     return since_at, until_at
+
+
+#: How the command line names a policy shipped with complaintflow (``bundled:retail``).
+BUNDLED_PREFIX = "bundled:"
+
+
+def cli_policy(file: str, param_hint: str) -> Policy:
+    """The policy ``file`` names: a file, or ``bundled:NAME`` for one shipped with
+    complaintflow. An unknown NAME is a usage error naming ``param_hint`` and the
+    bundled policies (there is no file to call invalid); a file that cannot be loaded is
+    its ``PolicyFileError``'s message."""
+    if file.startswith(BUNDLED_PREFIX):
+        path: str | Path = bundled_file(file.removeprefix(BUNDLED_PREFIX), param_hint)
+    else:
+        path = file
+    try:
+        return load_policy(path)
+    except PolicyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def bundled_file(name: str, param_hint: str, *, cases: bool = False) -> Path:
+    """The file of the bundled policy ``name`` (with ``cases``, of the expected decisions
+    shipped beside it); an unknown ``name`` is a usage error naming ``param_hint``,
+    with a "did you mean" and the names there are."""
+    known = bundled_names()
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        mean = f" (did you mean {close[0]!r}?)" if close else ""
+        what, these = ("cases file", "bundled ones") if cases else ("policy", "bundled policies")
+        raise click.BadParameter(
+            f"there is no bundled {what} called {name!r}{mean}; the {these} are: "
+            f"{', '.join(known)}",
+            param_hint=param_hint,
+        )
+    try:
+        return bundled_path(name, cases=cases)
+    except PolicyFileError as exc:  # pragma: no cover - every bundled policy has its cases
+        raise click.ClickException(str(exc)) from None
 
 
 def not_given(what: str, stamps: list[str]) -> click.ClickException:

@@ -10,21 +10,15 @@ import click
 from policies.decide import OfferRequest, decide_offer
 from policies.errors import MoneyError, PolicyFileError
 from policies.expectations import load_expectations, parse_remedy, run_expectations
-from policies.loader import bundled_path, bundled_policy, load_policy
 from policies.model import COMPLAINANT_TYPES, Policy
+from policies.money import minor_units
 from policies.types import one_line
-
-BUNDLED_PREFIX = "bundled:"
+from workflow.cli.common import BUNDLED_PREFIX, bundled_file, cli_policy
 
 
 def _load(file: str) -> Policy:
     """FILE, or ``bundled:NAME`` for a policy shipped with complaintflow."""
-    try:
-        if file.startswith(BUNDLED_PREFIX):
-            return bundled_policy(file.removeprefix(BUNDLED_PREFIX))
-        return load_policy(file)
-    except PolicyFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    return cli_policy(file, "'FILE'")
 
 
 def _cases_file(file: str, cases: str | None) -> str:
@@ -35,10 +29,8 @@ def _cases_file(file: str, cases: str | None) -> str:
     named = cases if cases is not None else file
     if not named.startswith(BUNDLED_PREFIX):
         return named
-    try:
-        return str(bundled_path(named.removeprefix(BUNDLED_PREFIX), cases=True))
-    except PolicyFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    where = "'CASES'" if cases is not None else "'FILE'"
+    return str(bundled_file(named.removeprefix(BUNDLED_PREFIX), where, cases=True))
 
 
 @click.group()
@@ -110,11 +102,9 @@ def explain(
             category=category,
             complainant_type=complainant_type,
             offers_made=offers_made,
-            paid_in_period=Decimal(paid),
+            paid_in_period=_paid(paid, loaded.currency),
         )
-    except ArithmeticError:  # decimal.InvalidOperation: not a number at all
-        raise click.BadParameter(f"{paid!r} is not an amount", param_hint="'--paid'") from None
-    except ValueError as exc:  # OfferRequest checks only the amount paid
+    except ValueError as exc:  # OfferRequest checks only the amount paid (``_paid`` first)
         raise click.BadParameter(str(exc), param_hint="'--paid'") from None
     if category is not None and loaded.categories is not None and category not in loaded.categories:
         raise click.BadParameter(
@@ -133,6 +123,26 @@ def explain(
     for rule, reason in zip(decision.rule_ids, decision.reasons, strict=True):
         click.echo(f"  [{rule}] {reason}")
     click.echo(f"policy: {loaded.name} {loaded.stamp}")
+
+
+def _paid(text: str, currency: str) -> Decimal:
+    """``--paid``: an amount of 0 or more in the policy's currency, with no more decimals
+    than the currency has (as ``--remedy refund:40.001EUR`` is refused); any other is a
+    usage error naming the option (not ``paid_in_period``, the library's argument)."""
+    try:
+        amount = Decimal(text)
+    except ArithmeticError:  # decimal.InvalidOperation: not a number at all
+        raise click.BadParameter(f"{text!r} is not an amount", param_hint="'--paid'") from None
+    if not amount.is_finite() or amount < 0:
+        raise click.BadParameter(f"{text!r} is not an amount of 0 or more", param_hint="'--paid'")
+    exponent = amount.as_tuple().exponent
+    places = -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    if places > minor_units(currency):
+        raise click.BadParameter(
+            f"{text!r} has {places} decimal places; {currency} has {minor_units(currency)}",
+            param_hint="'--paid'",
+        )
+    return amount
 
 
 @policy.command("test")

@@ -7,7 +7,7 @@ import click
 
 from adapters.urls import shown_url
 from policies.errors import ComplaintflowError
-from workflow.cli.common import instant, printable, store_options
+from workflow.cli.common import cli_actor, instant, printable, store_options
 from workflow.cli.sla_commands import _POLICY, _engine
 
 
@@ -24,16 +24,19 @@ def privacy() -> None:
 def erase(customer_id: str, store_url: str, actor: str, reason: str) -> None:
     """Erase a customer's name, contact and account from all their cases. Every chain
     still verifies; each case records who erased, when and why."""
+    if not customer_id:  # the library's words name its argument, customer_id
+        raise click.BadParameter("it is empty", param_hint="'CUSTOMER_ID'")
+    by = cli_actor(actor)
     engine = _engine(store_url, ())
     try:
-        erased = engine.erase_customer(customer_id, actor=actor, reason=reason)
+        erased = engine.erase_customer(customer_id, actor=by, reason=reason)
     except (ComplaintflowError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         engine.store.close()
-    for case in erased:
-        click.echo(f"{case.id}  erased (event {case.version})")
-    click.echo(f"{len(erased)} cases of customer {customer_id} erased")
+    for case in erased:  # ids a history stored before they were checked may hold anything
+        click.echo(f"{printable(case.id)}  erased (event {case.version})")
+    click.echo(f"{len(erased)} cases of customer {printable(customer_id)} erased")
 
 
 @privacy.command()
@@ -48,9 +51,10 @@ def purge(
     """Delete the closed cases whose retention period (``retention.years`` of their
     policy) has ended, keeping a tombstone of each (a saved digest still verifies)."""
     when = instant(at, "--at")
+    by = cli_actor(actor)
     engine = _engine(store_url, policy_files)
     try:
-        done = engine.purge_expired(actor=actor, now=when, dry_run=dry_run)
+        done = engine.purge_expired(actor=by, now=when, dry_run=dry_run)
     except (ComplaintflowError, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     finally:

@@ -110,7 +110,7 @@ def _refuse_policies_not_given(engine: Engine) -> None:
               default="table", show_default=True,
               help="html: every report in one self-contained file with charts.")  # fmt: skip
 @click.option("-o", "--output", default="-", help="File to write (default: stdout).")
-@click.option("--by", default="kind", show_default=True,
+@click.option("--by", default="kind", show_default=True, type=click.Choice(reports.SPEND_GROUPS),
               help="spend: group by kind, agent, category or customer.")  # fmt: skip
 @click.option(
     "--calendar",

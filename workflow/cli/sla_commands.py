@@ -6,10 +6,9 @@ from datetime import timedelta
 
 import click
 
-from policies.errors import ComplaintflowError, PolicyFileError
-from policies.loader import bundled_policy, load_policy
+from policies.errors import ComplaintflowError
 from policies.model import Policy
-from workflow.cli.common import instant, not_given, open_cli_store, store_options
+from workflow.cli.common import cli_policy, instant, not_given, open_cli_store, store_options
 from workflow.engine import Engine
 from workflow.sla import verdict as sla_verdict
 
@@ -23,15 +22,7 @@ _POLICY = click.option(
 
 
 def _policies(files: tuple[str, ...]) -> list[Policy]:
-    try:
-        return [
-            bundled_policy(f.removeprefix("bundled:"))
-            if f.startswith("bundled:")
-            else load_policy(f)
-            for f in files
-        ]
-    except PolicyFileError as exc:
-        raise click.ClickException(str(exc)) from None
+    return [cli_policy(f, "'--policy'") for f in files]
 
 
 def _engine(store_url: str, files: tuple[str, ...]) -> Engine:
