@@ -63,6 +63,19 @@ def _opts(command: click.Command) -> dict[str, set[str]]:
     }
 
 
+def _command_path(text: str) -> str:
+    """The command a command line names (``audit verify`` of ``complaintflow audit
+    verify --store URL``): its words after ``complaintflow`` while they name a command."""
+    command: click.Command = main
+    path: list[str] = []
+    for word in text.split()[1:]:
+        if not isinstance(command, click.Group) or word not in command.commands:
+            break
+        command = command.commands[word]
+        path.append(word)
+    return " ".join(path)
+
+
 def _synopses(page: str) -> list[tuple[str, str]]:
     """``(command path, text)`` for each command line in the page's code blocks: a line
     starting ``complaintflow `` (or ``$ complaintflow ``) and the indented lines after
@@ -79,17 +92,7 @@ def _synopses(page: str) -> list[tuple[str, str]]:
                 entry = None
             if re.match(r"(\$ )?complaintflow ", line):
                 entry = [line.removeprefix("$ ")]
-    result = []
-    for text in found:
-        command: click.Command = main
-        path: list[str] = []
-        for word in text.split()[1:]:
-            if not isinstance(command, click.Group) or word not in command.commands:
-                break
-            command = command.commands[word]
-            path.append(word)
-        result.append((" ".join(path), text))
-    return result
+    return [(_command_path(text), text) for text in found]
 
 
 SYNOPSES = [(page, path, text) for page in PAGES for path, text in _synopses(PAGES[page])]
@@ -228,18 +231,8 @@ def test_policy_explain_says_what_is_wrong_with_a_remedy_in_one_line(
 def _inline_command_lines(page: str) -> list[tuple[str, str]]:
     """``(command path, text)`` for each command line docs/audit.md writes in running
     text: a code span starting ``complaintflow `` (wrapped over lines, as prose is)."""
-    found = []
-    for span in re.findall(r"`(complaintflow [^`]+)`", page):
-        text = " ".join(span.split())
-        command: click.Command = main
-        path: list[str] = []
-        for word in text.split()[1:]:
-            if not isinstance(command, click.Group) or word not in command.commands:
-                break
-            command = command.commands[word]
-            path.append(word)
-        found.append((" ".join(path), text))
-    return found
+    spans = re.findall(r"`(complaintflow [^`]+)`", page)
+    return [(_command_path(text), text) for text in (" ".join(s.split()) for s in spans)]
 
 
 AUDIT_LINES = _inline_command_lines((DOCS / "audit.md").read_text(encoding="utf-8"))
