@@ -131,9 +131,16 @@ def test_a_tombstone_edited_in_the_file_is_found_at_its_case(store: Store, field
     record["purged"][field] = "f" * 64 if field == "head_hash" else tombstone.version - 1
     lines[number - 1] = json.dumps(record)
     assert _found(lines) == []  # alone, a tombstone proves nothing: nothing to compare
+    seq = saved[PURGED][0]
+    detail = (
+        f"its head hash at seq {seq} is another (the chain was rewritten before the purge, "
+        "or the tombstone edited)" if field == "head_hash"
+        else f"it is at seq {seq - 1}, before the digest's seq {seq} (a purge keeps the case's "
+        "last seq: events deleted before the purge, or the tombstone edited)"
+    )  # fmt: skip
     assert _found(lines, saved) == [
-        (PURGED, saved[PURGED][0],
-         f"purged, but its tombstone (line {number}) differs from the digest")
+        (PURGED, seq, f"purged, but its tombstone (line {number}) differs from the digest: "
+         f"{detail}")
     ]  # fmt: skip
 
 

@@ -579,7 +579,12 @@ def test_a_forged_tombstone_does_not_satisfy_a_saved_digest() -> None:
     store._tombstones[0] = replace(store._tombstones[0], head_hash="f" * 64)
     findings = audit.check_digest(store, saved)
     assert [(f.case_id, f.problem) for f in findings] == [
-        (ids["old"], "purged, but its tombstone differs from the digest")
+        (
+            ids["old"],
+            "purged, but its tombstone differs from the digest: its head hash at seq "
+            f"{saved[ids['old']][0]} is another (the chain was rewritten before the purge, or the "
+            "tombstone edited)",
+        )
     ]
 
 
