@@ -84,8 +84,8 @@ def _checked(
     store: Store, saved: SavedHeads
 ) -> tuple[list[tuple[str, Any, str]], list[tuple[str, Any, str]]]:
     """The findings and the notes of ``check_digest`` against ``saved``."""
-    notes: list[audit.Note] = []
-    findings = audit.check_digest(store, saved[0], saved[1], notes=notes)
+    notes: list[audit.Unchecked] = []
+    findings = audit.check_digest(store, saved[0], saved[1], unchecked=notes)
     return [(f.case_id, f.seq, f.problem) for f in findings], [
         (n.case_id, n.seq, n.text) for n in notes
     ]
@@ -94,8 +94,8 @@ def _checked(
 def _file_checked(
     lines: list[str], saved: SavedHeads
 ) -> tuple[list[tuple[str, Any, str]], list[tuple[str, Any, str]]]:
-    notes: list[audit.Note] = []
-    findings = audit.verify_export(lines, saved[0], closed=saved[1], notes=notes, now=PURGE_AT)
+    notes: list[audit.Unchecked] = []
+    findings = audit.verify_export(lines, saved[0], closed=saved[1], unchecked=notes, now=PURGE_AT)
     return [(f.case_id, f.seq, f.problem) for f in findings], [
         (n.case_id, n.seq, n.text) for n in notes
     ]

@@ -88,12 +88,12 @@ FILE = ""
 
 
 @dataclass(frozen=True, slots=True)
-class Note:
+class Unchecked:
     """What a verification could not check, and why: not a problem (a ``Finding`` is
     one). A case purged after steps a saved digest does not hold is one: its tombstone
     keeps only its last head, and the events that led there from the digest's are gone
-    (decision 0060). Pass a list as ``notes=`` to ``check_digest`` or ``verify_export``
-    to be given them."""
+    (decision 0060). Pass a list as ``unchecked=`` to ``check_digest`` or
+    ``verify_export`` to be given them; the command line prints each as a ``NOTE``."""
 
     case_id: str
     seq: int | None
@@ -443,7 +443,7 @@ def check_digest(
     digest_heads: dict[str, tuple[int, str]],
     closed: Mapping[str, datetime | None] | None = None,
     *,
-    notes: list[Note] | None = None,
+    unchecked: list[Unchecked] | None = None,
 ) -> list[Finding]:
     """Each case in a saved digest must still have the event at the saved seq, with the
     saved hash (looked up by seq: an event deleted before it is the chain's finding,
@@ -452,8 +452,8 @@ def check_digest(
     to the digest's: a case open at the saved head, or closed at another time, was not
     purged by the engine (``_against_saved_closing``). A case purged after steps the
     digest does not hold (its tombstone at a later seq) cannot be checked against the
-    digest's head: that is a ``Note``, added to ``notes`` if given, not a finding
-    (``against_saved_tombstone``)."""
+    digest's head: that is an ``Unchecked``, added to ``unchecked`` if given, not a
+    finding (``against_saved_tombstone``)."""
     findings = []
     purged = {t.case_id: t for t in store.tombstones()}
     for case_id, (seq, head) in sorted(digest_heads.items()):
@@ -469,8 +469,8 @@ def check_digest(
             saved = closed.get(case_id, _UNSAVED) if closed is not None else _UNSAVED
             found, note = against_saved_tombstone(tombstone, seq, head, saved)
             findings.extend(found)
-            if note is not None and notes is not None:
-                notes.append(note)
+            if note is not None and unchecked is not None:
+                unchecked.append(note)
             continue
         findings.extend(_against_saved_head(case_id, events, seq, head))
     return findings
@@ -490,13 +490,13 @@ def against_saved_tombstone(
     head: str,
     closed: datetime | _Unsaved | None = _UNSAVED,
     where: str = "",
-) -> tuple[list[Finding], Note | None]:
+) -> tuple[list[Finding], Unchecked | None]:
     """A purged case's tombstone against a digest's ``seq``, ``head`` and, in a
     ``complaintflow-digest/2`` file, when the digest saw it closed (``closed``; None:
     open). At the digest's seq, it must hold the digest's head and closing time. Before
     it, it is a finding: a purge keeps the case's last seq. After it (steps taken after
     the digest was saved, then the purge), the digest's head cannot be checked: the
-    tombstone keeps the last head alone, and the events are gone. That is a ``Note``,
+    tombstone keeps the last head alone, and the events are gone. That is an ``Unchecked``,
     not a finding; only a closing time earlier than the one the digest saw is found
     then, since closing times never move back. ``where``: `` (line N)``."""
     case_id, version = tombstone.case_id, tombstone.version
@@ -523,7 +523,7 @@ def against_saved_tombstone(
         return [Finding(case_id, seq, problem)], None
     steps = version - seq
     more = f"{steps} more step{'' if steps == 1 else 's'}"
-    return [], Note(
+    return [], Unchecked(
         case_id,
         seq,
         f"purged after {more} than the saved digest holds (its tombstone{where} is at seq "
@@ -1135,7 +1135,7 @@ def verify_export(
     closed: Mapping[str, datetime | None] | None = None,
     tally: Tally | None = None,
     now: datetime | None = None,
-    notes: list[Note] | None = None,
+    unchecked: list[Unchecked] | None = None,
 ) -> list[Finding]:
     """Verify an exported file offline, without the database: every case's chain, its
     personal values against their references, and that its events replay. With the
@@ -1146,10 +1146,10 @@ def verify_export(
     short or a case left out. With a ``complaintflow-digest/2`` file's closing times
     (``closed``), a tombstone is held to when the digest says its case closed, as
     ``check_digest`` holds the store's; a case purged after steps the digest does not
-    hold is a ``Note`` (added to ``notes``, if given), as there. A tombstone line for a
-    case whose events the file holds, or a second one for a case, is a finding naming
-    its line, and so is each problem
-    ``tombstone_problems`` finds in one (with ``now``, the time of the verification).
+    hold is an ``Unchecked`` (added to ``unchecked``, if given), as there. A tombstone
+    line for a case whose events the file holds, or a second one for a case, is a
+    finding naming its line, and so is each problem ``tombstone_problems`` finds in one
+    (with ``now``, the time of the verification).
     A /4 file must end with its end line (else it is not a whole export: one that failed
     part-way, or a file cut short; ``AuditFailure`` says so), and hold what that line
     counts (else a finding about the file, case id ``FILE``: lines removed or added).
@@ -1246,8 +1246,8 @@ def verify_export(
             saved = closed.get(case_id, _UNSAVED) if closed is not None else _UNSAVED
             found, note = against_saved_tombstone(tombstone, seq, head, saved, f" (line {number})")
             findings.extend(found)
-            if note is not None and notes is not None:
-                notes.append(note)
+            if note is not None and unchecked is not None:
+                unchecked.append(note)
         elif every_tombstone:
             findings.append(Finding(case_id, None, _NOT_IN_A_WHOLE_FILE))
         else:

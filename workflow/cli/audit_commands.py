@@ -118,7 +118,7 @@ def _report(
     tally: audit.Tally,
     *,
     digest: SavedDigest | None = None,
-    notes: list[audit.Note] | None = None,
+    notes: list[audit.Unchecked] | None = None,
 ) -> None:
     """The findings and the notes (what could not be checked, which is not a problem),
     then one line: what was verified (how many cases and events, and purged cases,
@@ -178,12 +178,12 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
     saved = _saved_heads(digest_file) if digest_file else None
     store = open_cli_store(store_url)
     tally = audit.Tally()
-    notes: list[audit.Note] = []
+    notes: list[audit.Unchecked] = []
     try:
         # Counts the purged too; a tombstone's purge after now is a finding.
         findings = audit.verify_store(store, case_id, tally=tally, now=datetime.now(UTC))
         if saved is not None:
-            findings += audit.check_digest(store, saved[1], saved[2], notes=notes)
+            findings += audit.check_digest(store, saved[1], saved[2], unchecked=notes)
     except CaseNotFound as exc:
         raise _not_found(store, exc) from None
     except ComplaintflowError as exc:
@@ -416,7 +416,7 @@ def verify_file(file: str, digest_file: str | None) -> None:
     its tombstone with the digest's head, if purged)."""
     saved = _saved_heads(digest_file) if digest_file else None
     tally = audit.Tally()
-    notes: list[audit.Note] = []
+    notes: list[audit.Unchecked] = []
     try:
         with open(file, encoding="utf-8") as lines:
             findings = audit.verify_export(
@@ -425,7 +425,7 @@ def verify_file(file: str, digest_file: str | None) -> None:
                 closed=saved[2] if saved else None,
                 tally=tally,
                 now=datetime.now(UTC),
-                notes=notes,
+                unchecked=notes,
             )
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
