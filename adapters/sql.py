@@ -544,6 +544,9 @@ class SqlStore:
             cases.c.case_id == bindparam("b_case_id")
         )
         self._snapshot = select(cases.c.snapshot).where(cases.c.case_id == bindparam("b_case_id"))
+        self._tombstoned = select(t.tombstones.c.version).where(
+            t.tombstones.c.case_id == bindparam("b_case_id")
+        )
         self._customer_versions = select(cases.c.case_id, cases.c.version).where(
             cases.c.customer_id == bindparam("b_customer_id")
         )
@@ -567,6 +570,7 @@ class SqlStore:
         return {
             "snapshot": (self._snapshot, BY_CASE_ID),
             "case_version": (self._case_version, BY_CASE_ID),
+            "tombstoned": (self._tombstoned, BY_CASE_ID),
             "customer_versions": (self._customer_versions, ("b_customer_id",)),
             "insert_case": (self._insert_case, case_columns),
             # the case's row (its id as the WHERE binds it), then the version expected
@@ -773,6 +777,10 @@ class SqlStore:
             self._check_unchanged(conn, case_id, row["customer_id"], unchanged)
         if expected_version == 0:
             conn.execute(self._insert_case, {"case_id": case_id, **row})
+            # After the insert: a purge of this id committing meanwhile made it wait
+            # (on the case row's key), and its tombstone is seen now.
+            if conn.execute(self._tombstoned, {"b_case_id": case_id}).first() is not None:
+                raise ConcurrencyConflict(case_id, expected_version, None)  # purged: taken
         else:
             for name in FIXED_COLUMNS[1:]:  # not written again (a key here would be)
                 del row[name]

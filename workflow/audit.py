@@ -625,8 +625,8 @@ def _also_in_the_store(tombstone: Tombstone) -> Finding:
         tombstone.case_id,
         None,
         f"purged at {_shown(tombstone.purged_at)} (its tombstone), but the store holds the "
-        "case too: a purge deletes it (its id taken again by a case opened since, or a "
-        "tombstone written beside a case)",
+        "case too: a purge deletes it (a tombstone written beside the case, or its id taken "
+        "again by a case opened before complaintflow refused that)",
     )
 
 

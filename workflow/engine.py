@@ -42,6 +42,8 @@ from workflow.domain import (
 )
 from workflow.errors import (
     CaseAlreadyExists,
+    CaseNotFound,
+    CasePurged,
     ComplaintflowError,
     ConcurrencyConflict,
     ErasureRefused,
@@ -620,11 +622,26 @@ class Engine:
         except ConcurrencyConflict:
             earlier = self._earlier_result(command) if command is not None else None
             if earlier is None:
-                # The key was free: the id is taken, which no retry changes.
-                raise CaseAlreadyExists(cid) from None
+                # The key was free: the id is taken, which no retry changes, by a case
+                # or by a purged case's tombstone (the store refuses both).
+                raise self._id_taken(cid) from None
             return earlier
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
+
+    def _id_taken(self, case_id: str) -> CaseAlreadyExists:
+        """Why an opening at ``case_id`` conflicted: a case has the id, or (none has)
+        a purged case's tombstone keeps it (``CasePurged``). The tombstones are read
+        only here, on the refusal."""
+        try:
+            self.store.load(case_id)
+        except CaseNotFound:
+            purged = next((t for t in self.store.tombstones() if t.case_id == case_id), None)
+            if purged is not None:
+                return CasePurged(case_id, purged.purged_at)
+        except SnapshotUnreadable:
+            pass  # a case has the id
+        return CaseAlreadyExists(case_id)
 
     def _check_case_id(self, case_id: object) -> None:
         """``InvalidStepData`` (logged) if ``case_id`` is not a case id ``open_case`` takes;

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from policies.decision import Decision
 from policies.errors import (
@@ -22,6 +23,7 @@ __all__ = [
     "AuditFailure",
     "CaseAlreadyExists",
     "CaseNotFound",
+    "CasePurged",
     "ComplaintflowError",
     "ConcurrencyConflict",
     "CurrencyMismatch",
@@ -406,6 +408,23 @@ class CaseAlreadyExists(ConcurrencyConflict):
         self.args = (
             f"case {case_id} already exists; nothing was written. Open the complaint under "
             "another id, or pass an idempotency key to make a retried open return the case.",
+        )
+
+
+class CasePurged(CaseAlreadyExists):
+    """``open_case`` with the id of a case that was purged (its tombstone keeps the id:
+    decision 0060); nothing was written. ``purged_at``: when, as the tombstone says. A
+    ``CaseAlreadyExists``, so not retried either: a purged case's id is never free
+    again (a store holding a case and a tombstone of one id cannot be digested, and
+    the case could not be purged in turn)."""
+
+    def __init__(self, case_id: str, purged_at: datetime) -> None:
+        super().__init__(case_id)
+        self.purged_at = purged_at
+        self.args = (
+            f"case {case_id} was purged at {purged_at.isoformat()} (its tombstone keeps the "
+            "id); nothing was written. A purged case's id is not used again: open the "
+            "complaint under another id.",
         )
 
 
