@@ -7,6 +7,8 @@ and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import threading
+import time
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
@@ -14,7 +16,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 from freezegun import freeze_time
+from sqlalchemy import create_engine, delete, insert, text
 
+from adapters.sql import SqlStore
 from tests.conftest import START, drive
 from tests.stores import SQL_KINDS, STORE_KINDS, each_store, sql_tables
 from workflow import (
@@ -125,3 +129,72 @@ def test_digests_of_the_store_still_verify_after_the_refusal(
             main, ["audit", "verify", "--store", url, "--prefix", prefix, "--digest", str(file)]
         )
     assert verified.exit_code == 0, verified.output
+
+
+@pytest.fixture
+def postgres() -> Iterator[SqlStore]:
+    from tests.stores import postgres_store
+
+    for store in postgres_store():
+        assert isinstance(store, SqlStore)
+        yield store
+
+
+@pytest.mark.postgres
+def test_an_opening_racing_a_purge_of_the_id_on_postgresql_sees_the_tombstone(
+    postgres: SqlStore,
+) -> None:
+    """The purge deletes the case and writes its tombstone in one transaction; an
+    opening of the id meanwhile waits on the case row's key, and once the purge commits
+    it finds the tombstone: it looks after inserting the row, not before."""
+    store = postgres
+    engine = Engine(store, clock=ManualClock(START))
+    engine.open_case(actor="agent:a", customer={"id": "c1", "name": "Ann"}, channel="email",
+                     subject="broken", case_id="case-old")  # fmt: skip
+    drive(engine, "case-old", "closed")
+    case = store.load("case-old")
+    assert case.closed_at is not None
+    t = store.tables
+    outcome: list[BaseException | None] = []
+
+    def opening() -> None:
+        try:
+            _reopen_id(engine)
+            outcome.append(None)
+        except BaseException as error:
+            outcome.append(error)
+
+    purging = create_engine(store.url)
+    try:
+        with purging.connect() as conn:
+            conn.begin()
+            for table in (t.deadlines, t.idempotency, t.events, t.cases):
+                conn.execute(delete(table).where(table.c.case_id == "case-old"))
+            conn.execute(insert(t.tombstones).values(
+                case_id="case-old", version=case.version, head_hash=case.head_hash,
+                opened_at=case.opened_at, closed_at=case.closed_at, purged_at=PURGE_AT,
+                purged_by="system:retention", reason="by the test", retention_years=6,
+            ))  # fmt: skip
+            worker = threading.Thread(target=opening)
+            worker.start()
+            waiting = text(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                "AND query LIKE :insert"
+            )
+            with purging.connect() as watch:
+                for _ in range(2000):  # until the opening waits on the purge
+                    found = watch.execute(waiting, {"insert": f"INSERT INTO {t.cases.name}%"})
+                    if found.scalar():
+                        break
+                    time.sleep(0.005)
+                else:
+                    pytest.fail("the opening never waited on the purge's lock")
+            conn.commit()
+            worker.join()
+    finally:
+        purging.dispose()
+    (error,) = outcome
+    assert isinstance(error, CasePurged), error
+    with pytest.raises(CaseNotFound):
+        store.load("case-old")
+    assert audit.verify_store(store) == []
