@@ -166,15 +166,16 @@ def test_a_tombstone_whose_own_fields_contradict_each_other_is_reported(
 
 
 def test_a_purge_dated_after_the_verification_is_reported(store: Store) -> None:
-    """`privacy purge --at` a time to come, or a clock set wrong: the tombstone says the
-    case was purged at a time that has not come. Only when verify is given its time."""
+    """A clock set wrong (or `privacy purge --at` a time to come, before decision 0060
+    refused it): the tombstone says the case was purged at a time that has not come.
+    Only when verify is given its time."""
     engine, _ = _engine(store)
     _forged(store, "case-old", purged_at=LATER + timedelta(days=1))
     assert _found(store) == [
         ("case-old", None, "purged, but its tombstone says it was purged at "
          f"{(LATER + timedelta(days=1)).isoformat()}, after this verification's time "
-         f"{LATER.isoformat()} (a purge judged at a time to come, `privacy purge --at`, or a "
-         "clock set wrong)"),
+         f"{LATER.isoformat()} (a clock set wrong, or a purge judged at a time to come, "
+         "which `privacy purge --at` took before decision 0060)"),
     ]  # fmt: skip
     assert _found(store, now=None) == []
     assert [f.case_id for f in engine.verify()] == ["case-old"]  # the engine's clock

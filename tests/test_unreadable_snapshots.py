@@ -250,9 +250,9 @@ def test_retention_leaves_the_case_with_a_warning_and_purges_the_rest(
     for cid in ("case-0", "case-1"):
         engine.withdraw(cid, actor="agent:a", reason="resolved elsewhere")
     spoil(url, prefix, "wrong type")
-    later = START + timedelta(days=800)
+    clock.set(START + timedelta(days=800))
     with capture_logs() as logs:
-        done = engine.purge_expired(actor="system:retention", now=later)
+        done = engine.purge_expired(actor="system:retention")
     assert [t.case_id for t in done] == ["case-1"]
     left = [line for line in logs if line["event"].startswith("retention: ")]
     assert [(line["case_id"], line["log_level"]) for line in left] == [("case-0", "warning")]
@@ -371,7 +371,9 @@ def test_privacy_erase_prints_one_line(tmp_path: Path) -> None:
 def test_batch_commands_warn_once_and_carry_on(tmp_path: Path, args: list[str]) -> None:
     url, policy = _cli_store(tmp_path, withdrawn=args[0] == "privacy")
     given = [a.format(policy=policy, later="2029-01-01T00:00:00Z") for a in args]
-    with freeze_time(START + timedelta(days=1)):  # the SLA breaches are due
+    # The SLA breaches are due; the purge's --at has come (decision 0060).
+    frozen = START + timedelta(days=1) if args[0] == "sla" else START + timedelta(days=800)
+    with freeze_time(frozen):
         result = CliRunner().invoke(main, [*given, "--store", url])
     assert result.exit_code == 0, result.output
     assert result.exception is None

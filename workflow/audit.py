@@ -602,8 +602,8 @@ def tombstone_problems(tombstone: Tombstone, now: datetime | None = None) -> lis
     if now is not None and t.purged_at > now:
         problems.append(
             f"says it was purged at {_shown(t.purged_at)}, after this verification's time "
-            f"{_shown(now)} (a purge judged at a time to come, `privacy purge --at`, or a "
-            "clock set wrong)"
+            f"{_shown(now)} (a clock set wrong, or a purge judged at a time to come, which "
+            "`privacy purge --at` took before decision 0060)"
         )
     return problems
 

@@ -1283,9 +1283,25 @@ class Engine:
         snapshot, events, deadlines and idempotency keys go, and a ``Tombstone`` (id,
         last seq and head hash, dates; no content) stays, so a saved store digest still
         verifies. ``dry_run`` lists the tombstones without deleting anything. A case
-        reopened or changed meanwhile is left alone (its version no longer matches)."""
+        reopened or changed meanwhile is left alone (its version no longer matches).
+        ``now`` (the time to judge by, and the purge's time in the tombstones) may not
+        be later than the engine's clock, unless ``dry_run``: a purge judged at a time
+        to come would delete cases whose retention period has not ended (``InvalidTime``
+        at ``now``, nothing deleted; decision 0060)."""
         who = _actor_text(_actor(actor, "purge_expired", None))
         when = to_utc(now, "purge_expired(now)", field="now") if now is not None else self.now()
+        if now is not None and not dry_run:
+            clock = self.now()
+            if when > clock:
+                raise InvalidTime(
+                    "now",
+                    f"{when.isoformat()} is later than the engine's clock ({clock.isoformat()}): "
+                    "a purge judged at a time to come would delete cases whose retention "
+                    "period has not ended; give a time no later than now, or dry_run=True to "
+                    "list what that time would purge",
+                    value=now,
+                    where="purge_expired(now)",
+                )
         done: list[Tombstone] = []
         for case in self.purgeable(when):
             assert case.closed_at is not None
