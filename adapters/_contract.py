@@ -29,7 +29,7 @@ from workflow.errors import (
 from workflow.events import Event, make_event
 from workflow.idempotency import FINGERPRINT_SCHEME, fingerprint
 from workflow.personal import ERASED, vault_of
-from workflow.query import CaseAtRisk
+from workflow.query import CasesAtRisk
 from workflow.replay import apply, replay
 from workflow.sla import Deadline
 from workflow.store import ReadsStoredHistories, ReadsStoredHistory, Store, Tombstone
@@ -191,7 +191,8 @@ def _with_cursor_id(cursor: str, case_id: str) -> str:
     return "c1." + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _risk(entries: list[CaseAtRisk]) -> list[tuple[str, str, str, datetime]]:
+def _risk(entries: CasesAtRisk) -> list[tuple[str, str, str, datetime]]:
+    assert entries.unreadable == ()  # every snapshot here reads back (decision 0060)
     return [(e.case.id, e.step, e.kind, e.due_at) for e in entries]
 
 

@@ -488,3 +488,87 @@ def test_cases_list_lists_the_page_and_warns_of_the_case(tmp_path: Path) -> None
         }
     ]
     _shows_no_value(table.output + as_json.output)
+
+
+# -- the cases at risk: the list, the unreadable case in it (decision 0060) -------------
+
+#: When each case's soonest deadline is due: the warning of its feedback target (an hour
+#: after it opened), at 75%.
+DUE = {f"case-{i}": START + timedelta(minutes=45, hours=3 * i) for i in range(3)}
+
+
+def test_cases_at_risk_lists_the_others_and_the_case_that_does_not_read_back_in_its_place(
+    sql: tuple[SqlStore, str, str],
+) -> None:
+    """One spoilt snapshot failed the whole list, as it failed a page of ``find_cases``
+    before decision 0054. Now the others are listed, and the case is reported with
+    its deadline and what is wrong, in its place by that deadline."""
+    store, url, prefix = sql
+    engine, clock = _engine(store)
+    cases(engine, clock)
+    spoil(url, prefix, "wrong type", "case-1")
+    for fresh in (Engine(SqlStore(url, prefix=prefix), policy=POLICY),
+                  Engine(_ScanOnly(url, prefix=prefix), policy=POLICY)):  # fmt: skip
+        try:
+            found = fresh.cases_at_risk(timedelta(days=1), now=START)
+            assert [(e.case.id, e.due_at) for e in found] == [
+                ("case-0", DUE["case-0"]), ("case-2", DUE["case-2"])
+            ]  # fmt: skip
+            (unreadable,) = found.unreadable
+            assert (unreadable.case.case_id, unreadable.due_at) == ("case-1", DUE["case-1"])
+            assert (unreadable.step, unreadable.kind) == ("request_feedback", "warn")
+            assert unreadable.case.problems == (
+                ("customer.contact", "Input should be a valid string"),
+            )
+            assert str(unreadable).startswith("case case-1: the stored snapshot is unreadable")
+            _shows_no_value(str(unreadable))
+            # It takes its place in the limit.
+            first = fresh.cases_at_risk(timedelta(days=1), now=START, limit=2)
+            assert [e.case.id for e in first] == ["case-0"]
+            assert [u.case.case_id for u in first.unreadable] == ["case-1"]
+            assert fresh.cases_at_risk(timedelta(hours=2), now=START).unreadable == ()
+        finally:
+            fresh.store.close()
+
+
+def test_cases_at_risk_warns_of_the_case_and_lists_it_in_its_place(tmp_path: Path) -> None:
+    url, _ = _cli_store(tmp_path)  # case-0 unreadable
+    at = ["--within", "1d", "--at", START.isoformat()]
+    table = CliRunner().invoke(main, ["cases", "at-risk", "--store", url, *at])
+    assert table.exit_code == 0, table.output
+    assert table.stderr.splitlines() == [ERROR.replace("Error: ", "warning: ")]
+    assert [line.split()[:4] for line in table.stdout.splitlines()[1:]] == [
+        ["case-0", "(unreadable)", "request_feedback", "warn"],
+        ["case-1", "promised", "request_feedback", "warn"],
+        ["case-2", "promised", "request_feedback", "warn"],
+    ]
+    limited = CliRunner().invoke(main, ["cases", "at-risk", "--store", url, *at, "--limit", "1"])
+    assert limited.stdout.splitlines()[1:] == [
+        limited.stdout.splitlines()[1],
+        "more cases are at risk than --limit 1 shows",
+    ]
+    assert limited.stdout.splitlines()[1].split()[:2] == ["case-0", "(unreadable)"]
+    as_json = CliRunner().invoke(
+        main, ["cases", "at-risk", "--store", url, *at, "--format", "json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert [c["id"] for c in document["cases"]] == ["case-1", "case-2"]
+    assert document["unreadable"] == [
+        {
+            "id": "case-0",
+            "opened_at": "2026-11-02T09:00:00.000000+00:00",
+            "problems": [
+                {"field": "customer.contact", "problem": "Input should be a valid string"}
+            ],
+            "error": ERROR.removeprefix("Error: "),
+            "deadline": {
+                "step": "request_feedback",
+                "kind": "warn",
+                "target": "feedback",
+                "due_at": "2026-11-02T09:45:00.000000+00:00",
+            },
+        }
+    ]
+    assert document["more"] is False
+    _shows_no_value(table.output + limited.output + as_json.output)

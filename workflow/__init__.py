@@ -60,7 +60,14 @@ from workflow.errors import (
 )
 from workflow.events import GENESIS, Event
 from workflow.personal import ERASED, Personal, vault_of
-from workflow.query import CaseAtRisk, CasePage, CaseQuery, UnreadableCase
+from workflow.query import (
+    CaseAtRisk,
+    CasePage,
+    CaseQuery,
+    CasesAtRisk,
+    UnreadableAtRisk,
+    UnreadableCase,
+)
 from workflow.replay import replay
 from workflow.store import FindsCases, Store, Tombstone
 
@@ -78,6 +85,7 @@ __all__ = [
     "CasePage",
     "CasePurged",
     "CaseQuery",
+    "CasesAtRisk",
     "Category",
     "Channel",
     "Clock",
@@ -129,6 +137,7 @@ __all__ = [
     "StoreUnavailable",
     "SystemClock",
     "Tombstone",
+    "UnreadableAtRisk",
     "UnreadableCase",
     "allowed_steps",
     "bundled_policy",

@@ -79,8 +79,8 @@ from workflow.personal import (
 )
 from workflow.query import (
     DEFAULT_LIMIT,
-    CaseAtRisk,
     CasePage,
+    CasesAtRisk,
     UnreadableCase,
     at_risk_until,
     aware,
@@ -115,14 +115,15 @@ _NO_VAULT: Mapping[str, Personal] = {}
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
 
-def cases_at_risk_in(store: Store, until: datetime, limit: int) -> list[CaseAtRisk]:
-    """``Engine.cases_at_risk``'s answer, by ``until`` (aware UTC), at most ``limit``,
-    neither checked: through ``FindsCases`` when ``store`` has it, else by reading every
-    case through ``Store`` (the command line asks for one more than a page holds, to say
+def cases_at_risk_in(store: Store, until: datetime, limit: int) -> CasesAtRisk:
+    """``Engine.cases_at_risk``'s answer, by ``until`` (aware UTC), at most ``limit``
+    (the cases whose snapshot does not read back, in ``unreadable``, counted), neither
+    checked: through ``FindsCases`` when ``store`` has it, else by reading every case
+    through ``Store`` (the command line asks for one more than a page holds, to say
     whether there are more)."""
     if isinstance(store, FindsCases):
-        return store.cases_at_risk(until, limit)
-    return scan_at_risk(store, until, limit)
+        return CasesAtRisk.of(store.cases_at_risk(until, limit))
+    return CasesAtRisk.of(scan_at_risk(store, until, limit))
 
 
 def _actor(actor: Actor | str, step: str, case_id: str | None) -> Actor:
@@ -421,13 +422,15 @@ class Engine:
 
     def cases_at_risk(
         self, within: timedelta, now: datetime | None = None, *, limit: int = DEFAULT_LIMIT
-    ) -> list[CaseAtRisk]:
+    ) -> CasesAtRisk:
         """Open cases with a pending SLA deadline (a warning or a breach) due by ``now +
         within`` (``now``: the engine's clock if not given), those past due that no sweep
         fired yet included: each case once, with its soonest such deadline (its
         ``step``, ``kind``, ``due_at``), soonest first, at most ``limit`` (1 to 1000).
         Read from the deadlines the store keeps (``Store.pending_deadlines``), as the
-        sweeper finds them. Bad arguments raise ``InvalidQuery``."""
+        sweeper finds them. Bad arguments raise ``InvalidQuery``. A list; a case whose
+        stored snapshot does not read back is in its ``unreadable``, with its deadline
+        and what is wrong, in its place in the order and the ``limit`` (decision 0060)."""
         when = aware("now", now, "cases_at_risk") if now is not None else self.now()
         assert when is not None
         until = at_risk_until(within, when)
