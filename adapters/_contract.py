@@ -19,6 +19,7 @@ from workflow.clock import ManualClock
 from workflow.domain import Case
 from workflow.engine import Engine
 from workflow.errors import (
+    CaseAlreadyExists,
     CaseNotFound,
     ConcurrencyConflict,
     IdempotencyKeyReused,
@@ -28,7 +29,7 @@ from workflow.errors import (
 from workflow.events import Event, make_event
 from workflow.idempotency import FINGERPRINT_SCHEME, fingerprint
 from workflow.personal import ERASED, vault_of
-from workflow.query import CaseAtRisk
+from workflow.query import CasesAtRisk
 from workflow.replay import apply, replay
 from workflow.sla import Deadline
 from workflow.store import ReadsStoredHistories, ReadsStoredHistory, Store, Tombstone
@@ -190,7 +191,8 @@ def _with_cursor_id(cursor: str, case_id: str) -> str:
     return "c1." + base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _risk(entries: list[CaseAtRisk]) -> list[tuple[str, str, str, datetime]]:
+def _risk(entries: CasesAtRisk) -> list[tuple[str, str, str, datetime]]:
+    assert entries.unreadable == ()  # every snapshot here reads back (decision 0060)
     return [(e.case.id, e.step, e.kind, e.due_at) for e in entries]
 
 
@@ -670,6 +672,35 @@ class StoreContract:
         assert [t.case_id for t in store.tombstones()] == [gone, kept]  # oldest purge first
         assert audit.verify_store(store) == []
         store.scrub()
+
+    def test_a_purged_case_s_id_is_not_taken_again(self, store: Store) -> None:
+        """An append at version 0 (a new case) conflicts when a tombstone holds its id,
+        and writes nothing: a store holding a case and a tombstone of one id has a
+        digest that cannot hold both, and a second purge of the id (decision 0060)."""
+        engine = _engine(store)
+        gone = _open(engine, "case-purged-once")
+        opening = store.events(gone)[0]
+        engine.add_note(gone, actor="agent:contract", text="x")
+        store.purge(_tombstone(store.load(gone)))
+        opened = replay([opening])
+        due = [Deadline(gone, "0:t:breach", "t", "acknowledge", "breach", 100, _START)]
+        with pytest.raises(ConcurrencyConflict) as refused:
+            store.append(opened, [opening], 0, due, "k-reopened", None, "fingerprint")
+        assert (refused.value.case_id, refused.value.expected) == (gone, 0)
+        with pytest.raises(CaseNotFound):
+            store.load(gone)
+        with pytest.raises(CaseNotFound):
+            store.events(gone)
+        assert list(store.case_ids()) == []
+        assert store.customer_cases("c-1") == []
+        assert store.pending_deadlines(gone) == []
+        assert store.find_idempotent("k-reopened") is None
+        assert [t.case_id for t in store.tombstones()] == [gone]
+        with pytest.raises(CaseAlreadyExists):  # as the engine says it
+            _open(engine, gone)
+        assert list(store.case_ids()) == []
+        assert audit.verify_store(store) == []
+        _open(engine, "case-another-id")  # any other id opens
 
     def test_an_erased_customer_s_values_are_nowhere_the_store_hands_out(
         self, store: Store

@@ -61,6 +61,8 @@ class MemoryStore:
         # key -> (case id, version, fingerprint or None)
         self._idempotency: dict[str, tuple[str, int, str | None]] = {}
         self._tombstones: list[Tombstone] = []
+        #: The purged cases' ids: an append of a new case with one conflicts.
+        self._purged: set[str] = set()
         # ``find_cases``'s indexes: made by the first query (until then an append pays
         # nothing for them), then kept up to date from the ids appended to since.
         self._index: _CaseIndex | None = None
@@ -92,6 +94,8 @@ class MemoryStore:
             found = current.version if current is not None else 0
             if found != expected_version:
                 raise ConcurrencyConflict(case_id, expected_version, found)
+            if current is None and case_id in self._purged:  # a tombstone keeps the id
+                raise ConcurrencyConflict(case_id, expected_version, None)
             if idempotency_key is not None and idempotency_key in self._idempotency:
                 raise ConcurrencyConflict(case_id, expected_version, None)
             packed = self._events.pack(case_id, events, expected_version)  # may refuse data
@@ -199,6 +203,7 @@ class MemoryStore:
                 key: value for key, value in self._idempotency.items() if value[0] != case_id
             }
             self._tombstones.append(tombstone)
+            self._purged.add(case_id)
             if self._index is not None:
                 self._index.drop(current)
 

@@ -79,7 +79,16 @@ from workflow.errors import (
     StoreUnavailable,
 )
 from workflow.events import Event, format_at
-from workflow.query import NUL, CaseAtRisk, CaseQuery, Listed, Position, UnreadableCase
+from workflow.query import (
+    NUL,
+    AtRisk,
+    CaseAtRisk,
+    CaseQuery,
+    Listed,
+    Position,
+    UnreadableAtRisk,
+    UnreadableCase,
+)
 from workflow.sla import Deadline
 from workflow.store import StoredEvent, StoredHistory, Tombstone
 
@@ -544,6 +553,9 @@ class SqlStore:
             cases.c.case_id == bindparam("b_case_id")
         )
         self._snapshot = select(cases.c.snapshot).where(cases.c.case_id == bindparam("b_case_id"))
+        self._tombstoned = select(t.tombstones.c.version).where(
+            t.tombstones.c.case_id == bindparam("b_case_id")
+        )
         self._customer_versions = select(cases.c.case_id, cases.c.version).where(
             cases.c.customer_id == bindparam("b_customer_id")
         )
@@ -567,6 +579,7 @@ class SqlStore:
         return {
             "snapshot": (self._snapshot, BY_CASE_ID),
             "case_version": (self._case_version, BY_CASE_ID),
+            "tombstoned": (self._tombstoned, BY_CASE_ID),
             "customer_versions": (self._customer_versions, ("b_customer_id",)),
             "insert_case": (self._insert_case, case_columns),
             # the case's row (its id as the WHERE binds it), then the version expected
@@ -773,6 +786,10 @@ class SqlStore:
             self._check_unchanged(conn, case_id, row["customer_id"], unchanged)
         if expected_version == 0:
             conn.execute(self._insert_case, {"case_id": case_id, **row})
+            # After the insert: a purge of this id committing meanwhile made it wait
+            # (on the case row's key), and its tombstone is seen now.
+            if conn.execute(self._tombstoned, {"b_case_id": case_id}).first() is not None:
+                raise ConcurrencyConflict(case_id, expected_version, None)  # purged: taken
         else:
             for name in FIXED_COLUMNS[1:]:  # not written again (a key here would be)
                 del row[name]
@@ -955,14 +972,17 @@ class SqlStore:
         except SnapshotUnreadable as error:
             return UnreadableCase.of(error, opened_at)
 
-    def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
+    def cases_at_risk(self, until: datetime, limit: int) -> list[AtRisk]:
         """The pending deadlines due by ``until`` in due order (the ``(status, due_at)``
         index the sweeper uses), with their open case's snapshot, read until ``limit``
-        cases are found: each case's first row is its soonest deadline."""
+        cases are found: each case's first row is its soonest deadline. A snapshot that
+        does not read back is an ``UnreadableAtRisk``, found and placed by the columns
+        and its deadline."""
         t = self.tables
         d, c = t.deadlines.c, t.cases.c
+        columns = (d.case_id, d.key, d.target, d.step, d.kind, d.percent, d.due_at)
         due = (
-            select(d.case_id, d.key, d.target, d.step, d.kind, d.percent, d.due_at, c.snapshot)
+            select(*columns, c.snapshot, c.opened_at)
             .join_from(t.deadlines, t.cases, d.case_id == c.case_id)
             .where(d.status == "pending", d.due_at <= until, c.state.not_in(sorted(FINAL_STATES)))
             .order_by(d.due_at, self._byte_order(d.case_id), self._byte_order(d.key))
@@ -978,10 +998,14 @@ class SqlStore:
                             break
             finally:
                 rows.close()
-        return [
-            CaseAtRisk(self._listed(row.case_id, row.snapshot), _deadline(row))
-            for row in first.values()
-        ]
+        return [self._at_risk(row) for row in first.values()]
+
+    def _at_risk(self, row: Any) -> AtRisk:
+        """A case at risk from its row, or the case as unreadable, in its place."""
+        listed = self._listed_or_not(row.case_id, row.snapshot, row.opened_at)
+        if isinstance(listed, UnreadableCase):
+            return UnreadableAtRisk(listed, _deadline(row))
+        return CaseAtRisk(listed, _deadline(row))
 
     def _byte_order(self, column: ColumnElement[Any]) -> ColumnElement[Any]:
         """``column`` compared and sorted by code point (PostgreSQL's default collation

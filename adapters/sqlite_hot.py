@@ -153,10 +153,11 @@ class SqliteHotPath:
             name: Prepared(statement, source, dialect)
             for name, (statement, source) in statements.items()
         }
-        for name in ("snapshot", "case_version", "clear_deadlines"):
+        for name in ("snapshot", "case_version", "clear_deadlines", "tombstoned"):
             if self._sql[name].names != BY_CASE_ID:  # pragma: no cover - a wiring slip
                 raise TypeError(f"{name} must take the case id alone")
         self._snapshot_sql = self._sql["snapshot"].sql
+        self._tombstoned_sql = self._sql["tombstoned"].sql
         self._insert_case = self._sql["insert_case"]
         self._update_case = self._sql["update_case"]
         self._insert_events = self._sql["insert_events"]
@@ -325,6 +326,8 @@ class SqliteHotPath:
                 self._check_unchanged(db, case_id, case[self._customer_at], unchanged)
             if expected_version == 0:
                 cursor.execute(self._insert_case.sql, self._insert_case.bind(case))
+                if cursor.execute(self._tombstoned_sql, (case_id,)).fetchone() is not None:
+                    raise ConcurrencyConflict(case_id, expected_version, None)  # purged
             else:
                 update = self._update_case
                 if cursor.execute(update.sql, update.bind((*case, expected_version))).rowcount != 1:

@@ -44,8 +44,8 @@ def _purged_store(store: Store) -> tuple[dict[str, tuple[int, str]], Tombstone]:
                      subject="old", case_id=PURGED)  # fmt: skip
     drive(engine, PURGED, "closed")
     saved = {cid: (seq, head) for cid, seq, head in audit.heads(store)}
-    (tombstone,) = engine.purge_expired(actor="system:retention",
-                                        now=clock.now() + timedelta(days=7 * 366))  # fmt: skip
+    clock.advance(days=7 * 366)  # a purge is judged by the engine's clock (decision 0060)
+    (tombstone,) = engine.purge_expired(actor="system:retention")
     assert tombstone.case_id == PURGED
     return saved, tombstone
 
@@ -131,9 +131,16 @@ def test_a_tombstone_edited_in_the_file_is_found_at_its_case(store: Store, field
     record["purged"][field] = "f" * 64 if field == "head_hash" else tombstone.version - 1
     lines[number - 1] = json.dumps(record)
     assert _found(lines) == []  # alone, a tombstone proves nothing: nothing to compare
+    seq = saved[PURGED][0]
+    detail = (
+        f"its head hash at seq {seq} is another (the chain was rewritten before the purge, "
+        "or the tombstone edited)" if field == "head_hash"
+        else f"it is at seq {seq - 1}, before the digest's seq {seq} (a purge keeps the case's "
+        "last seq: events deleted before the purge, or the tombstone edited)"
+    )  # fmt: skip
     assert _found(lines, saved) == [
-        (PURGED, saved[PURGED][0],
-         f"purged, but its tombstone (line {number}) differs from the digest")
+        (PURGED, seq, f"purged, but its tombstone (line {number}) differs from the digest: "
+         f"{detail}")
     ]  # fmt: skip
 
 
@@ -297,7 +304,8 @@ def test_verify_file_counts_the_purged_cases_as_verify_does(tmp_path: Path) -> N
         drive(engine, PURGED, "closed")
         digest = tmp_path / "digest.json"
         digest.write_text(runner.invoke(main, ["audit", "digest", "--store", url]).output)
-        engine.purge_expired(actor="system:retention", now=clock.now() + timedelta(days=2600))
+        clock.advance(days=2600)
+        engine.purge_expired(actor="system:retention")
     finally:
         sql.close()
     value = json.loads(digest.read_text())["digest"]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from freezegun import freeze_time
 from hypothesis import given
 from hypothesis import strategies as st
 from sqlalchemy import create_engine, text
@@ -521,6 +522,7 @@ def test_cases_past_their_retention_are_purged_leaving_tombstones(
     assert [t.case_id for t in planned] == [ids["old"]]
     assert set(store.case_ids()) == set(ids.values())  # a dry run deletes nothing
 
+    assert clock.now() > now  # a purge is judged by a time that has come (decision 0060)
     done = engine.purge_expired(actor="system:retention", now=now)
     (tombstone,) = done
     assert tombstone.case_id == ids["old"]
@@ -578,12 +580,17 @@ def test_a_forged_tombstone_does_not_satisfy_a_saved_digest() -> None:
     engine = Engine(store, policy=parse_policy(RETENTION_POLICY, file="r.yaml"), clock=clock)
     ids = closed_cases(engine, clock)
     saved = {cid: (seq, head) for cid, seq, head in audit.heads(store)}
-    later = START + timedelta(days=3650)
-    engine.purge_expired(actor="system:retention", now=later)
+    clock.set(START + timedelta(days=3650))
+    engine.purge_expired(actor="system:retention")
     store._tombstones[0] = replace(store._tombstones[0], head_hash="f" * 64)
     findings = audit.check_digest(store, saved)
     assert [(f.case_id, f.problem) for f in findings] == [
-        (ids["old"], "purged, but its tombstone differs from the digest")
+        (
+            ids["old"],
+            "purged, but its tombstone differs from the digest: its head hash at seq "
+            f"{saved[ids['old']][0]} is another (the chain was rewritten before the purge, or the "
+            "tombstone edited)",
+        )
     ]
 
 
@@ -680,8 +687,9 @@ def test_the_privacy_commands(tmp_path: Path) -> None:
               "system:retention", "--at", later, "--dry-run")  # fmt: skip
     assert "jane-1" in dry.output
     assert "1 cases would be purged" in dry.output
-    done = run("privacy", "purge", "--store", url, "--policy", str(policy_file), "--actor",
-               "system:retention", "--at", later)  # fmt: skip
+    with freeze_time(START + timedelta(days=3 * 366 + 1)):  # --at has come (decision 0060)
+        done = run("privacy", "purge", "--store", url, "--policy", str(policy_file),
+                   "--actor", "system:retention", "--at", later)  # fmt: skip
     assert "1 cases purged" in done.output
     listed = run("privacy", "purged", "--store", url)
     assert "jane-1" in listed.output
@@ -697,6 +705,7 @@ def test_a_case_whose_policy_is_not_loaded_is_never_judged_by_another_one() -> N
     store, clock = MemoryStore(), ManualClock(START)
     ids = closed_cases(Engine(store, policy=long_keep, clock=clock), clock)
     later = START + timedelta(days=365 * 7)
+    clock.set(START + timedelta(days=365 * 12))
     short = parse_policy(RETENTION_POLICY, file="s.yaml")
     assert Engine(store, policy=short, clock=clock).purge_expired(actor="a:x", now=later) == []
     both = Engine(store, policy=short, previous_policies=[long_keep], clock=clock)

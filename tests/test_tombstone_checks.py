@@ -18,7 +18,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from sqlalchemy import insert
 
+from adapters.memory import MemoryStore
+from adapters.sql import SqlStore
 from tests.conftest import START, drive
 from tests.stores import STORE_KINDS, each_store
 from tests.test_audit import history
@@ -163,34 +166,42 @@ def test_a_tombstone_whose_own_fields_contradict_each_other_is_reported(
 
 
 def test_a_purge_dated_after_the_verification_is_reported(store: Store) -> None:
-    """`privacy purge --at` a time to come, or a clock set wrong: the tombstone says the
-    case was purged at a time that has not come. Only when verify is given its time."""
+    """A clock set wrong (or `privacy purge --at` a time to come, before decision 0060
+    refused it): the tombstone says the case was purged at a time that has not come.
+    Only when verify is given its time."""
     engine, _ = _engine(store)
     _forged(store, "case-old", purged_at=LATER + timedelta(days=1))
     assert _found(store) == [
         ("case-old", None, "purged, but its tombstone says it was purged at "
          f"{(LATER + timedelta(days=1)).isoformat()}, after this verification's time "
-         f"{LATER.isoformat()} (a purge judged at a time to come, `privacy purge --at`, or a "
-         "clock set wrong)"),
+         f"{LATER.isoformat()} (a clock set wrong, or a purge judged at a time to come, "
+         "which `privacy purge --at` took before decision 0060)"),
     ]  # fmt: skip
     assert _found(store, now=None) == []
     assert [f.case_id for f in engine.verify()] == ["case-old"]  # the engine's clock
 
 
-def test_a_case_opened_with_a_purged_case_s_id_is_reported_beside_its_tombstone(
-    store: Store,
-) -> None:
-    """Nothing stops a case being opened with the id of one purged before: the store then
-    holds a tombstone and a case of one id, which a digest cannot hold both of."""
-    engine, clock = _engine(store)
-    clock.set(START + timedelta(days=7 * 366))
-    (tombstone,) = engine.purge_expired(actor="system:retention")
-    engine.open_case(actor="agent:a", customer={"id": "c7", "name": "Again"}, channel="email",
-                     case_id="case-old")  # fmt: skip
+def test_a_tombstone_beside_its_case_is_reported(store: Store) -> None:
+    """A store holding a tombstone and a case of one id: a tombstone written beside the
+    case, or a case opened with a purged case's id before the stores refused that
+    (decision 0060). A digest cannot hold both."""
+    _engine(store)
+    case = store.load("case-old")
+    assert case.closed_at is not None
+    tombstone = Tombstone(
+        "case-old", case.version, case.head_hash, case.opened_at, case.closed_at,
+        START + timedelta(days=7 * 366), "system:retention", "by hand", 6,
+    )  # fmt: skip
+    if isinstance(store, MemoryStore):
+        store._tombstones.append(tombstone)
+    else:
+        assert isinstance(store, SqlStore)
+        with store.engine.begin() as conn:
+            conn.execute(insert(store.tables.tombstones).values(dataclasses.asdict(tombstone)))
     assert _found(store) == [
         ("case-old", None, f"purged at {tombstone.purged_at.isoformat()} (its tombstone), but "
-         "the store holds the case too: a purge deletes it (its id taken again by a case "
-         "opened since, or a tombstone written beside a case)"),
+         "the store holds the case too: a purge deletes it (a tombstone written beside the "
+         "case, or its id taken again by a case opened before complaintflow refused that)"),
     ]  # fmt: skip
     assert audit.verify_store(store, "case-old") == []  # the case alone is sound
 

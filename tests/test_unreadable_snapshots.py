@@ -250,9 +250,9 @@ def test_retention_leaves_the_case_with_a_warning_and_purges_the_rest(
     for cid in ("case-0", "case-1"):
         engine.withdraw(cid, actor="agent:a", reason="resolved elsewhere")
     spoil(url, prefix, "wrong type")
-    later = START + timedelta(days=800)
+    clock.set(START + timedelta(days=800))
     with capture_logs() as logs:
-        done = engine.purge_expired(actor="system:retention", now=later)
+        done = engine.purge_expired(actor="system:retention")
     assert [t.case_id for t in done] == ["case-1"]
     left = [line for line in logs if line["event"].startswith("retention: ")]
     assert [(line["case_id"], line["log_level"]) for line in left] == [("case-0", "warning")]
@@ -371,7 +371,9 @@ def test_privacy_erase_prints_one_line(tmp_path: Path) -> None:
 def test_batch_commands_warn_once_and_carry_on(tmp_path: Path, args: list[str]) -> None:
     url, policy = _cli_store(tmp_path, withdrawn=args[0] == "privacy")
     given = [a.format(policy=policy, later="2029-01-01T00:00:00Z") for a in args]
-    with freeze_time(START + timedelta(days=1)):  # the SLA breaches are due
+    # The SLA breaches are due; the purge's --at has come (decision 0060).
+    frozen = START + timedelta(days=1) if args[0] == "sla" else START + timedelta(days=800)
+    with freeze_time(frozen):
         result = CliRunner().invoke(main, [*given, "--store", url])
     assert result.exit_code == 0, result.output
     assert result.exception is None
@@ -486,3 +488,87 @@ def test_cases_list_lists_the_page_and_warns_of_the_case(tmp_path: Path) -> None
         }
     ]
     _shows_no_value(table.output + as_json.output)
+
+
+# -- the cases at risk: the list, the unreadable case in it (decision 0060) -------------
+
+#: When each case's soonest deadline is due: the warning of its feedback target (an hour
+#: after it opened), at 75%.
+DUE = {f"case-{i}": START + timedelta(minutes=45, hours=3 * i) for i in range(3)}
+
+
+def test_cases_at_risk_lists_the_others_and_the_case_that_does_not_read_back_in_its_place(
+    sql: tuple[SqlStore, str, str],
+) -> None:
+    """One spoilt snapshot failed the whole list, as it failed a page of ``find_cases``
+    before decision 0054. Now the others are listed, and the case is reported with
+    its deadline and what is wrong, in its place by that deadline."""
+    store, url, prefix = sql
+    engine, clock = _engine(store)
+    cases(engine, clock)
+    spoil(url, prefix, "wrong type", "case-1")
+    for fresh in (Engine(SqlStore(url, prefix=prefix), policy=POLICY),
+                  Engine(_ScanOnly(url, prefix=prefix), policy=POLICY)):  # fmt: skip
+        try:
+            found = fresh.cases_at_risk(timedelta(days=1), now=START)
+            assert [(e.case.id, e.due_at) for e in found] == [
+                ("case-0", DUE["case-0"]), ("case-2", DUE["case-2"])
+            ]  # fmt: skip
+            (unreadable,) = found.unreadable
+            assert (unreadable.case.case_id, unreadable.due_at) == ("case-1", DUE["case-1"])
+            assert (unreadable.step, unreadable.kind) == ("request_feedback", "warn")
+            assert unreadable.case.problems == (
+                ("customer.contact", "Input should be a valid string"),
+            )
+            assert str(unreadable).startswith("case case-1: the stored snapshot is unreadable")
+            _shows_no_value(str(unreadable))
+            # It takes its place in the limit.
+            first = fresh.cases_at_risk(timedelta(days=1), now=START, limit=2)
+            assert [e.case.id for e in first] == ["case-0"]
+            assert [u.case.case_id for u in first.unreadable] == ["case-1"]
+            assert fresh.cases_at_risk(timedelta(hours=2), now=START).unreadable == ()
+        finally:
+            fresh.store.close()
+
+
+def test_cases_at_risk_warns_of_the_case_and_lists_it_in_its_place(tmp_path: Path) -> None:
+    url, _ = _cli_store(tmp_path)  # case-0 unreadable
+    at = ["--within", "1d", "--at", START.isoformat()]
+    table = CliRunner().invoke(main, ["cases", "at-risk", "--store", url, *at])
+    assert table.exit_code == 0, table.output
+    assert table.stderr.splitlines() == [ERROR.replace("Error: ", "warning: ")]
+    assert [line.split()[:4] for line in table.stdout.splitlines()[1:]] == [
+        ["case-0", "(unreadable)", "request_feedback", "warn"],
+        ["case-1", "promised", "request_feedback", "warn"],
+        ["case-2", "promised", "request_feedback", "warn"],
+    ]
+    limited = CliRunner().invoke(main, ["cases", "at-risk", "--store", url, *at, "--limit", "1"])
+    assert limited.stdout.splitlines()[1:] == [
+        limited.stdout.splitlines()[1],
+        "more cases are at risk than --limit 1 shows",
+    ]
+    assert limited.stdout.splitlines()[1].split()[:2] == ["case-0", "(unreadable)"]
+    as_json = CliRunner().invoke(
+        main, ["cases", "at-risk", "--store", url, *at, "--format", "json"]
+    )
+    assert as_json.exit_code == 0, as_json.output
+    document = json.loads(as_json.stdout)
+    assert [c["id"] for c in document["cases"]] == ["case-1", "case-2"]
+    assert document["unreadable"] == [
+        {
+            "id": "case-0",
+            "opened_at": "2026-11-02T09:00:00.000000+00:00",
+            "problems": [
+                {"field": "customer.contact", "problem": "Input should be a valid string"}
+            ],
+            "error": ERROR.removeprefix("Error: "),
+            "deadline": {
+                "step": "request_feedback",
+                "kind": "warn",
+                "target": "feedback",
+                "due_at": "2026-11-02T09:45:00.000000+00:00",
+            },
+        }
+    ]
+    assert document["more"] is False
+    _shows_no_value(table.output + limited.output + as_json.output)

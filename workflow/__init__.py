@@ -33,6 +33,7 @@ from workflow.errors import (
     AuditFailure,
     CaseAlreadyExists,
     CaseNotFound,
+    CasePurged,
     ComplaintflowError,
     ConcurrencyConflict,
     CurrencyMismatch,
@@ -59,7 +60,14 @@ from workflow.errors import (
 )
 from workflow.events import GENESIS, Event
 from workflow.personal import ERASED, Personal, vault_of
-from workflow.query import CaseAtRisk, CasePage, CaseQuery, UnreadableCase
+from workflow.query import (
+    CaseAtRisk,
+    CasePage,
+    CaseQuery,
+    CasesAtRisk,
+    UnreadableAtRisk,
+    UnreadableCase,
+)
 from workflow.replay import replay
 from workflow.store import FindsCases, Store, Tombstone
 
@@ -75,7 +83,9 @@ __all__ = [
     "CaseAtRisk",
     "CaseNotFound",
     "CasePage",
+    "CasePurged",
     "CaseQuery",
+    "CasesAtRisk",
     "Category",
     "Channel",
     "Clock",
@@ -127,6 +137,7 @@ __all__ = [
     "StoreUnavailable",
     "SystemClock",
     "Tombstone",
+    "UnreadableAtRisk",
     "UnreadableCase",
     "allowed_steps",
     "bundled_policy",

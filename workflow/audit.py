@@ -87,6 +87,23 @@ class Finding:
 FILE = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Unchecked:
+    """What a verification could not check, and why: not a problem (a ``Finding`` is
+    one). A case purged after steps a saved digest does not hold is one: its tombstone
+    keeps only its last head, and the events that led there from the digest's are gone
+    (decision 0060). Pass a list as ``unchecked=`` to ``check_digest`` or
+    ``verify_export`` to be given them; the command line prints each as a ``NOTE``."""
+
+    case_id: str
+    seq: int | None
+    text: str
+
+    def __str__(self) -> str:
+        where = f" event {self.seq}" if self.seq is not None else ""
+        return f"case {self.case_id}{where}: {self.text}"
+
+
 @dataclass(slots=True)
 class Tally:
     """What a verification read, for its report: the cases (histories) and events
@@ -425,13 +442,18 @@ def check_digest(
     store: Store,
     digest_heads: dict[str, tuple[int, str]],
     closed: Mapping[str, datetime | None] | None = None,
+    *,
+    unchecked: list[Unchecked] | None = None,
 ) -> list[Finding]:
     """Each case in a saved digest must still have the event at the saved seq, with the
     saved hash (looked up by seq: an event deleted before it is the chain's finding,
     not this one's), or be purged, its tombstone holding that seq and hash. ``closed``
     (a ``complaintflow-digest/2`` file's closing times) holds a purged case's tombstone
     to the digest's: a case open at the saved head, or closed at another time, was not
-    purged by the engine (``_against_saved_closing``)."""
+    purged by the engine (``_against_saved_closing``). A case purged after steps the
+    digest does not hold (its tombstone at a later seq) cannot be checked against the
+    digest's head: that is an ``Unchecked``, added to ``unchecked`` if given, not a
+    finding (``against_saved_tombstone``)."""
     findings = []
     purged = {t.case_id: t for t in store.tombstones()}
     for case_id, (seq, head) in sorted(digest_heads.items()):
@@ -443,15 +465,71 @@ def check_digest(
                 findings.append(
                     Finding(case_id, None, "is in the saved digest but not in the store")
                 )
-            elif tombstone.version != seq or tombstone.head_hash != head:
-                findings.append(
-                    Finding(case_id, seq, "purged, but its tombstone differs from the digest")
-                )
-            elif closed is not None and case_id in closed:
-                findings.extend(_against_saved_closing(tombstone, closed[case_id]))
+                continue
+            saved = closed.get(case_id, _UNSAVED) if closed is not None else _UNSAVED
+            found, note = against_saved_tombstone(tombstone, seq, head, saved)
+            findings.extend(found)
+            if note is not None and unchecked is not None:
+                unchecked.append(note)
             continue
         findings.extend(_against_saved_head(case_id, events, seq, head))
     return findings
+
+
+class _Unsaved:
+    """The closing time of a digest that holds none (written before decision 0054)."""
+
+
+#: ``against_saved_tombstone``'s ``closed`` for a digest without closing times.
+_UNSAVED = _Unsaved()
+
+
+def against_saved_tombstone(
+    tombstone: Tombstone,
+    seq: int,
+    head: str,
+    closed: datetime | _Unsaved | None = _UNSAVED,
+    where: str = "",
+) -> tuple[list[Finding], Unchecked | None]:
+    """A purged case's tombstone against a digest's ``seq``, ``head`` and, in a
+    ``complaintflow-digest/2`` file, when the digest saw it closed (``closed``; None:
+    open). At the digest's seq, it must hold the digest's head and closing time. Before
+    it, it is a finding: a purge keeps the case's last seq. After it (steps taken after
+    the digest was saved, then the purge), the digest's head cannot be checked: the
+    tombstone keeps the last head alone, and the events are gone. That is an ``Unchecked``,
+    not a finding; only a closing time earlier than the one the digest saw is found
+    then, since closing times never move back. ``where``: `` (line N)``."""
+    case_id, version = tombstone.case_id, tombstone.version
+    differs = f"purged, but its tombstone{where} differs from the digest"
+    if version < seq:
+        return [Finding(case_id, seq, f"{differs}: it is at seq {version}, before the digest's "
+                        f"seq {seq} (a purge keeps the case's last seq: events deleted before "
+                        "the purge, or the tombstone edited)")], None  # fmt: skip
+    if version == seq:
+        if tombstone.head_hash != head:
+            return [Finding(case_id, seq, f"{differs}: its head hash at seq {seq} is another "
+                            "(the chain was rewritten before the purge, or the tombstone "
+                            "edited)")], None  # fmt: skip
+        if isinstance(closed, _Unsaved):
+            return [], None
+        return _against_saved_closing(tombstone, closed, where), None
+    if isinstance(closed, datetime) and tombstone.closed_at < closed:
+        problem = (
+            f"purged, but its tombstone{where} says it closed at "
+            f"{_shown(tombstone.closed_at)}, before {_shown(closed)}, when the saved digest "
+            f"has it closed at seq {seq}: a case's closing time never moves back (the "
+            "tombstone was edited, or written by hand)"
+        )
+        return [Finding(case_id, seq, problem)], None
+    steps = version - seq
+    more = f"{steps} more step{'' if steps == 1 else 's'}"
+    return [], Unchecked(
+        case_id,
+        seq,
+        f"purged after {more} than the saved digest holds (its tombstone{where} is at seq "
+        f"{version}): the events are gone, so its head at the digest's seq {seq} cannot be "
+        "checked; a digest saved after its last step checks its tombstone",
+    )
 
 
 def _against_saved_closing(
@@ -524,8 +602,8 @@ def tombstone_problems(tombstone: Tombstone, now: datetime | None = None) -> lis
     if now is not None and t.purged_at > now:
         problems.append(
             f"says it was purged at {_shown(t.purged_at)}, after this verification's time "
-            f"{_shown(now)} (a purge judged at a time to come, `privacy purge --at`, or a "
-            "clock set wrong)"
+            f"{_shown(now)} (a clock set wrong, or a purge judged at a time to come, which "
+            "`privacy purge --at` took before decision 0060)"
         )
     return problems
 
@@ -547,8 +625,8 @@ def _also_in_the_store(tombstone: Tombstone) -> Finding:
         tombstone.case_id,
         None,
         f"purged at {_shown(tombstone.purged_at)} (its tombstone), but the store holds the "
-        "case too: a purge deletes it (its id taken again by a case opened since, or a "
-        "tombstone written beside a case)",
+        "case too: a purge deletes it (a tombstone written beside the case, or its id taken "
+        "again by a case opened before complaintflow refused that)",
     )
 
 
@@ -1057,6 +1135,7 @@ def verify_export(
     closed: Mapping[str, datetime | None] | None = None,
     tally: Tally | None = None,
     now: datetime | None = None,
+    unchecked: list[Unchecked] | None = None,
 ) -> list[Finding]:
     """Verify an exported file offline, without the database: every case's chain, its
     personal values against their references, and that its events replay. With the
@@ -1066,9 +1145,11 @@ def verify_export(
     digest finds a chain rewritten consistently (every hash recomputed), a case cut
     short or a case left out. With a ``complaintflow-digest/2`` file's closing times
     (``closed``), a tombstone is held to when the digest says its case closed, as
-    ``check_digest`` holds the store's. A tombstone line for a case whose events the file holds,
-    or a second one for a case, is a finding naming its line, and so is each problem
-    ``tombstone_problems`` finds in one (with ``now``, the time of the verification).
+    ``check_digest`` holds the store's; a case purged after steps the digest does not
+    hold is an ``Unchecked`` (added to ``unchecked``, if given), as there. A tombstone
+    line for a case whose events the file holds, or a second one for a case, is a
+    finding naming its line, and so is each problem ``tombstone_problems`` finds in one
+    (with ``now``, the time of the verification).
     A /4 file must end with its end line (else it is not a whole export: one that failed
     part-way, or a file cut short; ``AuditFailure`` says so), and hold what that line
     counts (else a finding about the file, case id ``FILE``: lines removed or added).
@@ -1162,13 +1243,11 @@ def verify_export(
         seq, head = unseen[case_id]
         if case_id in purged:
             number, tombstone = purged[case_id]
-            if (tombstone.version, tombstone.head_hash) != (seq, head):
-                problem = f"purged, but its tombstone (line {number}) differs from the digest"
-                findings.append(Finding(case_id, seq, problem))
-            elif closed is not None and case_id in closed:
-                findings.extend(
-                    _against_saved_closing(tombstone, closed[case_id], f" (line {number})")
-                )
+            saved = closed.get(case_id, _UNSAVED) if closed is not None else _UNSAVED
+            found, note = against_saved_tombstone(tombstone, seq, head, saved, f" (line {number})")
+            findings.extend(found)
+            if note is not None and unchecked is not None:
+                unchecked.append(note)
         elif every_tombstone:
             findings.append(Finding(case_id, None, _NOT_IN_A_WHOLE_FILE))
         else:

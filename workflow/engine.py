@@ -44,6 +44,8 @@ from workflow.domain import (
 from workflow.errors import (
     NEW_CASE,
     CaseAlreadyExists,
+    CaseNotFound,
+    CasePurged,
     ComplaintflowError,
     ConcurrencyConflict,
     ErasureRefused,
@@ -81,8 +83,8 @@ from workflow.personal import (
 )
 from workflow.query import (
     DEFAULT_LIMIT,
-    CaseAtRisk,
     CasePage,
+    CasesAtRisk,
     UnreadableCase,
     at_risk_until,
     aware,
@@ -117,14 +119,15 @@ _NO_VAULT: Mapping[str, Personal] = {}
 _SLUG: TypeAdapter[str] = TypeAdapter(Slug)
 
 
-def cases_at_risk_in(store: Store, until: datetime, limit: int) -> list[CaseAtRisk]:
-    """``Engine.cases_at_risk``'s answer, by ``until`` (aware UTC), at most ``limit``,
-    neither checked: through ``FindsCases`` when ``store`` has it, else by reading every
-    case through ``Store`` (the command line asks for one more than a page holds, to say
+def cases_at_risk_in(store: Store, until: datetime, limit: int) -> CasesAtRisk:
+    """``Engine.cases_at_risk``'s answer, by ``until`` (aware UTC), at most ``limit``
+    (the cases whose snapshot does not read back, in ``unreadable``, counted), neither
+    checked: through ``FindsCases`` when ``store`` has it, else by reading every case
+    through ``Store`` (the command line asks for one more than a page holds, to say
     whether there are more)."""
     if isinstance(store, FindsCases):
-        return store.cases_at_risk(until, limit)
-    return scan_at_risk(store, until, limit)
+        return CasesAtRisk.of(store.cases_at_risk(until, limit))
+    return CasesAtRisk.of(scan_at_risk(store, until, limit))
 
 
 def _actor(actor: Actor | str, step: str, case_id: str | None) -> Actor:
@@ -427,13 +430,15 @@ class Engine:
 
     def cases_at_risk(
         self, within: timedelta, now: datetime | None = None, *, limit: int = DEFAULT_LIMIT
-    ) -> list[CaseAtRisk]:
+    ) -> CasesAtRisk:
         """Open cases with a pending SLA deadline (a warning or a breach) due by ``now +
         within`` (``now``: the engine's clock if not given), those past due that no sweep
         fired yet included: each case once, with its soonest such deadline (its
         ``step``, ``kind``, ``due_at``), soonest first, at most ``limit`` (1 to 1000).
         Read from the deadlines the store keeps (``Store.pending_deadlines``), as the
-        sweeper finds them. Bad arguments raise ``InvalidQuery``."""
+        sweeper finds them. Bad arguments raise ``InvalidQuery``. A list; a case whose
+        stored snapshot does not read back is in its ``unreadable``, with its deadline
+        and what is wrong, in its place in the order and the ``limit`` (decision 0060)."""
         when = aware("now", now, "cases_at_risk") if now is not None else self.now()
         assert when is not None
         until = at_risk_until(within, when)
@@ -634,11 +639,26 @@ class Engine:
         except ConcurrencyConflict:
             earlier = self._earlier_result(command) if command is not None else None
             if earlier is None:
-                # The key was free: the id is taken, which no retry changes.
-                raise CaseAlreadyExists(cid) from None
+                # The key was free: the id is taken, which no retry changes, by a case
+                # or by a purged case's tombstone (the store refuses both).
+                raise self._id_taken(cid) from None
             return earlier
         self._log.info("case opened", case_id=cid, step=OPEN_EVENT, actor=who)
         return case
+
+    def _id_taken(self, case_id: str) -> CaseAlreadyExists:
+        """Why an opening at ``case_id`` conflicted: a case has the id, or (none has)
+        a purged case's tombstone keeps it (``CasePurged``). The tombstones are read
+        only here, on the refusal."""
+        try:
+            self.store.load(case_id)
+        except CaseNotFound:
+            purged = next((t for t in self.store.tombstones() if t.case_id == case_id), None)
+            if purged is not None:
+                return CasePurged(case_id, purged.purged_at)
+        except SnapshotUnreadable:
+            pass  # a case has the id
+        return CaseAlreadyExists(case_id)
 
     def _check_case_id(self, case_id: object) -> None:
         """``InvalidStepData`` (logged) if ``case_id`` is not a case id ``open_case`` takes;
@@ -1282,9 +1302,25 @@ class Engine:
         snapshot, events, deadlines and idempotency keys go, and a ``Tombstone`` (id,
         last seq and head hash, dates; no content) stays, so a saved store digest still
         verifies. ``dry_run`` lists the tombstones without deleting anything. A case
-        reopened or changed meanwhile is left alone (its version no longer matches)."""
+        reopened or changed meanwhile is left alone (its version no longer matches).
+        ``now`` (the time to judge by, and the purge's time in the tombstones) may not
+        be later than the engine's clock, unless ``dry_run``: a purge judged at a time
+        to come would delete cases whose retention period has not ended (``InvalidTime``
+        at ``now``, nothing deleted; decision 0060)."""
         who = _actor_text(_actor(actor, "purge_expired", None))
         when = to_utc(now, "purge_expired(now)", field="now") if now is not None else self.now()
+        if now is not None and not dry_run:
+            clock = self.now()
+            if when > clock:
+                raise InvalidTime(
+                    "now",
+                    f"{when.isoformat()} is later than the engine's clock ({clock.isoformat()}): "
+                    "a purge judged at a time to come would delete cases whose retention "
+                    "period has not ended; give a time no later than now, or dry_run=True to "
+                    "list what that time would purge",
+                    value=now,
+                    where="purge_expired(now)",
+                )
         done: list[Tombstone] = []
         for case in self.purgeable(when):
             assert case.closed_at is not None

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Iterable, Sequence
+from datetime import datetime
 
 from policies.decision import Decision
 from policies.errors import (
@@ -22,6 +23,7 @@ __all__ = [
     "AuditFailure",
     "CaseAlreadyExists",
     "CaseNotFound",
+    "CasePurged",
     "ComplaintflowError",
     "ConcurrencyConflict",
     "CurrencyMismatch",
@@ -435,6 +437,23 @@ def shown_id(text: str) -> str:
     (``repr``) when it holds a character a terminal would act on rather than show; ids
     stored before they were checked may (docs/decisions/0052, 0058)."""
     return text if text.isprintable() else repr(text)
+
+
+class CasePurged(CaseAlreadyExists):
+    """``open_case`` with the id of a case that was purged (its tombstone keeps the id:
+    decision 0060); nothing was written. ``purged_at``: when, as the tombstone says. A
+    ``CaseAlreadyExists``, so not retried either: a purged case's id is never free
+    again (a store holding a case and a tombstone of one id cannot be digested, and
+    the case could not be purged in turn)."""
+
+    def __init__(self, case_id: str, purged_at: datetime) -> None:
+        super().__init__(case_id)
+        self.purged_at = purged_at
+        self.args = (
+            f"case {case_id} was purged at {purged_at.isoformat()} (its tombstone keeps the "
+            "id); nothing was written. A purged case's id is not used again: open the "
+            "complaint under another id.",
+        )
 
 
 class ErasureRefused(ComplaintflowError):

@@ -204,9 +204,71 @@ class CaseAtRisk:
         return self.deadline.due_at
 
 
-def at_risk_order(entry: CaseAtRisk) -> tuple[datetime, str]:
+@dataclass(frozen=True, slots=True)
+class UnreadableAtRisk:
+    """A case at risk whose stored snapshot does not read back (decision 0060): the
+    case as ``find_cases`` reports such a case (``UnreadableCase``: its id, when it
+    opened if the store can tell, what is wrong; never a stored value), and its soonest
+    pending deadline, which the store keeps apart from the snapshot and which places it
+    in the list. ``str()`` is the error loading the case raises."""
+
+    case: UnreadableCase
+    deadline: Deadline
+
+    @property
+    def step(self) -> str:
+        return self.deadline.step
+
+    @property
+    def kind(self) -> str:
+        return self.deadline.kind
+
+    @property
+    def due_at(self) -> datetime:
+        return self.deadline.due_at
+
+    def __str__(self) -> str:
+        return str(self.case)
+
+
+#: What a store's ``cases_at_risk`` lists: a case at risk, or one whose snapshot does
+#: not read back.
+AtRisk = CaseAtRisk | UnreadableAtRisk
+
+
+class CasesAtRisk(list[CaseAtRisk]):
+    """``Engine.cases_at_risk``'s answer: a list of the cases at risk, soonest deadline
+    first, and (``unreadable``) those whose stored snapshot does not read back, each
+    with its deadline, in the same order, reported rather than left out or failing the
+    list (they take their places in ``limit``). A list, as the answer was before
+    decision 0060: a copy or slice of it is a plain list, without ``unreadable``."""
+
+    unreadable: tuple[UnreadableAtRisk, ...]
+
+    def __init__(
+        self, cases: Iterable[CaseAtRisk] = (), unreadable: Iterable[UnreadableAtRisk] = ()
+    ) -> None:
+        super().__init__(cases)
+        self.unreadable = tuple(unreadable)
+
+    @classmethod
+    def of(cls, found: Iterable[AtRisk]) -> CasesAtRisk:
+        """The answer from what a store listed, in order."""
+        listed = list(found)
+        return cls(
+            (e for e in listed if isinstance(e, CaseAtRisk)),
+            (e for e in listed if isinstance(e, UnreadableAtRisk)),
+        )
+
+    def in_order(self) -> list[AtRisk]:
+        """The cases and the unreadable ones, merged in the order of the list."""
+        return sorted([*self, *self.unreadable], key=at_risk_order)
+
+
+def at_risk_order(entry: AtRisk) -> tuple[datetime, str]:
     """The order of cases at risk: soonest deadline first, then by case id."""
-    return (entry.deadline.due_at, entry.case.id)
+    case = entry.case
+    return (entry.deadline.due_at, case.case_id if isinstance(case, UnreadableCase) else case.id)
 
 
 def soonest(deadlines: Iterable[Deadline]) -> Deadline | None:
@@ -529,13 +591,16 @@ def _every_case(store: Store, unreadable: list[UnreadableCase] | None = None) ->
             unreadable.append(UnreadableCase.of(error, None))
 
 
-def scan_at_risk(store: Store, until: datetime, limit: int) -> list[CaseAtRisk]:
+def scan_at_risk(store: Store, until: datetime, limit: int) -> list[AtRisk]:
     """``FindsCases.cases_at_risk`` through the ``Store`` port alone: every case's
-    deadlines are read, and the case loaded when one is due by ``until``."""
+    deadlines are read, and the case loaded when one is due by ``until``. A case whose
+    snapshot does not read back is an ``UnreadableAtRisk`` in its place (by its
+    deadline; without ``opened_at``, which is in the snapshot): whether it is open is
+    in the snapshot too, and a closed case's deadlines are cleared when it closes."""
     return heapq.nsmallest(limit, _at_risk(store, until), key=at_risk_order)
 
 
-def _at_risk(store: Store, until: datetime) -> Iterator[CaseAtRisk]:
+def _at_risk(store: Store, until: datetime) -> Iterator[AtRisk]:
     for case_id in store.case_ids():
         due = soonest(d for d in store.pending_deadlines(case_id) if d.due_at <= until)
         if due is None:
@@ -543,6 +608,9 @@ def _at_risk(store: Store, until: datetime) -> Iterator[CaseAtRisk]:
         try:
             case = store.load(case_id)
         except CaseNotFound:
+            continue
+        except SnapshotUnreadable as error:
+            yield UnreadableAtRisk(UnreadableCase.of(error, None), due)
             continue
         if case.state not in FINAL_STATES:
             yield CaseAtRisk(case, due)

@@ -9,7 +9,7 @@ from typing import Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
-from workflow.query import CaseAtRisk, CaseQuery, Listed, Position
+from workflow.query import AtRisk, CaseQuery, Listed, Position
 from workflow.sla import Deadline
 
 
@@ -190,9 +190,12 @@ class FindsCases(Protocol):
         ``SnapshotUnreadable`` instead fails the page."""
         ...
 
-    def cases_at_risk(self, until: datetime, limit: int) -> list[CaseAtRisk]:
+    def cases_at_risk(self, until: datetime, limit: int) -> Sequence[AtRisk]:
         """Every case that is not closed or withdrawn and has a pending deadline due at
         or before ``until`` (``pending_deadlines``; one past due that no sweep fired
         yet included), once, with its soonest such deadline (ties: by key); soonest
-        first, then by case id; at most ``limit``."""
+        first, then by case id; at most ``limit``. A case whose snapshot does not read
+        back is an ``UnreadableAtRisk`` in its place, so that the list names it rather
+        than fails (decision 0060); a store that raises ``SnapshotUnreadable`` instead
+        fails the list."""
         ...

@@ -118,12 +118,17 @@ def _report(
     tally: audit.Tally,
     *,
     digest: SavedDigest | None = None,
+    notes: list[audit.Unchecked] | None = None,
 ) -> None:
-    """The findings, then one line: what was verified (how many cases and events, and
-    purged cases, which only their tombstones stand for: ``tally.purged``), and the
-    digest checked against (its value, to compare with the one kept apart)."""
+    """The findings and the notes (what could not be checked, which is not a problem),
+    then one line: what was verified (how many cases and events, and purged cases,
+    which only their tombstones stand for: ``tally.purged``), and the digest checked
+    against (its value, to compare with the one kept apart; how many of its cases were
+    purged after steps it does not hold, each a note)."""
     for finding in findings:
         click.echo(f"TAMPERED  {finding}")
+    for note in notes or ():
+        click.echo(f"NOTE      {note}")
     read = f"{_plural(tally.cases, 'case')}, {_plural(tally.events, 'event')}"
     purged = tally.purged
     if purged:
@@ -133,6 +138,9 @@ def _report(
         read += (
             f"; checked against the saved digest {digest[0]} ({_plural(len(digest[1]), 'case')})"
         )
+        if notes:
+            read += f", {len(notes)} purged after steps it does not hold: see the "
+            read += "note" if len(notes) == 1 else "notes"
     if findings:
         click.echo(f"{what}: {len(findings)} problem(s) ({read})")
         raise SystemExit(1)
@@ -170,18 +178,19 @@ def verify(store_url: str, case_id: str | None, digest_file: str | None) -> None
     saved = _saved_heads(digest_file) if digest_file else None
     store = open_cli_store(store_url)
     tally = audit.Tally()
+    notes: list[audit.Unchecked] = []
     try:
         # Counts the purged too; a tombstone's purge after now is a finding.
         findings = audit.verify_store(store, case_id, tally=tally, now=datetime.now(UTC))
         if saved is not None:
-            findings += audit.check_digest(store, saved[1], saved[2])
+            findings += audit.check_digest(store, saved[1], saved[2], unchecked=notes)
     except CaseNotFound as exc:
         raise _not_found(store, exc) from None
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
     finally:
         store.close()
-    _report(findings, shown_url(store_url), tally, digest=saved)
+    _report(findings, shown_url(store_url), tally, digest=saved, notes=notes)
 
 
 @audit_group.command()
@@ -407,6 +416,7 @@ def verify_file(file: str, digest_file: str | None) -> None:
     its tombstone with the digest's head, if purged)."""
     saved = _saved_heads(digest_file) if digest_file else None
     tally = audit.Tally()
+    notes: list[audit.Unchecked] = []
     try:
         with open(file, encoding="utf-8") as lines:
             findings = audit.verify_export(
@@ -415,7 +425,8 @@ def verify_file(file: str, digest_file: str | None) -> None:
                 closed=saved[2] if saved else None,
                 tally=tally,
                 now=datetime.now(UTC),
+                unchecked=notes,
             )
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
-    _report(findings, file, tally, digest=saved)
+    _report(findings, file, tally, digest=saved, notes=notes)

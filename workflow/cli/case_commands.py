@@ -23,12 +23,14 @@ from workflow.query import (
     MAX_LIMIT,
     NOT_A_CURSOR,
     CaseAtRisk,
+    UnreadableAtRisk,
     UnreadableCase,
     at_risk_until,
     check_limit,
     position,
 )
 from workflow.query import escalated_to as escalation_role
+from workflow.sla import Deadline
 
 _FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True
@@ -223,7 +225,8 @@ def list_cases(
 def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -> None:
     """List the open cases with a pending SLA warning or breach due within --within
     (those past due that no sweep fired yet included), soonest first, each with its
-    soonest deadline."""
+    soonest deadline. A case whose stored snapshot does not read back is listed in its
+    place as unreadable, with a warning saying what is wrong."""
     ahead = duration(within, "--within")
     if ahead < timedelta(0):  # -PT1H: said with the text given, not as a timedelta
         raise click.BadParameter(
@@ -247,12 +250,21 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
     with _asking(engine):
         # One more than shown (1,001 for --limit 1000), to say whether there are more.
         found = cases_at_risk_in(engine.store, until, limit + 1)
-    shown, more = found[:limit], len(found) > limit
+    # The unreadable cases in their places (decision 0060), counted in --limit.
+    listed = found.in_order()
+    shown, more = listed[:limit], len(listed) > limit
+    unreadable = [entry for entry in shown if isinstance(entry, UnreadableAtRisk)]
+    for entry in unreadable:  # on stderr, before the list: not hidden by a pipe
+        click.echo(f"warning: {printable(str(entry))}", err=True)
     if fmt == "json":
         document = {
             "now": format_at(now),
             "until": format_at(now + ahead),
-            "cases": [_risk_json(entry) for entry in shown],
+            "cases": [_risk_json(entry) for entry in shown if isinstance(entry, CaseAtRisk)],
+            "unreadable": [
+                {**_unreadable_json(entry.case), "deadline": _deadline_json(entry.deadline)}
+                for entry in unreadable
+            ],
             "more": more,
         }
         click.echo(shown_json(document))
@@ -260,13 +272,13 @@ def at_risk(store_url: str, within: str, at: str | None, limit: int, fmt: str) -
     columns = ("case", "state", "step", "kind", "due (UTC)", "due in", "assignee")
     rows = [
         (
-            entry.case.id,
-            entry.case.state,
+            entry.case.id if isinstance(entry, CaseAtRisk) else entry.case.case_id,
+            entry.case.state if isinstance(entry, CaseAtRisk) else "(unreadable)",
             entry.step,
             entry.kind,
             _minute(entry.due_at),
             _span(entry.due_at - now),
-            entry.case.assignee,
+            entry.case.assignee if isinstance(entry, CaseAtRisk) else None,
         )
         for entry in shown
     ]
@@ -351,13 +363,13 @@ def _case_json(case: Case) -> dict[str, Any]:
 
 
 def _risk_json(entry: CaseAtRisk) -> dict[str, Any]:
-    deadline = entry.deadline
+    return {**_case_json(entry.case), "deadline": _deadline_json(entry.deadline)}
+
+
+def _deadline_json(deadline: Deadline) -> dict[str, Any]:
     return {
-        **_case_json(entry.case),
-        "deadline": {
-            "step": deadline.step,
-            "kind": deadline.kind,
-            "target": deadline.target,
-            "due_at": format_at(deadline.due_at),
-        },
+        "step": deadline.step,
+        "kind": deadline.kind,
+        "target": deadline.target,
+        "due_at": format_at(deadline.due_at),
     }

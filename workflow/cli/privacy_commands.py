@@ -49,10 +49,20 @@ def purge(
     store_url: str, policy_files: tuple[str, ...], actor: str, at: str | None, dry_run: bool
 ) -> None:
     """Delete the closed cases whose retention period (``retention.years`` of their
-    policy) has ended, keeping a tombstone of each (a saved digest still verifies)."""
+    policy) has ended, keeping a tombstone of each (a saved digest still verifies).
+    --at judges by an earlier time; a later one only with --dry-run."""
     when = instant(at, "--at")
     by = cli_actor(actor)
     engine = _engine(store_url, policy_files)
+    now = engine.now()
+    if when is not None and when > now and not dry_run:
+        engine.store.close()
+        raise click.BadParameter(
+            f"{at} is later than now ({now.isoformat()}): a purge judged at a time to come "
+            "would delete cases whose retention period has not ended; give a time no later "
+            "than now, or --dry-run to list what that time would purge",
+            param_hint="--at",
+        )
     try:
         done = engine.purge_expired(actor=by, now=when, dry_run=dry_run)
     except (ComplaintflowError, ValueError) as exc:
