@@ -199,6 +199,19 @@ def _is_duplicate(error: exc.IntegrityError | sqlite3.IntegrityError) -> bool:
     return _PG_DUPLICATE in (getattr(driver, "sqlstate", None), getattr(driver, "pgcode", None))
 
 
+#: PostgreSQL's SQLSTATEs for a transaction the server ended to settle a race between
+#: writers: serialization_failure (under REPEATABLE READ or SERIALIZABLE, a row changed
+#: by a transaction committed since this one's snapshot, or a commit that would break
+#: serializability) and deadlock_detected. The server rolled it back: nothing written.
+_PG_RACE_LOST = frozenset({"40001", "40P01"})
+
+
+def _race_lost(error: exc.OperationalError) -> bool:
+    """Whether the server ended the transaction to settle a race (``_PG_RACE_LOST``)."""
+    driver = error.orig
+    return any(getattr(driver, code, None) in _PG_RACE_LOST for code in ("sqlstate", "pgcode"))
+
+
 #: How long a scrub waits for other connections to finish reading, in milliseconds.
 SCRUB_WAIT_MS = 5000
 
@@ -708,8 +721,9 @@ class SqlStore:
                     raise type(lost)(f"{lost}; nothing was written") from failed.error
                 stamp = None
             except exc.OperationalError as error:
-                # Before the commit (a connection lost mid-statement, a deadlock, a lock
-                # or statement timeout): the transaction was never committed.
+                # Before the commit (a connection lost mid-statement, a lock or statement
+                # timeout): the transaction was never committed. (A deadlock or a
+                # serialization failure is a ConcurrencyConflict: ``_append``.)
                 lost = _store_error(f"writing case {snapshot.id}", error)
                 raise type(lost)(f"{lost}; nothing was written") from error
             except (exc.SQLAlchemyError, sqlite3.Error) as error:
@@ -752,6 +766,8 @@ class SqlStore:
                     process = _server_process(conn)
                 committing = True  # the block's end commits
         except exc.OperationalError as error:
+            if _race_lost(error):  # at a statement or at the commit: the server said so
+                raise ConcurrencyConflict(case_id, expected_version, None) from error
             if committing:
                 raise _CommitFailed(error, process) from error
             raise
