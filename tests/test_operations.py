@@ -362,7 +362,7 @@ PASSING = {
     # A server whose messages are in another language (lc_messages = 'de_DE'), its
     # words from PostgreSQL 15's catalogue: not recognised, so left to a retry loop.
     "a refusal in German": 'connection failed: connection to server at "127.0.0.1", '
-    'port 5432 failed: FATAL:  Datenbank \u00bbsupport\u00ab existiert nicht',
+    "port 5432 failed: FATAL:  Datenbank \u00bbsupport\u00ab existiert nicht",
     # Several hosts: the last refused the password, the first was down (a retry may
     # reach the first, whose pg_hba.conf may differ).
     "one of several hosts down": 'connection failed: connection to server at "10.0.0.2", '

@@ -82,7 +82,7 @@ def test_a_serialization_failure_waiting_for_a_case_is_a_conflict_and_retried(
     try:
         holding, release = threading.Event(), threading.Event()
 
-        @event.listens_for(other.engine, "commit")  # type: ignore[untyped-decorator]
+        @event.listens_for(other.engine, "commit")
         def _hold_the_commit(conn: Any) -> None:
             holding.set()
             assert release.wait(60)
@@ -156,9 +156,7 @@ def test_a_deadlock_the_server_breaks_is_a_conflict_and_retried() -> None:
 
 @pytest.mark.parametrize("code", ["40001", "40P01"])
 @pytest.mark.parametrize("when", ["writing", "committing"])
-def test_a_step_the_server_rolls_back_to_settle_a_race_is_a_conflict(
-    code: str, when: str
-) -> None:
+def test_a_step_the_server_rolls_back_to_settle_a_race_is_a_conflict(code: str, when: str) -> None:
     """Under ``SERIALIZABLE`` the server may refuse the COMMIT itself (40001: another
     transaction's write made this one's reads stale). Whether it ends the step at a
     statement or at its commit, nothing was written, the store knows it (the server
