@@ -208,6 +208,19 @@ def _is_duplicate(error: exc.IntegrityError | sqlite3.IntegrityError) -> bool:
     return _PG_DUPLICATE in (getattr(driver, "sqlstate", None), getattr(driver, "pgcode", None))
 
 
+#: PostgreSQL's SQLSTATEs for a transaction the server ended to settle a race between
+#: writers: serialization_failure (under REPEATABLE READ or SERIALIZABLE, a row changed
+#: by a transaction committed since this one's snapshot, or a commit that would break
+#: serializability) and deadlock_detected. The server rolled it back: nothing written.
+_PG_RACE_LOST = frozenset({"40001", "40P01"})
+
+
+def _race_lost(error: exc.OperationalError) -> bool:
+    """Whether the server ended the transaction to settle a race (``_PG_RACE_LOST``)."""
+    driver = error.orig
+    return any(getattr(driver, code, None) in _PG_RACE_LOST for code in ("sqlstate", "pgcode"))
+
+
 #: How long a scrub waits for other connections to finish reading, in milliseconds.
 SCRUB_WAIT_MS = 5000
 
@@ -309,12 +322,16 @@ def _operational(what: str, driver_error: BaseException | None) -> StoreError:
             f"{what}: {message}: the tables are missing or at another revision; run "
             "`complaintflow db upgrade URL` (or `db init` for an empty database)"
         )
-    advice = _refused_for_good(driver_error)
-    if advice is not None:
-        return StoreMisconfigured(
-            f"{what}: the database refused the connection (a retry will not help): "
-            f"{message}; {advice}"
-        )
+    attempts = _attempts(driver_error)
+    if attempts:
+        # A connection that failed: said as its last attempt (libpq's without SSL).
+        message = _last_attempt(attempts)
+        advice = _refused_for_good(attempts)
+        if advice is not None:
+            return StoreMisconfigured(
+                f"{what}: the database refused the connection (a retry will not help): "
+                f"{message}; {advice}"
+            )
     return StoreUnavailable(f"{what}: the database is unavailable or busy: {message}")
 
 
@@ -366,24 +383,47 @@ _REFUSALS = tuple(
 )
 
 
-def _refused_for_good(driver_error: BaseException | None) -> str | None:
-    """What must change for a connection attempt the server refused for good to succeed
-    (``_REFUSALS``); None for anything else, a server that is down, starting, stopping or
-    full among them. Only an error without an SQLSTATE is one (every error the server
-    sends inside a session has one); with several hosts in the URL, only when every host
-    refused so (a retry may reach one that was down)."""
+#: Lines of a connection error that report no attempt of their own: libpq's indented
+#: hints, the server's DETAIL and HINT, psycopg's heading over several hosts' failures.
+_NOT_AN_ATTEMPT = ("\t", " ", "DETAIL:  ", "HINT:  ", "Multiple connection attempts failed")
+
+
+def _attempts(driver_error: BaseException | None) -> list[str] | None:
+    """The lines of a failed connection's error that report an attempt each; None for
+    an error with an SQLSTATE (every error the server sends inside a session has one).
+    libpq tries again without SSL (``sslmode=prefer``, its default) or GSS encryption,
+    or at a host's next address, adding a line each; psycopg 3 lists each host's
+    failure after the last host's (``- host: ...``)."""
     if driver_error is None or any(
         getattr(driver_error, code, None) for code in ("sqlstate", "pgcode")
     ):
         return None
     lines = str(driver_error).splitlines()
-    # psycopg 3 lists each host's failure after the last one's, each line "- host: ...".
-    attempts = lines[:1] + [line for line in lines[1:] if line.startswith("- host:")]
+    return [line for line in lines if line and not line.startswith(_NOT_AN_ATTEMPT)]
+
+
+def _last_attempt(attempts: list[str]) -> str:
+    """The last host's last attempt (its attempts come first, before psycopg's list of
+    every host's): the one without SSL, whose reason is the one that counts (a server
+    whose ``pg_hba.conf`` has only ``hostnossl`` lines refuses every SSL attempt,
+    whatever else is wrong)."""
+    hosts = next((i for i, line in enumerate(attempts) if line.startswith("- host:")), None)
+    return attempts[(len(attempts) if hosts is None else hosts) - 1]
+
+
+def _refused_for_good(attempts: list[str]) -> str | None:
+    """What must change for a connection the server refused for good to succeed
+    (``_REFUSALS``, for ``_last_attempt``); None for anything else, a server that is
+    down, starting, stopping or full among them. Every attempt must have been refused
+    so: a retry may pass where one failed for another reason (a host that was down, a
+    connection limit met on the attempt without SSL)."""
     advice = [
         next((advice for pattern, advice in _REFUSALS if pattern.search(line)), None)
         for line in attempts
     ]
-    return advice[0] if advice and None not in advice else None
+    if not advice or None in advice:
+        return None
+    return advice[attempts.index(_last_attempt(attempts))]
 
 
 def _sqlite_setup(engine: Engine, synchronous: str, *, immediate: bool) -> None:
@@ -721,8 +761,9 @@ class SqlStore:
                     raise type(lost)(f"{lost}; nothing was written") from failed.error
                 stamp = None
             except exc.OperationalError as error:
-                # Before the commit (a connection lost mid-statement, a deadlock, a lock
-                # or statement timeout): the transaction was never committed.
+                # Before the commit (a connection lost mid-statement, a lock or statement
+                # timeout): the transaction was never committed. (A deadlock or a
+                # serialization failure is a ConcurrencyConflict: ``_append``.)
                 lost = _store_error(f"writing case {snapshot.id}", error)
                 raise type(lost)(f"{lost}; nothing was written") from error
             except (exc.SQLAlchemyError, sqlite3.Error) as error:
@@ -765,6 +806,8 @@ class SqlStore:
                     process = _server_process(conn)
                 committing = True  # the block's end commits
         except exc.OperationalError as error:
+            if _race_lost(error):  # at a statement or at the commit: the server said so
+                raise ConcurrencyConflict(case_id, expected_version, None) from error
             if committing:
                 raise _CommitFailed(error, process) from error
             raise

@@ -218,6 +218,14 @@ def _refusing(text: str) -> Any:
     return connect
 
 
+#: The first of two attempts to a server with ssl = on whose pg_hba.conf has only
+#: ``hostnossl`` lines for this client (psycopg 3.3, libpq 18, PostgreSQL 15, word for word).
+_SSL_REFUSED = (
+    'connection failed: connection to server at "127.0.0.1", port 5499 failed: FATAL:  '
+    'no pg_hba.conf entry for host "127.0.0.1", user "{user}", database "{database}", SSL '
+    "encryption\n"
+)
+
 #: What psycopg 3.3 (libpq 18) raised, word for word, against a PostgreSQL 15 server
 #: whose pg_hba.conf asked this client for a password (scram-sha-256 and md5), had no
 #: line for it, or a ``reject`` line; and for a role without LOGIN or without CONNECT
@@ -274,6 +282,15 @@ REFUSED = {
         '.s.PGSQL.5432" failed: FATAL:  database "support" does not exist',
         "create the database",
     ),
+    # A server with ssl = on whose pg_hba.conf lets this client in without SSL only
+    # (``hostnossl``): libpq (sslmode=prefer, its default) tries SSL first, and the
+    # reason that counts is the second attempt's, not the SSL one's pg_hba.conf line.
+    "after an SSL attempt": (
+        _SSL_REFUSED.format(user="postgres", database="nope")
+        + 'connection to server at "127.0.0.1", port 5499 failed: FATAL:  database "nope" '
+        "does not exist",
+        "create the database",
+    ),
 }
 
 
@@ -287,7 +304,8 @@ def test_a_connection_refused_for_good_is_not_worth_a_retry(text: str, advice: s
     with pytest.raises(StoreMisconfigured) as refused:
         open_store(url, engine_options={"creator": _refusing(text)})
     message = str(refused.value)
-    assert text.split("\n")[0].split("failed: ")[-1] in message
+    last_attempt = text.split("\nMultiple")[0].split("\nDETAIL")[0].split("\n")[-1]
+    assert last_attempt.split("failed: ")[-1] in message
     assert advice in message
     assert "s3cret-pw" not in message
     assert "desk:***@" in message
@@ -321,6 +339,30 @@ PASSING = {
     "FATAL:  sorry, too many clients already",
     "a name not resolved": "failed to resolve host 'db': [Errno -3] Temporary failure "
     "in name resolution",
+    "recovering": 'connection failed: connection to server at "127.0.0.1", port 5432 '
+    "failed: FATAL:  the database system is in recovery mode",
+    "a timeout": "connection timeout expired",
+    # libpq tried SSL first (see _SSL_REFUSED): the attempt without SSL found the
+    # server full for this role, this database or any but superusers, which passes.
+    "a role's connection limit, after an SSL attempt": _SSL_REFUSED.format(
+        user="desk", database="postgres"
+    )
+    + 'connection to server at "127.0.0.1", port 5499 failed: FATAL:  too many '
+    'connections for role "desk"',
+    "a database's connection limit, after an SSL attempt": _SSL_REFUSED.format(
+        user="full_user", database="support"
+    )
+    + 'connection to server at "127.0.0.1", port 5499 failed: FATAL:  too many '
+    'connections for database "support"',
+    "the slots left reserved, after an SSL attempt": _SSL_REFUSED.format(
+        user="full_user", database="postgres"
+    )
+    + 'connection to server at "127.0.0.1", port 5499 failed: FATAL:  remaining '
+    "connection slots are reserved for non-replication superuser connections",
+    # A server whose messages are in another language (lc_messages = 'de_DE'), its
+    # words from PostgreSQL 15's catalogue: not recognised, so left to a retry loop.
+    "a refusal in German": 'connection failed: connection to server at "127.0.0.1", '
+    "port 5432 failed: FATAL:  Datenbank \u00bbsupport\u00ab existiert nicht",
     # Several hosts: the last refused the password, the first was down (a retry may
     # reach the first, whose pg_hba.conf may differ).
     "one of several hosts down": 'connection failed: connection to server at "10.0.0.2", '
@@ -343,6 +385,10 @@ def test_a_server_down_starting_or_full_stays_worth_a_retry(text: str) -> None:
         open_store(url, engine_options={"creator": _refusing(text)})
     assert "unavailable or busy" in str(refused.value)
     assert "\n" not in str(refused.value)
+    # The reason shown is the last attempt's (the full for the role, not the SSL
+    # attempt's pg_hba.conf line, which would send the operator to the wrong file).
+    last_attempt = text.split("\nMultiple")[0].split("\n\t")[0].split("\n")[-1]
+    assert last_attempt.split("failed: ")[-1] in str(refused.value)
 
 
 # -- a connection lost while a step is written ---------------------------------------

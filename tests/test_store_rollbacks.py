@@ -1,0 +1,192 @@
+"""PostgreSQL ends a transaction to settle a race: a deadlock (SQLSTATE 40P01), or a
+serialization failure (40001: under ``REPEATABLE READ`` or ``SERIALIZABLE``, which a
+database's ``default_transaction_isolation`` may set for every session, a row changed
+by a transaction committed since this one began). The server rolled the step back:
+nothing was written, and the step read a case that changed under it. That is a
+``ConcurrencyConflict``, which ``Engine.retrying`` retries, not a ``StoreUnavailable``
+("the database is unavailable or busy"), which it does not."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import Engine as SqlEngine
+from sqlalchemy import create_engine, event, text
+
+from adapters.sql import SqlStore
+from tests.stores import postgres_store, postgres_url
+from tests.test_engine_policy import POLICY, apologised, new_engine, refund
+from workflow import ConcurrencyConflict, Engine, ManualClock
+
+pytestmark = pytest.mark.postgres
+
+
+def _waiting_for_a_row_lock(admin: SqlEngine, prefix: str) -> None:
+    """Return once a session waits for a lock in a statement locking rows of the tables
+    named by ``prefix`` (``SELECT ... FOR UPDATE``: a capped step's write), polled, for
+    60 s at most."""
+    give_up = time.monotonic() + 60
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND pid <> pg_backend_pid() AND strpos(query, :table) > 0 "
+        "AND strpos(query, 'FOR UPDATE') > 0"
+    )
+    with admin.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        while not conn.execute(query, {"table": f"{prefix}cases"}).scalar():
+            assert time.monotonic() < give_up, "the step never waited for the row lock"
+            time.sleep(0.01)
+
+
+def _in_a_thread(action: Callable[[], object]) -> tuple[threading.Thread, dict[str, Any]]:
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            outcome["result"] = action()
+        except Exception as error:  # what is checked is the outcome
+            outcome["error"] = error
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    return thread, outcome
+
+
+@pytest.fixture
+def serializable() -> Iterator[SqlStore]:
+    """A store on a database whose sessions run ``SERIALIZABLE`` by default (as a
+    DBA's ``ALTER DATABASE ... SET default_transaction_isolation`` makes them)."""
+    options = {"connect_args": {"options": "-c default_transaction_isolation=serializable"}}
+    yield from postgres_store(engine_options=options)  # type: ignore[misc]
+
+
+def test_a_serialization_failure_waiting_for_a_case_is_a_conflict_and_retried(
+    serializable: SqlStore,
+) -> None:
+    """Regression: an acceptance read the customer's other case, then waited for its
+    row, locked by another worker's note on it; the note committed, and the server
+    ended the acceptance with a serialization failure. It was ``StoreUnavailable``
+    ("the database is unavailable or busy ...; nothing was written"), which
+    ``Engine.retrying`` does not retry, for what is a conflict like any other."""
+    store = serializable
+    engine, clock = new_engine(store=store)
+    first, second = apologised(engine), apologised(engine)
+    engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+    due = clock.now() + timedelta(days=1)
+    other = SqlStore(store.url, prefix=store.prefix)
+    try:
+        holding, release = threading.Event(), threading.Event()
+
+        @event.listens_for(other.engine, "commit")
+        def _hold_the_commit(conn: Any) -> None:
+            holding.set()
+            assert release.wait(60)
+
+        note, _ = _in_a_thread(
+            lambda: Engine(other, policy=POLICY, clock=ManualClock(clock.now())).add_note(
+                second, actor="agent:bob", text="called them"
+            )
+        )
+        assert holding.wait(60)  # the note holds the second case's row
+        accept, outcome = _in_a_thread(
+            lambda: engine.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+        )
+        _waiting_for_a_row_lock(store.engine, store.prefix)
+        release.set()
+        note.join(60)
+        accept.join(60)
+    finally:
+        other.close()
+    assert isinstance(outcome.get("error"), ConcurrencyConflict), outcome
+    assert engine.get(first).state == "remedy_offered"  # nothing was written
+    retried = engine.retrying(
+        lambda: engine.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+    )
+    assert retried.state == "promised"
+
+
+def test_a_deadlock_the_server_breaks_is_a_conflict_and_retried() -> None:
+    """Regression: a step the server chose to end to break a deadlock (here with
+    another program's transaction, which locked the customer's second case and then
+    wanted the first) was ``StoreUnavailable``; it wrote nothing, and a retry goes
+    through once the other transaction is done."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    admin = create_engine(postgres_url())
+    try:
+        engine, clock = new_engine(store=store)
+        first, second = apologised(engine), apologised(engine)
+        engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+        due = clock.now() + timedelta(days=1)
+        cases = store.tables.cases
+        touch = cases.update().values(version=cases.c.version)
+        with admin.connect() as program:
+            superuser = program.execute(text("SELECT rolsuper FROM pg_roles "
+                                             "WHERE rolname = current_user")).scalar()  # fmt: skip
+            if superuser:  # the step, not this transaction, is the one the server ends
+                program.execute(text("SET LOCAL deadlock_timeout = '60s'"))
+            # The step locks the customer's cases in id order: this transaction takes the
+            # later one, so the step holds the earlier and waits; then it wants the earlier.
+            earlier, later = sorted((first, second))
+            program.execute(touch.where(cases.c.case_id == later))
+            accept, outcome = _in_a_thread(
+                lambda: engine.accept_remedy(
+                    first, actor="customer:c", option=1, promise="r", due=due
+                )
+            )
+            _waiting_for_a_row_lock(admin, store.prefix)
+            program.execute(touch.where(cases.c.case_id == earlier))  # the deadlock
+            accept.join(60)
+            program.rollback()
+        assert isinstance(outcome.get("error"), ConcurrencyConflict), outcome
+        assert engine.get(first).state == "remedy_offered"
+        retried = engine.retrying(
+            lambda: engine.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+        )
+        assert retried.state == "promised"
+    finally:
+        admin.dispose()
+        stores.close()
+
+
+@pytest.mark.parametrize("code", ["40001", "40P01"])
+@pytest.mark.parametrize("when", ["writing", "committing"])
+def test_a_step_the_server_rolls_back_to_settle_a_race_is_a_conflict(code: str, when: str) -> None:
+    """Under ``SERIALIZABLE`` the server may refuse the COMMIT itself (40001: another
+    transaction's write made this one's reads stale). Whether it ends the step at a
+    statement or at its commit, nothing was written, the store knows it (the server
+    said so), and the step is a conflict. A trigger raises the code here, at the
+    events' insert or (deferred) at the commit, as the server's own check would."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    prefix = store.prefix
+    function = f'"{prefix}race"'
+    events = f'"{prefix}events"'
+    timing = "DEFERRABLE INITIALLY DEFERRED" if when == "committing" else "NOT DEFERRABLE"
+    admin = create_engine(postgres_url())
+    try:
+        engine, _ = new_engine(store=store)
+        cid = apologised(engine)
+        with admin.begin() as conn:
+            conn.execute(text(
+                f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+                f"BEGIN RAISE EXCEPTION 'settled a race' USING ERRCODE = '{code}'; END $$"
+            ))  # fmt: skip
+            conn.execute(text(
+                f'CREATE CONSTRAINT TRIGGER "{prefix}race" AFTER INSERT ON {events} {timing} '
+                f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+            ))  # fmt: skip
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            engine.add_note(cid, actor="agent:alice", text="called them")
+        assert conflict.value.case_id == cid
+        assert len(store.events(cid)) == 5  # the note is not there
+    finally:
+        stores.close()
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
+        admin.dispose()
