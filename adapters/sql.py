@@ -934,13 +934,22 @@ class SqlStore:
         serialises writers already. The case's own row is locked with them, all in case
         id order: two writers that each read the other's case (two acceptances for one
         customer) lock in the same order, so one waits for the other instead of
-        deadlocking."""
+        deadlocking.
+
+        On PostgreSQL the customer's rows are then read once more, plainly: the locking
+        statement sees only the rows of its snapshot, taken when it starts, and a case
+        of the customer opened, offered and accepted by other workers between that
+        snapshot and its first row lock (its own acceptance locked these rows, and
+        released them before this statement got to them) would not be among them. A
+        new statement has a new snapshot at ``READ COMMITTED``, and sees it (decision
+        0062)."""
         c = self.tables.cases
         query = select(c.c.case_id, c.c.version).where(
             or_(c.c.customer_id == customer_id, c.c.case_id.in_(sorted({case_id, *versions})))
         )
         if self.dialect == "postgresql":
-            query = query.order_by(c.c.case_id).with_for_update()
+            locked = conn.execute(query.order_by(c.c.case_id).with_for_update())
+            check_unchanged(case_id, versions, {row[0]: row[1] for row in locked})
         found = {row[0]: row[1] for row in conn.execute(query)}
         check_unchanged(case_id, versions, found)
 

@@ -16,12 +16,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 
 from adapters.sql import SqlStore
 from tests.stores import postgres_store, postgres_url
-from tests.test_engine_policy import POLICY, apologised, new_engine, refund
-from workflow import ConcurrencyConflict, Engine, ManualClock
+from tests.test_engine_policy import POLICY, apologised, new_engine, pay, refund
+from workflow import ConcurrencyConflict, Engine, ManualClock, PolicyViolation
 
 pytestmark = pytest.mark.postgres
 
@@ -189,4 +189,94 @@ def test_a_step_the_server_rolls_back_to_settle_a_race_is_a_conflict(code: str, 
         stores.close()
         with admin.begin() as conn:
             conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
+        admin.dispose()
+
+
+def _waiting_for_an_advisory_lock(admin: SqlEngine, role: str) -> None:
+    """Return once a session of ``role`` waits for an advisory lock, polled, for 60 s at
+    most."""
+    give_up = time.monotonic() + 60
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND wait_event = 'advisory' AND usename = :role"
+    )
+    with admin.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        while not conn.execute(query, {"role": role}).scalar():
+            assert time.monotonic() < give_up, "the step never reached the gate"
+            time.sleep(0.01)
+
+
+def test_a_case_paid_while_the_cap_check_scans_the_customers_cases_is_seen() -> None:
+    """Regression (decision 0061, left alone; 0062): the capped step's write locks the
+    customer's rows with one ``SELECT ... FOR UPDATE``, whose snapshot is taken when it
+    starts; rows are locked after the scan. A case of the same customer opened, offered
+    and accepted by another worker between that snapshot and the first row lock was
+    not seen (a locking read sees no row inserted after its snapshot), and both cases
+    were paid: 10 + 50 + 50 EUR against a cap of 100. Here the step is held inside that
+    scan by a gate: a row-level security policy on the cases table (the step's store
+    connects as a role of its own, not a superuser, which security policies would not
+    bind) whose function waits for an advisory lock the test holds, only in a statement
+    that locks rows. The other worker (a superuser, not gated) pays the new case
+    meanwhile. Now the step reads the customer's cases again once they are locked (a
+    new snapshot) and conflicts; retried, it is refused by the cap."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    prefix = store.prefix
+    tables = store.tables
+    role, gate = f'"{prefix}app"', f'"{prefix}gate"'
+    key = int(prefix[1:-1], 16)  # the advisory lock of this test's tables
+    names = [t.name for t in tables.metadata.sorted_tables] + [tables.version_table]
+    admin = create_engine(postgres_url(), isolation_level="AUTOCOMMIT")
+    app: SqlStore | None = None
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+            for name in names:
+                conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{name}" TO {role}'))
+            conn.execute(text(
+                f"CREATE FUNCTION {gate}() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$ "
+                "BEGIN IF strpos(current_query(), 'FOR UPDATE') > 0 THEN "
+                f"PERFORM pg_advisory_lock_shared({key}); "
+                f"PERFORM pg_advisory_unlock_shared({key}); END IF; RETURN true; END $$"
+            ))  # fmt: skip
+            conn.execute(text(f'ALTER TABLE "{tables.cases.name}" ENABLE ROW LEVEL SECURITY'))
+            conn.execute(text(f'CREATE POLICY {gate} ON "{tables.cases.name}" USING ({gate}())'))
+        engine, clock = new_engine(store=store)
+        pay(engine, apologised(engine), "10.00", clock)
+        first = apologised(engine)
+        engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+        due = clock.now() + timedelta(days=1)
+        url = make_url(postgres_url()).set(username=role.strip('"'))
+        app = SqlStore(url.render_as_string(hide_password=False), prefix=prefix)
+        worker = Engine(app, policy=POLICY, clock=ManualClock(clock.now()))
+        with admin.connect() as holder:
+            holder.execute(text(f"SELECT pg_advisory_lock({key})"))
+            accept, outcome = _in_a_thread(
+                lambda: worker.accept_remedy(
+                    first, actor="customer:c", option=1, promise="r", due=due
+                )
+            )
+            _waiting_for_an_advisory_lock(
+                admin, role.strip('"')
+            )  # inside the scan, its snapshot taken
+            second = apologised(engine)  # meanwhile another worker opens, offers, pays
+            pay(engine, second, "50.00", clock)
+            holder.execute(text(f"SELECT pg_advisory_unlock({key})"))
+            accept.join(60)
+        error = outcome.get("error")
+        assert isinstance(error, ConcurrencyConflict), outcome
+        assert error.case_id == second
+        assert engine.get(first).state == "remedy_offered"  # nothing was written
+        with pytest.raises(PolicyViolation, match="cap"):  # retried: it sees the payment
+            worker.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+    finally:
+        if app is not None:
+            app.close()
+        stores.close()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP FUNCTION IF EXISTS {gate}() CASCADE"))
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
         admin.dispose()
