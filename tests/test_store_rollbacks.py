@@ -19,6 +19,8 @@ from sqlalchemy import Engine as SqlEngine
 from sqlalchemy import create_engine, event, make_url, text
 
 from adapters.sql import SqlStore
+from policies.loader import parse_policy
+from tests.conftest import START, drive
 from tests.stores import postgres_store, postgres_url
 from tests.test_engine_policy import POLICY, apologised, new_engine, pay, refund
 from workflow import ConcurrencyConflict, Engine, ManualClock, PolicyViolation
@@ -279,4 +281,113 @@ def test_a_case_paid_while_the_cap_check_scans_the_customers_cases_is_seen() -> 
             conn.execute(text(f"DROP FUNCTION IF EXISTS {gate}() CASCADE"))
             conn.execute(text(f"DROP OWNED BY {role}"))
             conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def _race_on(admin: SqlEngine, prefix: str, table: str, statement: str, code: str) -> str:
+    """A trigger that raises ``code`` before each ``statement`` on the table ``table``
+    (as the server would to settle a race there); returns its function, to drop."""
+    function = f'"{prefix}race"'
+    with admin.begin() as conn:
+        conn.execute(text(
+            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION 'settled a race' USING ERRCODE = '{code}'; END $$"
+        ))  # fmt: skip
+        conn.execute(text(
+            f'CREATE TRIGGER "{prefix}race" BEFORE {statement} ON "{table}" '
+            f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+        ))  # fmt: skip
+    return function
+
+
+@pytest.mark.parametrize("code", ["40001", "40P01"])
+def test_a_deadline_claim_the_server_rolls_back_claims_nothing_until_the_next_tick(
+    code: str,
+) -> None:
+    """Regression: under a default of ``REPEATABLE READ`` or ``SERIALIZABLE`` the
+    sweeper's claim (an ``UPDATE`` of the due deadlines) fails with a serialization
+    failure when a step rewrote one of those deadlines since the claim began, and a
+    deadlock is possible with another program's transaction. It was
+    ``StoreUnavailable`` ("the database is unavailable or busy"), and ``tick`` (and
+    ``complaintflow sla tick``) stopped on it. The server rolled the claim back: nothing
+    is claimed, the tick fires nothing, and the next tick claims the deadlines."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    admin = create_engine(postgres_url())
+    function = None
+    try:
+        clock = ManualClock(START)
+        timed = parse_policy(
+            "name: timed\nversion: '1'\ncurrency: EUR\nsla:\n  targets:\n"
+            "    - {id: ack, step: acknowledge, within: PT1H}\n"
+        )
+        engine = Engine(store, clock=clock, policy=timed)
+        engine.open_case(actor="agent:a", customer={"id": "c", "name": "Ann"},
+                         channel="email", subject="broken", case_id="case-late")  # fmt: skip
+        clock.set(START + timedelta(hours=2))
+        deadlines = store.tables.deadlines.name
+        function = _race_on(admin, store.prefix, deadlines, "UPDATE", code)
+        assert engine.tick() == []
+        assert store.due_deadlines(clock.now()) == []
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP FUNCTION {function}() CASCADE"))
+        fired = engine.tick()  # the deadlines were left unclaimed
+        assert {e.case_id for e in fired} == {"case-late"}
+        assert [e.type for e in fired] == ["sla_warning", "sla_breached"]
+    finally:
+        stores.close()
+        if function is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("code", ["40001", "40P01"])
+def test_a_purge_the_server_rolls_back_is_a_conflict_and_the_case_kept(code: str) -> None:
+    """Regression: under a default of ``REPEATABLE READ`` or ``SERIALIZABLE`` a purge
+    that waited for a case a step changed meanwhile fails with a serialization failure
+    (a deadlock with another program's transaction is the same). It was
+    ``StoreUnavailable``, and ``purge_expired`` (which keeps a case that changed
+    meanwhile, a ``ConcurrencyConflict``) stopped on it, leaving the cases after it
+    unpurged. Now it is a conflict: nothing of the case is deleted, the purge goes on
+    with the other cases, and the next purge judges the case again."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    admin = create_engine(postgres_url())
+    function = None
+    try:
+        clock = ManualClock(START)
+        engine = Engine(store, clock=clock)
+        for cid in ("case-a", "case-b"):
+            engine.open_case(actor="agent:a", customer={"id": "c", "name": "Ann"},
+                             channel="email", subject="broken", case_id=cid)  # fmt: skip
+            drive(engine, cid, "closed")
+        clock.set(START + timedelta(days=7 * 366))
+        tombstone = engine.purge_expired(actor="system:retention", dry_run=True)[0]
+        assert tombstone.case_id == "case-a"
+        cases = store.tables.cases
+        with admin.begin() as conn:  # only case-a's purge meets the race
+            conn.execute(text(
+                f"CREATE FUNCTION \"{store.prefix}race\"() RETURNS trigger LANGUAGE plpgsql "
+                f"AS $$ BEGIN IF OLD.case_id = 'case-a' THEN RAISE EXCEPTION 'settled a race' "
+                f"USING ERRCODE = '{code}'; END IF; RETURN OLD; END $$"
+            ))  # fmt: skip
+            conn.execute(text(
+                f'CREATE TRIGGER "{store.prefix}race" BEFORE DELETE ON "{cases.name}" '
+                f'FOR EACH ROW EXECUTE FUNCTION "{store.prefix}race"()'
+            ))  # fmt: skip
+        function = f'"{store.prefix}race"'
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            store.purge(tombstone)
+        assert (conflict.value.case_id, conflict.value.expected) == ("case-a", tombstone.version)
+        assert [t.case_id for t in engine.purge_expired(actor="system:retention")] == ["case-b"]
+        assert len(store.events("case-a")) == tombstone.version  # nothing of it deleted
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP FUNCTION {function}() CASCADE"))
+        assert [t.case_id for t in engine.purge_expired(actor="system:retention")] == ["case-a"]
+    finally:
+        stores.close()
+        if function is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
         admin.dispose()
