@@ -934,13 +934,22 @@ class SqlStore:
         serialises writers already. The case's own row is locked with them, all in case
         id order: two writers that each read the other's case (two acceptances for one
         customer) lock in the same order, so one waits for the other instead of
-        deadlocking."""
+        deadlocking.
+
+        On PostgreSQL the customer's rows are then read once more, plainly: the locking
+        statement sees only the rows of its snapshot, taken when it starts, and a case
+        of the customer opened, offered and accepted by other workers between that
+        snapshot and its first row lock (its own acceptance locked these rows, and
+        released them before this statement got to them) would not be among them. A
+        new statement has a new snapshot at ``READ COMMITTED``, and sees it (decision
+        0062)."""
         c = self.tables.cases
         query = select(c.c.case_id, c.c.version).where(
             or_(c.c.customer_id == customer_id, c.c.case_id.in_(sorted({case_id, *versions})))
         )
         if self.dialect == "postgresql":
-            query = query.order_by(c.c.case_id).with_for_update()
+            locked = conn.execute(query.order_by(c.c.case_id).with_for_update())
+            check_unchanged(case_id, versions, {row[0]: row[1] for row in locked})
         found = {row[0]: row[1] for row in conn.execute(query)}
         check_unchanged(case_id, versions, found)
 
@@ -1071,7 +1080,10 @@ class SqlStore:
     def due_deadlines(self, now: datetime, limit: int = 1000) -> list[Deadline]:
         """Claims due deadlines for ``CLAIM_LEASE``: on PostgreSQL with ``FOR UPDATE SKIP
         LOCKED``, so workers ticking at once take different deadlines; on SQLite the write
-        lock serialises the claim."""
+        lock serialises the claim. A claim PostgreSQL rolled back to settle a race (a
+        serialization failure under ``REPEATABLE READ`` or ``SERIALIZABLE``: a step
+        rewrote a due deadline since the claim began; or a deadlock) claims nothing:
+        none is returned, and the next tick claims them (decision 0062)."""
         d = self.tables.deadlines
         due = (
             select(d.c.case_id, d.c.key)
@@ -1085,13 +1097,20 @@ class SqlStore:
         )
         if self.dialect == "postgresql":
             due = due.with_for_update(skip_locked=True)
-        with _translated("claiming due deadlines"), self.engine.begin() as conn:
-            rows = conn.execute(
-                update(d)
-                .where(tuple_(d.c.case_id, d.c.key).in_(due))
-                .values(claimed_until=now + CLAIM_LEASE)
-                .returning(d)
-            ).all()
+        claim = (
+            update(d)
+            .where(tuple_(d.c.case_id, d.c.key).in_(due))
+            .values(claimed_until=now + CLAIM_LEASE)
+            .returning(d)
+        )
+        with _translated("claiming due deadlines"):
+            try:
+                with self.engine.begin() as conn:
+                    rows = conn.execute(claim).all()
+            except exc.OperationalError as error:
+                if not _race_lost(error):
+                    raise
+                return []  # rolled back: nothing claimed
         found = [_deadline(row) for row in rows]
         found.sort(key=lambda x: (x.due_at, x.key))
         return found
@@ -1193,10 +1212,30 @@ class SqlStore:
             pooled.close()
 
     def purge(self, tombstone: Tombstone) -> None:
+        case_id = tombstone.case_id
+        with _translated(f"purging case {case_id}"), self._race_is_a_conflict(tombstone):
+            self._purge(tombstone)
+
+    @contextmanager
+    def _race_is_a_conflict(self, tombstone: Tombstone) -> Iterator[None]:
+        """A purge PostgreSQL rolled back to settle a race (a serialization failure under
+        ``REPEATABLE READ`` or ``SERIALIZABLE``: a step changed the case, or the sweeper
+        its deadlines, since the purge began; or a deadlock) is a ``ConcurrencyConflict``,
+        at a statement or at the commit: nothing was deleted, and ``purge_expired``
+        keeps the case, for the next purge to judge again (decision 0062)."""
+        try:
+            yield
+        except exc.OperationalError as error:
+            if not _race_lost(error):
+                raise
+            raise ConcurrencyConflict(tombstone.case_id, tombstone.version, None) from error
+
+    def _purge(self, tombstone: Tombstone) -> None:
+        """``purge``'s transaction."""
         t = self.tables
         case_id = tombstone.case_id
         where = {"b_case_id": case_id}
-        with _translated(f"purging case {case_id}"), self.engine.begin() as conn:
+        with self.engine.begin() as conn:
             query = self._case_version
             if self.dialect == "postgresql":
                 query = query.with_for_update()

@@ -16,12 +16,14 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine as SqlEngine
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import create_engine, event, make_url, text
 
 from adapters.sql import SqlStore
+from policies.loader import parse_policy
+from tests.conftest import START, drive
 from tests.stores import postgres_store, postgres_url
-from tests.test_engine_policy import POLICY, apologised, new_engine, refund
-from workflow import ConcurrencyConflict, Engine, ManualClock
+from tests.test_engine_policy import POLICY, apologised, new_engine, pay, refund
+from workflow import ConcurrencyConflict, Engine, ManualClock, PolicyViolation
 
 pytestmark = pytest.mark.postgres
 
@@ -189,4 +191,203 @@ def test_a_step_the_server_rolls_back_to_settle_a_race_is_a_conflict(code: str, 
         stores.close()
         with admin.begin() as conn:
             conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
+        admin.dispose()
+
+
+def _waiting_for_an_advisory_lock(admin: SqlEngine, role: str) -> None:
+    """Return once a session of ``role`` waits for an advisory lock, polled, for 60 s at
+    most."""
+    give_up = time.monotonic() + 60
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND wait_event = 'advisory' AND usename = :role"
+    )
+    with admin.connect() as conn:
+        conn = conn.execution_options(isolation_level="AUTOCOMMIT")
+        while not conn.execute(query, {"role": role}).scalar():
+            assert time.monotonic() < give_up, "the step never reached the gate"
+            time.sleep(0.01)
+
+
+def test_a_case_paid_while_the_cap_check_scans_the_customers_cases_is_seen() -> None:
+    """Regression (decision 0061, left alone; 0062): the capped step's write locks the
+    customer's rows with one ``SELECT ... FOR UPDATE``, whose snapshot is taken when it
+    starts; rows are locked after the scan. A case of the same customer opened, offered
+    and accepted by another worker between that snapshot and the first row lock was
+    not seen (a locking read sees no row inserted after its snapshot), and both cases
+    were paid: 10 + 50 + 50 EUR against a cap of 100. Here the step is held inside that
+    scan by a gate: a row-level security policy on the cases table (the step's store
+    connects as a role of its own, not a superuser, which security policies would not
+    bind) whose function waits for an advisory lock the test holds, only in a statement
+    that locks rows. The other worker (a superuser, not gated) pays the new case
+    meanwhile. Now the step reads the customer's cases again once they are locked (a
+    new snapshot) and conflicts; retried, it is refused by the cap."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    prefix = store.prefix
+    tables = store.tables
+    role, gate = f'"{prefix}app"', f'"{prefix}gate"'
+    key = int(prefix[1:-1], 16)  # the advisory lock of this test's tables
+    names = [t.name for t in tables.metadata.sorted_tables] + [tables.version_table]
+    admin = create_engine(postgres_url(), isolation_level="AUTOCOMMIT")
+    app: SqlStore | None = None
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f"CREATE ROLE {role} LOGIN"))
+            conn.execute(text(f"GRANT USAGE ON SCHEMA public TO {role}"))
+            for name in names:
+                conn.execute(text(f'GRANT SELECT, INSERT, UPDATE, DELETE ON "{name}" TO {role}'))
+            conn.execute(text(
+                f"CREATE FUNCTION {gate}() RETURNS boolean LANGUAGE plpgsql VOLATILE AS $$ "
+                "BEGIN IF strpos(current_query(), 'FOR UPDATE') > 0 THEN "
+                f"PERFORM pg_advisory_lock_shared({key}); "
+                f"PERFORM pg_advisory_unlock_shared({key}); END IF; RETURN true; END $$"
+            ))  # fmt: skip
+            conn.execute(text(f'ALTER TABLE "{tables.cases.name}" ENABLE ROW LEVEL SECURITY'))
+            conn.execute(text(f'CREATE POLICY {gate} ON "{tables.cases.name}" USING ({gate}())'))
+        engine, clock = new_engine(store=store)
+        pay(engine, apologised(engine), "10.00", clock)
+        first = apologised(engine)
+        engine.offer_remedy(first, actor="agent:alice", options=[refund("50")])
+        due = clock.now() + timedelta(days=1)
+        url = make_url(postgres_url()).set(username=role.strip('"'))
+        app = SqlStore(url.render_as_string(hide_password=False), prefix=prefix)
+        worker = Engine(app, policy=POLICY, clock=ManualClock(clock.now()))
+        with admin.connect() as holder:
+            holder.execute(text(f"SELECT pg_advisory_lock({key})"))
+            accept, outcome = _in_a_thread(
+                lambda: worker.accept_remedy(
+                    first, actor="customer:c", option=1, promise="r", due=due
+                )
+            )
+            _waiting_for_an_advisory_lock(
+                admin, role.strip('"')
+            )  # inside the scan, its snapshot taken
+            second = apologised(engine)  # meanwhile another worker opens, offers, pays
+            pay(engine, second, "50.00", clock)
+            holder.execute(text(f"SELECT pg_advisory_unlock({key})"))
+            accept.join(60)
+        error = outcome.get("error")
+        assert isinstance(error, ConcurrencyConflict), outcome
+        assert error.case_id == second
+        assert engine.get(first).state == "remedy_offered"  # nothing was written
+        with pytest.raises(PolicyViolation, match="cap"):  # retried: it sees the payment
+            worker.accept_remedy(first, actor="customer:c", option=1, promise="r", due=due)
+    finally:
+        if app is not None:
+            app.close()
+        stores.close()
+        with admin.connect() as conn:
+            conn.execute(text(f"DROP FUNCTION IF EXISTS {gate}() CASCADE"))
+            conn.execute(text(f"DROP OWNED BY {role}"))
+            conn.execute(text(f"DROP ROLE {role}"))
+        admin.dispose()
+
+
+def _race_on(admin: SqlEngine, prefix: str, table: str, statement: str, code: str) -> str:
+    """A trigger that raises ``code`` before each ``statement`` on the table ``table``
+    (as the server would to settle a race there); returns its function, to drop."""
+    function = f'"{prefix}race"'
+    with admin.begin() as conn:
+        conn.execute(text(
+            f"CREATE FUNCTION {function}() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            f"BEGIN RAISE EXCEPTION 'settled a race' USING ERRCODE = '{code}'; END $$"
+        ))  # fmt: skip
+        conn.execute(text(
+            f'CREATE TRIGGER "{prefix}race" BEFORE {statement} ON "{table}" '
+            f"FOR EACH ROW EXECUTE FUNCTION {function}()"
+        ))  # fmt: skip
+    return function
+
+
+@pytest.mark.parametrize("code", ["40001", "40P01"])
+def test_a_deadline_claim_the_server_rolls_back_claims_nothing_until_the_next_tick(
+    code: str,
+) -> None:
+    """Regression: under a default of ``REPEATABLE READ`` or ``SERIALIZABLE`` the
+    sweeper's claim (an ``UPDATE`` of the due deadlines) fails with a serialization
+    failure when a step rewrote one of those deadlines since the claim began, and a
+    deadlock is possible with another program's transaction. It was
+    ``StoreUnavailable`` ("the database is unavailable or busy"), and ``tick`` (and
+    ``complaintflow sla tick``) stopped on it. The server rolled the claim back: nothing
+    is claimed, the tick fires nothing, and the next tick claims the deadlines."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    admin = create_engine(postgres_url())
+    function = None
+    try:
+        clock = ManualClock(START)
+        timed = parse_policy(
+            "name: timed\nversion: '1'\ncurrency: EUR\nsla:\n  targets:\n"
+            "    - {id: ack, step: acknowledge, within: PT1H}\n"
+        )
+        engine = Engine(store, clock=clock, policy=timed)
+        engine.open_case(actor="agent:a", customer={"id": "c", "name": "Ann"},
+                         channel="email", subject="broken", case_id="case-late")  # fmt: skip
+        clock.set(START + timedelta(hours=2))
+        deadlines = store.tables.deadlines.name
+        function = _race_on(admin, store.prefix, deadlines, "UPDATE", code)
+        assert engine.tick() == []
+        assert store.due_deadlines(clock.now()) == []
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP FUNCTION {function}() CASCADE"))
+        fired = engine.tick()  # the deadlines were left unclaimed
+        assert {e.case_id for e in fired} == {"case-late"}
+        assert [e.type for e in fired] == ["sla_warning", "sla_breached"]
+    finally:
+        stores.close()
+        if function is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
+        admin.dispose()
+
+
+@pytest.mark.parametrize("code", ["40001", "40P01"])
+def test_a_purge_the_server_rolls_back_is_a_conflict_and_the_case_kept(code: str) -> None:
+    """Regression: under a default of ``REPEATABLE READ`` or ``SERIALIZABLE`` a purge
+    that waited for a case a step changed meanwhile fails with a serialization failure
+    (a deadlock with another program's transaction is the same). It was
+    ``StoreUnavailable``, and ``purge_expired`` (which keeps a case that changed
+    meanwhile, a ``ConcurrencyConflict``) stopped on it, leaving the cases after it
+    unpurged. Now it is a conflict: nothing of the case is deleted, the purge goes on
+    with the other cases, and the next purge judges the case again."""
+    stores = postgres_store()
+    store: SqlStore = next(stores)  # type: ignore[assignment]
+    admin = create_engine(postgres_url())
+    function = None
+    try:
+        clock = ManualClock(START)
+        engine = Engine(store, clock=clock)
+        for cid in ("case-a", "case-b"):
+            engine.open_case(actor="agent:a", customer={"id": "c", "name": "Ann"},
+                             channel="email", subject="broken", case_id=cid)  # fmt: skip
+            drive(engine, cid, "closed")
+        clock.set(START + timedelta(days=7 * 366))
+        tombstone = engine.purge_expired(actor="system:retention", dry_run=True)[0]
+        assert tombstone.case_id == "case-a"
+        cases = store.tables.cases
+        with admin.begin() as conn:  # only case-a's purge meets the race
+            conn.execute(text(
+                f"CREATE FUNCTION \"{store.prefix}race\"() RETURNS trigger LANGUAGE plpgsql "
+                f"AS $$ BEGIN IF OLD.case_id = 'case-a' THEN RAISE EXCEPTION 'settled a race' "
+                f"USING ERRCODE = '{code}'; END IF; RETURN OLD; END $$"
+            ))  # fmt: skip
+            conn.execute(text(
+                f'CREATE TRIGGER "{store.prefix}race" BEFORE DELETE ON "{cases.name}" '
+                f'FOR EACH ROW EXECUTE FUNCTION "{store.prefix}race"()'
+            ))  # fmt: skip
+        function = f'"{store.prefix}race"'
+        with pytest.raises(ConcurrencyConflict) as conflict:
+            store.purge(tombstone)
+        assert (conflict.value.case_id, conflict.value.expected) == ("case-a", tombstone.version)
+        assert [t.case_id for t in engine.purge_expired(actor="system:retention")] == ["case-b"]
+        assert len(store.events("case-a")) == tombstone.version  # nothing of it deleted
+        with admin.begin() as conn:
+            conn.execute(text(f"DROP FUNCTION {function}() CASCADE"))
+        assert [t.case_id for t in engine.purge_expired(actor="system:retention")] == ["case-a"]
+    finally:
+        stores.close()
+        if function is not None:
+            with admin.begin() as conn:
+                conn.execute(text(f"DROP FUNCTION IF EXISTS {function}() CASCADE"))
         admin.dispose()
