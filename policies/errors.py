@@ -44,6 +44,20 @@ class PolicyFileError(ComplaintflowError):
         super().__init__(f"{kind} {file} is not valid:\n{lines}")
 
 
+class NoBundledPolicy(PolicyFileError, LookupError):
+    """``bundled_policy`` (or ``bundled_path``) of a name no policy shipped with
+    complaintflow has: there is no file to call invalid, so the message says only that,
+    with a "did you mean" and the bundled names (``problems`` holds it too). A
+    ``PolicyFileError``, as it always was; a ``LookupError`` too."""
+
+    def __init__(self, name: str, message: str, *, kind: str = "policy file") -> None:
+        super().__init__(name, [Problem("", message)], kind=kind)
+        self.args = (message,)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
 class MoneyError(ComplaintflowError, ValueError):
     """An amount of money is malformed: a float, an unknown currency, too many decimals."""
 

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from policies.errors import PolicyFileError, Problem
+from policies.errors import NoBundledPolicy, PolicyFileError, Problem
 from policies.model import Policy
 from policies.types import LocatedError
 
@@ -336,8 +336,21 @@ def bundled_path(name: str, *, cases: bool = False) -> Path:
         for suffix in (".cases.yaml",) if cases else (".yaml", ".toml"):
             if (BUNDLED / f"{name}{suffix}").exists():
                 return BUNDLED / f"{name}{suffix}"
-    what = "bundled cases file" if cases else "bundled policy"
-    raise PolicyFileError(name, [Problem("", f"no {what} {name!r}; known: {known}")])
+    raise NoBundledPolicy(
+        name, not_bundled(name, cases=cases), kind="cases file" if cases else "policy file"
+    )
+
+
+def not_bundled(name: str, *, cases: bool = False) -> str:
+    """What to say of ``name`` when no bundled policy (with ``cases``, no cases file
+    shipped beside one) has it: ``there is no bundled policy called 'retial' (did you
+    mean 'retail'?); the bundled policies are: fca-financial, retail, saas``. The library
+    and the command line say it in these words (decision 0063)."""
+    known = bundled_names()
+    close = difflib.get_close_matches(name, known, n=1)
+    mean = f" (did you mean {close[0]!r}?)" if close else ""
+    what, these = ("cases file", "bundled ones") if cases else ("policy", "bundled policies")
+    return f"there is no bundled {what} called {name!r}{mean}; the {these} are: {', '.join(known)}"
 
 
 def bundled_policy(name: str) -> Policy:

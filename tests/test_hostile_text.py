@@ -177,7 +177,7 @@ def test_an_erasure_refused_shows_the_customer_and_case_ids_escaped(store: Memor
     result = CliRunner().invoke(main, ["privacy", "erase", customer, "--store", "memory://",
                                        "--actor", "dpo:kim", "--reason", "DSR-1"])  # fmt: skip
     assert result.exit_code == 1
-    # (the warning logged on stderr before it is the structlog line, left alone: 0058)
+    # (the structlog warning on stderr before it shows the ids escaped too: decision 0063)
     (error,) = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert error.startswith(f"Error: customer {customer!r}: cases 'old-\\x9b2J' were")
     assert error.isprintable()

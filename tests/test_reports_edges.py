@@ -208,8 +208,10 @@ def test_the_html_title_does_not_show_the_store_password(
 def test_the_html_report_refuses_an_unknown_calendar(monkeypatch: pytest.MonkeyPatch) -> None:
     result = _cli(_engine(), monkeypatch, "summary", "--store", "x://", "--format", "html",
                   "--calendar", "ofice")  # fmt: skip
-    assert result.exit_code == 1
-    assert "no calendar 'ofice' in the policy" in result.output
+    assert result.exit_code == 2  # a usage error naming --calendar (decision 0063)
+    assert "Invalid value for '--calendar': there is no calendar 'ofice' in the policy" in (
+        result.output
+    )
 
 
 def test_the_sla_report_command_refuses_cases_whose_policy_was_not_given(

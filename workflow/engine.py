@@ -886,7 +886,10 @@ class Engine:
         index on due time, re-checks each case at its current version, and appends the
         events (plus an escalation when the policy says so). Safe to run from several
         workers at once: a case another worker changed first is skipped (its deadlines
-        are fired once, by whoever wins). Returns the events fired."""
+        are fired once, by whoever wins). Returns the events fired. ``limit``, the most
+        deadlines a sweep handles, is a whole number of 1 or more (``InvalidQuery``
+        otherwise, before anything is read)."""
+        check_limit(limit, "tick", most=None)
         when = to_utc(now, "tick(now)", field="now") if now is not None else self.now()
         fired: list[Event] = []
         # Each case once; its lines name the system step its due deadlines fire (a
@@ -1191,6 +1194,10 @@ class Engine:
             raise InvalidErasure(f"the erasure's reason {problem}")
         if not isinstance(customer_id, str) or not customer_id:
             raise InvalidErasure("customer_id must be a non-empty string")
+        if not customer_id.strip():  # no customer's id: open_case refuses one (0056)
+            raise InvalidErasure(
+                f"customer_id is blank ({customer_id!r}, only whitespace): give the customer's id"
+            )
         try:
             cases = self.store.customer_cases(customer_id)
         except SnapshotUnreadable as error:

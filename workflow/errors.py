@@ -380,9 +380,10 @@ class InvalidActor(ComplaintflowError, ValueError):
 
 
 class InvalidQuery(ComplaintflowError, ValueError):
-    """A query for cases (``Engine.find_cases``, ``Engine.cases_at_risk``) that cannot
-    be run: ``filter`` names the argument (``state``, ``opened_since``, ``cursor``,
-    ``within``...), ``problem`` says what is wrong with it. Raised before the store is
+    """A query for cases (``Engine.find_cases``, ``Engine.cases_at_risk``; the due
+    deadlines ``Engine.tick`` sweeps, for its ``limit``) that cannot be run: ``filter``
+    names the argument (``state``, ``opened_since``, ``cursor``, ``within``, ``limit``...),
+    ``problem`` says what is wrong with it. Raised before the store is
     read. A ``ValueError`` too: it is bad input."""
 
     def __init__(self, filter: str, problem: str, *, query: str = "find_cases") -> None:

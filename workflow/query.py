@@ -334,15 +334,16 @@ def case_query(
     return query
 
 
-def check_limit(limit: object, query: str = "find_cases") -> int:
-    """``limit`` if it is a whole number from 1 to ``MAX_LIMIT``."""
+def check_limit(limit: object, query: str = "find_cases", *, most: int | None = MAX_LIMIT) -> int:
+    """``limit`` if it is a whole number from 1 to ``most`` (1 or more when ``most`` is
+    None: ``Engine.tick``'s sweep, which has no upper bound)."""
+    takes = f"from 1 to {most}" if most is not None else "of 1 or more"
     if type(limit) is not int:
-        raise InvalidQuery(
-            "limit", f"expected a whole number from 1 to {MAX_LIMIT}, got {_kind(limit)}",
-            query=query,
-        )  # fmt: skip
-    if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidQuery("limit", f"{limit} is not from 1 to {MAX_LIMIT}", query=query)
+        raise InvalidQuery("limit", f"expected a whole number {takes}, got {_kind(limit)}",
+                           query=query)  # fmt: skip
+    if limit < 1 or (most is not None and limit > most):
+        shown = f"from 1 to {most}" if most is not None else "1 or more"
+        raise InvalidQuery("limit", f"{limit} is not {shown}", query=query)
     return limit
 
 

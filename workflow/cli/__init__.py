@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import MutableMapping
+from typing import Any
 
 import click
 import structlog
@@ -11,6 +13,7 @@ import structlog
 from workflow.checklist import mermaid
 from workflow.cli.audit_commands import audit_group
 from workflow.cli.case_commands import cases
+from workflow.cli.common import printable
 from workflow.cli.db_commands import db
 from workflow.cli.policy_commands import policy
 from workflow.cli.privacy_commands import privacy
@@ -20,10 +23,40 @@ from workflow.cli.sla_commands import sla
 DEMO_STORE = "sqlite:///complaintflow-demo.db"
 
 
+def _escaped(_: Any, __: str, event_dict: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """Each text value of a line (the event too) with the characters a terminal acts on
+    escaped, as the tables show them (``printable``): the console renderer writes text as
+    it is, and a case id stored before ids were checked may hold an escape sequence
+    (decision 0063; 0052 did the same for standard library log lines). Other values the
+    renderer shows with ``repr``, which escapes them already."""
+    for key, value in event_dict.items():
+        if isinstance(value, str) and not value.isprintable():
+            event_dict[key] = printable(value)
+    return event_dict
+
+
+def _a_terminal(stream: Any) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced by something without one, or closed
+        return False
+
+
 def _configure_logging(verbose: bool) -> None:
-    """The CLI is an application, so it may configure structlog (the library never does)."""
+    """The CLI is an application, so it may configure structlog (the library never does):
+    structlog's own default processors, with text values escaped before the renderer."""
     level = logging.INFO if verbose else logging.WARNING
     structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.StackInfoRenderer(),
+            structlog.dev.set_exc_info,
+            structlog.processors.TimeStamper(fmt="%Y-%m-%d %H:%M:%S", utc=False),
+            _escaped,
+            # colours only on a terminal, as structlog's default (which asks of stdout)
+            structlog.dev.ConsoleRenderer(colors=_a_terminal(sys.stderr)),
+        ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
         logger_factory=structlog.PrintLoggerFactory(sys.stderr),
         cache_logger_on_first_use=False,

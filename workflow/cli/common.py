@@ -5,7 +5,6 @@ whole or not at all, printing text from a store (actor ids above all) escaped.""
 from __future__ import annotations
 
 import contextlib
-import difflib
 import json
 import os
 import tempfile
@@ -21,7 +20,13 @@ import click
 from adapters import open_store
 from adapters.sql import attached_schema
 from policies.errors import PolicyFileError
-from policies.loader import bundled_names, bundled_path, bundled_policy, load_policy
+from policies.loader import (
+    bundled_names,
+    bundled_path,
+    bundled_policy,
+    load_policy,
+    not_bundled,
+)
 from policies.model import Policy
 from workflow.clock import outside_utc
 from workflow.domain import Actor
@@ -192,16 +197,8 @@ def bundled_file(name: str, param_hint: str, *, cases: bool = False) -> Path:
     """The file of the bundled policy ``name`` (with ``cases``, of the expected decisions
     shipped beside it); an unknown ``name`` is a usage error naming ``param_hint``,
     with a "did you mean" and the names there are."""
-    known = bundled_names()
-    if name not in known:
-        close = difflib.get_close_matches(name, known, n=1)
-        mean = f" (did you mean {close[0]!r}?)" if close else ""
-        what, these = ("cases file", "bundled ones") if cases else ("policy", "bundled policies")
-        raise click.BadParameter(
-            f"there is no bundled {what} called {name!r}{mean}; the {these} are: "
-            f"{', '.join(known)}",
-            param_hint=param_hint,
-        )
+    if name not in bundled_names():
+        raise click.BadParameter(not_bundled(name, cases=cases), param_hint=param_hint)
     try:
         return bundled_path(name, cases=cases)
     except PolicyFileError as exc:  # pragma: no cover - every bundled policy has its cases

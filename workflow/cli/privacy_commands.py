@@ -24,8 +24,9 @@ def privacy() -> None:
 def erase(customer_id: str, store_url: str, actor: str, reason: str) -> None:
     """Erase a customer's name, contact and account from all their cases. Every chain
     still verifies; each case records who erased, when and why."""
-    if not customer_id:  # the library's words name its argument, customer_id
-        raise click.BadParameter("it is empty", param_hint="'CUSTOMER_ID'")
+    if not customer_id.strip():  # the library's words name its argument, customer_id
+        problem = "it is empty" if not customer_id else "it is blank (only whitespace)"
+        raise click.BadParameter(problem, param_hint="'CUSTOMER_ID'")
     by = cli_actor(actor)
     engine = _engine(store_url, ())
     try:
@@ -71,7 +72,7 @@ def purge(
         engine.store.close()
     verb = "would be purged" if dry_run else "purged"
     for tombstone in done:
-        click.echo(f"{tombstone.case_id}  closed {tombstone.closed_at:%Y-%m-%d}  {verb}")
+        click.echo(f"{printable(tombstone.case_id)}  closed {tombstone.closed_at:%Y-%m-%d}  {verb}")
     click.echo(f"{len(done)} cases {verb}")
 
 

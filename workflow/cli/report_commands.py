@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import difflib
 import io
 import json
 from datetime import datetime
@@ -12,10 +13,12 @@ import click
 
 from adapters.sql import shown_url
 from policies.loader import bundled_names, bundled_policy
+from policies.model import Policy, default_policy
 from workflow import reports
 from workflow.audit import spreadsheet_cell
+from workflow.cli import sla_commands
 from workflow.cli.common import not_given, output_file, printable, store_options, time_range
-from workflow.cli.sla_commands import _POLICY, _engine
+from workflow.cli.sla_commands import _POLICY, engine_of
 from workflow.engine import Engine
 from workflow.errors import ComplaintflowError
 from workflow.report_html import render
@@ -93,6 +96,42 @@ def _bundled_calendars() -> str:
     return f"; {', '.join(found[:-1])} and {found[-1]} have one"
 
 
+#: The report that counts business days on ``--calendar`` (``--format html`` holds it).
+CALENDAR_REPORT = "regulatory"
+
+
+def _check_calendar(calendar: str | None, name: str | None, fmt: str, policy: Policy) -> None:
+    """``--calendar`` refused up front as a usage error naming it: given to a report that
+    uses none (it would be ignored, and an SLA report read as if on that calendar), or
+    naming no calendar of the policy (with a "did you mean" and the calendars there are)."""
+    if calendar is None:
+        return
+    if fmt != "html" and name is not None and name != CALENDAR_REPORT:
+        targets = " (its SLA targets keep the calendars the policy gives them)"
+        raise click.BadParameter(
+            f"the {name} report takes no calendar{targets if name in ('sla', 'breaches') else ''}"
+            f": only {CALENDAR_REPORT} counts business days on the one given (and --format "
+            "html, which holds it); leave --calendar out",
+            param_hint="'--calendar'",
+        )
+    known = list(policy.calendars)
+    if calendar in known:
+        return
+    if not known:
+        raise click.BadParameter(
+            f"there is no calendar {calendar!r}: the policy has no calendars; pass the "
+            f"cases' policy file with --policy{_bundled_calendars()}",
+            param_hint="'--calendar'",
+        )
+    close = difflib.get_close_matches(calendar, known, n=1)
+    mean = f" (did you mean {close[0]!r}?)" if close else ""
+    raise click.BadParameter(
+        f"there is no calendar {calendar!r} in the policy{mean}; the policy's calendars "
+        f"are: {', '.join(known)}",
+        param_hint="'--calendar'",
+    )
+
+
 def _refuse_policies_not_given(engine: Engine) -> None:
     """Refuse, naming them, when cases run under policies the engine was not given (the
     SLA report would leave them out: its figures would read as complete)."""
@@ -115,7 +154,8 @@ def _refuse_policies_not_given(engine: Engine) -> None:
 @click.option(
     "--calendar",
     default=None,
-    help="regulatory: the policy calendar for business days (default: its first).",
+    help="regulatory (and --format html): the policy calendar for business days "
+    "(default: its first); any other report refuses it.",
 )
 @click.option("--since", default=None,
               help="Only what happened at or after this ISO 8601 instant (each report "
@@ -141,15 +181,18 @@ def report(
     happened in it (targets decided, breaches due, steps taken, offers made, cases
     opened, cases closed for regulatory)."""
     when = dict(zip(("since", "until"), time_range(since, until), strict=True))
-    if fmt == "html":
-        _html(store_url, policy_files, output, by, calendar, when)
-        return
-    if name is None:
+    if fmt != "html" and name is None:
         raise click.UsageError(
             f"Missing argument 'NAME': one of {', '.join(REPORTS)} (optional only with "
             "--format html, which writes every report)"
         )
-    engine = _engine(store_url, policy_files)
+    policies = sla_commands._policies(policy_files)
+    _check_calendar(calendar, name, fmt, policies[0] if policies else default_policy())
+    if fmt == "html":
+        _html(store_url, policies, output, by, calendar, when)
+        return
+    assert name is not None
+    engine = engine_of(store_url, policies)
     try:
         if name == "sla":
             _refuse_policies_not_given(engine)
@@ -173,9 +216,7 @@ def report(
                     "the regulatory report needs a policy with a calendar (--calendar chooses "
                     f"one): pass the cases' policy file with --policy{_bundled_calendars()}"
                 )
-            chosen = calendar or next(iter(calendars))
-            if chosen not in calendars:
-                raise click.ClickException(f"no calendar {chosen!r} in the policy")
+            chosen = calendar or next(iter(calendars))  # a --calendar given is known
             rows = reports.regulatory_buckets(engine, calendars[chosen], **when)
     except ComplaintflowError as exc:
         raise click.ClickException(str(exc)) from None
@@ -189,18 +230,17 @@ def report(
 
 def _html(
     store_url: str,
-    policy_files: tuple[str, ...],
+    policies: list[Policy],
     output: str,
     by: str,
     calendar: str | None,
     when: dict[str, datetime | None],
 ) -> None:
-    """``report --format html``: every report in one page, written to ``output``."""
-    engine = _engine(store_url, policy_files)
+    """``report --format html``: every report in one page, written to ``output``
+    (``--calendar``, if given, is one of the policy's: ``_check_calendar``)."""
+    engine = engine_of(store_url, policies)
     try:
         calendars = engine.policy.calendars
-        if calendar is not None and calendar not in calendars:
-            raise click.ClickException(f"no calendar {calendar!r} in the policy")
         _refuse_policies_not_given(engine)
         business = calendars.get(calendar or next(iter(calendars), ""))
         title = f"complaintflow report: {shown_url(store_url)}"

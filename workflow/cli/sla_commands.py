@@ -8,8 +8,17 @@ import click
 
 from policies.errors import ComplaintflowError
 from policies.model import Policy
-from workflow.cli.common import cli_policy, instant, not_given, open_cli_store, store_options
+from workflow.cli.common import (
+    cli_policy,
+    instant,
+    not_given,
+    open_cli_store,
+    printable,
+    store_options,
+)
 from workflow.engine import Engine
+from workflow.errors import InvalidQuery
+from workflow.query import check_limit
 from workflow.sla import verdict as sla_verdict
 
 _POLICY = click.option(
@@ -26,7 +35,12 @@ def _policies(files: tuple[str, ...]) -> list[Policy]:
 
 
 def _engine(store_url: str, files: tuple[str, ...]) -> Engine:
-    policies = _policies(files)
+    return engine_of(store_url, _policies(files))
+
+
+def engine_of(store_url: str, policies: list[Policy]) -> Engine:
+    """An engine on the store at ``store_url`` under ``policies`` (the first current;
+    none: the default policy)."""
     store = open_cli_store(store_url)
     if not policies:
         return Engine(store)
@@ -50,9 +64,15 @@ def sla() -> None:
 @sla.command()
 @store_options
 @_POLICY
-@click.option("--limit", default=1000, show_default=True, help="Most deadlines per sweep.")
+@click.option(
+    "--limit", default=1000, show_default=True, help="Most deadlines per sweep (1 or more)."
+)
 def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
     """Fire the SLA warnings and breaches that are due now."""
+    try:  # before the store is opened, as ``cases list`` checks its --limit
+        check_limit(limit, "tick", most=None)
+    except InvalidQuery as error:
+        raise click.BadParameter(error.problem, param_hint="--limit") from None
     engine = _engine(store_url, policy_files)
     try:
         fired = engine.tick(limit=limit)
@@ -61,7 +81,8 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
     finally:
         engine.store.close()
     for event in fired:
-        click.echo(f"{event.case_id}  {event.type:<13} {event.data.get('key', '')}")
+        # ids a history stored before they were checked may hold anything (decision 0036)
+        click.echo(f"{printable(event.case_id)}  {event.type:<13} {event.data.get('key', '')}")
     click.echo(f"{len(fired)} events fired")
 
 
