@@ -377,9 +377,16 @@ def test_batch_commands_warn_once_and_carry_on(tmp_path: Path, args: list[str]) 
         result = CliRunner().invoke(main, [*given, "--store", url])
     assert result.exit_code == 0, result.output
     assert result.exception is None
-    warnings = [line for line in result.output.splitlines() if "case-0" in line]
+    warnings = [line for line in result.stderr.splitlines() if "case-0" in line]
     assert len(warnings) == 1, result.output
     assert "warning" in warnings[0]
+    # privacy purge also says on stdout, after what it purged, that it kept the case
+    # (decision 0065); sla tick says nothing more there.
+    said = [line for line in result.stdout.splitlines() if "case-0" in line]
+    assert said == (["case-0  kept: its stored snapshot is unreadable (customer.contact: "
+                     "Input should be a valid string), so its retention cannot be judged: "
+                     "repair it (run `complaintflow audit verify --store URL --case case-0`)"]
+                    if args[0] == "privacy" else []), result.output  # fmt: skip
     _shows_no_value(result.output)
 
 

@@ -69,7 +69,7 @@ from workflow.query import (
     UnreadableCase,
 )
 from workflow.replay import replay
-from workflow.store import FindsCases, Store, Tombstone
+from workflow.store import FindsCases, KeptCase, Purged, Store, Tombstone
 
 __all__ = [
     "CHECKLIST",
@@ -109,6 +109,7 @@ __all__ = [
     "InvalidQuery",
     "InvalidStepData",
     "InvalidTime",
+    "KeptCase",
     "ManualClock",
     "MissingInformation",
     "Money",
@@ -125,6 +126,7 @@ __all__ = [
     "PolicyViolation",
     "Priority",
     "Promise",
+    "Purged",
     "Remedy",
     "SchemaVersionError",
     "SnapshotUnreadable",

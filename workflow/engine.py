@@ -10,6 +10,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import random
+import shlex
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -97,7 +98,7 @@ from workflow.query import (
 )
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
-from workflow.store import FindsCases, Store, Tombstone, retention_end
+from workflow.store import FindsCases, KeptCase, Purged, Store, Tombstone, retention_end
 
 T = TypeVar("T")
 E = TypeVar("E", bound=ComplaintflowError)
@@ -1276,6 +1277,10 @@ class Engine:
         whose policy this engine was not given is never judged by another policy's
         period: it is left out and logged (pass every policy the cases ran under)."""
         when = to_utc(now, "purgeable(now)", field="now") if now is not None else self.now()
+        return self._purgeable(when, [])
+
+    def _purgeable(self, when: datetime, kept: list[KeptCase]) -> list[Case]:
+        """``purgeable``, adding each case it cannot judge to ``kept``."""
         found = []
         for case_id in self.store.case_ids():
             try:
@@ -1285,6 +1290,16 @@ class Engine:
                     "retention: the case's stored snapshot is unreadable; not purged",
                     case_id=case_id,
                     error=str(error),
+                )
+                problems = snapshot_problems_text(error.problems)
+                kept.append(
+                    KeptCase(
+                        case_id,
+                        "unreadable",
+                        f"its stored snapshot is unreadable ({problems}), so its retention "
+                        "cannot be judged: repair it (run `complaintflow audit verify --store "
+                        f"URL --case {shlex.quote(case_id)}`)",
+                    )
                 )
                 continue
             closed = case.closed_at if case.state in FINAL_STATES else None
@@ -1297,6 +1312,15 @@ class Engine:
                     case_id=case_id,
                     policy=case.policy_version,
                 )
+                kept.append(
+                    KeptCase(
+                        case_id,
+                        "policy not given",
+                        f"its policy {case.policy_version} was not given, and no other "
+                        "policy's retention period judges it: give that policy file too "
+                        "(--policy)",
+                    )
+                )
                 continue
             if retention_ends(closed, policy) <= when:
                 found.append(case)
@@ -1304,7 +1328,7 @@ class Engine:
 
     def purge_expired(
         self, *, actor: Actor | str, now: datetime | None = None, dry_run: bool = False
-    ) -> list[Tombstone]:
+    ) -> Purged:
         """Delete every case whose retention period has ended (see ``purgeable``): its
         snapshot, events, deadlines and idempotency keys go, and a ``Tombstone`` (id,
         last seq and head hash, dates; no content) stays, so a saved store digest still
@@ -1313,7 +1337,9 @@ class Engine:
         ``now`` (the time to judge by, and the purge's time in the tombstones) may not
         be later than the engine's clock, unless ``dry_run``: a purge judged at a time
         to come would delete cases whose retention period has not ended (``InvalidTime``
-        at ``now``, nothing deleted; decision 0060)."""
+        at ``now``, nothing deleted; decision 0060). The answer is a list of the
+        tombstones, with (``kept``, ``KeptCase``) the cases kept and why: changed
+        meanwhile, an unreadable snapshot, a policy not given (decision 0065)."""
         who = _actor_text(_actor(actor, "purge_expired", None))
         when = to_utc(now, "purge_expired(now)", field="now") if now is not None else self.now()
         if now is not None and not dry_run:
@@ -1329,7 +1355,8 @@ class Engine:
                     where="purge_expired(now)",
                 )
         done: list[Tombstone] = []
-        for case in self.purgeable(when):
+        kept: list[KeptCase] = []
+        for case in self._purgeable(when, kept):
             assert case.closed_at is not None
             years = self._policies[case.policy_version].retention.years
             tombstone = Tombstone(
@@ -1348,12 +1375,20 @@ class Engine:
                     self.store.purge(tombstone)
                 except ConcurrencyConflict:
                     self._log.info("purge: case changed meanwhile, kept", case_id=case.id)
+                    kept.append(
+                        KeptCase(
+                            case.id,
+                            "changed",
+                            "it changed while the purge ran (a step, a reopening, or the "
+                            "database rolled the purge back); the next purge judges it again",
+                        )
+                    )
                     continue
                 self._log.info("case purged", case_id=case.id, seq=case.version)
             done.append(tombstone)
         if done and not dry_run:
             self.store.scrub()
-        return done
+        return Purged(done, kept)
 
     # -- the checklist, one method per step -----------------------------------------
 

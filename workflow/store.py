@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
 
 from workflow.domain import Case
 from workflow.events import Event
@@ -31,6 +31,37 @@ class Tombstone:
     purged_by: str
     reason: str
     retention_years: int | None = None
+
+
+#: Why a purge kept a case its retention scan met (``KeptCase.reason``).
+KeptReason = Literal["changed", "unreadable", "policy not given"]
+
+
+@dataclass(frozen=True, slots=True)
+class KeptCase:
+    """A case ``Engine.purge_expired`` kept, and why (``reason``): ``"changed"`` (it
+    changed while the purge ran, or the database rolled the purge back: the next purge
+    judges it again), ``"unreadable"`` (its stored snapshot does not read back, so its
+    retention cannot be judged) or ``"policy not given"`` (a closed case whose policy
+    the engine was not given: it is never judged by another policy's period).
+    ``detail`` says it in one line of words, with what to do; no stored value."""
+
+    case_id: str
+    reason: KeptReason
+    detail: str
+
+
+class Purged(list[Tombstone]):
+    """``Engine.purge_expired``'s answer: a list of the tombstones of the cases purged
+    (or, in a dry run, that would be), as the answer was before decision 0065, and
+    (``kept``) the cases it kept, by case id. A copy or slice of it is a plain list,
+    without ``kept``."""
+
+    kept: tuple[KeptCase, ...]
+
+    def __init__(self, tombstones: Iterable[Tombstone] = (), kept: Iterable[KeptCase] = ()) -> None:
+        super().__init__(tombstones)
+        self.kept = tuple(sorted(kept, key=lambda k: k.case_id))
 
 
 def retention_end(closed_at: datetime, years: int) -> datetime | None:

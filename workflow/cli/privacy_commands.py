@@ -51,7 +51,9 @@ def purge(
 ) -> None:
     """Delete the closed cases whose retention period (``retention.years`` of their
     policy) has ended, keeping a tombstone of each (a saved digest still verifies).
-    --at judges by an earlier time; a later one only with --dry-run."""
+    --at judges by an earlier time; a later one only with --dry-run. After the cases
+    purged, it lists those it kept and why (changed meanwhile, an unreadable snapshot,
+    a policy not given); exit status 0."""
     when = instant(at, "--at")
     by = cli_actor(actor)
     engine = _engine(store_url, policy_files)
@@ -74,6 +76,11 @@ def purge(
     for tombstone in done:
         click.echo(f"{printable(tombstone.case_id)}  closed {tombstone.closed_at:%Y-%m-%d}  {verb}")
     click.echo(f"{len(done)} cases {verb}")
+    # The cases it kept, and why (decision 0065): exit 0 still, as ``sla tick`` skipping a case.
+    for kept in done.kept:
+        click.echo(f"{printable(kept.case_id)}  kept: {printable(kept.detail)}")
+    if done.kept:
+        click.echo(f"{len(done.kept)} cases kept")
 
 
 @privacy.command()

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 from adapters.sql import shown_url
 from policies.loader import bundled_names, bundled_policy
@@ -132,6 +133,28 @@ def _check_calendar(calendar: str | None, name: str | None, fmt: str, policy: Po
     )
 
 
+#: The report grouped by ``--by`` (``--format html`` holds it, grouped so).
+BY_REPORT = "spend"
+
+
+def _check_by(ctx: click.Context, name: str | None, fmt: str) -> None:
+    """``--by`` given to a report that groups by nothing refused up front as a usage error
+    naming it (it would be ignored). It has a default, so whether it was given is asked
+    of Click: a value from the command line (the default's own value too) or the
+    environment counts as given (decision 0065)."""
+    source = ctx.get_parameter_source("by")
+    given = source is not None and source not in (
+        ParameterSource.DEFAULT,
+        ParameterSource.DEFAULT_MAP,
+    )
+    if given and fmt != "html" and name is not None and name != BY_REPORT:
+        raise click.BadParameter(
+            f"the {name} report takes no --by: only {BY_REPORT} groups by it (and --format "
+            "html, which holds it); leave --by out",
+            param_hint="'--by'",
+        )
+
+
 def _refuse_policies_not_given(engine: Engine) -> None:
     """Refuse, naming them, when cases run under policies the engine was not given (the
     SLA report would leave them out: its figures would read as complete)."""
@@ -150,7 +173,8 @@ def _refuse_policies_not_given(engine: Engine) -> None:
               help="html: every report in one self-contained file with charts.")  # fmt: skip
 @click.option("-o", "--output", default="-", help="File to write (default: stdout).")
 @click.option("--by", default="kind", show_default=True, type=click.Choice(reports.SPEND_GROUPS),
-              help="spend: group by kind, agent, category or customer.")  # fmt: skip
+              help="spend (and --format html): group by kind, agent, category or customer; "
+                   "any other report refuses it.")  # fmt: skip
 @click.option(
     "--calendar",
     default=None,
@@ -161,7 +185,9 @@ def _refuse_policies_not_given(engine: Engine) -> None:
               help="Only what happened at or after this ISO 8601 instant (each report "
                    "says what: docs/audit.md).")  # fmt: skip
 @click.option("--until", default=None, help="Only what happened before this ISO 8601 instant.")
+@click.pass_context
 def report(
+    ctx: click.Context,
     name: str | None,
     store_url: str,
     policy_files: tuple[str, ...],
@@ -186,6 +212,7 @@ def report(
             f"Missing argument 'NAME': one of {', '.join(REPORTS)} (optional only with "
             "--format html, which writes every report)"
         )
+    _check_by(ctx, name, fmt)
     policies = sla_commands._policies(policy_files)
     _check_calendar(calendar, name, fmt, policies[0] if policies else default_policy())
     if fmt == "html":
