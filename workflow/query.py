@@ -183,12 +183,10 @@ class CasePage:
     unreadable: tuple[UnreadableCase, ...] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class CaseAtRisk:
-    """An open case and its soonest pending SLA deadline (``deadline.kind``: ``warn`` or
-    ``breach``; ``deadline.step``: the step it times; ``deadline.due_at``: when, UTC)."""
+class _Soonest:
+    """``step``, ``kind`` and ``due_at`` of an entry's soonest pending ``deadline``."""
 
-    case: Case
+    __slots__ = ()
     deadline: Deadline
 
     @property
@@ -205,7 +203,16 @@ class CaseAtRisk:
 
 
 @dataclass(frozen=True, slots=True)
-class UnreadableAtRisk:
+class CaseAtRisk(_Soonest):
+    """An open case and its soonest pending SLA deadline (``deadline.kind``: ``warn`` or
+    ``breach``; ``deadline.step``: the step it times; ``deadline.due_at``: when, UTC)."""
+
+    case: Case
+    deadline: Deadline
+
+
+@dataclass(frozen=True, slots=True)
+class UnreadableAtRisk(_Soonest):
     """A case at risk whose stored snapshot does not read back (decision 0060): the
     case as ``find_cases`` reports such a case (``UnreadableCase``: its id, when it
     opened if the store can tell, what is wrong; never a stored value), and its soonest
@@ -214,18 +221,6 @@ class UnreadableAtRisk:
 
     case: UnreadableCase
     deadline: Deadline
-
-    @property
-    def step(self) -> str:
-        return self.deadline.step
-
-    @property
-    def kind(self) -> str:
-        return self.deadline.kind
-
-    @property
-    def due_at(self) -> datetime:
-        return self.deadline.due_at
 
     def __str__(self) -> str:
         return str(self.case)
