@@ -380,13 +380,19 @@ def test_batch_commands_warn_once_and_carry_on(tmp_path: Path, args: list[str]) 
     warnings = [line for line in result.stderr.splitlines() if "case-0" in line]
     assert len(warnings) == 1, result.output
     assert "warning" in warnings[0]
-    # privacy purge also says on stdout, after what it purged, that it kept the case
-    # (decision 0065); sla tick says nothing more there.
+    # Each also says on stdout, after what it did, that it kept (privacy purge, decision
+    # 0065) or skipped (sla tick, decision 0066) the case, and why.
     said = [line for line in result.stdout.splitlines() if "case-0" in line]
     assert said == (["case-0  kept: its stored snapshot is unreadable (customer.contact: "
                      "Input should be a valid string), so its retention cannot be judged: "
                      "repair it (run `complaintflow audit verify --store URL --case case-0`)"]
-                    if args[0] == "privacy" else []), result.output  # fmt: skip
+                    if args[0] == "privacy" else
+                    ["case-0  skipped: case case-0: the stored snapshot is unreadable: "
+                     "customer.contact: Input should be a valid string (run `complaintflow "
+                     "audit verify --store URL --case case-0`)"]), result.output  # fmt: skip
+    assert result.stdout.splitlines()[-1] == (
+        "1 cases kept" if args[0] == "privacy" else "1 cases skipped"
+    )
     _shows_no_value(result.output)
 
 

@@ -69,7 +69,15 @@ from workflow.query import (
     UnreadableCase,
 )
 from workflow.replay import replay
-from workflow.store import FindsCases, KeptCase, Purged, Store, Tombstone
+from workflow.store import (
+    FindsCases,
+    Fired,
+    KeptCase,
+    Purged,
+    SkippedCase,
+    Store,
+    Tombstone,
+)
 
 __all__ = [
     "CHECKLIST",
@@ -101,6 +109,7 @@ __all__ = [
     "Event",
     "Feedback",
     "FindsCases",
+    "Fired",
     "Guidance",
     "IdempotencyKeyReused",
     "InvalidActor",
@@ -129,6 +138,7 @@ __all__ = [
     "Purged",
     "Remedy",
     "SchemaVersionError",
+    "SkippedCase",
     "SnapshotUnreadable",
     "State",
     "StepNotAllowed",

@@ -98,7 +98,16 @@ from workflow.query import (
 )
 from workflow.replay import OPEN_EVENT, apply, opened_case, replay
 from workflow.sla import Deadline
-from workflow.store import FindsCases, KeptCase, Purged, Store, Tombstone, retention_end
+from workflow.store import (
+    FindsCases,
+    Fired,
+    KeptCase,
+    Purged,
+    SkippedCase,
+    Store,
+    Tombstone,
+    retention_end,
+)
 
 T = TypeVar("T")
 E = TypeVar("E", bound=ComplaintflowError)
@@ -300,6 +309,21 @@ def _unencodable(
     return InvalidStepData(
         case_id=case_id, state=state, step=step, allowed=allowed, problems=problems
     )
+
+
+class _PolicyNotGiven(Exception):
+    """``_sweep``: the engine was not given the policy (``version``) the case runs under."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__(version)
+        self.version = version
+
+
+#: Why a sweep skipped a case another worker or an agent changed first.
+_SWEEP_CHANGED = (
+    "it changed while the sweep ran (an agent's step, or another worker's sweep): what "
+    "was due is fired by that other sweep, or by the next one"
+)
 
 
 class Engine:
@@ -882,7 +906,7 @@ class Engine:
             events.append(event)
         return work, events
 
-    def tick(self, now: datetime | None = None, *, limit: int = 1000) -> list[Event]:
+    def tick(self, now: datetime | None = None, *, limit: int = 1000) -> Fired:
         """Fire the SLA warnings and breaches that are due: finds them by the store's
         index on due time, re-checks each case at its current version, and appends the
         events (plus an escalation when the policy says so). Safe to run from several
@@ -893,6 +917,7 @@ class Engine:
         check_limit(limit, "tick", most=None)
         when = to_utc(now, "tick(now)", field="now") if now is not None else self.now()
         fired: list[Event] = []
+        skipped: list[SkippedCase] = []
         # Each case once; its lines name the system step its due deadlines fire (a
         # breach, if one is due).
         due: dict[str, str] = {}
@@ -903,18 +928,40 @@ class Engine:
                 )
         for case_id, step in due.items():
             try:
-                fired.extend(self._sweep(case_id, when, step))
+                events = self._sweep(case_id, when, step)
             except ConcurrencyConflict:
                 self._log.info(
                     "sla sweep: case changed under this worker", case_id=case_id, step=step
                 )
+                skipped.append(SkippedCase(case_id, "changed", _SWEEP_CHANGED))
+                continue
             except ComplaintflowError as error:  # one bad case must not stop the sweep
                 self._log.warning(
                     "sla sweep: case skipped", case_id=case_id, step=step, error=str(error)
                 )
-        return fired
+                unreadable = isinstance(error, SnapshotUnreadable)
+                skipped.append(
+                    SkippedCase(case_id, "unreadable" if unreadable else "refused", str(error))
+                )
+                continue
+            except _PolicyNotGiven as missing:
+                skipped.append(
+                    SkippedCase(
+                        case_id,
+                        "policy not given",
+                        f"its policy {missing.version} was not given, "
+                        "and no other policy's targets judge it: give that policy file too "
+                        "(--policy) and sweep again once this sweep's claim lapses (five "
+                        "minutes)",
+                    )
+                )
+                continue
+            fired.extend(events)
+        return Fired(fired, skipped)
 
     def _sweep(self, case_id: str, now: datetime, step: str) -> list[Event]:
+        """The events fired for ``case_id`` (``_PolicyNotGiven`` if the engine was not
+        given its policy)."""
         case = self.store.load(case_id)
         now = max(now, case.updated_at)  # never before the case's last event
         policy = self._policies.get(case.policy_version)
@@ -925,7 +972,7 @@ class Engine:
                 step=step,
                 policy=case.policy_version,
             )
-            return []
+            raise _PolicyNotGiven(case.policy_version)
         before = self._breached_before(case, policy)
         due = [d for d in sla.deadlines(case, policy, breached_before=before) if d.due_at <= now]
         if not due:

@@ -64,6 +64,37 @@ class Purged(list[Tombstone]):
         self.kept = tuple(sorted(kept, key=lambda k: k.case_id))
 
 
+#: Why a sweep skipped a case with a deadline due (``SkippedCase.reason``).
+SkipReason = Literal["changed", "unreadable", "policy not given", "refused"]
+
+
+@dataclass(frozen=True, slots=True)
+class SkippedCase:
+    """A case ``Engine.tick`` skipped although a deadline of it was due, and why
+    (``reason``): ``"changed"`` (another worker or an agent changed it first: whoever
+    won fires its deadlines, or the next tick does), ``"unreadable"`` (its stored
+    snapshot does not read back), ``"policy not given"`` (the engine was not given the
+    policy it runs under) or ``"refused"`` (the store or a check refused the sweep's
+    append). Its deadlines come up again once the sweep's claim lapses (``CLAIM_LEASE``).
+    ``detail`` says it in one line of words; no stored value."""
+
+    case_id: str
+    reason: SkipReason
+    detail: str
+
+
+class Fired(list[Event]):
+    """``Engine.tick``'s answer: a list of the events fired, as the answer was before
+    decision 0066, and (``skipped``) the cases with a deadline due that it skipped, by
+    case id. A copy or slice of it is a plain list, without ``skipped``."""
+
+    skipped: tuple[SkippedCase, ...]
+
+    def __init__(self, events: Iterable[Event] = (), skipped: Iterable[SkippedCase] = ()) -> None:
+        super().__init__(events)
+        self.skipped = tuple(sorted(skipped, key=lambda s: s.case_id))
+
+
 def retention_end(closed_at: datetime, years: int) -> datetime | None:
     """When a case closed at ``closed_at`` may be purged under a retention period of
     ``years``: that many calendar years later (29 February counts to 28 February); None

@@ -68,7 +68,8 @@ def sla() -> None:
     "--limit", default=1000, show_default=True, help="Most deadlines per sweep (1 or more)."
 )
 def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
-    """Fire the SLA warnings and breaches that are due now."""
+    """Fire the SLA warnings and breaches that are due now; then list each case with a
+    deadline due that the sweep skipped, and why."""
     try:  # before the store is opened, as ``cases list`` checks its --limit
         check_limit(limit, "tick", most=None)
     except InvalidQuery as error:
@@ -84,6 +85,10 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
         # ids a history stored before they were checked may hold anything (decision 0036)
         click.echo(f"{printable(event.case_id)}  {event.type:<13} {event.data.get('key', '')}")
     click.echo(f"{len(fired)} events fired")
+    for skip in fired.skipped:  # after the count, as `privacy purge` lists what it kept
+        click.echo(f"{printable(skip.case_id)}  skipped: {printable(skip.detail)}")
+    if fired.skipped:
+        click.echo(f"{len(fired.skipped)} cases skipped")
 
 
 @sla.command()
