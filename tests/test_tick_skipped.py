@@ -6,6 +6,7 @@ nothing else on stdout."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,15 +14,25 @@ from click.testing import CliRunner
 from freezegun import freeze_time
 
 from adapters.memory import MemoryStore
+from adapters.sql import SqlStore
 from policies.loader import bundled_policy
-from workflow import ConcurrencyConflict, Engine, Fired, ManualClock, SkippedCase
+from tests.stores import sqlite_url
+from workflow import (
+    ConcurrencyConflict,
+    Engine,
+    Fired,
+    ManualClock,
+    SkippedCase,
+    Store,
+    StoreUnavailable,
+)
 from workflow.cli import main
 
 START = datetime(2026, 11, 9, 8, 0, tzinfo=UTC)
 RETAIL = bundled_policy("retail")
 
 
-def _due_case(store: MemoryStore, case_id: str = "case-1") -> None:
+def _due_case(store: Store, case_id: str = "case-1") -> None:
     """A social-media case under the retail policy: its acknowledgement breaches an
     hour after opening (and warns before)."""
     engine = Engine(store, policy=RETAIL, clock=ManualClock(START))
@@ -102,3 +113,35 @@ def test_sla_tick_without_a_cases_policy_lists_it_as_skipped(store: MemoryStore)
         "once this sweep's claim lapses (five minutes)",
         "1 cases skipped",
     ]
+
+
+def test_on_sqlite_a_refused_case_and_one_without_its_policy_are_skipped_the_others_fire(
+    tmp_path: Path,
+) -> None:
+    """The SQL store's claim path: each skipped case once, with one reason, and not among
+    the events fired; a store error is ``refused`` with its own message."""
+
+    class Failing(SqlStore):
+        def append(self, *args: Any, **kwargs: Any) -> None:
+            if args[0].id == "case-2" and args[1][0].type.startswith("sla_"):
+                raise StoreUnavailable("writing case case-2: the database is unavailable")
+            super().append(*args, **kwargs)
+
+    url = sqlite_url(tmp_path)
+    SqlStore(url, create=True).close()
+    store = Failing(url)
+    for case_id in ("case-1", "case-2"):
+        _due_case(store, case_id)
+    later = type(RETAIL).model_validate({**RETAIL.model_dump(), "version": "2026.9"})
+    other = Engine(store, policy=later, clock=ManualClock(START))
+    other.open_case(actor="system:x", customer={"id": "d", "name": "N"}, channel="social",
+                    subject="s", case_id="case-3")  # fmt: skip
+    clock = ManualClock(START + timedelta(hours=2))
+    fired = Engine(store, policy=RETAIL, clock=clock).tick()
+    assert {e.case_id for e in fired} == {"case-1"}
+    assert [(s.case_id, s.reason) for s in fired.skipped] == [
+        ("case-2", "refused"),
+        ("case-3", "policy not given"),
+    ]
+    assert fired.skipped[0].detail == "writing case case-2: the database is unavailable"
+    store.close()
