@@ -9,7 +9,7 @@ import json
 import os
 import tempfile
 import unicodedata
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, TypeVar
@@ -31,7 +31,7 @@ from policies.model import Policy
 from workflow.clock import outside_utc
 from workflow.domain import Actor
 from workflow.errors import ComplaintflowError, InvalidActor
-from workflow.store import Store
+from workflow.store import KeptCase, SkippedCase, Store
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -113,6 +113,15 @@ def printable(text: str) -> str:
     return "".join(
         ch if unicodedata.category(ch) not in _UNSHOWN else ascii(ch)[1:-1] for ch in text
     )
+
+
+def echo_left_out(cases: Sequence[KeptCase | SkippedCase], word: str) -> None:
+    """After a batch command's own list: each case it left alone (``kept``, ``skipped``)
+    and why, id and reason escaped, then how many; nothing when it left none alone."""
+    for case in cases:
+        click.echo(f"{printable(case.case_id)}  {word}: {printable(case.detail)}")
+    if cases:
+        click.echo(f"{len(cases)} cases {word}")
 
 
 def shown_json(document: object) -> str:

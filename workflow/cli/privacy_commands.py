@@ -7,7 +7,7 @@ import click
 
 from adapters.urls import shown_url
 from policies.errors import ComplaintflowError
-from workflow.cli.common import cli_actor, instant, printable, store_options
+from workflow.cli.common import cli_actor, echo_left_out, instant, printable, store_options
 from workflow.cli.sla_commands import _POLICY, _engine
 
 
@@ -77,10 +77,7 @@ def purge(
         click.echo(f"{printable(tombstone.case_id)}  closed {tombstone.closed_at:%Y-%m-%d}  {verb}")
     click.echo(f"{len(done)} cases {verb}")
     # The cases it kept, and why (decision 0065): exit 0 still, as ``sla tick`` skipping a case.
-    for kept in done.kept:
-        click.echo(f"{printable(kept.case_id)}  kept: {printable(kept.detail)}")
-    if done.kept:
-        click.echo(f"{len(done.kept)} cases kept")
+    echo_left_out(done.kept, "kept")
 
 
 @privacy.command()

@@ -10,6 +10,7 @@ from policies.errors import ComplaintflowError
 from policies.model import Policy
 from workflow.cli.common import (
     cli_policy,
+    echo_left_out,
     instant,
     not_given,
     open_cli_store,
@@ -85,10 +86,7 @@ def tick(store_url: str, policy_files: tuple[str, ...], limit: int) -> None:
         # ids a history stored before they were checked may hold anything (decision 0036)
         click.echo(f"{printable(event.case_id)}  {event.type:<13} {event.data.get('key', '')}")
     click.echo(f"{len(fired)} events fired")
-    for skip in fired.skipped:  # after the count, as `privacy purge` lists what it kept
-        click.echo(f"{printable(skip.case_id)}  skipped: {printable(skip.detail)}")
-    if fired.skipped:
-        click.echo(f"{len(fired.skipped)} cases skipped")
+    echo_left_out(fired.skipped, "skipped")  # as `privacy purge` lists what it kept
 
 
 @sla.command()
